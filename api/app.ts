@@ -1,0 +1,113 @@
+/** Wires the API together. Nothing here but composition. */
+import express, { type RequestHandler } from 'express';
+import { slowDown } from 'express-slow-down';
+import type { Logger } from 'pino';
+import type { Store } from './store/store.js';
+import { ApiMetrics } from './http/metrics.js';
+import { authenticate, allow, CLASS_READERS } from './http/auth.js';
+import { errorHandler, notFoundHandler } from './http/problems.js';
+import { UnsupportedMediaType, Unavailable } from './errors.js';
+import { ClassService } from './services/classes.js';
+import { HostService } from './services/hosts.js';
+import { TokenService } from './services/tokens.js';
+import { createClassesRouter } from './routes/classes.js';
+import { createHostsRouter } from './routes/hosts.js';
+import { createTokensRouter } from './routes/tokens.js';
+import { createAuditRouter } from './routes/audit.js';
+import { WatchStreams } from './routes/watch.js';
+import { openApiDocument } from './openapi/document.js';
+import { createDocsRouter } from './openapi/docs-page.js';
+
+export interface AppOptions {
+  store: Store;
+  logger: Logger;
+  version: string;
+  /** Made before the store when the store should report its latencies into it. */
+  metrics?: ApiMetrics;
+  /** A host without a heartbeat for this long is listed as stale. */
+  staleAfterMs?: number;
+  /** Interval of the SSE heartbeat comment. */
+  watchHeartbeatMs?: number;
+  bodyLimitBytes?: number;
+  /** After this many failed authentications from one address within a minute, answers slow down. */
+  authFailuresBeforeSlowdown?: number;
+}
+
+export interface App {
+  app: express.Express;
+  metrics: ApiMetrics;
+  watch: WatchStreams;
+  tokens: TokenService;
+}
+
+const JSON_TYPES = ['application/json', 'application/merge-patch+json'];
+
+/** A request with a body must say it is JSON. */
+const requireJson: RequestHandler = (req, _res, next) => {
+  const hasBody = req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0' || req.headers['transfer-encoding'] !== undefined;
+  if (hasBody && !req.is(JSON_TYPES)) {
+    throw new UnsupportedMediaType(`send the body as application/json${req.method === 'PATCH' ? ' or application/merge-patch+json' : ''}, not ${req.get('content-type') ?? 'no content type'}`);
+  }
+  next();
+};
+
+export function createApp(options: AppOptions): App {
+  const { store, logger, version } = options;
+  const metrics = options.metrics ?? new ApiMetrics();
+  const classes = new ClassService(store);
+  const hosts = new HostService(store, options.staleAfterMs ?? 30_000);
+  const tokens = new TokenService(store);
+  const watch = new WatchStreams({ store, metrics, heartbeatMs: options.watchHeartbeatMs ?? 15_000 });
+  const document = openApiDocument(version);
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false); // ETags are revisions, set by the class routes; not hashes of bodies.
+  app.set('query parser', 'simple');
+  app.use(metrics.middleware());
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.use('/docs', createDocsRouter());
+
+  const delayAfter = options.authFailuresBeforeSlowdown ?? 10;
+  app.use(
+    slowDown({
+      windowMs: 60_000,
+      delayAfter,
+      delayMs: (used) => Math.min(250 * (used - delayAfter), 5_000),
+      maxDelayMs: 5_000,
+      // Only failed authentications count: a busy, honest client is never slowed.
+      skipSuccessfulRequests: true,
+      requestWasSuccessful: (_req, res) => res.statusCode !== 401,
+      validate: { delayMs: false },
+    }),
+  );
+  app.use(authenticate(store));
+  app.use(requireJson);
+  app.use(express.json({ limit: options.bodyLimitBytes ?? 256 * 1024, type: JSON_TYPES, strict: false }));
+
+  app.get('/readyz', allow(...CLASS_READERS, 'agent'), async (_req, res) => {
+    try {
+      res.json({ status: 'ready', revision: await store.revision() });
+    } catch (err) {
+      throw new Unavailable(`the store does not answer: ${(err as Error).message}`);
+    }
+  });
+  app.get('/metrics', allow(...CLASS_READERS), async (_req, res) => {
+    metrics.revision.set(await store.revision());
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+  app.get('/v1/openapi.json', allow(...CLASS_READERS), (_req, res) => {
+    res.json(document);
+  });
+  app.use('/v1/classes', createClassesRouter({ classes, hosts }));
+  app.use('/v1/hosts', createHostsRouter({ hosts }));
+  app.use('/v1/watch', watch.router);
+  app.use('/v1/audit', createAuditRouter({ store }));
+  app.use('/v1/tokens', createTokensRouter({ tokens }));
+  app.use(notFoundHandler);
+  app.use(errorHandler(logger));
+  return { app, metrics, watch, tokens };
+}

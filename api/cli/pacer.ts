@@ -1,0 +1,17 @@
+#!/usr/bin/env node
+/**
+ * The `pacer` command: the composition root. Each part registers its own subcommands.
+ */
+import { Command } from 'commander';
+import { apiCommand } from './serve-command.js';
+
+const program = new Command('pacer')
+  .description('EDT pacing traffic shaper: budgets API, host agent, simulator')
+  .version('0.1.0')
+  .showHelpAfterError();
+program.addCommand(apiCommand());
+
+program.parseAsync(process.argv).catch((err: Error) => {
+  process.stderr.write(`pacer: ${err.message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,61 @@
+/** `pacer api`: serve the API on its embedded SQLite store. */
+import { Command, InvalidArgumentError } from 'commander';
+import pino from 'pino';
+import { serve } from '../server.js';
+
+export function parseListen(value: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(value);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new InvalidArgumentError('expected HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080 (port 0 picks a free one)');
+  return { host: m[1] ?? m[2]!, port };
+}
+
+function positiveInt(what: string) {
+  return (value: string): number => {
+    if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError(`${what} must be a positive integer`);
+    return Number(value);
+  };
+}
+
+export function apiCommand(): Command {
+  return new Command('api')
+    .description('serve the budgets API (REST + watch stream) on an SQLite file')
+    .option('--listen <host:port>', 'address to listen on', parseListen, parseListen('127.0.0.1:8080'))
+    .option('--db <file>', 'SQLite store file (created if missing)', 'pacer.db')
+    .option('--history <revisions>', 'revisions of history kept for watch resume and audit', positiveInt('--history'), 100_000)
+    .option('--stale-after <seconds>', 'a host without heartbeat for this long is stale', positiveInt('--stale-after'), 30)
+    .addHelpText('after', '\nThe first start prints an admin token once; set PACER_ADMIN_TOKEN to choose it instead.')
+    .action(async (opts: { listen: { host: string; port: number }; db: string; history: number; staleAfter: number }) => {
+      const logger = pino({ name: 'pacer-api' });
+      const api = await serve({
+        host: opts.listen.host,
+        port: opts.listen.port,
+        dbFile: opts.db,
+        historyLimit: opts.history,
+        staleAfterMs: opts.staleAfter * 1000,
+        adminToken: process.env.PACER_ADMIN_TOKEN,
+        logger,
+      });
+      process.stdout.write(`pacer api listening on ${api.url} (store: ${opts.db})\n`);
+      if (api.newAdminToken) {
+        process.stdout.write(
+          `\nFirst start: an admin token was created. It is shown only now; keep it:\n\n  export PACER_TOKEN=${api.newAdminToken}\n\n` +
+            `Then try:  pacer class set web --rate 2gbit --ceil 5gbit --dst 10.0.0.0/8 --api ${api.url}\n\n`,
+        );
+      } else {
+        process.stdout.write('Use an existing token (PACER_TOKEN); an admin creates more with `pacer token create`.\n');
+      }
+      const stop = (signal: string) => {
+        logger.info({ signal }, 'shutting down');
+        api.close().then(
+          () => process.exit(0),
+          (err) => {
+            logger.error({ err }, 'shutdown failed');
+            process.exit(1);
+          },
+        );
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+}

@@ -1,0 +1,372 @@
+/**
+ * A traffic class and its budget: the schema that validates what clients send, the canonical
+ * form every part of pacer works on, and the JSON form the API answers with.
+ *
+ * Three shapes, one source of truth:
+ * - `ClassInput` (zod): what a client may send. Quantities may be tc-style strings ("2gbit"),
+ *   plain integers (bits/s, bytes) or the `{ bitsPerSecond, text }` objects the API returns,
+ *   so a GET body's quantities can be sent back unchanged.
+ * - `ClassSpec`: canonical integers (bits/s, bytes, nanoseconds). The data plane, the agent and
+ *   the simulator use only this.
+ * - `ClassJson`: what the API returns: every quantity as its canonical integer plus a human string.
+ */
+import { z } from 'zod';
+import ipaddr from 'ipaddr.js';
+import {
+  UnitError,
+  parseRate,
+  formatRate,
+  parseDuration,
+  formatDuration,
+  parseBurst,
+  formatBurst,
+  type Burst,
+} from './units.js';
+
+export const LIMITS = {
+  rateMin: 1_000, // 1 kbit/s
+  rateMax: 400_000_000_000, // 400 Gbit/s
+  horizonDefaultNs: 2_000_000_000,
+  horizonMinNs: 1_000_000, // 1 ms: below that fq's own timer slack dominates
+  horizonMaxNs: 10_000_000_000,
+  burstMaxBytes: 1 << 30,
+  burstMaxNs: 10_000_000_000,
+  tcpMinNs: 1_000_000,
+  tcpMaxNs: 1_000_000_000,
+  weightMin: 1,
+  weightMax: 1000,
+  /** A root class has depth 1. The data plane walks at most this many schedules per packet. */
+  maxDepth: 4,
+  maxSelectorsPerKind: 256,
+  maxLabels: 32,
+  descriptionMax: 1024,
+} as const;
+
+const NAME_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+const LABEL_KEY_RE = /^(?:[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?\/)?[A-Za-z0-9](?:[A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/;
+const LABEL_VALUE_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?$/;
+
+export const classNameSchema = z
+  .string()
+  .regex(NAME_RE, 'a class name is a lower-case slug: a-z, 0-9 and "-", 1 to 63 characters, not starting or ending with "-"');
+
+/** Runs a unit parser inside a zod transform, turning UnitError into a field error. */
+function unit<T>(parse: (v: string | number) => T) {
+  return (value: string | number, ctx: z.RefinementCtx): T => {
+    try {
+      return parse(value);
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: e instanceof UnitError ? e.message : String(e) });
+      return z.NEVER;
+    }
+  };
+}
+
+function inRange(min: number, max: number, fmt: (n: number) => string, what: string) {
+  return (n: number, ctx: z.RefinementCtx) => {
+    if (n < min || n > max) {
+      ctx.addIssue({ code: 'custom', message: `${what} must be between ${fmt(min)} and ${fmt(max)}; understood ${fmt(n)}` });
+    }
+  };
+}
+
+const rateInput = z
+  .union([
+    z.string(),
+    z.number(),
+    z.strictObject({ bitsPerSecond: z.number(), text: z.string().optional() }),
+  ])
+  .describe('tc-style rate: "2gbit", "500mbit", "100kbps" (kbps = kiloBYTES/s as in tc), or an integer in bits/s')
+  .transform((v, ctx) => (typeof v === 'object' ? unit(parseRate)(v.bitsPerSecond, ctx) : unit(parseRate)(v, ctx)));
+
+const rateField = (what: string) =>
+  rateInput.superRefine(inRange(LIMITS.rateMin, LIMITS.rateMax, (n) => `${formatRate(n)} (${n} bit/s)`, what));
+
+const durationInput = z
+  .union([z.string(), z.number(), z.strictObject({ ns: z.number(), text: z.string().optional() })])
+  .describe('duration with a unit: "200ms", "1ms", "500us", "2s"')
+  .transform((v, ctx) => (typeof v === 'object' ? nonNegativeInteger(v.ns, 'ns', ctx) : unit(parseDuration)(v, ctx)));
+
+function nonNegativeInteger(n: number, unitName: string, ctx: z.RefinementCtx): number {
+  if (!Number.isSafeInteger(n) || n < 0) {
+    ctx.addIssue({ code: 'custom', message: `${unitName} must be a non-negative integer; got ${n}` });
+    return z.NEVER;
+  }
+  return n;
+}
+
+const durationField = (min: number, max: number, what: string) =>
+  durationInput.superRefine(inRange(min, max, formatDuration, what));
+
+const burstField = z
+  .union([
+    z.string(),
+    z.number(),
+    z.strictObject({ bytes: z.number(), text: z.string().optional() }),
+    z.strictObject({ ns: z.number(), text: z.string().optional() }),
+  ])
+  .describe('idle credit a class may spend at once: a size ("64kb", "15000b", bare integer = bytes) or a time ("1ms")')
+  .transform((v, ctx): Burst => {
+    if (typeof v !== 'object') return unit(parseBurst)(v, ctx);
+    if ('bytes' in v) return { bytes: nonNegativeInteger(v.bytes, 'bytes', ctx) };
+    return { ns: nonNegativeInteger(v.ns, 'ns', ctx) };
+  })
+  .superRefine((b, ctx) => {
+    if ('bytes' in b && b.bytes > LIMITS.burstMaxBytes) {
+      ctx.addIssue({ code: 'custom', message: `burst must be at most 1gb (${LIMITS.burstMaxBytes} bytes); understood ${b.bytes} bytes` });
+    }
+    if ('ns' in b && b.ns > LIMITS.burstMaxNs) {
+      ctx.addIssue({ code: 'custom', message: `burst must be at most 10s; understood ${formatDuration(b.ns)}` });
+    }
+  });
+
+const markField = z
+  .number()
+  .int('a socket mark is an integer')
+  .min(1, 'mark 0 means "no mark" on every socket; it cannot select a class')
+  .max(0xffffffff, 'a socket mark is a u32 (at most 4294967295)');
+
+const cgroupField = z
+  .string()
+  .max(4096)
+  .refine((p) => /^\/(?:[^/\0]+(?:\/[^/\0]+)*)?$/.test(p) && !p.split('/').some((s) => s === '.' || s === '..'), {
+    message: 'a cgroup is an absolute cgroup v2 path below the cgroup2 mount, like "/system.slice/nginx.service", without "." or ".." and without a trailing "/"',
+  });
+
+/** Parses a CIDR and returns it in canonical form; rejects host bits set, as `ip route` does. */
+export function canonicalCidr(text: string): string {
+  let addr: ipaddr.IPv4 | ipaddr.IPv6;
+  let bits: number;
+  try {
+    [addr, bits] = ipaddr.parseCIDR(text);
+  } catch {
+    throw new Error(`"${text}" is not an IPv4 or IPv6 prefix like 10.0.0.0/8 or 2001:db8::/32`);
+  }
+  if (addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress()) {
+    throw new Error(`"${text}" is an IPv4-mapped IPv6 prefix; write the IPv4 prefix instead`);
+  }
+  const network = ipaddr.parse(
+    addr.kind() === 'ipv4'
+      ? ipaddr.IPv4.networkAddressFromCIDR(text).toString()
+      : ipaddr.IPv6.networkAddressFromCIDR(text).toString(),
+  );
+  const canonical = `${network.toString()}/${bits}`;
+  if (network.toString() !== addr.toString()) {
+    throw new Error(`"${text}" has host bits set; did you mean ${canonical}?`);
+  }
+  return canonical;
+}
+
+const dstField = z.string().max(64).transform((v, ctx) => {
+  try {
+    return canonicalCidr(v);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+    return z.NEVER;
+  }
+});
+
+function uniqueList<T extends z.ZodType>(item: T, what: string) {
+  return z
+    .array(item)
+    .max(LIMITS.maxSelectorsPerKind)
+    .superRefine((list, ctx) => {
+      const seen = new Set<string>();
+      list.forEach((v, i) => {
+        const key = String(v);
+        if (seen.has(key)) ctx.addIssue({ code: 'custom', path: [i], message: `${what} ${key} is listed twice` });
+        seen.add(key);
+      });
+    });
+}
+
+export const matchInputSchema = z.strictObject({
+  marks: uniqueList(markField, 'mark').optional(),
+  cgroups: uniqueList(cgroupField, 'cgroup').optional(),
+  dst: uniqueList(dstField, 'prefix').optional(),
+});
+
+export const labelsSchema = z
+  .record(
+    z.string().regex(LABEL_KEY_RE, 'a label key is [prefix/]name: letters, digits, ".", "_", "-", at most 63 characters in the name'),
+    z.string().regex(LABEL_VALUE_RE, 'a label value is empty or letters, digits, ".", "_", "-", at most 63 characters'),
+  )
+  .refine((r) => Object.keys(r).length <= LIMITS.maxLabels, { message: `at most ${LIMITS.maxLabels} labels` });
+
+export const tcpInputSchema = z
+  .strictObject({
+    rtoMin: durationField(LIMITS.tcpMinNs, LIMITS.tcpMaxNs, 'tcp.rtoMin').optional(),
+    delackMax: durationField(LIMITS.tcpMinNs, LIMITS.tcpMaxNs, 'tcp.delackMax').optional(),
+  })
+  .refine((t) => t.rtoMin !== undefined || t.delackMax !== undefined, {
+    message: 'tcp needs rtoMin, delackMax or both; to remove TCP tuning, set tcp to null',
+  });
+
+/** The fields of a class a client sets. Everything but `rate` has a default. */
+const specFields = {
+  description: z.string().max(LIMITS.descriptionMax).optional(),
+  rate: rateField('rate'),
+  ceil: rateField('ceil').nullable().optional(),
+  burst: burstField.optional(),
+  horizon: durationField(LIMITS.horizonMinNs, LIMITS.horizonMaxNs, 'horizon').optional(),
+  parent: classNameSchema.nullable().optional(),
+  weight: z.number().int().min(LIMITS.weightMin).max(LIMITS.weightMax).optional(),
+  match: matchInputSchema.optional(),
+  hosts: z.strictObject({ matchLabels: labelsSchema.optional() }).optional(),
+  tcp: tcpInputSchema.nullable().optional(),
+};
+
+function refineSpec(spec: { rate: number; ceil?: number | null; parent?: string | null; name?: string }, ctx: z.RefinementCtx) {
+  if (spec.ceil != null && spec.ceil < spec.rate) {
+    ctx.addIssue({ code: 'custom', path: ['ceil'], message: `ceil ${formatRate(spec.ceil)} is below rate ${formatRate(spec.rate)}; ceil must be at least rate` });
+  }
+  if (spec.name !== undefined && spec.parent === spec.name) {
+    ctx.addIssue({ code: 'custom', path: ['parent'], message: 'a class cannot be its own parent' });
+  }
+}
+
+/** POST /v1/classes */
+export const classCreateSchema = z.strictObject({ name: classNameSchema, ...specFields }).superRefine(refineSpec);
+/** PUT /v1/classes/{name}: the whole spec; `name` may be repeated but must equal the path. */
+export const classReplaceSchema = z.strictObject({ name: classNameSchema.optional(), ...specFields }).superRefine(refineSpec);
+
+export type ClassCreateInput = z.input<typeof classCreateSchema>;
+
+export interface ClassSpec {
+  name: string;
+  description: string;
+  /** Guaranteed rate, bits/s. */
+  rate: number;
+  /** Borrowing limit, bits/s; null = no borrowing (ceil = rate). */
+  ceil: number | null;
+  burst: Burst;
+  /** Longest a packet may wait before it is dropped, ns. */
+  horizon: number;
+  parent: string | null;
+  weight: number;
+  match: { marks: number[]; cgroups: string[]; dst: string[] };
+  hosts: { matchLabels: Record<string, string> };
+  tcp: { rtoMin: number | null; delackMax: number | null } | null;
+}
+
+/** A stored class: the spec plus what the API assigns. */
+export interface ClassRecord extends ClassSpec {
+  /** u32, assigned at creation, never changes, never reused. */
+  id: number;
+  /** The revision that last wrote this class; its ETag. */
+  revision: number;
+  createdRevision: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+type ParsedInput = z.output<typeof classReplaceSchema>;
+
+/** Fills defaults and sorts selector lists, so equal specs compare equal. */
+export function toSpec(name: string, input: ParsedInput): ClassSpec {
+  const tcp = input.tcp ? { rtoMin: input.tcp.rtoMin ?? null, delackMax: input.tcp.delackMax ?? null } : null;
+  return {
+    name,
+    description: input.description ?? '',
+    rate: input.rate,
+    ceil: input.ceil ?? null,
+    burst: input.burst ?? { bytes: 0 },
+    horizon: input.horizon ?? LIMITS.horizonDefaultNs,
+    parent: input.parent ?? null,
+    weight: input.weight ?? 1,
+    match: {
+      marks: [...(input.match?.marks ?? [])].sort((a, b) => a - b),
+      cgroups: [...(input.match?.cgroups ?? [])].sort(),
+      dst: [...(input.match?.dst ?? [])].sort(),
+    },
+    hosts: { matchLabels: sortKeys(input.hosts?.matchLabels ?? {}) },
+    tcp,
+  };
+}
+
+function sortKeys(r: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(r).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+/** The spec written back in the input form (human strings), the base a JSON merge patch applies to. */
+export function specToInput(spec: ClassSpec): Record<string, unknown> {
+  return {
+    description: spec.description,
+    rate: formatRate(spec.rate),
+    ceil: spec.ceil === null ? null : formatRate(spec.ceil),
+    burst: formatBurst(spec.burst),
+    horizon: formatDuration(spec.horizon),
+    parent: spec.parent,
+    weight: spec.weight,
+    match: { marks: spec.match.marks, cgroups: spec.match.cgroups, dst: spec.match.dst },
+    hosts: { matchLabels: spec.hosts.matchLabels },
+    tcp: spec.tcp === null ? null : dropNulls({
+      rtoMin: spec.tcp.rtoMin === null ? null : formatDuration(spec.tcp.rtoMin),
+      delackMax: spec.tcp.delackMax === null ? null : formatDuration(spec.tcp.delackMax),
+    }),
+  };
+}
+
+function dropNulls(o: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== null));
+}
+
+const rateJson = (bps: number) => ({ bitsPerSecond: bps, text: formatRate(bps) });
+const durationJson = (ns: number) => ({ ns, text: formatDuration(ns) });
+
+/** The API's representation: canonical integers with human strings beside them. */
+export function classToJson(c: ClassRecord) {
+  return {
+    name: c.name,
+    id: c.id,
+    description: c.description,
+    rate: rateJson(c.rate),
+    ceil: c.ceil === null ? null : rateJson(c.ceil),
+    burst: { ...c.burst, text: formatBurst(c.burst) },
+    horizon: durationJson(c.horizon),
+    parent: c.parent,
+    weight: c.weight,
+    match: c.match,
+    hosts: c.hosts,
+    tcp:
+      c.tcp === null
+        ? null
+        : {
+            rtoMin: c.tcp.rtoMin === null ? null : durationJson(c.tcp.rtoMin),
+            delackMax: c.tcp.delackMax === null ? null : durationJson(c.tcp.delackMax),
+          },
+    revision: c.revision,
+    etag: `"${c.revision}"`,
+    createdRevision: c.createdRevision,
+    createdAt: c.createdAt,
+    updatedAt: c.updatedAt,
+  };
+}
+export type ClassJson = ReturnType<typeof classToJson>;
+
+/** Reads a ClassJson (as received over HTTP) back into a record. */
+export function classFromJson(j: ClassJson): ClassRecord {
+  return {
+    name: j.name,
+    id: j.id,
+    description: j.description,
+    rate: j.rate.bitsPerSecond,
+    ceil: j.ceil === null ? null : j.ceil.bitsPerSecond,
+    burst: 'bytes' in j.burst ? { bytes: j.burst.bytes } : { ns: j.burst.ns },
+    horizon: j.horizon.ns,
+    parent: j.parent,
+    weight: j.weight,
+    match: j.match,
+    hosts: j.hosts,
+    tcp: j.tcp === null ? null : { rtoMin: j.tcp.rtoMin?.ns ?? null, delackMax: j.tcp.delackMax?.ns ?? null },
+    revision: j.revision,
+    createdRevision: j.createdRevision,
+    createdAt: j.createdAt,
+    updatedAt: j.updatedAt,
+  };
+}
+
+/** True when a host with these labels gets this class (an empty selector selects every host). */
+export function selectsHost(spec: Pick<ClassSpec, 'hosts'>, labels: Record<string, string>): boolean {
+  return Object.entries(spec.hosts.matchLabels).every(([k, v]) => labels[k] === v);
+}

@@ -1,0 +1,46 @@
+/**
+ * Hosts: an agent registers its host with labels, then heartbeats what it enforces.
+ */
+import { z } from 'zod';
+import { labelsSchema } from './class.js';
+
+const HOST_NAME_RE = /^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/;
+export const hostNameSchema = z.string().regex(HOST_NAME_RE, 'a host name is a DNS name: letters, digits, "." and "-", at most 253 characters');
+
+/** `policing` means fq is missing: pacer drops what exceeds a budget instead of delaying it. */
+export const HOST_MODES = ['shaping', 'policing', 'error'] as const;
+export type HostMode = (typeof HOST_MODES)[number];
+
+/** PUT /v1/hosts/{name} */
+export const hostRegistrationSchema = z.strictObject({
+  labels: labelsSchema.default({}),
+  agentVersion: z.string().max(64).optional(),
+});
+
+/** PUT /v1/hosts/{name}/status: the agent's heartbeat. */
+export const hostStatusSchema = z.strictObject({
+  appliedRevision: z.number().int().min(0),
+  mode: z.enum(HOST_MODES),
+  /** Why the mode is what it is, e.g. "policing (fq unavailable)". */
+  modeDetail: z.string().max(1024).optional(),
+  classErrors: z
+    .array(z.strictObject({ class: z.string().max(63), error: z.string().max(1024) }))
+    .max(10_000)
+    .default([]),
+  lastError: z.string().max(4096).nullable().default(null),
+});
+export type HostStatus = z.output<typeof hostStatusSchema>;
+
+export interface HostRecord {
+  name: string;
+  labels: Record<string, string>;
+  agentVersion: string | null;
+  registeredAt: string;
+  lastSeenAt: string;
+  status: HostStatus | null;
+}
+
+export interface HostJson extends HostRecord {
+  /** No heartbeat for longer than the API's stale-after setting. */
+  stale: boolean;
+}

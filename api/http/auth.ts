@@ -1,0 +1,62 @@
+/**
+ * Bearer-token authentication and role checks.
+ *
+ * A token is looked up by its SHA-256 digest, which is all the store keeps; the digest found is
+ * then compared with crypto.timingSafeEqual. The lookup cannot leak the secret through timing:
+ * an attacker controls only the preimage of the digest being searched.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { RequestHandler, Response } from 'express';
+import type { Role } from '../contract/token.js';
+import type { Store } from '../store/store.js';
+import { Forbidden, Unauthenticated } from '../errors.js';
+
+export interface Principal {
+  tokenId: string;
+  name: string;
+  role: Role;
+  /** For agent tokens: the one host this token may write. */
+  host: string | null;
+}
+
+export function tokenDigest(secret: string): Buffer {
+  return createHash('sha256').update(secret, 'utf8').digest();
+}
+
+export function principalOf(res: Response): Principal {
+  const p = res.locals.principal as Principal | undefined;
+  if (!p) throw new Unauthenticated('no principal on this request');
+  return p;
+}
+
+/** The actor recorded in the audit log. */
+export function actorOf(res: Response): string {
+  const p = principalOf(res);
+  return `${p.name} (${p.tokenId})`;
+}
+
+export function authenticate(store: Store): RequestHandler {
+  return async (req, res, next) => {
+    const header = req.get('authorization');
+    const m = header === undefined ? null : /^Bearer ([\x21-\x7e]{1,512})$/i.exec(header);
+    if (!m) throw new Unauthenticated(header === undefined ? 'send an Authorization: Bearer <token> header' : 'the Authorization header is not "Bearer <token>"');
+    const digest = tokenDigest(m[1]!);
+    const token = await store.findTokenByHash(digest);
+    if (!token || !timingSafeEqual(token.hash, digest)) throw new Unauthenticated('unknown token');
+    if (token.revokedAt !== null) throw new Unauthenticated('this token was revoked');
+    res.locals.principal = { tokenId: token.id, name: token.name, role: token.role, host: token.host } satisfies Principal;
+    next();
+  };
+}
+
+export function allow(...roles: Role[]): RequestHandler {
+  return (_req, res, next) => {
+    const p = principalOf(res);
+    if (!roles.includes(p.role)) throw new Forbidden(`role ${p.role} may not do this; it needs one of: ${roles.join(', ')}`);
+    next();
+  };
+}
+
+export const READERS: Role[] = ['admin', 'editor', 'viewer'];
+export const CLASS_READERS: Role[] = ['admin', 'editor', 'viewer', 'agent'];
+export const EDITORS: Role[] = ['admin', 'editor'];

@@ -1,0 +1,161 @@
+/**
+ * The OpenAPI 3.1 document, generated from the same zod schemas that validate requests, so the
+ * description cannot drift from what the API accepts.
+ */
+import { z } from 'zod';
+import { classCreateSchema, classReplaceSchema } from '../contract/class.js';
+import { hostRegistrationSchema, hostStatusSchema } from '../contract/host.js';
+import { tokenCreateSchema } from '../contract/token.js';
+
+const input = (schema: z.ZodType) => {
+  const { $schema: _drop, ...rest } = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+  return rest;
+};
+
+const quantity = (unit: string) => ({
+  type: 'object',
+  properties: { [unit]: { type: 'integer' }, text: { type: 'string' } },
+  required: [unit, 'text'],
+});
+
+const classJson = {
+  type: 'object',
+  description: 'A class. Every quantity is its canonical integer with a tc-style string beside it.',
+  properties: {
+    name: { type: 'string' },
+    id: { type: 'integer', description: 'u32 assigned by the API; never changes, never reused' },
+    description: { type: 'string' },
+    rate: quantity('bitsPerSecond'),
+    ceil: { oneOf: [quantity('bitsPerSecond'), { type: 'null' }] },
+    burst: { oneOf: [quantity('bytes'), quantity('ns')] },
+    horizon: quantity('ns'),
+    parent: { type: ['string', 'null'] },
+    weight: { type: 'integer' },
+    match: {
+      type: 'object',
+      properties: { marks: { type: 'array', items: { type: 'integer' } }, cgroups: { type: 'array', items: { type: 'string' } }, dst: { type: 'array', items: { type: 'string' } } },
+    },
+    hosts: { type: 'object', properties: { matchLabels: { type: 'object', additionalProperties: { type: 'string' } } } },
+    tcp: { oneOf: [{ type: 'null' }, { type: 'object', properties: { rtoMin: { oneOf: [quantity('ns'), { type: 'null' }] }, delackMax: { oneOf: [quantity('ns'), { type: 'null' }] } } }] },
+    revision: { type: 'integer' },
+    etag: { type: 'string' },
+    createdRevision: { type: 'integer' },
+    createdAt: { type: 'string', format: 'date-time' },
+    updatedAt: { type: 'string', format: 'date-time' },
+  },
+};
+
+const problem = {
+  type: 'object',
+  properties: {
+    type: { type: 'string' },
+    title: { type: 'string' },
+    status: { type: 'integer' },
+    detail: { type: 'string' },
+    instance: { type: 'string' },
+    errors: { type: 'array', items: { type: 'object', properties: { path: { type: 'string' }, message: { type: 'string' } } } },
+    conflicts: { type: 'array', items: { type: 'string' } },
+  },
+};
+
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const json = (schema: object) => ({ 'application/json': { schema } });
+const ok = (description: string, schema?: object) => ({ description, ...(schema ? { content: json(schema) } : {}) });
+const errors = (...codes: number[]) =>
+  Object.fromEntries(codes.map((c) => [String(c), { description: 'problem', content: { 'application/problem+json': { schema: ref('Problem') } } }]));
+const ifMatch = { name: 'If-Match', in: 'header', required: true, schema: { type: 'string' }, description: 'the class ETag, e.g. "42"' };
+const pathParam = (name: string) => ({ name, in: 'path', required: true, schema: { type: 'string' } });
+
+export function openApiDocument(version: string): object {
+  return {
+    openapi: '3.1.0',
+    info: { title: 'pacer API', version, description: 'Per-class bandwidth budgets for EDT pacing. Units follow tc: kbit = kilobits/s, kbps = kiloBYTES/s.' },
+    servers: [{ url: '/' }],
+    security: [{ bearer: [] }],
+    components: {
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+      schemas: {
+        ClassCreate: input(classCreateSchema),
+        ClassReplace: input(classReplaceSchema),
+        Class: classJson,
+        HostRegistration: input(hostRegistrationSchema),
+        HostStatus: input(hostStatusSchema),
+        TokenCreate: input(tokenCreateSchema),
+        Problem: problem,
+      },
+    },
+    paths: {
+      '/healthz': { get: { security: [], summary: 'Liveness', responses: { 200: ok('alive') } } },
+      '/readyz': { get: { summary: 'Readiness: the store answers', responses: { 200: ok('ready'), ...errors(503) } } },
+      '/metrics': { get: { summary: 'Prometheus metrics', responses: { 200: ok('text exposition format') } } },
+      '/v1/classes': {
+        get: {
+          summary: 'List classes (by name), optionally those that apply to a host',
+          parameters: [
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 10000, default: 1000 } },
+            { name: 'after', in: 'query', schema: { type: 'string' }, description: 'the `next` of the previous page' },
+            { name: 'label', in: 'query', schema: { type: 'array', items: { type: 'string' } }, style: 'form', explode: true, description: 'k=v, repeatable' },
+            { name: 'host', in: 'query', schema: { type: 'string' }, description: 'a registered host: use its labels' },
+          ],
+          responses: {
+            200: ok('a page', { type: 'object', properties: { revision: { type: 'integer' }, items: { type: 'array', items: ref('Class') }, next: { type: ['string', 'null'] } } }),
+            ...errors(400, 401, 403),
+          },
+        },
+        post: { summary: 'Create a class', requestBody: { required: true, content: json(ref('ClassCreate')) }, responses: { 201: ok('created', ref('Class')), ...errors(400, 401, 403, 409, 413, 415) } },
+      },
+      '/v1/classes/{name}': {
+        parameters: [pathParam('name')],
+        get: { summary: 'Get a class (ETag header)', responses: { 200: ok('the class', ref('Class')), ...errors(401, 403, 404) } },
+        put: { summary: 'Replace a class', parameters: [ifMatch], requestBody: { required: true, content: json(ref('ClassReplace')) }, responses: { 200: ok('replaced', ref('Class')), ...errors(400, 401, 403, 404, 409, 412, 415, 428) } },
+        patch: {
+          summary: 'Change fields of a class (JSON merge patch, RFC 7396)',
+          parameters: [ifMatch],
+          requestBody: { required: true, content: { 'application/merge-patch+json': { schema: { type: 'object' } }, 'application/json': { schema: { type: 'object' } } } },
+          responses: { 200: ok('changed', ref('Class')), ...errors(400, 401, 403, 404, 409, 412, 415, 428) },
+        },
+        delete: { summary: 'Delete a class', parameters: [ifMatch], responses: { 204: ok('deleted'), ...errors(401, 403, 404, 409, 412, 428) } },
+      },
+      '/v1/watch': {
+        get: {
+          summary: 'Server-Sent Events of class changes after a revision',
+          description: 'Events: `class` (id = revision, data = {revision, action, name, class}), then `ready` once caught up. A comment line is sent as heartbeat. 410 when the revision is outside the kept history: list again.',
+          parameters: [
+            { name: 'since', in: 'query', schema: { type: 'integer' } },
+            { name: 'Last-Event-ID', in: 'header', schema: { type: 'string' } },
+          ],
+          responses: { 200: { description: 'event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } }, ...errors(400, 401, 403, 410) },
+        },
+      },
+      '/v1/hosts': { get: { summary: 'List hosts, with `stale` when no heartbeat came recently', responses: { 200: ok('hosts'), ...errors(401, 403) } } },
+      '/v1/hosts/{name}': {
+        parameters: [pathParam('name')],
+        get: { summary: 'Get a host', responses: { 200: ok('host'), ...errors(401, 403, 404) } },
+        put: { summary: 'Register a host (agent token of that host, or admin)', requestBody: { required: true, content: json(ref('HostRegistration')) }, responses: { 200: ok('host'), ...errors(400, 401, 403) } },
+        delete: { summary: 'Forget a host', responses: { 204: ok('deleted'), ...errors(401, 403, 404) } },
+      },
+      '/v1/hosts/{name}/status': {
+        parameters: [pathParam('name')],
+        put: { summary: "An agent's heartbeat", requestBody: { required: true, content: json(ref('HostStatus')) }, responses: { 200: ok('host'), ...errors(400, 401, 403, 404) } },
+      },
+      '/v1/audit': {
+        get: {
+          summary: 'Who changed what, newest first',
+          parameters: [
+            { name: 'limit', in: 'query', schema: { type: 'integer' } },
+            { name: 'before', in: 'query', schema: { type: 'integer' } },
+            { name: 'kind', in: 'query', schema: { type: 'string', enum: ['class', 'token'] } },
+            { name: 'name', in: 'query', schema: { type: 'string' } },
+          ],
+          responses: { 200: ok('changes'), ...errors(400, 401, 403) },
+        },
+      },
+      '/v1/tokens': {
+        get: { summary: 'List tokens (never their secrets)', responses: { 200: ok('tokens'), ...errors(401, 403) } },
+        post: { summary: 'Create a token; the secret is in this response only', requestBody: { required: true, content: json(ref('TokenCreate')) }, responses: { 201: ok('token with secret'), ...errors(400, 401, 403) } },
+      },
+      '/v1/tokens/{id}': { parameters: [pathParam('id')], delete: { summary: 'Revoke a token', responses: { 200: ok('revoked'), ...errors(401, 403, 404, 409) } } },
+      '/v1/openapi.json': { get: { summary: 'This document', responses: { 200: ok('OpenAPI 3.1') } } },
+    },
+  };
+}

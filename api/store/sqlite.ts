@@ -1,0 +1,406 @@
+/**
+ * The default store: one SQLite file through better-sqlite3 (12.x; 13.x needs Node 22).
+ *
+ * Durability: WAL with synchronous=FULL, so a transaction is fsynced before commit returns, and
+ * the API acknowledges a write only after that. Every write is one transaction: a process killed
+ * at any moment leaves either all of a change or none of it.
+ *
+ * The file is opened with locking_mode=EXCLUSIVE: this process is its only reader and writer, so
+ * the classes are mirrored in memory (reads never touch the disk) and commit notifications are
+ * complete. A second `pacer api` on the same file fails at start with a clear error.
+ */
+import { EventEmitter } from 'node:events';
+import Database from 'better-sqlite3';
+import type { ClassRecord, ClassSpec } from '../contract/class.js';
+import { classToJson } from '../contract/class.js';
+import type { Change } from '../contract/change.js';
+import type { HostRecord, HostStatus } from '../contract/host.js';
+import type { Role, TokenRecord } from '../contract/token.js';
+import type { AuditQuery, ClassDecision, NewToken, Store } from './store.js';
+import { migrate } from './migrations.js';
+
+export interface SqliteStoreOptions {
+  /** How many revisions of history (watch + audit) to keep. Older ones are compacted. */
+  historyLimit?: number;
+  /** Observes the duration of each store operation, for metrics. */
+  onTiming?: (operation: string, seconds: number) => void;
+  now?: () => Date;
+}
+
+interface ClassRow {
+  name: string;
+  id: number;
+  spec: string;
+  revision: number;
+  created_revision: number;
+  created_at: string;
+  updated_at: string;
+}
+interface ChangeRow {
+  revision: number;
+  at: string;
+  actor: string;
+  kind: Change['kind'];
+  action: Change['action'];
+  name: string;
+  before: string | null;
+  after: string | null;
+}
+interface HostRow {
+  name: string;
+  labels: string;
+  agent_version: string | null;
+  registered_at: string;
+  last_seen_at: string;
+  status: string | null;
+}
+interface TokenRow {
+  id: string;
+  name: string;
+  role: Role;
+  host: string | null;
+  hash: Buffer;
+  created_at: string;
+  created_by: string;
+  revoked_at: string | null;
+}
+
+/** Compaction runs once per this many revisions, so it costs nothing on most writes. */
+const COMPACT_EVERY = 256;
+
+export class SqliteStore implements Store {
+  private readonly db: Database.Database;
+  private readonly classes = new Map<string, ClassRecord>();
+  private readonly commits = new EventEmitter();
+  private readonly historyLimit: number;
+  private readonly now: () => Date;
+  private readonly timing: (operation: string, seconds: number) => void;
+  private currentRevision = 0;
+  private compacted = 0;
+  private nextClassId = 1;
+  private readonly stmt;
+
+  static open(file: string, options: SqliteStoreOptions = {}): SqliteStore {
+    let db: Database.Database | undefined;
+    try {
+      db = new Database(file);
+      db.pragma('locking_mode = EXCLUSIVE');
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      db.pragma('foreign_keys = ON');
+      migrate(db);
+      return new SqliteStore(db, options);
+    } catch (e) {
+      db?.close();
+      const err = e as Error & { code?: string };
+      if (err.code === 'SQLITE_BUSY') {
+        throw new Error(`cannot open store ${file}: it is in use by another process (another pacer api?)`);
+      }
+      throw new Error(`cannot open store ${file}: ${err.message}`);
+    }
+  }
+
+  private constructor(db: Database.Database, options: SqliteStoreOptions) {
+    this.db = db;
+    this.historyLimit = options.historyLimit ?? 100_000;
+    this.now = options.now ?? (() => new Date());
+    this.timing = options.onTiming ?? (() => {});
+    this.commits.setMaxListeners(0);
+    this.stmt = {
+      meta: db.prepare<[string], { value: number }>('SELECT value FROM meta WHERE key = ?'),
+      setMeta: db.prepare('UPDATE meta SET value = ? WHERE key = ?'),
+      upsertClass: db.prepare(
+        `INSERT INTO classes (name, id, spec, revision, created_revision, created_at, updated_at)
+         VALUES (@name, @id, @spec, @revision, @created_revision, @created_at, @updated_at)
+         ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, revision = excluded.revision, updated_at = excluded.updated_at`,
+      ),
+      deleteClass: db.prepare('DELETE FROM classes WHERE name = ?'),
+      insertChange: db.prepare(
+        'INSERT INTO changes (revision, at, actor, kind, action, name, before, after) VALUES (@revision, @at, @actor, @kind, @action, @name, @before, @after)',
+      ),
+      classChangesSince: db.prepare<[number, number], ChangeRow>(
+        "SELECT * FROM changes WHERE kind = 'class' AND revision > ? ORDER BY revision LIMIT ?",
+      ),
+      compact: db.prepare('DELETE FROM changes WHERE revision <= ?'),
+      upsertHost: db.prepare(
+        `INSERT INTO hosts (name, labels, agent_version, registered_at, last_seen_at, status)
+         VALUES (@name, @labels, @agent_version, @at, @at, NULL)
+         ON CONFLICT(name) DO UPDATE SET labels = excluded.labels, agent_version = excluded.agent_version, last_seen_at = excluded.last_seen_at`,
+      ),
+      setHostStatus: db.prepare('UPDATE hosts SET status = ?, last_seen_at = ? WHERE name = ?'),
+      getHost: db.prepare<[string], HostRow>('SELECT * FROM hosts WHERE name = ?'),
+      listHosts: db.prepare<[], HostRow>('SELECT * FROM hosts ORDER BY name'),
+      deleteHost: db.prepare('DELETE FROM hosts WHERE name = ?'),
+      insertToken: db.prepare(
+        'INSERT INTO tokens (id, name, role, host, hash, created_at, created_by, revoked_at) VALUES (@id, @name, @role, @host, @hash, @created_at, @created_by, NULL)',
+      ),
+      tokenByHash: db.prepare<[Buffer], TokenRow>('SELECT * FROM tokens WHERE hash = ?'),
+      tokenById: db.prepare<[string], TokenRow>('SELECT * FROM tokens WHERE id = ?'),
+      listTokens: db.prepare<[], TokenRow>('SELECT * FROM tokens ORDER BY created_at, id'),
+      revokeToken: db.prepare('UPDATE tokens SET revoked_at = ? WHERE id = ?'),
+    };
+    const meta = (key: string) => this.stmt.meta.get(key)?.value ?? 0;
+    this.currentRevision = meta('revision');
+    this.compacted = meta('compacted_through');
+    this.nextClassId = meta('next_class_id');
+    for (const row of db.prepare<[], ClassRow>('SELECT * FROM classes').all()) {
+      this.classes.set(row.name, rowToClass(row));
+    }
+  }
+
+  private timed<T>(operation: string, fn: () => T): T {
+    const start = process.hrtime.bigint();
+    try {
+      return fn();
+    } finally {
+      this.timing(operation, Number(process.hrtime.bigint() - start) / 1e9);
+    }
+  }
+
+  async revision(): Promise<number> {
+    return this.currentRevision;
+  }
+
+  async compactedThrough(): Promise<number> {
+    return this.compacted;
+  }
+
+  async listClasses(): Promise<{ revision: number; classes: ClassRecord[] }> {
+    return { revision: this.currentRevision, classes: [...this.classes.values()] };
+  }
+
+  async getClass(name: string): Promise<ClassRecord | undefined> {
+    return this.classes.get(name);
+  }
+
+  async writeClass(name: string, actor: string, decide: ClassDecision): Promise<{ change: Change; record: ClassRecord | undefined }> {
+    const current = this.classes.get(name);
+    const spec = decide(current, this.classes);
+    const revision = this.currentRevision + 1;
+    const at = this.now().toISOString();
+    const record: ClassRecord | undefined =
+      spec === null
+        ? undefined
+        : {
+            ...spec,
+            name,
+            id: current?.id ?? this.nextClassId,
+            revision,
+            createdRevision: current?.createdRevision ?? revision,
+            createdAt: current?.createdAt ?? at,
+            updatedAt: at,
+          };
+    const change: Change = {
+      revision,
+      at,
+      actor,
+      kind: 'class',
+      action: record === undefined ? 'deleted' : current === undefined ? 'created' : 'updated',
+      name,
+      before: current === undefined ? null : classToJson(current),
+      after: record === undefined ? null : classToJson(record),
+    };
+    this.timed('writeClass', () =>
+      this.db.transaction(() => {
+        if (record === undefined) this.stmt.deleteClass.run(name);
+        else this.stmt.upsertClass.run(classToRow(record));
+        if (current === undefined && record !== undefined) {
+          if (record.id > 0xffffffff) throw new Error('class ids are exhausted (u32)');
+          this.stmt.setMeta.run(record.id + 1, 'next_class_id');
+        }
+        this.commitChange(change);
+      })(),
+    );
+    // Only now, after the commit, does the in-memory view move.
+    if (record === undefined) this.classes.delete(name);
+    else this.classes.set(name, record);
+    if (current === undefined && record !== undefined) this.nextClassId = record.id + 1;
+    this.published(change);
+    return { change, record };
+  }
+
+  /** Inside a transaction: appends the change, bumps the revision and compacts old history. */
+  private commitChange(change: Change): void {
+    this.stmt.insertChange.run({
+      ...change,
+      before: change.before === null ? null : JSON.stringify(change.before),
+      after: change.after === null ? null : JSON.stringify(change.after),
+    });
+    this.stmt.setMeta.run(change.revision, 'revision');
+    const floor = change.revision - this.historyLimit;
+    if (floor > this.compacted && change.revision % COMPACT_EVERY === 0) {
+      this.stmt.compact.run(floor);
+      this.stmt.setMeta.run(floor, 'compacted_through');
+    }
+  }
+
+  /** After a commit: moves the in-memory revision and tells the listeners. */
+  private published(change: Change): void {
+    this.currentRevision = change.revision;
+    const floor = change.revision - this.historyLimit;
+    if (floor > this.compacted && change.revision % COMPACT_EVERY === 0) this.compacted = floor;
+    this.commits.emit('commit', change);
+  }
+
+  async classChangesSince(since: number, limit: number): Promise<Change[]> {
+    return this.timed('classChangesSince', () => this.stmt.classChangesSince.all(since, limit).map(rowToChange));
+  }
+
+  async audit(query: AuditQuery): Promise<Change[]> {
+    const where: string[] = [];
+    const params: Record<string, unknown> = { limit: query.limit };
+    if (query.before !== undefined) {
+      where.push('revision < @before');
+      params.before = query.before;
+    }
+    if (query.kind !== undefined) {
+      where.push('kind = @kind');
+      params.kind = query.kind;
+    }
+    if (query.name !== undefined) {
+      where.push('name = @name');
+      params.name = query.name;
+    }
+    const sql = `SELECT * FROM changes ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY revision DESC LIMIT @limit`;
+    return this.timed('audit', () => this.db.prepare<[Record<string, unknown>], ChangeRow>(sql).all(params).map(rowToChange));
+  }
+
+  onCommit(listener: (change: Change) => void): () => void {
+    this.commits.on('commit', listener);
+    return () => this.commits.off('commit', listener);
+  }
+
+  async registerHost(name: string, labels: Record<string, string>, agentVersion: string | null): Promise<HostRecord> {
+    const at = this.now().toISOString();
+    return this.timed('registerHost', () => {
+      this.stmt.upsertHost.run({ name, labels: JSON.stringify(labels), agent_version: agentVersion, at });
+      return rowToHost(this.stmt.getHost.get(name)!);
+    });
+  }
+
+  async setHostStatus(name: string, status: HostStatus): Promise<HostRecord | undefined> {
+    return this.timed('setHostStatus', () => {
+      const result = this.stmt.setHostStatus.run(JSON.stringify(status), this.now().toISOString(), name);
+      if (result.changes === 0) return undefined;
+      return rowToHost(this.stmt.getHost.get(name)!);
+    });
+  }
+
+  async listHosts(): Promise<HostRecord[]> {
+    return this.timed('listHosts', () => this.stmt.listHosts.all().map(rowToHost));
+  }
+
+  async getHost(name: string): Promise<HostRecord | undefined> {
+    const row = this.timed('getHost', () => this.stmt.getHost.get(name));
+    return row && rowToHost(row);
+  }
+
+  async deleteHost(name: string): Promise<boolean> {
+    return this.timed('deleteHost', () => this.stmt.deleteHost.run(name).changes > 0);
+  }
+
+  async createToken(token: NewToken, actor: string): Promise<TokenRecord> {
+    const at = this.now().toISOString();
+    const record: TokenRecord = { id: token.id, name: token.name, role: token.role, host: token.host, createdAt: at, createdBy: actor, revokedAt: null };
+    const change: Change = { revision: this.currentRevision + 1, at, actor, kind: 'token', action: 'created', name: token.id, before: null, after: record };
+    this.timed('createToken', () =>
+      this.db.transaction(() => {
+        this.stmt.insertToken.run({ ...token, created_at: at, created_by: actor });
+        this.commitChange(change);
+      })(),
+    );
+    this.published(change);
+    return record;
+  }
+
+  async findTokenByHash(hash: Buffer): Promise<(TokenRecord & { hash: Buffer }) | undefined> {
+    const row = this.timed('findToken', () => this.stmt.tokenByHash.get(hash));
+    return row && { ...rowToToken(row), hash: row.hash };
+  }
+
+  async listTokens(): Promise<TokenRecord[]> {
+    return this.timed('listTokens', () => this.stmt.listTokens.all().map(rowToToken));
+  }
+
+  async revokeToken(id: string, actor: string, guard: (token: TokenRecord, active: TokenRecord[]) => void): Promise<TokenRecord | undefined> {
+    const row = this.stmt.tokenById.get(id);
+    if (!row) return undefined;
+    const before = rowToToken(row);
+    if (before.revokedAt !== null) return before;
+    guard(before, this.stmt.listTokens.all().map(rowToToken).filter((t) => t.revokedAt === null));
+    const at = this.now().toISOString();
+    const after: TokenRecord = { ...before, revokedAt: at };
+    const change: Change = { revision: this.currentRevision + 1, at, actor, kind: 'token', action: 'revoked', name: id, before, after };
+    this.timed('revokeToken', () =>
+      this.db.transaction(() => {
+        this.stmt.revokeToken.run(at, id);
+        this.commitChange(change);
+      })(),
+    );
+    this.published(change);
+    return after;
+  }
+
+  async close(): Promise<void> {
+    this.commits.removeAllListeners();
+    if (this.db.open) this.db.close();
+  }
+}
+
+function classToRow(c: ClassRecord): ClassRow {
+  const spec: ClassSpec = {
+    name: c.name,
+    description: c.description,
+    rate: c.rate,
+    ceil: c.ceil,
+    burst: c.burst,
+    horizon: c.horizon,
+    parent: c.parent,
+    weight: c.weight,
+    match: c.match,
+    hosts: c.hosts,
+    tcp: c.tcp,
+  };
+  return {
+    name: c.name,
+    id: c.id,
+    spec: JSON.stringify(spec),
+    revision: c.revision,
+    created_revision: c.createdRevision,
+    created_at: c.createdAt,
+    updated_at: c.updatedAt,
+  };
+}
+
+function rowToClass(row: ClassRow): ClassRecord {
+  const spec = JSON.parse(row.spec) as ClassSpec;
+  return { ...spec, id: row.id, revision: row.revision, createdRevision: row.created_revision, createdAt: row.created_at, updatedAt: row.updated_at };
+}
+
+function rowToChange(row: ChangeRow): Change {
+  return {
+    revision: row.revision,
+    at: row.at,
+    actor: row.actor,
+    kind: row.kind,
+    action: row.action,
+    name: row.name,
+    before: row.before === null ? null : JSON.parse(row.before),
+    after: row.after === null ? null : JSON.parse(row.after),
+  };
+}
+
+function rowToHost(row: HostRow): HostRecord {
+  return {
+    name: row.name,
+    labels: JSON.parse(row.labels),
+    agentVersion: row.agent_version,
+    registeredAt: row.registered_at,
+    lastSeenAt: row.last_seen_at,
+    status: row.status === null ? null : JSON.parse(row.status),
+  };
+}
+
+function rowToToken(row: TokenRow): TokenRecord {
+  return { id: row.id, name: row.name, role: row.role, host: row.host, createdAt: row.created_at, createdBy: row.created_by, revokedAt: row.revoked_at };
+}
