@@ -149,10 +149,8 @@ function quantityArb(steps: readonly number[]): fc.Arbitrary<number> {
   return fc.oneof(
     fc.maxSafeNat(),
     fc.nat({ max: 100000 }),
-    fc
-      .tuple(fc.nat({ max: 5000000 }), fc.constantFrom(...steps))
-      .map(([n, f]) => n * f)
-      .filter((x) => Number.isSafeInteger(x)),
+    fc.constantFrom(...steps).chain((f) => fc.nat({ max: Math.floor(MAX / f) }).map((n) => n * f)),
+    fc.constantFrom(...steps).chain((f) => fc.nat({ max: 100000 }).map((n) => n * f)),
     fc.constantFrom(0, 1, MAX, ...steps),
   );
 }
@@ -224,7 +222,7 @@ describe('api/contract/units (tc conventions)', () => {
       ['1Bps', 8],
       ['100bps', 800],
       ['1kbps', 8000], // kilobytes/s
-      ['kbps-case: 1KBps', 8000],
+      ['1KBps', 8000],
       ['1KiBps', 8192],
       ['1kibps', 8192],
       ['1mbps', 8000000],
@@ -256,8 +254,7 @@ describe('api/contract/units (tc conventions)', () => {
       [1000, 1000],
       [MAX, MAX],
     ];
-    for (const [raw, expected] of table) {
-      const input = typeof raw === 'string' ? raw.replace(/^kbps-case: /, '') : raw;
+    for (const [input, expected] of table) {
       it(`${JSON.stringify(input)} -> ${expected} bit/s`, () => {
         assert.equal(parseRate(input), expected);
       });
