@@ -195,10 +195,11 @@ export const labelsSchema = z
 
 export const tcpInputSchema = z
   .strictObject({
-    rtoMin: durationField(LIMITS.tcpMinNs, LIMITS.tcpMaxNs, 'tcp.rtoMin').optional(),
-    delackMax: durationField(LIMITS.tcpMinNs, LIMITS.tcpMaxNs, 'tcp.delackMax').optional(),
+    rtoMin: durationField(LIMITS.tcpMinNs, LIMITS.tcpMaxNs, 'tcp.rtoMin').nullable().optional(),
+    delackMax: durationField(LIMITS.tcpMinNs, LIMITS.tcpMaxNs, 'tcp.delackMax').nullable().optional(),
   })
-  .refine((t) => t.rtoMin !== undefined || t.delackMax !== undefined, {
+  .describe('TCP tuning for sockets of this class. The kernel rounds both to its timer granularity (a jiffy) and refuses an RTOmin below 2 jiffies.')
+  .refine((t) => t.rtoMin != null || t.delackMax != null, {
     message: 'tcp needs rtoMin, delackMax or both; to remove TCP tuning, set tcp to null',
   });
 

@@ -555,11 +555,15 @@ function format(kind: Kind, n: unknown, ladder: Ladder): string {
       shown,
     );
   }
-  for (const [unit, factor] of ladder) {
-    if (n !== 0 && n % factor === 0) return `${n / factor}${unit}`;
+  if (n === 0) {
+    // Zero is exact in every unit: take the shortest name ("0bit", "0b", "0s").
+    const names = ladder.map(([unit]) => unit);
+    return `0${names.reduce((a, b) => (b.length < a.length ? b : a))}`;
   }
-  const smallest = ladder[ladder.length - 1]?.[0] ?? '';
-  return `${n + 0}${smallest}`;
+  for (const [unit, factor] of ladder) {
+    if (n % factor === 0) return `${n / factor}${unit}`;
+  }
+  return `${n}${ladder[ladder.length - 1]?.[0] ?? ''}`; // unreachable: the last factor is 1
 }
 
 /** Shortest exact tc string with decimal bit units: 2000000000 -> "2gbit", 1500000 -> "1500kbit", 0 -> "0bit". */
@@ -572,7 +576,7 @@ export function formatSize(bytes: number): string {
   return format(SIZE, bytes, SIZE_LADDER);
 }
 
-/** Shortest exact tc time string: 2000000000 -> "2s", 1500000 -> "1500us", 200 -> "200ns". */
+/** Shortest exact tc time string: 2000000000 -> "2s", 1500000 -> "1500us", 200 -> "200ns", 0 -> "0s". */
 export function formatDuration(ns: number): string {
   return format(DURATION, ns, DURATION_LADDER);
 }

@@ -10,7 +10,7 @@ export function fieldErrors(error: z.ZodError): FieldError[] {
       for (const key of issue.keys) out.push({ path: jsonPointer([...issue.path, key]), message: `unknown field "${key}"` });
     } else if (issue.code === 'invalid_union' && issue.errors.length > 0) {
       // A quantity accepts a string, an integer or an object; a message per branch helps nobody.
-      out.push({ path: jsonPointer(issue.path), message: 'expected a string with a unit, an integer or a {value, text} object' });
+      out.push({ path: jsonPointer(issue.path), message: 'expected a string with a unit (like "2gbit" or "10ms"), an integer, or the object the API returns' });
     } else {
       out.push({ path: jsonPointer(issue.path), message: issue.message });
     }
