@@ -106,8 +106,9 @@ function requireIfMatch(ifMatch: string | undefined): asserts ifMatch is string 
   }
 }
 
+/** RFC 9110 13.1.1: If-Match on a resource that does not exist is false, so 412, not 404. */
 function matchPrecondition(name: string, current: ClassRecord | undefined, ifMatch: string): ClassRecord {
-  if (!current) throw new NotFound(`class "${name}" does not exist`);
+  if (!current) throw new PreconditionFailed(`class "${name}" does not exist (it may have been deleted since you read it)`);
   const m = parseIfMatch(ifMatch);
   if (!m.any && !m.revisions.includes(current.revision)) {
     throw new PreconditionFailed(`class "${name}" changed: its ETag is now "${current.revision}", not ${ifMatch}; GET it again and retry`);
