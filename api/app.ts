@@ -102,11 +102,12 @@ export function createApp(options: AppOptions): App {
   app.get('/v1/openapi.json', allow(...CLASS_READERS), (_req, res) => {
     res.json(document);
   });
-  app.use('/v1/classes', createClassesRouter({ classes, hosts }));
-  app.use('/v1/hosts', createHostsRouter({ hosts }));
-  app.use('/v1/watch', watch.router);
-  app.use('/v1/audit', createAuditRouter({ store }));
-  app.use('/v1/tokens', createTokensRouter({ tokens }));
+  const mount = (path: string, router: express.Router) => app.use(path, metrics.markMount(path), router);
+  mount('/v1/classes', createClassesRouter({ classes, hosts }));
+  mount('/v1/hosts', createHostsRouter({ hosts }));
+  mount('/v1/watch', watch.router);
+  mount('/v1/audit', createAuditRouter({ store }));
+  mount('/v1/tokens', createTokensRouter({ tokens }));
   app.use(notFoundHandler);
   app.use(errorHandler(logger));
   return { app, metrics, watch, tokens };

@@ -35,12 +35,22 @@ export class ApiMetrics {
     this.store.observe({ operation }, seconds);
   };
 
+  /** Remembers where a router is mounted: Express resets req.baseUrl once an error leaves the router. */
+  markMount(path: string): RequestHandler {
+    return (_req, res, next) => {
+      res.locals.mountPath = path;
+      next();
+    };
+  }
+
   middleware(): RequestHandler {
     return (req, res, next) => {
       const start = process.hrtime.bigint();
       res.on('close', () => {
         // The matched route template keeps the label set small: /v1/classes/:name, not each name.
-        const route = req.route ? `${req.baseUrl}${String(req.route.path)}` : 'unmatched';
+        const mountPath = (res.locals.mountPath as string | undefined) ?? '';
+        const path = req.route ? String(req.route.path) : undefined;
+        const route = path === undefined ? 'unmatched' : path === '/' && mountPath ? mountPath : `${mountPath}${path}`;
         const labels = { method: req.method, route, status: String(res.statusCode) };
         this.requests.inc(labels);
         this.latency.observe(labels, Number(process.hrtime.bigint() - start) / 1e9);

@@ -83,7 +83,8 @@ export class SqliteStore implements Store {
   static open(file: string, options: SqliteStoreOptions = {}): SqliteStore {
     let db: Database.Database | undefined;
     try {
-      db = new Database(file);
+      // No busy wait: with an exclusive lock, a busy file means another process holds it.
+      db = new Database(file, { timeout: 0 });
       db.pragma('locking_mode = EXCLUSIVE');
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = FULL');

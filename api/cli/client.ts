@@ -1,0 +1,183 @@
+/**
+ * The CLI's HTTP client: base URL, bearer token, JSON bodies, and RFC 9457 problems turned into
+ * an Error that carries the status and the problem. Uses Node's global fetch, nothing else.
+ */
+import { readFileSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import type { Problem } from '../contract/problem.js';
+
+export const DEFAULT_API = 'http://127.0.0.1:8080';
+/** A CLI call should never hang forever on a stuck server. */
+const REQUEST_TIMEOUT_MS = 30_000;
+
+/** The API answered with an error status; `problem` is its problem document (or one made up for a non-problem body). */
+export class ApiProblemError extends Error {
+  constructor(
+    readonly status: number,
+    readonly problem: Problem,
+  ) {
+    super(problem.detail ?? problem.title);
+    this.name = 'ApiProblemError';
+  }
+}
+
+/** A mistake the CLI can explain without the API: no token, bad --api, network failure. */
+export class CliError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CliError';
+  }
+}
+
+export interface GlobalOptions {
+  api: string;
+  tokenFile?: string;
+  json?: boolean;
+}
+
+/** Adds --api, --token-file and --json to a leaf command, so they work after the subcommand as users type them. */
+export function withGlobalOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--api <url>', 'pacer API base URL').env('PACER_API').default(DEFAULT_API))
+    .addOption(new Option('--token-file <file>', 'read the API token from this file instead of $PACER_TOKEN'))
+    .addOption(new Option('--json', 'print the API\'s JSON instead of a table'));
+}
+
+export interface Reply<T> {
+  status: number;
+  headers: Headers;
+  body: T;
+}
+
+export interface RequestOptions {
+  body?: unknown;
+  contentType?: string;
+  headers?: Record<string, string>;
+}
+
+/** Normalizes --api: accepts http(s) URLs and bare host:port (taken as http). */
+export function apiBaseUrl(value: string): string {
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `http://${value}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    throw new CliError(`--api ${JSON.stringify(value)} is not a URL; expected e.g. ${DEFAULT_API}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new CliError(`--api ${JSON.stringify(value)} must be an http:// or https:// URL`);
+  }
+  return url.toString().replace(/\/+$/, '');
+}
+
+/** The token: --token-file wins over $PACER_TOKEN, since it was given explicitly. */
+export function resolveToken(tokenFile: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  if (tokenFile !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(tokenFile, 'utf8');
+    } catch (e) {
+      throw new CliError(`cannot read --token-file ${tokenFile}: ${(e as Error).message}`);
+    }
+    const token = text.trim();
+    if (token === '') throw new CliError(`--token-file ${tokenFile} is empty; it should hold one API token`);
+    return token;
+  }
+  const token = env.PACER_TOKEN?.trim();
+  if (!token) {
+    throw new CliError(
+      'no API token: set PACER_TOKEN (export PACER_TOKEN=<token>) or pass --token-file FILE.\n' +
+        'The first start of `pacer api` prints an admin token; an admin makes more with `pacer token create`.',
+    );
+  }
+  return token;
+}
+
+export class PacerClient {
+  constructor(
+    readonly baseUrl: string,
+    private readonly token: string,
+    private readonly timeoutMs = REQUEST_TIMEOUT_MS,
+  ) {}
+
+  static fromOptions(opts: GlobalOptions): PacerClient {
+    return new PacerClient(apiBaseUrl(opts.api), resolveToken(opts.tokenFile));
+  }
+
+  get<T>(path: string): Promise<Reply<T>> {
+    return this.request<T>('GET', path);
+  }
+
+  /** One request. Resolves for 2xx; throws ApiProblemError for any other status, CliError when the API cannot be reached. */
+  async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<Reply<T>> {
+    const url = this.baseUrl + path;
+    const headers: Record<string, string> = {
+      accept: 'application/json, application/problem+json',
+      authorization: `Bearer ${this.token}`,
+      ...options.headers,
+    };
+    let body: string | undefined;
+    if (options.body !== undefined) {
+      body = JSON.stringify(options.body);
+      headers['content-type'] = options.contentType ?? 'application/json';
+    }
+    let res: Response;
+    let text: string;
+    try {
+      res = await fetch(url, { method, headers, body, signal: AbortSignal.timeout(this.timeoutMs) });
+      text = await res.text();
+    } catch (e) {
+      throw new CliError(`cannot reach the pacer API at ${this.baseUrl}: ${networkReason(e, this.timeoutMs)}`);
+    }
+    const type = res.headers.get('content-type') ?? '';
+    let parsed: unknown = text;
+    if (/json/i.test(type) && text !== '') {
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        parsed = text;
+      }
+    }
+    if (res.status >= 200 && res.status < 300) {
+      return { status: res.status, headers: res.headers, body: parsed as T };
+    }
+    throw new ApiProblemError(res.status, asProblem(res, parsed, text));
+  }
+}
+
+/** The problem document of an error reply; made up from the status when the body is not one (a proxy's HTML page…). */
+function asProblem(res: Response, parsed: unknown, text: string): Problem {
+  if (typeof parsed === 'object' && parsed !== null && typeof (parsed as Problem).title === 'string') {
+    const p = parsed as Problem;
+    return { ...p, status: typeof p.status === 'number' ? p.status : res.status };
+  }
+  const snippet = text.replace(/\s+/g, ' ').trim().slice(0, 200);
+  return {
+    type: 'about:blank',
+    title: res.statusText || `HTTP ${res.status}`,
+    status: res.status,
+    detail: `HTTP ${res.status} ${res.statusText}${snippet ? `: ${snippet}` : ''} (not a pacer API problem document; is --api right?)`,
+  };
+}
+
+/** fetch() hides the real reason (ECONNREFUSED, ENOTFOUND…) in `cause`. */
+function networkReason(e: unknown, timeoutMs: number): string {
+  if (e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError')) {
+    return `no answer within ${timeoutMs / 1000}s`;
+  }
+  const cause = e instanceof Error ? (e as Error & { cause?: unknown }).cause : undefined;
+  if (cause instanceof AggregateError && cause.errors.length > 0) {
+    return [...new Set(cause.errors.map((x: unknown) => (x instanceof Error ? x.message : String(x))))].join('; ');
+  }
+  if (cause instanceof Error) {
+    const code = (cause as Error & { code?: string }).code;
+    if (!cause.message) return code ?? 'network error';
+    return code && !cause.message.includes(code) ? `${code}: ${cause.message}` : cause.message;
+  }
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Path segment for a user-given name: encoded, so "a/b" cannot walk to another route. */
+export function seg(name: string): string {
+  return encodeURIComponent(name);
+}

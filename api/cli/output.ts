@@ -1,0 +1,103 @@
+/**
+ * What the CLI prints: kubectl-like borderless tables, key/value views, JSON, and errors.
+ * Errors go to stderr as one line per fact, never as a stack trace, with exit code 1.
+ */
+import Table from 'cli-table3';
+import { InvalidArgumentError } from 'commander';
+import { ApiProblemError, CliError } from './client.js';
+
+const NO_BORDER = {
+  top: '', 'top-mid': '', 'top-left': '', 'top-right': '',
+  bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '',
+  left: '', 'left-mid': '', mid: '', 'mid-mid': '', right: '', 'right-mid': '', middle: '',
+};
+
+/** Shown for an absent value, as kubectl does. */
+export const NONE = '<none>';
+
+type Cell = string | number | boolean | null | undefined;
+
+function render(head: string[] | undefined, rows: Cell[][], paddingRight: number): string {
+  const table = new Table({
+    ...(head ? { head } : {}),
+    chars: NO_BORDER,
+    style: { 'padding-left': 0, 'padding-right': paddingRight, head: [], border: [], compact: true },
+  });
+  for (const row of rows) table.push(row.map((c) => (c === null || c === undefined ? NONE : String(c))));
+  return table
+    .toString()
+    .split('\n')
+    .map((line) => line.trimEnd())
+    .join('\n');
+}
+
+/** A table with upper-case column names and three spaces between columns. */
+export function table(head: string[], rows: Cell[][]): string {
+  return render(head, rows, 3);
+}
+
+/** "Key:  value" lines, aligned, for a single object. */
+export function keyValues(pairs: Array<[string, Cell]>): string {
+  return render(undefined, pairs.map(([k, v]) => [`${k}:`, v]), 2);
+}
+
+export function out(text: string): void {
+  process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+}
+
+export function printJson(value: unknown): void {
+  out(JSON.stringify(value, null, 2));
+}
+
+/** "k=v,k2=v2", or `empty` when there is nothing. */
+export function labelsText(labels: Record<string, string> | undefined | null, empty = NONE): string {
+  const entries = Object.entries(labels ?? {});
+  return entries.length === 0 ? empty : entries.map(([k, v]) => `${k}=${v}`).join(',');
+}
+
+/** Age of an ISO time, as kubectl shows it: 45s, 3m, 5h, 2d. */
+export function age(iso: string | null | undefined, now = Date.now()): string {
+  if (!iso) return NONE;
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return iso;
+  const s = Math.max(0, Math.floor((now - t) / 1000));
+  if (s < 120) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 120) return `${m}m`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return `${h}h`;
+  return `${Math.floor(h / 24)}d`;
+}
+
+/** Prints an error the way a user can act on it. */
+export function printError(err: unknown): void {
+  const lines: string[] = [];
+  if (err instanceof ApiProblemError) {
+    const p = err.problem;
+    lines.push(`pacer: ${p.detail ?? p.title} (HTTP ${err.status}${p.detail && p.title ? ` ${p.title}` : ''})`);
+    for (const e of p.errors ?? []) lines.push(`  ${e.path === '' ? '(body)' : e.path}: ${e.message}`);
+    if (p.conflicts?.length) lines.push(`  conflicts with: ${p.conflicts.join(', ')}`);
+    if (err.status === 401) lines.push('  check PACER_TOKEN or --token-file');
+  } else if (err instanceof CliError || err instanceof InvalidArgumentError) {
+    lines.push(...err.message.split('\n').map((l, i) => (i === 0 ? `pacer: ${l}` : `  ${l}`)));
+  } else {
+    // Not one of ours: still no stack trace, but say it is unexpected.
+    lines.push(`pacer: unexpected error: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  process.stderr.write(lines.join('\n') + '\n');
+}
+
+/**
+ * Wraps a commander action: any error is printed by printError and the exit code becomes 1.
+ * The process then ends on its own, so buffered stdout is never cut short.
+ */
+export function run<A extends unknown[]>(action: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    try {
+      await action(...args);
+    } catch (err) {
+      printError(err);
+      process.exitCode = 1;
+    }
+  };
+}
