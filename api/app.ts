@@ -4,7 +4,7 @@ import { slowDown } from 'express-slow-down';
 import type { Logger } from 'pino';
 import type { Store } from './store/store.js';
 import { ApiMetrics } from './http/metrics.js';
-import { authenticate, allow, CLASS_READERS } from './http/auth.js';
+import { authenticate, allow, CLASS_READERS, READERS } from './http/auth.js';
 import { errorHandler, notFoundHandler } from './http/problems.js';
 import { UnsupportedMediaType, Unavailable } from './errors.js';
 import { ClassService } from './services/classes.js';
@@ -88,18 +88,18 @@ export function createApp(options: AppOptions): App {
   app.use(requireJson);
   app.use(express.json({ limit: options.bodyLimitBytes ?? 256 * 1024, type: JSON_TYPES, strict: false }));
 
-  app.get('/readyz', allow(...CLASS_READERS, 'agent'), async (_req, res) => {
+  app.get('/readyz', allow(...CLASS_READERS), async (_req, res) => {
     try {
       res.json({ status: 'ready', revision: await store.revision() });
     } catch (err) {
       throw new Unavailable(`the store does not answer: ${(err as Error).message}`);
     }
   });
-  app.get('/metrics', allow(...CLASS_READERS), async (_req, res) => {
+  app.get('/metrics', allow(...READERS), async (_req, res) => {
     metrics.revision.set(await store.revision());
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
-  app.get('/v1/openapi.json', allow(...CLASS_READERS), (_req, res) => {
+  app.get('/v1/openapi.json', allow(...READERS), (_req, res) => {
     res.json(document);
   });
   const mount = (path: string, router: express.Router) => app.use(path, metrics.markMount(path), router);

@@ -20,8 +20,8 @@ interface Case {
 const CASES: Case[] = [
   { method: 'GET', path: '/healthz', allowed: ['none', ...ALL] },
   { method: 'GET', path: '/readyz', allowed: ALL },
-  { method: 'GET', path: '/metrics', allowed: ALL },
-  { method: 'GET', path: '/v1/openapi.json', allowed: ALL },
+  { method: 'GET', path: '/metrics', allowed: ['admin', 'editor', 'viewer'] },
+  { method: 'GET', path: '/v1/openapi.json', allowed: ['admin', 'editor', 'viewer'] },
   { method: 'GET', path: '/docs/', allowed: ['none', ...ALL] },
   { method: 'GET', path: '/v1/classes', allowed: ALL },
   { method: 'GET', path: '/v1/classes/seed', allowed: ALL },

@@ -130,3 +130,12 @@ describe('operating the API', () => {
     await assert.rejects(startTestApi({ dir: t.dir, dbFile: join(t.dir, 'other.db'), port }), /address is in use/);
   });
 });
+
+describe('docs/api.md', () => {
+  it('is the reference rendered from the current OpenAPI document (run `npm run docs:api` after an API change)', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { renderReference, REFERENCE_FILE } = await import('../../api/openapi/reference.js');
+    const { openApiDocument } = await import('../../api/openapi/document.js');
+    assert.equal(readFileSync(REFERENCE_FILE, 'utf8'), renderReference(openApiDocument('0.1.0') as never));
+  });
+});
