@@ -74,8 +74,13 @@ export function printError(err: unknown): void {
   const lines: string[] = [];
   if (err instanceof ApiProblemError) {
     const p = err.problem;
-    lines.push(`pacer: ${p.detail ?? p.title} (HTTP ${err.status}${p.detail && p.title ? ` ${p.title}` : ''})`);
-    for (const e of p.errors ?? []) lines.push(`  ${e.path === '' ? '(body)' : e.path}: ${e.message}`);
+    const errors = p.errors ?? [];
+    let detail = p.detail ?? p.title;
+    // A 400's detail repeats every field error after a colon; they follow one per line anyway.
+    const repeated = errors.map((e) => `${e.path || '(root)'}: ${e.message}`).join('; ');
+    if (errors.length > 0 && detail.endsWith(`: ${repeated}`)) detail = detail.slice(0, -(repeated.length + 2));
+    lines.push(`pacer: ${detail} (HTTP ${err.status}${p.detail && p.title ? ` ${p.title}` : ''})`);
+    for (const e of errors) lines.push(`  ${e.path || '(root)'}: ${e.message}`);
     if (p.conflicts?.length) lines.push(`  conflicts with: ${p.conflicts.join(', ')}`);
     if (err.status === 401) lines.push('  check PACER_TOKEN or --token-file');
   } else if (err instanceof CliError || err instanceof InvalidArgumentError) {

@@ -4,12 +4,18 @@
  */
 import { Command } from 'commander';
 import { apiCommand } from './serve-command.js';
+import { classCommand } from './class-commands.js';
+import { hostCommand } from './host-commands.js';
+import { tokenCommand } from './token-commands.js';
 
 const program = new Command('pacer')
   .description('EDT pacing traffic shaper: budgets API, host agent, simulator')
   .version('0.1.0')
   .showHelpAfterError();
 program.addCommand(apiCommand());
+program.addCommand(classCommand());
+program.addCommand(hostCommand());
+program.addCommand(tokenCommand());
 
 program.parseAsync(process.argv).catch((err: Error) => {
   process.stderr.write(`pacer: ${err.message}\n`);
