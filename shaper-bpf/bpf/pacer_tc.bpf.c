@@ -1,0 +1,209 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * pacer's tc egress program (clsact, direct-action): classify the packet, compute its earliest
+ * departure time from its class's budget and every ancestor's, and stamp skb->tstamp. The fq
+ * qdisc then holds the packet until that time. Maps are pinned by name, so a restarted agent
+ * adopts them with every schedule intact.
+ */
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+#include "pacer.h"
+#include "edt.h"
+#include "classify.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PACER_MAX_CLASSES);
+	__type(key, __u32);
+	__type(value, struct pacer_class_config);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} class_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PACER_MAX_CLASSES);
+	__type(key, __u32);
+	__type(value, struct pacer_class_state);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} class_state SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, PACER_MAX_CLASSES);
+	__type(key, __u32);
+	__type(value, struct pacer_class_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} class_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pacer_iface_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} iface_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pacer_settings);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} settings SEC(".maps");
+
+/*
+ * Tests set this (through the object's .bss map) to run the program at a chosen time; it is 0 in
+ * production, where the cost is one load and a branch.
+ */
+__u64 pacer_test_now = 0;
+
+static __always_inline __u64 pacer_now(void)
+{
+	__u64 t = *(volatile __u64 *)&pacer_test_now;
+
+	return t ? t : bpf_ktime_get_ns();
+}
+
+/* A lookup that creates a zeroed entry first when the agent has not (yet) made one. */
+static __always_inline void *pacer_lookup_or_init(void *map, __u32 *key, const void *zero)
+{
+	void *value = bpf_map_lookup_elem(map, key);
+
+	if (value)
+		return value;
+	bpf_map_update_elem(map, key, zero, BPF_NOEXIST);
+	return bpf_map_lookup_elem(map, key);
+}
+
+static __always_inline void pacer_count_unclassified(__u32 wire_len)
+{
+	__u32 zero = 0;
+	struct pacer_iface_stats *s = bpf_map_lookup_elem(&iface_stats, &zero);
+
+	if (s) {
+		s->unclassified_packets++;
+		s->unclassified_bytes += wire_len;
+	}
+}
+
+struct pacer_level {
+	__u64 *t_last;
+	__u64 delay;
+	__u64 earliest;
+	__u64 claimed_old;
+	__u64 claimed_new;
+};
+
+/* Gives back the slots claimed on levels [0, upto) after a later level refused the packet. */
+static __always_inline void pacer_release(struct pacer_level *levels, int upto)
+{
+#pragma unroll
+	for (int i = 0; i < PACER_MAX_DEPTH; i++) {
+		if (i >= upto)
+			break;
+		/* Best effort: if another packet claimed after us, the slot stays used (never under-paces). */
+		__sync_val_compare_and_swap(levels[i].t_last, levels[i].claimed_new, levels[i].claimed_old);
+	}
+}
+
+SEC("tc")
+int pacer_egress(struct __sk_buff *skb)
+{
+	const struct pacer_class_state zero_state = {};
+	const struct pacer_class_stats zero_stats = {};
+	struct pacer_level levels[PACER_MAX_DEPTH] = {};
+	struct pacer_class_config *leaf, *cfg;
+	struct pacer_class_stats *stats;
+	struct pacer_settings *set;
+	__u32 wire_len = skb->wire_len ? skb->wire_len : skb->len;
+	__u64 tstamp = skb->tstamp;
+	__u64 now, depart, horizon, ecn;
+	__u32 zero = 0, id, leaf_id;
+	int depth = 0;
+
+	set = bpf_map_lookup_elem(&settings, &zero);
+	leaf_id = pacer_classify(skb, set ? set->default_class : 0);
+	leaf = leaf_id ? bpf_map_lookup_elem(&class_config, &leaf_id) : NULL;
+	if (!leaf || !leaf->rate_bps) {
+		pacer_count_unclassified(wire_len);
+		return TC_ACT_OK;
+	}
+	horizon = leaf->horizon_ns;
+	ecn = leaf->ecn_ns;
+	now = pacer_now();
+
+	/* The path: the leaf and its ancestors, each with its schedule. */
+	id = leaf_id;
+	cfg = leaf;
+#pragma unroll
+	for (int i = 0; i < PACER_MAX_DEPTH; i++) {
+		struct pacer_class_state *st = pacer_lookup_or_init(&class_state, &id, &zero_state);
+
+		if (!st)
+			return TC_ACT_OK; /* the state map is full: the agent reports it; never drop for it */
+		levels[i].t_last = &st->t_last;
+		levels[i].delay = pacer_delay_ns(wire_len, cfg->rate_bps);
+		levels[i].earliest = pacer_earliest(now, cfg->burst_ns);
+		depth = i + 1;
+		id = cfg->parent_id;
+		if (!id)
+			break;
+		cfg = bpf_map_lookup_elem(&class_config, &id);
+		if (!cfg || !cfg->rate_bps)
+			break;
+	}
+
+	depart = tstamp;
+#pragma unroll
+	for (int i = 0; i < PACER_MAX_DEPTH; i++) {
+		int claimed = 0;
+
+		if (i >= depth)
+			break;
+		for (int try = 0; try < PACER_CAS_TRIES; try++) {
+			__u64 old = *(volatile __u64 *)levels[i].t_last;
+			__u64 next = pacer_max(pacer_max(old + levels[i].delay, levels[i].earliest), depart);
+
+			if (next > now && next - now > horizon) {
+				pacer_release(levels, i);
+				stats = pacer_lookup_or_init(&class_stats, &leaf_id, &zero_stats);
+				if (stats)
+					stats->horizon_drops++;
+				return TC_ACT_SHOT;
+			}
+			if (pacer_claim(levels[i].t_last, old, next)) {
+				levels[i].claimed_old = old;
+				levels[i].claimed_new = next;
+				depart = next;
+				claimed = 1;
+				break;
+			}
+		}
+		if (!claimed) {
+			pacer_release(levels, i);
+			stats = pacer_lookup_or_init(&class_stats, &leaf_id, &zero_stats);
+			if (stats)
+				stats->contention_drops++;
+			return TC_ACT_SHOT;
+		}
+	}
+
+	if (depart != tstamp)
+		skb->tstamp = depart;
+	stats = pacer_lookup_or_init(&class_stats, &leaf_id, &zero_stats);
+	if (stats) {
+		stats->packets++;
+		stats->bytes += wire_len;
+		if (depart > now) {
+			stats->delayed++;
+			stats->delay_ns += depart - now;
+		}
+	}
+	/* bpf_skb_ecn_set_ce marks only ECT packets and says whether it did. */
+	if (ecn && depart > now && depart - now > ecn && bpf_skb_ecn_set_ce(skb) && stats)
+		stats->ce_marks++;
+	return TC_ACT_OK;
+}

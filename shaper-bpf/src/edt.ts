@@ -1,0 +1,115 @@
+/**
+ * The departure rule of pacer's tc program (shaper-bpf/bpf/edt.h), as pure TypeScript on the
+ * same integers. The simulator schedules packets with exactly this code, and a kernel test runs
+ * it against the real BPF object on random packet sequences: both must agree to the nanosecond.
+ *
+ * For each class on the packet's path, leaf first:
+ *   delay    = ceil(wireLen · 8 · 1e9 / rate)
+ *   depart   = max(tLast + delay, now − burst, depart)      (depart starts at the packet's tstamp)
+ *   tLast    = depart
+ * If the final departure is more than the leaf's horizon after now, the packet is dropped and no
+ * tLast moves.
+ *
+ * Numbers, not bigints: every value must stay below 2^53 (104 days of nanoseconds; the simulator
+ * starts at 0). A value outside that range throws rather than losing precision.
+ */
+
+export interface EdtClassConfig {
+  rateBps: number;
+  burstNs: number;
+  horizonNs: number;
+  /** Mark CE on ECT packets waiting longer than this; 0 = off. */
+  ecnNs: number;
+  /** 0 = a root class. */
+  parentId: number;
+}
+
+export type EdtVerdict =
+  | { action: 'pass'; depart: number; delayNs: number; ecnMark: boolean }
+  | { action: 'drop'; reason: 'horizon' };
+
+/** The tree depth the data plane walks (root = level 1). */
+export const MAX_DEPTH = 4;
+const NSEC_PER_SEC = 1_000_000_000;
+/** Beyond this, wireLen · 8e9 leaves the exact range of a double. */
+const MAX_WIRE_LEN = 1 << 20;
+
+function exact(name: string, n: number): number {
+  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`${name} must be a non-negative safe integer, got ${n}`);
+  return n;
+}
+
+/** ceil(wireLen · 8 · 1e9 / rate), exactly. */
+export function delayNs(wireLen: number, rateBps: number): number {
+  if (wireLen > MAX_WIRE_LEN) throw new RangeError(`wireLen ${wireLen} exceeds ${MAX_WIRE_LEN}`);
+  const bitsNs = exact('wireLen', wireLen) * 8 * NSEC_PER_SEC;
+  exact('rateBps', rateBps);
+  if (rateBps === 0) throw new RangeError('rateBps must be positive');
+  // Floating division can be off by one for large operands: correct it with exact products.
+  let q = Math.floor(bitsNs / rateBps);
+  while (q * rateBps > bitsNs) q--;
+  while ((q + 1) * rateBps <= bitsNs) q++;
+  return q * rateBps === bitsNs ? q : q + 1;
+}
+
+/**
+ * Departure of one packet. `path` is the leaf class then its ancestors (at most MAX_DEPTH);
+ * `tLast` holds their schedules in the same order and is updated in place when the packet passes.
+ */
+export function depart(path: ReadonlyArray<EdtClassConfig>, tLast: number[], wireLen: number, now: number, tstamp = 0): EdtVerdict {
+  const leaf = path[0];
+  if (!leaf) throw new RangeError('a path has at least the leaf class');
+  exact('now', now);
+  let departure = exact('tstamp', tstamp);
+  const claimed: number[] = [];
+  for (let i = 0; i < Math.min(path.length, MAX_DEPTH); i++) {
+    const c = path[i]!;
+    const earliest = now > c.burstNs ? now - c.burstNs : 0;
+    const next = Math.max(exact('tLast', tLast[i] ?? 0) + delayNs(wireLen, c.rateBps), earliest, departure);
+    if (next > now && next - now > leaf.horizonNs) return { action: 'drop', reason: 'horizon' };
+    claimed.push(next);
+    departure = next;
+  }
+  claimed.forEach((t, i) => (tLast[i] = t));
+  const delay = departure > now ? departure - now : 0;
+  return { action: 'pass', depart: departure, delayNs: delay, ecnMark: leaf.ecnNs > 0 && delay > leaf.ecnNs };
+}
+
+/**
+ * A shaper over a set of classes by id, holding each class's schedule, as the data plane does
+ * with its class_config and class_state maps.
+ */
+export class EdtShaper {
+  private readonly tLast = new Map<number, number>();
+
+  constructor(private readonly classes: ReadonlyMap<number, EdtClassConfig>) {}
+
+  /** The leaf and its ancestors, leaf first, as the BPF program walks them. */
+  path(leafId: number): { ids: number[]; configs: EdtClassConfig[] } {
+    const ids: number[] = [];
+    const configs: EdtClassConfig[] = [];
+    let id = leafId;
+    while (id !== 0 && ids.length < MAX_DEPTH) {
+      const c = this.classes.get(id);
+      if (!c || c.rateBps === 0) break;
+      ids.push(id);
+      configs.push(c);
+      id = c.parentId;
+    }
+    return { ids, configs };
+  }
+
+  /** Undefined when the class is unknown: the packet is not shaped. */
+  send(leafId: number, wireLen: number, now: number, tstamp = 0): EdtVerdict | undefined {
+    const { ids, configs } = this.path(leafId);
+    if (ids.length === 0) return undefined;
+    const schedules = ids.map((id) => this.tLast.get(id) ?? 0);
+    const verdict = depart(configs, schedules, wireLen, now, tstamp);
+    if (verdict.action === 'pass') ids.forEach((id, i) => this.tLast.set(id, schedules[i]!));
+    return verdict;
+  }
+
+  schedule(classId: number): number {
+    return this.tLast.get(classId) ?? 0;
+  }
+}
