@@ -11,7 +11,7 @@ import {
   type ClassRecord,
   type ClassSpec,
 } from '../contract/class.js';
-import { checkClassSet } from '../contract/consistency.js';
+import { checkClass, type ClassIndex } from '../contract/consistency.js';
 import { parseIfMatch } from '../contract/revision.js';
 import { Conflict, InvalidInput, NotFound, PreconditionFailed, PreconditionRequired } from '../errors.js';
 import { parse } from '../http/validate.js';
@@ -91,7 +91,7 @@ export class ClassService {
     requireIfMatch(ifMatch);
     await this.store.writeClass(name, actor, (current, all) => {
       matchPrecondition(name, current, ifMatch);
-      const children = [...all.values()].filter((c) => c.parent === name).map((c) => c.name);
+      const children = [...all.childrenOf(name)].map((c) => c.name);
       if (children.length > 0) {
         throw new Conflict(`class "${name}" is the parent of ${children.join(', ')}; delete or re-parent them first`, [], children);
       }
@@ -117,10 +117,8 @@ function matchPrecondition(name: string, current: ClassRecord | undefined, ifMat
 }
 
 /** Returns the spec if the set with it in place breaks no cross-class rule; throws a 409 naming the classes otherwise. */
-function checked(spec: ClassSpec, all: ReadonlyMap<string, ClassSpec>): ClassSpec {
-  const after = new Map(all);
-  after.set(spec.name, spec);
-  const conflicts = checkClassSet([...after.values()]).filter((c) => c.classes.includes(spec.name));
+function checked(spec: ClassSpec, all: ClassIndex): ClassSpec {
+  const conflicts = checkClass(spec, all);
   if (conflicts.length === 0) return spec;
   throw new Conflict(
     conflicts.map((c) => c.message).join('; '),

@@ -14,6 +14,7 @@ import Database from 'better-sqlite3';
 import type { ClassRecord, ClassSpec } from '../contract/class.js';
 import { classToJson } from '../contract/class.js';
 import type { Change } from '../contract/change.js';
+import { MemoryClassIndex } from '../contract/consistency.js';
 import type { HostRecord, HostStatus } from '../contract/host.js';
 import type { Role, TokenRecord } from '../contract/token.js';
 import type { AuditQuery, ClassDecision, NewToken, Store } from './store.js';
@@ -70,7 +71,7 @@ const COMPACT_EVERY = 256;
 
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
-  private readonly classes = new Map<string, ClassRecord>();
+  private readonly classes = new MemoryClassIndex<ClassRecord>();
   private readonly commits = new EventEmitter();
   private readonly historyLimit: number;
   private readonly now: () => Date;
@@ -145,7 +146,7 @@ export class SqliteStore implements Store {
     this.compacted = meta('compacted_through');
     this.nextClassId = meta('next_class_id');
     for (const row of db.prepare<[], ClassRow>('SELECT * FROM classes').all()) {
-      this.classes.set(row.name, rowToClass(row));
+      this.classes.set(rowToClass(row));
     }
   }
 
@@ -214,7 +215,7 @@ export class SqliteStore implements Store {
     );
     // Only now, after the commit, does the in-memory view move.
     if (record === undefined) this.classes.delete(name);
-    else this.classes.set(name, record);
+    else this.classes.set(record);
     if (current === undefined && record !== undefined) this.nextClassId = record.id + 1;
     this.published(change);
     return { change, record };

@@ -5,16 +5,17 @@
  * Every method that resolves has committed durably: callers acknowledge a write only then.
  */
 import type { ClassRecord, ClassSpec } from '../contract/class.js';
+import type { ClassIndex } from '../contract/consistency.js';
 import type { Change } from '../contract/change.js';
 import type { HostRecord, HostStatus } from '../contract/host.js';
 import type { Role, TokenRecord } from '../contract/token.js';
 
 /**
- * Decides a class write inside the store's transaction, seeing the current class (if any) and
- * every class. Returns the new spec, or null to delete. Throws a domain error to abort: then
- * nothing is written.
+ * Decides a class write inside the store's transaction, seeing the current class (if any) and an
+ * index of every class. Returns the new spec, or null to delete. Throws a domain error to abort:
+ * then nothing is written.
  */
-export type ClassDecision = (current: ClassRecord | undefined, all: ReadonlyMap<string, ClassRecord>) => ClassSpec | null;
+export type ClassDecision = (current: ClassRecord | undefined, classes: ClassIndex) => ClassSpec | null;
 
 export interface AuditQuery {
   /** Only changes with a revision below this (paging backwards). */
