@@ -68,7 +68,7 @@ function scalarStruct<T extends Record<string, number>>(name: string, spec: Read
   };
 }
 
-export interface ClassConfig {
+export type ClassConfig = {
   rate_bps: number;
   burst_ns: number;
   horizon_ns: number;
@@ -76,7 +76,7 @@ export interface ClassConfig {
   parent_id: number;
   flags: number;
 }
-export const classConfig = scalarStruct<ClassConfig & Record<string, number>>('pacer_class_config', [
+export const classConfig = scalarStruct<ClassConfig>('pacer_class_config', [
   ['rate_bps', 'u64'],
   ['burst_ns', 'u64'],
   ['horizon_ns', 'u64'],
@@ -85,12 +85,12 @@ export const classConfig = scalarStruct<ClassConfig & Record<string, number>>('p
   ['flags', 'u32'],
 ]);
 
-export interface ClassState {
+export type ClassState = {
   t_last: number;
 }
-export const classState = scalarStruct<ClassState & Record<string, number>>('pacer_class_state', [['t_last', 'u64']]);
+export const classState = scalarStruct<ClassState>('pacer_class_state', [['t_last', 'u64']]);
 
-export interface ClassStats {
+export type ClassStats = {
   packets: number;
   bytes: number;
   delayed: number;
@@ -99,7 +99,7 @@ export interface ClassStats {
   ce_marks: number;
   contention_drops: number;
 }
-export const classStats = scalarStruct<ClassStats & Record<string, number>>('pacer_class_stats', [
+export const classStats = scalarStruct<ClassStats>('pacer_class_stats', [
   ['packets', 'u64'],
   ['bytes', 'u64'],
   ['delayed', 'u64'],
@@ -109,40 +109,40 @@ export const classStats = scalarStruct<ClassStats & Record<string, number>>('pac
   ['contention_drops', 'u64'],
 ]);
 
-export interface IfaceStats {
+export type IfaceStats = {
   unclassified_packets: number;
   unclassified_bytes: number;
 }
-export const ifaceStats = scalarStruct<IfaceStats & Record<string, number>>('pacer_iface_stats', [
+export const ifaceStats = scalarStruct<IfaceStats>('pacer_iface_stats', [
   ['unclassified_packets', 'u64'],
   ['unclassified_bytes', 'u64'],
 ]);
 
-export interface Settings {
+export type Settings = {
   default_class: number;
   flags: number;
 }
-export const settings = scalarStruct<Settings & Record<string, number>>('pacer_settings', [
+export const settings = scalarStruct<Settings>('pacer_settings', [
   ['default_class', 'u32'],
   ['flags', 'u32'],
 ]);
 
-export interface TcpTuning {
+export type TcpTuning = {
   rto_min_us: number;
   delack_max_us: number;
 }
-export const tcpTuning = scalarStruct<TcpTuning & Record<string, number>>('pacer_tcp_tuning', [
+export const tcpTuning = scalarStruct<TcpTuning>('pacer_tcp_tuning', [
   ['rto_min_us', 'u32'],
   ['delack_max_us', 'u32'],
 ]);
 
-export interface TcpStats {
+export type TcpStats = {
   applied: number;
   failed: number;
   last_error: number;
   last_option: number;
 }
-export const tcpStats = scalarStruct<TcpStats & Record<string, number>>('pacer_tcp_stats', [
+export const tcpStats = scalarStruct<TcpStats>('pacer_tcp_stats', [
   ['applied', 'u64'],
   ['failed', 'u64'],
   ['last_error', 's32'],

@@ -1,0 +1,76 @@
+/**
+ * The tc egress object (shaper-bpf/obj/pacer_tc.o) loaded with typed views of its maps.
+ *
+ * Maps are pinned by name under `pinRoot` (e.g. /sys/fs/bpf/pacer/eth0). Loading again with the
+ * same pinRoot reuses the pinned maps (libbpf's LIBBPF_PIN_BY_NAME): a restarted agent adopts
+ * every class's config, schedule and counters.
+ */
+import { fileURLToPath } from 'node:url';
+import { BpfObject, type BpfProgram } from './libbpf/index.js';
+import * as layout from './layout.js';
+import { prefix, struct, SummedPerCpuMap, TypedMap, u32, u64 } from './typed-map.js';
+
+/** The committed objects, found from this module (dist/shaper-bpf/src → shaper-bpf/obj). */
+export function objectPath(name: 'pacer_tc' | 'pacer_sockops'): string {
+  return fileURLToPath(new URL(`../../../shaper-bpf/obj/${name}.o`, import.meta.url));
+}
+
+export const EGRESS_PROGRAM = 'pacer_egress';
+
+export interface EgressLoadOptions {
+  /** Directory in bpffs where the maps are pinned (and found again). */
+  pinRoot: string;
+  objectPath?: string;
+}
+
+export class EgressObject {
+  readonly program: BpfProgram;
+  readonly config: TypedMap<number, layout.ClassConfig>;
+  readonly state: TypedMap<number, layout.ClassState>;
+  readonly stats: SummedPerCpuMap<number, layout.ClassStats>;
+  readonly marks: TypedMap<number, number>;
+  readonly cgroups: TypedMap<bigint, number>;
+  readonly dst4: TypedMap<string, number>;
+  readonly dst6: TypedMap<string, number>;
+  readonly settings: TypedMap<number, layout.Settings>;
+  readonly ifaceStats: SummedPerCpuMap<number, layout.IfaceStats>;
+
+  private constructor(private readonly object: BpfObject) {
+    this.program = object.program(EGRESS_PROGRAM);
+    this.config = new TypedMap(object.map('class_config'), u32, struct(layout.classConfig));
+    this.state = new TypedMap(object.map('class_state'), u32, struct(layout.classState));
+    this.stats = new SummedPerCpuMap(object.map('class_stats'), u32, layout.classStats);
+    this.marks = new TypedMap(object.map('mark_class'), u32, u32);
+    this.cgroups = new TypedMap(object.map('cgroup_class'), u64, u32);
+    this.dst4 = new TypedMap(object.map('dst4_class'), prefix('ipv4'), u32);
+    this.dst6 = new TypedMap(object.map('dst6_class'), prefix('ipv6'), u32);
+    this.settings = new TypedMap(object.map('settings'), u32, struct(layout.settings));
+    this.ifaceStats = new SummedPerCpuMap(object.map('iface_stats'), u32, layout.ifaceStats);
+  }
+
+  static load(options: EgressLoadOptions): EgressObject {
+    const object = BpfObject.open(options.objectPath ?? objectPath('pacer_tc'), { pinRoot: options.pinRoot });
+    try {
+      object.load();
+      return new EgressObject(object);
+    } catch (err) {
+      object.close();
+      throw err;
+    }
+  }
+
+  /**
+   * Runs the program at a fixed time (tests only): the program reads `pacer_test_now` from its
+   * .bss when it is not zero. 0 returns it to the real clock.
+   */
+  setTestClock(ns: bigint): void {
+    const bss = this.object.map('.bss');
+    const value = Buffer.alloc(bss.valueSize);
+    value.writeBigUInt64LE(ns, 0);
+    bss.update(layout.u32Key(0), value);
+  }
+
+  close(): void {
+    this.object.close();
+  }
+}

@@ -1,0 +1,307 @@
+// Concern: reading and writing one BPF map through its fd — CRUD, batches, iteration,
+// per-CPU value layout, pinning. Keys and values are raw Buffers in the kernel's layout;
+// callers own the encoding. Every call is synchronous on the calling thread.
+import { unlinkSync } from 'node:fs';
+import { constants } from 'node:os';
+import { BpfError, check } from './errors.js';
+import { closeFd, objInfo, openPinnedFd, pinFd } from './info.js';
+import { lib, MapBatchOpts, MapInfo, numPossibleCpus } from './native.js';
+import koffi from 'koffi';
+
+const { ENOENT, EINVAL, EOPNOTSUPP, E2BIG, ENOSPC } = constants.errno;
+const ENOTSUPP = 524; // kernel-internal; what bpf() returns for a batch op the map type lacks
+
+/** enum bpf_map_type (include/uapi/linux/bpf.h), index = value. */
+export const MAP_TYPE_NAMES = [
+  'unspec', 'hash', 'array', 'prog_array', 'perf_event_array', 'percpu_hash', 'percpu_array',
+  'stack_trace', 'cgroup_array', 'lru_hash', 'lru_percpu_hash', 'lpm_trie', 'array_of_maps',
+  'hash_of_maps', 'devmap', 'sockmap', 'cpumap', 'xskmap', 'sockhash', 'cgroup_storage',
+  'reuseport_sockarray', 'percpu_cgroup_storage', 'queue', 'stack', 'sk_storage', 'devmap_hash',
+  'struct_ops', 'ringbuf', 'inode_storage', 'task_storage', 'bloom_filter', 'user_ringbuf', 'cgrp_storage',
+] as const;
+
+const PER_CPU_TYPES = new Set([5, 6, 10, 21]); // percpu_hash, percpu_array, lru_percpu_hash, percpu_cgroup_storage
+
+/** Flags of bpf_map_update_elem (BPF_ANY, BPF_NOEXIST, BPF_EXIST). */
+export const UpdateFlags = { ANY: 0, NOEXIST: 1, EXIST: 2 } as const;
+
+export interface BpfMapDescription {
+  fd: number;
+  name: string;
+  type: number;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+}
+
+interface MapInfoStruct { type: number; id: number; key_size: number; value_size: number; max_entries: number; name: string }
+
+export class BpfMap {
+  readonly name: string;
+  /** enum bpf_map_type value; see typeName. */
+  readonly type: number;
+  readonly keySize: number;
+  /** Size of one value as declared; per-CPU maps hold one (8-byte rounded) slot per possible CPU. */
+  readonly valueSize: number;
+  readonly maxEntries: number;
+  /** Path this map was last pinned at by pin(), if any. */
+  pinnedPath: string | undefined;
+  private readonly ownsFd: boolean;
+  // -1 once closed: a stale fd number may already belong to another object, so never reuse it.
+  private fdValue: number;
+  // Batch ops are missing for some map types (the kernel answers ENOTSUPP): remember it and loop.
+  // Separately: arrays have an update batch but no delete batch.
+  private noUpdateBatch = false;
+  private noDeleteBatch = false;
+
+  /** @param ownsFd whether close() closes the fd (false for maps owned by a BpfObject). */
+  constructor(desc: BpfMapDescription, ownsFd: boolean) {
+    this.fdValue = desc.fd;
+    this.name = desc.name;
+    this.type = desc.type;
+    this.keySize = desc.keySize;
+    this.valueSize = desc.valueSize;
+    this.maxEntries = desc.maxEntries;
+    this.ownsFd = ownsFd;
+  }
+
+  /** Opens a map pinned on bpffs and learns its type, sizes and name from the kernel. */
+  static openPinned(path: string): BpfMap {
+    const fd = openPinnedFd(path, 'map', 'map');
+    try {
+      const info = objInfo<MapInfoStruct>(fd, MapInfo, `map pinned at ${path}`);
+      return new BpfMap(
+        { fd, name: info.name, type: info.type, keySize: info.key_size, valueSize: info.value_size, maxEntries: info.max_entries },
+        true,
+      );
+    } catch (err) {
+      closeFd(fd);
+      throw err;
+    }
+  }
+
+  /** The map's fd; throws once the map (or the object that owns it) is closed. */
+  get fd(): number {
+    if (this.fdValue < 0) throw new Error(`${this.target} is closed`);
+    return this.fdValue;
+  }
+
+  get typeName(): string {
+    return MAP_TYPE_NAMES[this.type] ?? `type ${this.type}`;
+  }
+
+  get isPerCpu(): boolean {
+    return PER_CPU_TYPES.has(this.type);
+  }
+
+  /** Bytes of one per-CPU slot: the kernel copies round_up(value_size, 8) per CPU (bpf_percpu_*_copy). */
+  get slotSize(): number {
+    return this.isPerCpu ? Math.ceil(this.valueSize / 8) * 8 : this.valueSize;
+  }
+
+  /** Size of the buffer lookup() returns and update() expects for one entry. */
+  get valueBufferSize(): number {
+    return this.isPerCpu ? this.slotSize * numPossibleCpus() : this.valueSize;
+  }
+
+  private get target(): string {
+    return `map "${this.name}"`;
+  }
+
+  /** The kernel reads exactly keySize/valueSize bytes from our pointers: a short Buffer would be an overread. */
+  private assertSize(buf: Buffer, size: number, what: string, count = 1): void {
+    if (buf.length !== size * count) {
+      throw new RangeError(`${this.target}: ${what} must be ${size * count} bytes (${count} × ${size}), got ${buf.length}`);
+    }
+  }
+
+  /** The value for `key`, or undefined. Per-CPU maps: nCPU slots of slotSize bytes, see lookupPerCpu. */
+  lookup(key: Buffer): Buffer | undefined {
+    this.assertSize(key, this.keySize, 'key');
+    const value = Buffer.alloc(this.valueBufferSize);
+    const ret = lib.bpf_map_lookup_elem(this.fd, key, value) as number;
+    if (ret === -ENOENT) return undefined;
+    check(ret, `look up key ${hex(key)}`, this.target);
+    return value;
+  }
+
+  /** Per-CPU maps: one Buffer of valueSize bytes per possible CPU (index = CPU number). */
+  lookupPerCpu(key: Buffer): Buffer[] | undefined {
+    if (!this.isPerCpu) throw new TypeError(`${this.target} is a ${this.typeName} map, not per-CPU`);
+    const raw = this.lookup(key);
+    return raw && this.splitPerCpu(raw);
+  }
+
+  /** Splits a per-CPU value buffer into one valueSize Buffer per CPU. */
+  splitPerCpu(raw: Buffer): Buffer[] {
+    const slots: Buffer[] = [];
+    for (let off = 0; off < raw.length; off += this.slotSize) slots.push(raw.subarray(off, off + this.valueSize));
+    return slots;
+  }
+
+  /** Builds a per-CPU value buffer from one value per possible CPU. */
+  joinPerCpu(values: Buffer[]): Buffer {
+    if (values.length !== numPossibleCpus()) throw new RangeError(`${this.target}: need ${numPossibleCpus()} per-CPU values, got ${values.length}`);
+    const out = Buffer.alloc(this.valueBufferSize);
+    values.forEach((v, cpu) => {
+      this.assertSize(v, this.valueSize, `value for CPU ${cpu}`);
+      v.copy(out, cpu * this.slotSize);
+    });
+    return out;
+  }
+
+  update(key: Buffer, value: Buffer, flags: number = UpdateFlags.ANY): void {
+    this.assertSize(key, this.keySize, 'key');
+    this.assertSize(value, this.valueBufferSize, 'value');
+    const ret = lib.bpf_map_update_elem(this.fd, key, value, flags) as number;
+    check(ret, `update key ${hex(key)}`, this.target, () => this.fullDetail(ret));
+  }
+
+  /** Deletes `key`; false if it was not there. */
+  delete(key: Buffer): boolean {
+    this.assertSize(key, this.keySize, 'key');
+    const ret = lib.bpf_map_delete_elem(this.fd, key) as number;
+    if (ret === -ENOENT) return false;
+    check(ret, `delete key ${hex(key)}`, this.target, () =>
+      // array_map_delete_elem is a plain -EINVAL: array slots always exist.
+      ret === -EINVAL && this.isArray ? `${this.typeName} maps cannot delete entries; write a zero value instead` : '',
+    );
+    return true;
+  }
+
+  /**
+   * Writes `count` entries (keys: count × keySize, values: count × valueBufferSize) with one
+   * BPF_MAP_UPDATE_BATCH. Map types without batch ops fall back to one update per entry:
+   * measured on this 6.18 kernel, prog_array, cgroup_array and devmap_hash answer ENOTSUPP
+   * (hash, array, per-CPU and LPM trie maps do have batches; arrays have no delete batch).
+   */
+  updateBatch(keys: Buffer, values: Buffer, count: number, flags: number = UpdateFlags.ANY): void {
+    this.assertSize(keys, this.keySize, 'keys', count);
+    this.assertSize(values, this.valueBufferSize, 'values', count);
+    if (count === 0) return;
+    if (!this.noUpdateBatch) {
+      const n = new Uint32Array([count]);
+      const ret = lib.bpf_map_update_batch(this.fd, keys, values, n, batchOpts(flags)) as number;
+      if (ret === 0) return;
+      if (!this.isBatchUnsupported(ret, n[0]!, count)) {
+        check(ret, `update batch of ${count} entries (${n[0]} written)`, this.target, () => this.fullDetail(ret));
+      }
+      this.noUpdateBatch = true;
+    }
+    const vs = this.valueBufferSize;
+    for (let i = 0; i < count; i++) {
+      this.update(keys.subarray(i * this.keySize, (i + 1) * this.keySize), values.subarray(i * vs, (i + 1) * vs), flags);
+    }
+  }
+
+  /**
+   * Deletes `count` keys (count × keySize bytes) with BPF_MAP_DELETE_BATCH; returns how many
+   * existed and were deleted. The kernel stops at a missing key (ENOENT) and reports how many
+   * it deleted before it (generic_map_delete_batch), so we skip that key and continue.
+   */
+  deleteBatch(keys: Buffer, count: number): number {
+    this.assertSize(keys, this.keySize, 'keys', count);
+    let done = 0;
+    let deleted = 0;
+    while (done < count && !this.noDeleteBatch) {
+      const n = new Uint32Array([count - done]);
+      const ret = lib.bpf_map_delete_batch(this.fd, keys.subarray(done * this.keySize), n, batchOpts(0)) as number;
+      if (ret === 0) return deleted + n[0]!;
+      if (ret === -ENOENT) {
+        deleted += n[0]!;
+        done += n[0]! + 1;
+        continue;
+      }
+      if (!(done === 0 && this.isBatchUnsupported(ret, n[0]!, count))) {
+        check(ret, `delete batch of ${count} keys (${deleted + n[0]!} deleted)`, this.target);
+      }
+      this.noDeleteBatch = true;
+    }
+    for (let i = done; i < count; i++) {
+      if (this.delete(keys.subarray(i * this.keySize, (i + 1) * this.keySize))) deleted++;
+    }
+    return deleted;
+  }
+
+  /**
+   * ENOTSUPP/EOPNOTSUPP: the map type has no such batch op; the kernel refuses before touching
+   * any element (and leaves count as passed in). EINVAL with count untouched: the whole command
+   * was refused (kernels < 5.6 lack it). EINVAL with count changed is an element's own error.
+   */
+  private isBatchUnsupported(ret: number, countAfter: number, countBefore: number): boolean {
+    return ret === -ENOTSUPP || ret === -EOPNOTSUPP || (ret === -EINVAL && countAfter === countBefore);
+  }
+
+  /**
+   * Iterates keys with BPF_MAP_GET_NEXT_KEY. Mutating the map while iterating is allowed, but
+   * for hash maps, deleting the current key makes the kernel restart from the first bucket,
+   * so keys may repeat.
+   */
+  *keys(): Generator<Buffer> {
+    let prev: Buffer | null = null;
+    for (;;) {
+      const next = Buffer.alloc(this.keySize);
+      const ret = lib.bpf_map_get_next_key(this.fd, prev, next) as number;
+      if (ret === -ENOENT) return;
+      check(ret, 'iterate keys', this.target);
+      yield next;
+      prev = next;
+    }
+  }
+
+  /** [key, value] pairs; keys deleted between the key walk and the lookup are skipped. */
+  *entries(): Generator<[Buffer, Buffer]> {
+    for (const key of this.keys()) {
+      const value = this.lookup(key);
+      if (value) yield [key, value];
+    }
+  }
+
+  private get isArray(): boolean {
+    return this.type === 2 || this.type === 6; // array, percpu_array
+  }
+
+  /** E2BIG: a hash map is full, or an array index is past max_entries (htab_map_update_elem, array_map_update_elem). */
+  private fullDetail(ret: number): string {
+    if (ret !== -E2BIG && ret !== -ENOSPC) return '';
+    return this.isArray
+      ? `${this.target} has ${this.maxEntries} slots (max_entries); the index is out of range`
+      : `${this.target} is full: max_entries is ${this.maxEntries}`;
+  }
+
+  pin(path: string): void {
+    pinFd(this.fd, path, this.target);
+    this.pinnedPath = path;
+  }
+
+  /** Removes the pin (an unlink on bpffs); the map lives on while any fd or program uses it. */
+  unpin(path: string | undefined = this.pinnedPath): void {
+    if (!path) throw new Error(`${this.target} was not pinned by this process; pass the path`);
+    try {
+      unlinkSync(path);
+    } catch (err) {
+      const errno = -((err as NodeJS.ErrnoException).errno ?? -EINVAL);
+      throw new BpfError({ operation: `unpin ${this.target}`, target: path, errno });
+    }
+    if (path === this.pinnedPath) this.pinnedPath = undefined;
+  }
+
+  /**
+   * Closes the fd if this map owns it (maps from BpfMap.openPinned); maps of a BpfObject are
+   * closed by BpfObject.close(). Either way the map is unusable afterwards.
+   */
+  close(): void {
+    if (this.fdValue < 0) return;
+    if (this.ownsFd) closeFd(this.fdValue);
+    this.fdValue = -1;
+  }
+}
+
+/** Key bytes for error messages (first 32). */
+function hex(key: Buffer): string {
+  return key.length <= 32 ? key.toString('hex') : `${key.subarray(0, 32).toString('hex')}…`;
+}
+
+function batchOpts(elemFlags: number): Record<string, unknown> {
+  return { sz: koffi.sizeof(MapBatchOpts), elem_flags: elemFlags, flags: 0 };
+}

@@ -1,0 +1,225 @@
+/**
+ * The real tc egress object on this kernel, run with BPF_PROG_TEST_RUN at times the test chooses
+ * (the program's test clock). Every departure is checked to the nanosecond, and against edt.ts.
+ */
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { EgressObject } from '../../shaper-bpf/src/egress.js';
+import { skbContext, readSkbContext } from '../../shaper-bpf/src/libbpf/index.js';
+import { EdtShaper, delayNs, type EdtClassConfig } from '../../shaper-bpf/src/edt.js';
+import type { ClassConfig } from '../../shaper-bpf/src/layout.js';
+import { frame, ecnOf } from '../support/packets.js';
+import { makePinDir, removePinDir } from '../support/bpffs.js';
+
+const TC_ACT_OK = 0;
+const TC_ACT_SHOT = 2;
+const T0 = 1_000_000_000_000_000; // 11.6 days of uptime: far from 0, far below 2^53
+
+const config = (c: Partial<ClassConfig> & { rate_bps: number }): ClassConfig => ({ burst_ns: 0, horizon_ns: 2_000_000_000, ecn_ns: 0, parent_id: 0, flags: 0, ...c });
+const toModel = (c: ClassConfig): EdtClassConfig => ({ rateBps: c.rate_bps, burstNs: c.burst_ns, horizonNs: c.horizon_ns, ecnNs: c.ecn_ns, parentId: c.parent_id });
+
+describe('tc egress program (BPF_PROG_TEST_RUN on the real object)', function () {
+  this.timeout(120_000);
+  let eg: EgressObject;
+  let pinRoot: string;
+
+  before(() => {
+    pinRoot = makePinDir();
+    eg = EgressObject.load({ pinRoot });
+  });
+  after(() => {
+    eg?.close();
+    removePinDir(pinRoot);
+  });
+  afterEach(() => clearAll());
+
+  function clearAll(): void {
+    for (const m of [eg.config, eg.state, eg.marks, eg.dst4, eg.dst6]) m.deleteMany([...m.entries().keys()] as never[]);
+    eg.cgroups.deleteMany([...eg.cgroups.entries().keys()]);
+    eg.stats.deleteMany([...eg.stats.entries().keys()]);
+    eg.settings.set(0, { default_class: 0, flags: 0 });
+    eg.ifaceStats.zero(0);
+  }
+
+  /** Sends one packet at `now`; returns the verdict and the departure stamped on it. */
+  function send(now: number, opts: { mark?: number; wireLen?: number; tstamp?: number; dst?: string; tos?: number; data?: Buffer } = {}) {
+    eg.setTestClock(BigInt(now));
+    const data = opts.data ?? frame(opts.dst ?? '192.0.2.1', { tos: opts.tos });
+    const r = eg.program.testRun({
+      data,
+      ctxIn: skbContext({ mark: opts.mark ?? 0, tstamp: BigInt(opts.tstamp ?? 0), wireLen: Math.max(opts.wireLen ?? data.length, data.length) }),
+      ctxOutSize: 192,
+      dataOutSize: data.length,
+    });
+    return { verdict: r.retval, tstamp: Number(readSkbContext(r.ctxOut!).tstamp), data: r.dataOut! };
+  }
+
+  function classWithMark(id: number, c: ClassConfig, mark = id): void {
+    eg.config.set(id, c);
+    eg.marks.set(mark, id);
+  }
+
+  it('sends the first packet of an idle class at once, then paces one transmission time apart', () => {
+    classWithMark(1, config({ rate_bps: 100_000_000 })); // 1500 B at 100 Mbit/s = 120 us
+    const first = send(T0, { mark: 1, wireLen: 1500 });
+    assert.equal(first.verdict, TC_ACT_OK);
+    assert.equal(first.tstamp, T0);
+    assert.equal(send(T0, { mark: 1, wireLen: 1500 }).tstamp, T0 + 120_000);
+    assert.equal(send(T0, { mark: 1, wireLen: 1500 }).tstamp, T0 + 240_000);
+    assert.equal(eg.state.get(1)!.t_last, T0 + 240_000);
+    const s = eg.stats.get(1)!;
+    assert.deepEqual([s.packets, s.bytes, s.delayed, s.delay_ns], [3, 4500, 2, 360_000]);
+  });
+
+  it('rounds the delay up, so a class never exceeds its rate', () => {
+    classWithMark(1, config({ rate_bps: 3_000_000_000 })); // 100 B = 800 bits → 266.67 ns
+    send(T0, { mark: 1, wireLen: 100 });
+    assert.equal(send(T0, { mark: 1, wireLen: 100 }).tstamp, T0 + 267);
+    assert.equal(delayNs(100, 3_000_000_000), 267);
+  });
+
+  it('an idle class earns at most burst of credit', () => {
+    classWithMark(1, config({ rate_bps: 8_000_000, burst_ns: 3_000_000 })); // 1000 B = 1 ms
+    send(T0, { mark: 1, wireLen: 1000 });
+    // Idle for a second: the schedule restarts at now - 3 ms, so 3 ms of packets leave at once,
+    // besides the one any class may send now; the next waits its turn.
+    const later = T0 + 1_000_000_000;
+    const departures = [0, 1, 2, 3, 4].map(() => send(later, { mark: 1, wireLen: 1000 }).tstamp);
+    assert.deepEqual(departures, [later - 3_000_000, later - 2_000_000, later - 1_000_000, later, later + 1_000_000]);
+  });
+
+  it('drops a packet beyond the horizon and does not advance t_last', () => {
+    classWithMark(1, config({ rate_bps: 8_000_000, horizon_ns: 2_500_000 })); // 1 ms per 1000 B
+    assert.deepEqual([0, 1, 2].map(() => send(T0, { mark: 1, wireLen: 1000 }).tstamp), [T0, T0 + 1_000_000, T0 + 2_000_000]);
+    const before = eg.state.get(1)!.t_last;
+    assert.equal(send(T0, { mark: 1, wireLen: 1000 }).verdict, TC_ACT_SHOT); // would leave at +3 ms
+    assert.equal(eg.state.get(1)!.t_last, before);
+    assert.equal(eg.stats.get(1)!.horizon_drops, 1);
+    assert.equal(eg.stats.get(1)!.packets, 3);
+  });
+
+  it('a rate change keeps the schedule', () => {
+    classWithMark(1, config({ rate_bps: 8_000_000 }));
+    send(T0, { mark: 1, wireLen: 1000 });
+    send(T0, { mark: 1, wireLen: 1000 });
+    const tLast = eg.state.get(1)!.t_last;
+    eg.config.set(1, config({ rate_bps: 16_000_000 })); // what the agent does on a rate change
+    assert.equal(eg.state.get(1)!.t_last, tLast);
+    assert.equal(send(T0, { mark: 1, wireLen: 1000 }).tstamp, tLast + 500_000);
+  });
+
+  it('respects a later timestamp already on the packet (TCP EDT), and paces from it', () => {
+    classWithMark(1, config({ rate_bps: 8_000_000 }));
+    const own = T0 + 50_000_000;
+    assert.equal(send(T0, { mark: 1, wireLen: 1000, tstamp: own }).tstamp, own);
+    assert.equal(eg.state.get(1)!.t_last, own);
+    assert.equal(send(T0, { mark: 1, wireLen: 1000 }).tstamp, own + 1_000_000);
+    // An earlier timestamp does not pull the departure forward.
+    assert.equal(send(T0, { mark: 1, wireLen: 1000, tstamp: T0 }).tstamp, own + 2_000_000);
+  });
+
+  it('a child departs at the later of its own and its parent\'s schedule, and both advance', () => {
+    eg.config.set(10, config({ rate_bps: 8_000_000 })); // parent: 1 ms per 1000 B
+    classWithMark(11, config({ rate_bps: 4_000_000, parent_id: 10 })); // children: 2 ms
+    classWithMark(12, config({ rate_bps: 4_000_000, parent_id: 10 }));
+    assert.equal(send(T0, { mark: 11, wireLen: 1000 }).tstamp, T0);
+    assert.equal(eg.state.get(10)!.t_last, T0, 'the parent advanced too');
+    // Class 12's own schedule allows now, but the parent's next slot is +1 ms.
+    assert.equal(send(T0, { mark: 12, wireLen: 1000 }).tstamp, T0 + 1_000_000);
+    assert.equal(eg.state.get(12)!.t_last, T0);
+    assert.equal(eg.state.get(10)!.t_last, T0 + 1_000_000);
+    // Class 11 is now limited by its own rate (+2 ms), class 12 by the parent (+3 ms).
+    assert.equal(send(T0, { mark: 11, wireLen: 1000 }).tstamp, T0 + 2_000_000);
+    assert.equal(send(T0, { mark: 12, wireLen: 1000 }).tstamp, T0 + 3_000_000);
+  });
+
+  it('departures equal edt.ts to the nanosecond on random sequences, rates, bursts, horizons and parents', () => {
+    const classArb = fc.record({
+      rate_bps: fc.oneof(fc.integer({ min: 1_000, max: 10_000_000 }), fc.integer({ min: 1_000, max: 400_000_000_000 })),
+      burst_ns: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 50_000_000 })),
+      horizon_ns: fc.integer({ min: 1_000_000, max: 10_000_000_000 }),
+    });
+    const packetArb = fc.record({
+      gap: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 2_000_000 }), fc.integer({ min: 0, max: 2_000_000_000 })),
+      wireLen: fc.integer({ min: 60, max: 65_536 }),
+      leaf: fc.nat(),
+      tstampOffset: fc.option(fc.integer({ min: -5_000_000, max: 20_000_000 }), { freq: 4 }),
+    });
+    fc.assert(
+      fc.property(fc.array(classArb, { minLength: 1, maxLength: 4 }), fc.array(packetArb, { minLength: 1, maxLength: 30 }), (classes, packets) => {
+        clearAll();
+        // Class i+1's parent is class i: a chain as deep as the tree allows.
+        const configs = new Map<number, ClassConfig>(classes.map((c, i) => [i + 1, config({ ...c, parent_id: i })]));
+        for (const [id, c] of configs) classWithMark(id, c);
+        const model = new EdtShaper(new Map([...configs].map(([id, c]) => [id, toModel(c)])));
+        let now = T0;
+        for (const p of packets) {
+          now += p.gap;
+          const leaf = (p.leaf % classes.length) + 1;
+          const tstamp = p.tstampOffset === null ? 0 : now + p.tstampOffset;
+          const want = model.send(leaf, p.wireLen, now, tstamp)!;
+          const got = send(now, { mark: leaf, wireLen: p.wireLen, tstamp });
+          if (want.action === 'drop') {
+            assert.equal(got.verdict, TC_ACT_SHOT);
+          } else {
+            assert.equal(got.verdict, TC_ACT_OK);
+            assert.equal(got.tstamp, want.depart);
+          }
+        }
+        for (const id of configs.keys()) assert.equal(eg.state.get(id)?.t_last ?? 0, model.schedule(id), `t_last of class ${id}`);
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  describe('classification', () => {
+    it('mark first, then destination prefix (longest wins, IPv4 and IPv6, through VLAN tags), then the default', () => {
+      for (const id of [1, 2, 3, 4, 5, 6]) eg.config.set(id, config({ rate_bps: 8_000_000 * id }));
+      eg.marks.set(77, 1);
+      eg.dst4.setMany([
+        ['10.0.0.0/8', 2],
+        ['10.1.0.0/16', 3],
+      ]);
+      eg.dst6.set('2001:db8::/32', 4);
+      eg.dst6.set('2001:db8:1::/48', 5);
+      const classOf = (opts: Parameters<typeof send>[1]) => {
+        const before = new Map([...eg.stats.entries()].map(([k, v]) => [k, v.packets]));
+        send(T0, { wireLen: 1000, ...opts });
+        const after = eg.stats.entries();
+        const grew = [...after].filter(([k, v]) => v.packets > (before.get(k) ?? 0)).map(([k]) => k);
+        return grew[0] ?? 0;
+      };
+      assert.equal(classOf({ mark: 77, dst: '10.1.2.3' }), 1, 'the mark wins over the prefix');
+      assert.equal(classOf({ dst: '10.9.9.9' }), 2);
+      assert.equal(classOf({ dst: '10.1.9.9' }), 3, 'longest prefix');
+      assert.equal(classOf({ dst: '2001:db8:2::1' }), 4);
+      assert.equal(classOf({ dst: '2001:db8:1::1' }), 5);
+      assert.equal(classOf({ data: frame('10.1.2.3', { vlans: [{ tpid: 0x8100, id: 5 }] }) }), 3, '802.1Q');
+      assert.equal(classOf({ data: frame('2001:db8:1::9', { vlans: [{ tpid: 0x88a8, id: 5 }, { tpid: 0x8100, id: 7 }] }) }), 5, 'QinQ');
+      assert.equal(classOf({ mark: 78, dst: '192.0.2.1' }), 0, 'unclassified');
+      assert.equal(eg.ifaceStats.get(0)!.unclassified_packets, 1);
+      eg.settings.set(0, { default_class: 6, flags: 0 });
+      assert.equal(classOf({ dst: '192.0.2.1' }), 6, 'interface default');
+    });
+
+    it('a selector pointing at a class without config leaves the packet unshaped', () => {
+      eg.marks.set(5, 99);
+      const r = send(T0, { mark: 5, wireLen: 1000 });
+      assert.equal(r.verdict, TC_ACT_OK);
+      assert.equal(r.tstamp, 0);
+      assert.equal(eg.ifaceStats.get(0)!.unclassified_packets, 1);
+    });
+  });
+
+  it('marks CE on ECT packets that wait longer than the ECN threshold, and never on non-ECT ones', () => {
+    classWithMark(1, config({ rate_bps: 8_000_000, ecn_ns: 1_500_000 })); // 1 ms per 1000 B
+    assert.equal(ecnOf(send(T0, { mark: 1, wireLen: 1000, tos: 2 }).data), 2, 'no wait');
+    assert.equal(ecnOf(send(T0, { mark: 1, wireLen: 1000, tos: 2 }).data), 2, 'waits 1 ms: under the threshold');
+    assert.equal(ecnOf(send(T0, { mark: 1, wireLen: 1000, tos: 2 }).data), 3, 'waits 2 ms: CE');
+    assert.equal(ecnOf(send(T0, { mark: 1, wireLen: 1000, tos: 0 }).data), 0, 'not ECT: left alone');
+    assert.equal(eg.stats.get(1)!.ce_marks, 1);
+    const v6 = frame('2001:db8::1', { tos: 1 });
+    assert.equal(ecnOf(send(T0, { mark: 1, wireLen: 1000, data: v6 }).data), 3, 'IPv6 ECT(1)');
+    assert.equal(eg.stats.get(1)!.ce_marks, 2);
+  });
+});
