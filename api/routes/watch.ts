@@ -31,6 +31,8 @@ export interface WatchOptions {
 
 export class WatchStreams {
   private readonly open = new Set<Response>();
+  /** Each change is serialized once, however many streams send it. */
+  private readonly frames = new WeakMap<Change, string>();
   readonly router = Router();
 
   constructor(private readonly options: WatchOptions) {
@@ -47,6 +49,21 @@ export class WatchStreams {
     this.open.clear();
   }
 
+  private frameOf(change: Change): string {
+    let frame = this.frames.get(change);
+    if (frame === undefined) {
+      const event: ClassEvent = {
+        revision: change.revision,
+        action: change.action as ClassEvent['action'],
+        name: change.name,
+        class: change.after as ClassEvent['class'],
+      };
+      frame = `id: ${change.revision}\nevent: class\ndata: ${JSON.stringify(event)}\n\n`;
+      this.frames.set(change, frame);
+    }
+    return frame;
+  }
+
   private async serve(sinceParam: unknown, res: Response): Promise<void> {
     const { store, metrics, heartbeatMs } = this.options;
     const current = await store.revision();
@@ -61,13 +78,7 @@ export class WatchStreams {
     const send = (change: Change) => {
       if (change.revision <= last) return;
       last = change.revision;
-      const event: ClassEvent = {
-        revision: change.revision,
-        action: change.action as ClassEvent['action'],
-        name: change.name,
-        class: change.after as ClassEvent['class'],
-      };
-      res.write(`id: ${change.revision}\nevent: class\ndata: ${JSON.stringify(event)}\n\n`);
+      res.write(this.frameOf(change));
       if (res.writableLength > MAX_BUFFERED_BYTES) res.destroy();
     };
     const unsubscribe = store.onCommit((change) => {

@@ -2,8 +2,10 @@
  * The default store: one SQLite file through better-sqlite3 (12.x; 13.x needs Node 22).
  *
  * Durability: WAL with synchronous=FULL, so a transaction is fsynced before commit returns, and
- * the API acknowledges a write only after that. Every write is one transaction: a process killed
- * at any moment leaves either all of a change or none of it.
+ * the API acknowledges a write only after that. Group commit: the writes that arrive in the same
+ * turn of the event loop (while the previous fsync blocked it) share one transaction and one
+ * fsync; each is a savepoint of its own, so one write's failure does not touch the others. A
+ * process killed at any moment leaves each change whole or absent, and none acknowledged is lost.
  *
  * The file is opened with locking_mode=EXCLUSIVE: this process is its only reader and writer, so
  * the classes are mirrored in memory (reads never touch the disk) and commit notifications are
@@ -80,6 +82,11 @@ export class SqliteStore implements Store {
   private compacted = 0;
   private nextClassId = 1;
   private readonly stmt;
+  /** Writes waiting for the next group commit. */
+  private queue: Array<{ run: () => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void }> = [];
+  /** Within a group commit: how to undo the in-memory effects if the commit fails, and what to publish if it succeeds. */
+  private undo: Array<() => void> = [];
+  private toPublish: Change[] = [];
 
   static open(file: string, options: SqliteStoreOptions = {}): SqliteStore {
     let db: Database.Database | undefined;
@@ -175,53 +182,102 @@ export class SqliteStore implements Store {
     return this.classes.get(name);
   }
 
-  async writeClass(name: string, actor: string, decide: ClassDecision): Promise<{ change: Change; record: ClassRecord | undefined }> {
-    const current = this.classes.get(name);
-    const spec = decide(current, this.classes);
-    const revision = this.currentRevision + 1;
-    const at = this.now().toISOString();
-    const record: ClassRecord | undefined =
-      spec === null
-        ? undefined
-        : {
-            ...spec,
-            name,
-            id: current?.id ?? this.nextClassId,
-            revision,
-            createdRevision: current?.createdRevision ?? revision,
-            createdAt: current?.createdAt ?? at,
-            updatedAt: at,
-          };
-    const change: Change = {
-      revision,
-      at,
-      actor,
-      kind: 'class',
-      action: record === undefined ? 'deleted' : current === undefined ? 'created' : 'updated',
-      name,
-      before: current === undefined ? null : classToJson(current),
-      after: record === undefined ? null : classToJson(record),
-    };
-    this.timed('writeClass', () =>
-      this.db.transaction(() => {
+  /**
+   * Queues a write for the next group commit. `run` executes inside the transaction (in its own
+   * savepoint): it writes rows, then moves the in-memory view and registers how to undo that.
+   */
+  private enqueue<T>(run: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ run, resolve: resolve as (v: unknown) => void, reject });
+      if (this.queue.length === 1) setImmediate(() => this.flush());
+    });
+  }
+
+  private flush(): void {
+    const batch = this.queue.splice(0);
+    const results: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
+    this.undo = [];
+    this.toPublish = [];
+    try {
+      this.timed('commit', () =>
+        this.db.transaction(() => {
+          for (const item of batch) {
+            try {
+              // A nested better-sqlite3 transaction is a SAVEPOINT: a failing write rolls back alone.
+              results.push({ ok: true, value: this.db.transaction(item.run)() });
+            } catch (error) {
+              results.push({ ok: false, error });
+            }
+          }
+        })(),
+      );
+    } catch (error) {
+      // The commit itself failed (disk full, I/O error): nothing is durable, so nothing moved.
+      for (const undo of this.undo.reverse()) undo();
+      for (const item of batch) item.reject(error);
+      return;
+    }
+    for (const change of this.toPublish) this.commits.emit('commit', change);
+    batch.forEach((item, i) => {
+      const r = results[i]!;
+      if (r.ok) item.resolve(r.value);
+      else item.reject(r.error);
+    });
+  }
+
+  writeClass(name: string, actor: string, decide: ClassDecision): Promise<{ change: Change; record: ClassRecord | undefined }> {
+    return this.enqueue(() =>
+      this.timed('writeClass', () => {
+        const current = this.classes.get(name);
+        const spec = decide(current, this.classes);
+        const revision = this.currentRevision + 1;
+        const at = this.now().toISOString();
+        const record: ClassRecord | undefined =
+          spec === null
+            ? undefined
+            : {
+                ...spec,
+                name,
+                id: current?.id ?? this.nextClassId,
+                revision,
+                createdRevision: current?.createdRevision ?? revision,
+                createdAt: current?.createdAt ?? at,
+                updatedAt: at,
+              };
+        const change: Change = {
+          revision,
+          at,
+          actor,
+          kind: 'class',
+          action: record === undefined ? 'deleted' : current === undefined ? 'created' : 'updated',
+          name,
+          before: current === undefined ? null : classToJson(current),
+          after: record === undefined ? null : classToJson(record),
+        };
         if (record === undefined) this.stmt.deleteClass.run(name);
         else this.stmt.upsertClass.run(classToRow(record));
-        if (current === undefined && record !== undefined) {
+        const created = current === undefined && record !== undefined;
+        if (created) {
           if (record.id > 0xffffffff) throw new Error('class ids are exhausted (u32)');
           this.stmt.setMeta.run(record.id + 1, 'next_class_id');
         }
         this.commitChange(change);
-      })(),
+        // Rows are written; now the in-memory view, with its undo for a failed commit.
+        const nextClassId = this.nextClassId;
+        if (record === undefined) this.classes.delete(name);
+        else this.classes.set(record);
+        if (created) this.nextClassId = record.id + 1;
+        this.undo.push(() => {
+          if (current === undefined) this.classes.delete(name);
+          else this.classes.set(current);
+          this.nextClassId = nextClassId;
+        });
+        return { change, record };
+      }),
     );
-    // Only now, after the commit, does the in-memory view move.
-    if (record === undefined) this.classes.delete(name);
-    else this.classes.set(record);
-    if (current === undefined && record !== undefined) this.nextClassId = record.id + 1;
-    this.published(change);
-    return { change, record };
   }
 
-  /** Inside a transaction: appends the change, bumps the revision and compacts old history. */
+  /** Inside a write: appends the change, bumps the revision and compacts old history. */
   private commitChange(change: Change): void {
     this.stmt.insertChange.run({
       ...change,
@@ -230,18 +286,19 @@ export class SqliteStore implements Store {
     });
     this.stmt.setMeta.run(change.revision, 'revision');
     const floor = change.revision - this.historyLimit;
+    const compacted = this.compacted;
     if (floor > this.compacted && change.revision % COMPACT_EVERY === 0) {
       this.stmt.compact.run(floor);
       this.stmt.setMeta.run(floor, 'compacted_through');
+      this.compacted = floor;
     }
-  }
-
-  /** After a commit: moves the in-memory revision and tells the listeners. */
-  private published(change: Change): void {
+    const revision = this.currentRevision;
     this.currentRevision = change.revision;
-    const floor = change.revision - this.historyLimit;
-    if (floor > this.compacted && change.revision % COMPACT_EVERY === 0) this.compacted = floor;
-    this.commits.emit('commit', change);
+    this.undo.push(() => {
+      this.currentRevision = revision;
+      this.compacted = compacted;
+    });
+    this.toPublish.push(change);
   }
 
   async classChangesSince(since: number, limit: number): Promise<Change[]> {
@@ -272,20 +329,23 @@ export class SqliteStore implements Store {
     return () => this.commits.off('commit', listener);
   }
 
-  async registerHost(name: string, labels: Record<string, string>, agentVersion: string | null): Promise<HostRecord> {
-    const at = this.now().toISOString();
-    return this.timed('registerHost', () => {
-      this.stmt.upsertHost.run({ name, labels: JSON.stringify(labels), agent_version: agentVersion, at });
-      return rowToHost(this.stmt.getHost.get(name)!);
-    });
+  registerHost(name: string, labels: Record<string, string>, agentVersion: string | null): Promise<HostRecord> {
+    return this.enqueue(() =>
+      this.timed('registerHost', () => {
+        this.stmt.upsertHost.run({ name, labels: JSON.stringify(labels), agent_version: agentVersion, at: this.now().toISOString() });
+        return rowToHost(this.stmt.getHost.get(name)!);
+      }),
+    );
   }
 
-  async setHostStatus(name: string, status: HostStatus): Promise<HostRecord | undefined> {
-    return this.timed('setHostStatus', () => {
-      const result = this.stmt.setHostStatus.run(JSON.stringify(status), this.now().toISOString(), name);
-      if (result.changes === 0) return undefined;
-      return rowToHost(this.stmt.getHost.get(name)!);
-    });
+  setHostStatus(name: string, status: HostStatus): Promise<HostRecord | undefined> {
+    return this.enqueue(() =>
+      this.timed('setHostStatus', () => {
+        const result = this.stmt.setHostStatus.run(JSON.stringify(status), this.now().toISOString(), name);
+        if (result.changes === 0) return undefined;
+        return rowToHost(this.stmt.getHost.get(name)!);
+      }),
+    );
   }
 
   async listHosts(): Promise<HostRecord[]> {
@@ -297,22 +357,20 @@ export class SqliteStore implements Store {
     return row && rowToHost(row);
   }
 
-  async deleteHost(name: string): Promise<boolean> {
-    return this.timed('deleteHost', () => this.stmt.deleteHost.run(name).changes > 0);
+  deleteHost(name: string): Promise<boolean> {
+    return this.enqueue(() => this.timed('deleteHost', () => this.stmt.deleteHost.run(name).changes > 0));
   }
 
-  async createToken(token: NewToken, actor: string): Promise<TokenRecord> {
-    const at = this.now().toISOString();
-    const record: TokenRecord = { id: token.id, name: token.name, role: token.role, host: token.host, createdAt: at, createdBy: actor, revokedAt: null };
-    const change: Change = { revision: this.currentRevision + 1, at, actor, kind: 'token', action: 'created', name: token.id, before: null, after: record };
-    this.timed('createToken', () =>
-      this.db.transaction(() => {
+  createToken(token: NewToken, actor: string): Promise<TokenRecord> {
+    return this.enqueue(() =>
+      this.timed('createToken', () => {
+        const at = this.now().toISOString();
+        const record: TokenRecord = { id: token.id, name: token.name, role: token.role, host: token.host, createdAt: at, createdBy: actor, revokedAt: null };
         this.stmt.insertToken.run({ ...token, created_at: at, created_by: actor });
-        this.commitChange(change);
-      })(),
+        this.commitChange({ revision: this.currentRevision + 1, at, actor, kind: 'token', action: 'created', name: token.id, before: null, after: record });
+        return record;
+      }),
     );
-    this.published(change);
-    return record;
   }
 
   async findTokenByHash(hash: Buffer): Promise<(TokenRecord & { hash: Buffer }) | undefined> {
@@ -324,26 +382,25 @@ export class SqliteStore implements Store {
     return this.timed('listTokens', () => this.stmt.listTokens.all().map(rowToToken));
   }
 
-  async revokeToken(id: string, actor: string, guard: (token: TokenRecord, active: TokenRecord[]) => void): Promise<TokenRecord | undefined> {
-    const row = this.stmt.tokenById.get(id);
-    if (!row) return undefined;
-    const before = rowToToken(row);
-    if (before.revokedAt !== null) return before;
-    guard(before, this.stmt.listTokens.all().map(rowToToken).filter((t) => t.revokedAt === null));
-    const at = this.now().toISOString();
-    const after: TokenRecord = { ...before, revokedAt: at };
-    const change: Change = { revision: this.currentRevision + 1, at, actor, kind: 'token', action: 'revoked', name: id, before, after };
-    this.timed('revokeToken', () =>
-      this.db.transaction(() => {
+  revokeToken(id: string, actor: string, guard: (token: TokenRecord, active: TokenRecord[]) => void): Promise<TokenRecord | undefined> {
+    return this.enqueue(() =>
+      this.timed('revokeToken', () => {
+        const row = this.stmt.tokenById.get(id);
+        if (!row) return undefined;
+        const before = rowToToken(row);
+        if (before.revokedAt !== null) return before;
+        guard(before, this.stmt.listTokens.all().map(rowToToken).filter((t) => t.revokedAt === null));
+        const at = this.now().toISOString();
+        const after: TokenRecord = { ...before, revokedAt: at };
         this.stmt.revokeToken.run(at, id);
-        this.commitChange(change);
-      })(),
+        this.commitChange({ revision: this.currentRevision + 1, at, actor, kind: 'token', action: 'revoked', name: id, before, after });
+        return after;
+      }),
     );
-    this.published(change);
-    return after;
   }
 
   async close(): Promise<void> {
+    if (this.queue.length > 0) this.flush(); // commit what was accepted before closing
     this.commits.removeAllListeners();
     if (this.db.open) this.db.close();
   }

@@ -31,6 +31,18 @@ describe('optimistic concurrency', () => {
     });
   }
 
+  it('concurrent writes share group commits, and each is acknowledged', async () => {
+    const count = (metrics: string, op: string) => Number(new RegExp(`pacer_api_store_operation_duration_seconds_count\\{operation="${op}"\\} (\\d+)`).exec(metrics)?.[1] ?? 0);
+    const before = (await request(t.url, 'GET', '/metrics')).body as string;
+    const replies = await Promise.all(Array.from({ length: 40 }, (_, i) => request(t.url, 'POST', '/v1/classes', { body: { name: `group-${i}`, rate: '1mbit' } })));
+    assert.ok(replies.every((r) => r.status === 201));
+    const after = (await request(t.url, 'GET', '/metrics')).body as string;
+    const writes = count(after, 'writeClass') - count(before, 'writeClass');
+    const commits = count(after, 'commit') - count(before, 'commit');
+    assert.equal(writes, 40);
+    assert.ok(commits < writes, `${commits} commits for ${writes} writes`);
+  });
+
   it('many concurrent creates of one name: exactly one 201', async () => {
     const replies = await Promise.all(Array.from({ length: 20 }, () => request(t.url, 'POST', '/v1/classes', { body: { name: 'once', rate: '1mbit' } })));
     assert.equal(replies.filter((r) => r.status === 201).length, 1);
