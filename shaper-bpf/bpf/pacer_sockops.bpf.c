@@ -2,13 +2,15 @@
 /*
  * pacer's sock_ops program: low-latency TCP tuning for the classes that ask for it.
  * Attached to the cgroup v2 root, it sees every TCP socket. A socket whose cgroup, or whose peer
- * prefix, selects a class with tuning gets TCP_BPF_RTO_MIN and TCP_BPF_DELACK_MAX. What the kernel
- * answered is counted per class: it refuses an RTOmin under 2 jiffies (8 ms at HZ=250) with
- * -EINVAL, and pacer reports that instead of hiding it.
+ * prefix, selects a class with tuning gets TCP_BPF_RTO_MIN and TCP_BPF_DELACK_MAX (a listener
+ * by its cgroup only, and its accepted sockets inherit them). What the kernel answered is counted
+ * per class: it refuses an RTOmin under 2 jiffies (8 ms at HZ=250) with -EINVAL, and pacer
+ * reports that instead of hiding it.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
 #include "pacer.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -99,7 +101,16 @@ static __always_inline __u64 socket_cgroup_id(struct bpf_sock_ops *skops)
 	return BPF_CORE_READ(s, sk_cgrp_data.cgroup, kn, id);
 }
 
-static __always_inline __u32 classify_socket(struct bpf_sock_ops *skops)
+/* ip: an IPv4 address in network order. */
+static __always_inline __u32 lookup_dst4(__u32 ip)
+{
+	struct pacer_lpm4_key key = { .prefixlen = 32 };
+
+	__builtin_memcpy(key.addr, &ip, sizeof(ip));
+	return lookup_class(&tcp_dst4_class, &key);
+}
+
+static __always_inline __u32 classify_socket(struct bpf_sock_ops *skops, int by_peer)
 {
 	__u32 family = skops->family;
 	__u64 cgroup_id = socket_cgroup_id(skops);
@@ -107,19 +118,20 @@ static __always_inline __u32 classify_socket(struct bpf_sock_ops *skops)
 
 	if (cgroup_id)
 		id = lookup_class(&tcp_cgroup_class, &cgroup_id);
-	if (id)
+	if (id || !by_peer)
 		return id;
-	if (family == AF_INET) {
-		struct pacer_lpm4_key key = { .prefixlen = 32 };
-		__u32 ip = skops->remote_ip4;
-
-		__builtin_memcpy(key.addr, &ip, sizeof(ip));
-		return lookup_class(&tcp_dst4_class, &key);
-	}
+	if (family == AF_INET)
+		return lookup_dst4(skops->remote_ip4);
 	if (family == AF_INET6) {
 		struct pacer_lpm6_key key = { .prefixlen = 128 };
 		__u32 ip[4] = { skops->remote_ip6[0], skops->remote_ip6[1], skops->remote_ip6[2], skops->remote_ip6[3] };
 
+		/*
+		 * An IPv4 peer of a dual-stack (::) socket, e.g. every connection a default node or
+		 * Go server accepts over IPv4, appears as ::ffff:a.b.c.d: it is an IPv4 peer.
+		 */
+		if (ip[0] == 0 && ip[1] == 0 && ip[2] == bpf_htonl(0xffff))
+			return lookup_dst4(ip[3]);
 		__builtin_memcpy(key.addr, ip, sizeof(ip));
 		return lookup_class(&tcp_dst6_class, &key);
 	}
@@ -154,10 +166,17 @@ int pacer_sockops(struct bpf_sock_ops *skops)
 	int value, err = 0, rc;
 	__u32 failed_option = 0;
 
-	/* Before the SYN for active opens; once established for passive ones. */
-	if (op != BPF_SOCK_OPS_TCP_CONNECT_CB && op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
+	/*
+	 * Before the SYN for active opens; once established for passive ones. An accepted socket's
+	 * RTO is computed from its handshake RTT sample before PASSIVE_ESTABLISHED, with the RTOmin
+	 * it had then, and afterwards moves only a quarter of the way per round trip: tuned only
+	 * there, it keeps an RTO near 200 ms for its first round trips. So listeners are tuned too,
+	 * by their cgroup (a listener has no peer): accepted sockets are clones of their listener
+	 * and start with its RTOmin and delayed-ACK max.
+	 */
+	if (op != BPF_SOCK_OPS_TCP_CONNECT_CB && op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB && op != BPF_SOCK_OPS_TCP_LISTEN_CB)
 		return 1;
-	class_id = classify_socket(skops);
+	class_id = classify_socket(skops, op != BPF_SOCK_OPS_TCP_LISTEN_CB);
 	if (!class_id)
 		return 1;
 	tuning = bpf_map_lookup_elem(&tcp_tuning, &class_id);

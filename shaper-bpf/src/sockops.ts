@@ -1,0 +1,182 @@
+/**
+ * The sock_ops object (shaper-bpf/obj/pacer_sockops.o): low-latency TCP tuning per class.
+ *
+ * A socket is classified when it connects (active), listens, or is accepted (passive): first by its
+ * own cgroup v2 id (`cgroups`, keyed by cgroupId()), else by its peer's prefix (`dst4`/`dst6`; an
+ * IPv4-mapped peer counts as IPv4; a listener has no peer). Accepted sockets inherit their
+ * listener's tuning, so they are tuned from their first RTT sample on. Its
+ * class's `tuning` is applied with bpf_setsockopt, and what the kernel answered lands in `stats`.
+ * Maps are pinned by name under `pinRoot` like the egress object's, so a restarted agent adopts
+ * them; the program is attached through a bpf_link pinned on bpffs, so it outlives the agent.
+ */
+import { existsSync, readlinkSync, statfsSync, statSync } from 'node:fs';
+import { constants } from 'node:os';
+import koffi from 'koffi';
+import { objectPath } from './egress.js';
+import { attachCgroup, BpfObject, errnoName, type BpfProgram, type CgroupAttachment, detachPinnedCgroupLink } from './libbpf/index.js';
+// Not in the binding's public surface yet: reading a pinned link's info (see pinnedLinkInfo).
+import { check, errnoText } from './libbpf/errors.js';
+import { closeFd, objInfo } from './libbpf/info.js';
+import { lib } from './libbpf/native.js';
+import * as layout from './layout.js';
+import { prefix, struct, TypedMap, u32, u64 } from './typed-map.js';
+
+export type { TcpStats, TcpTuning } from './layout.js';
+
+export const SOCKOPS_PROGRAM = 'pacer_sockops';
+export const TCP_BPF_DELACK_MAX = 1003;
+export const TCP_BPF_RTO_MIN = 1004;
+
+const CGROUP2_SUPER_MAGIC = 0x63677270;
+const BPF_LINK_TYPE_CGROUP = 3;
+const BPF_CGROUP_SOCK_OPS = 3;
+
+export interface TcpTuningLoadOptions {
+  /** Directory in bpffs where the maps are pinned (and found again). */
+  pinRoot: string;
+  objectPath?: string;
+}
+
+/**
+ * The id the kernel gives a cgroup v2 directory (kernfs node id: bpf_get_current_cgroup_id(),
+ * and what pacer_sockops reads from sk->sk_cgrp_data). On 64-bit kernels it is the directory's
+ * inode number on cgroup2fs. A cgroup v1 directory has an inode too, but no v2 id: refused.
+ */
+export function cgroupId(path: string): bigint {
+  const type = statfsSync(path).type;
+  if (type !== CGROUP2_SUPER_MAGIC) {
+    throw new Error(`${path} is not on a cgroup v2 file system (f_type 0x${type.toString(16)}); mount one with \`mount -t cgroup2 none DIR\``);
+  }
+  return statSync(path, { bigint: true }).ino;
+}
+
+const OPTION_NAMES: Record<number, string> = { [TCP_BPF_RTO_MIN]: 'TCP_BPF_RTO_MIN', [TCP_BPF_DELACK_MAX]: 'TCP_BPF_DELACK_MAX' };
+
+/**
+ * What a tcp_stats entry's last_error/last_option mean, for people. `errno` may be given as the
+ * program stores it (-22) or positive. The kernel converts microseconds to jiffies rounding up and
+ * accepts 2 jiffies .. 200 ms for both options; HZ is not visible from user space, so the
+ * message names jiffies and gives HZ=250 (where this was measured) only as an example.
+ */
+export function describeTcpError(errno: number, option: number): string {
+  const e = Math.abs(errno);
+  const name = OPTION_NAMES[option] ?? `TCP option ${option}`;
+  let text = `the kernel refused ${name}: ${errnoText(e)} (${errnoName(e)})`;
+  if (e === constants.errno.EINVAL && OPTION_NAMES[option]) {
+    text += ': below 2 jiffies (8 ms at HZ=250; microseconds are rounded up to whole jiffies) or above 200 ms';
+  }
+  return text;
+}
+
+/** The head of struct bpf_link_info with its cgroup part (linux/bpf.h). */
+const LinkInfoCgroup = koffi.struct('pacer_bpf_link_info_cgroup', {
+  type: 'uint32_t',
+  id: 'uint32_t',
+  prog_id: 'uint32_t',
+  pad: 'uint32_t', // the union is 8-byte aligned
+  cgroup_id: 'uint64_t',
+  attach_type: 'uint32_t',
+  pad2: 'uint32_t',
+});
+
+export interface PinnedLinkInfo {
+  type: number;
+  id: number;
+  progId: number;
+  /** 0 once the link was detached (BPF_LINK_DETACH) or its cgroup removed: a defunct link. */
+  cgroupId: bigint;
+  attachType: number;
+}
+
+/**
+ * BPF_OBJ_GET_INFO_BY_FD on a pinned link (the binding has no link-info call yet). Not through
+ * info.ts's openPinnedFd: its fdKind() expects "anon_inode:bpf_link", but the kernel names link
+ * fds "anon_inode:bpf-link", so it calls every link "other".
+ */
+export function pinnedLinkInfo(path: string): PinnedLinkInfo {
+  const fd = check(lib.bpf_obj_get(path) as number, 'open pinned link', path);
+  try {
+    const kind = readlinkSync(`/proc/self/fd/${fd}`);
+    if (kind !== 'anon_inode:bpf-link') throw new Error(`${path} pins ${kind}, not a BPF link`);
+    const i = objInfo<{ type: number; id: number; prog_id: number; cgroup_id: number | bigint; attach_type: number }>(fd, LinkInfoCgroup, `link pinned at ${path}`);
+    return { type: i.type, id: i.id, progId: i.prog_id, cgroupId: BigInt(i.cgroup_id), attachType: i.attach_type };
+  } finally {
+    closeFd(fd);
+  }
+}
+
+export class TcpTuningObject {
+  readonly program: BpfProgram;
+  readonly cgroups: TypedMap<bigint, number>;
+  readonly dst4: TypedMap<string, number>;
+  readonly dst6: TypedMap<string, number>;
+  readonly tuning: TypedMap<number, layout.TcpTuning>;
+  readonly stats: TypedMap<number, layout.TcpStats>;
+  // Links this process attached, by pin path. The binding can only drop a link's fd by unpinning
+  // it, so the fd stays open until detach() or process exit; the pin keeps it attached either way.
+  private readonly attached = new Map<string, CgroupAttachment>();
+
+  private constructor(private readonly object: BpfObject) {
+    this.program = object.program(SOCKOPS_PROGRAM);
+    this.cgroups = new TypedMap(object.map('tcp_cgroup_class'), u64, u32);
+    this.dst4 = new TypedMap(object.map('tcp_dst4_class'), prefix('ipv4'), u32);
+    this.dst6 = new TypedMap(object.map('tcp_dst6_class'), prefix('ipv6'), u32);
+    this.tuning = new TypedMap(object.map('tcp_tuning'), u32, struct(layout.tcpTuning));
+    this.stats = new TypedMap(object.map('tcp_stats'), u32, struct(layout.tcpStats));
+  }
+
+  static load(options: TcpTuningLoadOptions): TcpTuningObject {
+    const object = BpfObject.open(options.objectPath ?? objectPath('pacer_sockops'), { pinRoot: options.pinRoot });
+    try {
+      object.load();
+      return new TcpTuningObject(object);
+    } catch (err) {
+      object.close();
+      throw err;
+    }
+  }
+
+  /**
+   * Attaches pacer_sockops to the cgroup v2 directory `cgroupRoot` (it then sees every TCP socket
+   * of that subtree) through a bpf_link pinned at `linkPin`. If `linkPin` already holds a live
+   * sock_ops link on that cgroup (a previous agent's), it is adopted instead of attaching twice.
+   * A defunct pin (its link detached, or its cgroup removed) is replaced.
+   */
+  attach(cgroupRoot: string, linkPin: string): 'attached' | 'adopted' {
+    const id = cgroupId(cgroupRoot);
+    if (existsSync(linkPin)) {
+      const link = pinnedLinkInfo(linkPin);
+      if (link.type !== BPF_LINK_TYPE_CGROUP || link.attachType !== BPF_CGROUP_SOCK_OPS) {
+        throw new Error(`${linkPin} pins a BPF link of type ${link.type}/attach type ${link.attachType}, not a cgroup sock_ops link; refusing to replace it`);
+      }
+      if (link.cgroupId === id) return 'adopted';
+      if (link.cgroupId !== 0n) {
+        throw new Error(`${linkPin} pins a sock_ops link on cgroup id ${link.cgroupId}, not ${cgroupRoot} (id ${id}); detach it first`);
+      }
+      detachPinnedCgroupLink(linkPin);
+    }
+    const attachment = attachCgroup(this.program, cgroupRoot, { mode: 'link' });
+    try {
+      attachment.pin(linkPin);
+    } catch (err) {
+      attachment.detach();
+      throw err;
+    }
+    this.attached.set(linkPin, attachment);
+    return 'attached';
+  }
+
+  /** Detaches the link pinned at `linkPin` (by whichever process attached it) and removes the pin. */
+  detach(linkPin: string): void {
+    const mine = this.attached.get(linkPin);
+    this.attached.delete(linkPin);
+    // BPF_LINK_DETACH first: it cuts the link even if another process still holds an fd of it.
+    if (existsSync(linkPin)) detachPinnedCgroupLink(linkPin);
+    mine?.detach(); // its pin is gone by now; this just closes our fd
+  }
+
+  /** Closes the maps and program fds. Pinned maps and pinned links stay in the kernel. */
+  close(): void {
+    this.object.close();
+  }
+}
