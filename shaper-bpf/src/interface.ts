@@ -1,0 +1,123 @@
+/**
+ * Installing pacer on one interface, and removing it: bpffs pins, the clsact hook with the egress
+ * program, and the fq root qdisc. Installing again adopts what is there (same program, same
+ * maps, schedules untouched), so an agent restart or upgrade never lets enforcement lapse.
+ *
+ * Without fq the same program still runs, and the interface is in **policing** mode: packets
+ * stamped for later leave at once, so the caller must configure short horizons, which turn the
+ * horizon drop into a policer. The mode says so; nothing pretends to shape.
+ */
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { EgressObject, EGRESS_PROGRAM } from './egress.js';
+import { Datapath } from './datapath.js';
+import { BpfProgram, tcAttach, tcDetach, tcHookCreate, tcHookDestroy, tcQuery, type TcFilterRef } from './libbpf/index.js';
+import { FqUnavailableError, restoreQdisc, setupFq, type QdiscTarget } from './qdisc.js';
+
+export const PIN_BASE = '/sys/fs/bpf/pacer';
+/** The tc filter pacer owns on each interface: fixed, so a restarted agent finds it. */
+const FILTER = { direction: 'egress' as const, handle: 0x7061, priority: 0x7061 }; // "pa"
+
+export type InterfaceMode = 'shaping' | 'policing';
+export const POLICING_DETAIL = 'policing (fq unavailable)';
+
+export interface InstallOptions {
+  iface: string;
+  /** Network namespace path (/run/netns/NAME); default: the agent's own. */
+  netns?: string;
+  /** Where pins live; default /sys/fs/bpf/pacer/<iface>. */
+  pinRoot?: string;
+  /** Where the previous qdisc and what pacer created are recorded, to undo exactly that. */
+  stateDir: string;
+  fq?: { horizonNs: number; flowLimit: number };
+}
+
+export interface InstalledInterface {
+  iface: string;
+  mode: InterfaceMode;
+  /** "shaping (fq)" or "policing (fq unavailable)". */
+  modeDetail: string;
+  /** The attached program was already there (agent restart): nothing was reloaded. */
+  adopted: boolean;
+  programId: number;
+  egress: EgressObject;
+  datapath: Datapath;
+}
+
+export class BpffsMissingError extends Error {
+  constructor(path: string) {
+    super(`bpffs is not mounted at ${path}: pacer pins its maps there so enforcement survives an agent restart; mount it with "mount -t bpf bpf /sys/fs/bpf"`);
+  }
+}
+
+/** Fails clearly when /sys/fs/bpf is not a bpf filesystem. */
+export function requireBpffs(path = '/sys/fs/bpf'): void {
+  const mounts = readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' '));
+  if (!mounts.some(([, mountPoint, type]) => mountPoint === path && type === 'bpf')) throw new BpffsMissingError(path);
+}
+
+const filterOf = (o: InstallOptions): TcFilterRef => ({ iface: o.iface, netns: o.netns, ...FILTER });
+const pinRootOf = (o: Pick<InstallOptions, 'iface' | 'pinRoot'>) => o.pinRoot ?? join(PIN_BASE, o.iface);
+const recordOf = (o: InstallOptions, what: string) => join(o.stateDir, `${o.iface}.${what}`);
+
+export async function installInterface(o: InstallOptions): Promise<InstalledInterface> {
+  requireBpffs();
+  const pinRoot = pinRootOf(o);
+  const fresh = !existsSync(join(pinRoot, 'class_config'));
+  mkdirSync(pinRoot, { recursive: true });
+  mkdirSync(o.stateDir, { recursive: true });
+  // Pinned maps are reused by the load: schedules, configs and counters carry over.
+  let egress: EgressObject;
+  try {
+    egress = EgressObject.load({ pinRoot });
+  } catch (err) {
+    if (fresh) rmSync(pinRoot, { recursive: true, force: true });
+    throw err;
+  }
+  try {
+    const programPin = join(pinRoot, EGRESS_PROGRAM);
+    const attachedId = tcQuery(filterOf(o));
+    const pinned = existsSync(programPin) ? BpfProgram.openPinned(programPin) : undefined;
+    let adopted = false;
+    let programId: number;
+    if (pinned && attachedId === pinned.id) {
+      adopted = true;
+      programId = pinned.id;
+    } else {
+      if (tcHookCreate({ iface: o.iface, netns: o.netns }, 'egress')) writeFileSync(recordOf(o, 'clsact-created'), '');
+      programId = tcAttach({ ...filterOf(o), program: egress.program, replace: true }).progId;
+      if (pinned) rmSync(programPin);
+      egress.program.pin(programPin);
+    }
+    pinned?.close();
+    const target: QdiscTarget = { iface: o.iface, netns: o.netns };
+    let mode: InterfaceMode = 'shaping';
+    try {
+      await setupFq(target, { horizonNs: o.fq?.horizonNs ?? 10_000_000_000, flowLimit: o.fq?.flowLimit ?? 100 }, { saveTo: recordOf(o, 'qdisc.json') });
+    } catch (err) {
+      if (!(err instanceof FqUnavailableError)) throw err;
+      mode = 'policing';
+    }
+    return { iface: o.iface, mode, modeDetail: mode === 'policing' ? POLICING_DETAIL : 'shaping (fq)', adopted, programId, egress, datapath: new Datapath(egress) };
+  } catch (err) {
+    egress.close();
+    // A failed first install leaves nothing behind; a failed re-install keeps what was enforcing.
+    if (fresh) rmSync(pinRoot, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/**
+ * Removes what pacer installed on the interface: its tc filter, the clsact hook if pacer created
+ * it, its pins, and puts the previous root qdisc back.
+ */
+export async function uninstallInterface(o: InstallOptions): Promise<void> {
+  tcDetach(filterOf(o));
+  const clsact = recordOf(o, 'clsact-created');
+  if (existsSync(clsact)) {
+    tcHookDestroy({ iface: o.iface, netns: o.netns });
+    rmSync(clsact);
+  }
+  if (existsSync(recordOf(o, 'qdisc.json'))) await restoreQdisc({ iface: o.iface, netns: o.netns }, { saveFrom: recordOf(o, 'qdisc.json') });
+  rmSync(pinRootOf(o), { recursive: true, force: true });
+}

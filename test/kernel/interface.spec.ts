@@ -1,0 +1,95 @@
+/**
+ * Installing pacer on an interface in a namespace the test made: pins, hook, program, qdisc, the
+ * mode this fq-less kernel forces, adoption by a second install, and a clean uninstall.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { installInterface, uninstallInterface, requireBpffs, BpffsMissingError, POLICING_DETAIL, type InstallOptions } from '../../shaper-bpf/src/interface.js';
+import { tcQuery, skbContext } from '../../shaper-bpf/src/libbpf/index.js';
+import { readRootQdisc } from '../../shaper-bpf/src/qdisc.js';
+import { useTestNetns, execIn } from '../support/netns.js';
+import { makePinDir, removePinDir } from '../support/bpffs.js';
+import { frame } from '../support/packets.js';
+
+describe('installing pacer on an interface', function () {
+  this.timeout(60_000);
+  const nets = useTestNetns();
+  let options: InstallOptions;
+  let pinRoot: string;
+  let stateDir: string;
+
+  before(async () => {
+    const a = await nets.createTestNetns();
+    const b = await nets.createTestNetns();
+    await nets.vethPair({ a: { ns: a, name: 'pa0', addr: '10.77.0.1/24' }, b: { ns: b, name: 'pb0', addr: '10.77.0.2/24' } });
+    await execIn(a, 'tc', ['qdisc', 'replace', 'dev', 'pa0', 'root', 'pfifo', 'limit', '77']);
+    pinRoot = makePinDir();
+    stateDir = mkdtempSync(join(tmpdir(), 'pacer-state-'));
+    options = { iface: 'pa0', netns: `/run/netns/${a}`, pinRoot, stateDir };
+  });
+  after(async () => {
+    await uninstallInterface(options).catch(() => {});
+    removePinDir(pinRoot);
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  it('attaches the egress program, pins it, and says policing because this kernel has no fq', async () => {
+    const installed = await installInterface(options);
+    try {
+      assert.equal(installed.mode, 'policing');
+      assert.equal(installed.modeDetail, POLICING_DETAIL);
+      assert.equal(installed.adopted, false);
+      assert.equal(tcQuery({ iface: 'pa0', netns: options.netns, direction: 'egress', handle: 0x7061, priority: 0x7061 }), installed.programId);
+      assert.ok(existsSync(join(pinRoot, 'pacer_egress')));
+      assert.ok(existsSync(join(pinRoot, 'class_config')));
+      // The root qdisc is untouched when fq is missing.
+      const root = await readRootQdisc({ iface: 'pa0', netns: options.netns });
+      assert.equal(root?.kind, 'pfifo');
+      // Leave a schedule behind for the adoption test.
+      installed.egress.config.set(1, { rate_bps: 8_000_000, burst_ns: 0, horizon_ns: 2e9, ecn_ns: 0, parent_id: 0, flags: 0 });
+      installed.egress.marks.set(9, 1);
+      installed.egress.setTestClock(7_000_000_000n);
+      for (let i = 0; i < 3; i++) installed.egress.program.testRun({ data: frame('10.77.0.2'), ctxIn: skbContext({ mark: 9, wireLen: 1000 }) });
+    } finally {
+      installed.egress.close();
+    }
+  });
+
+  it('a second install adopts the attached program and the maps, schedules included', async () => {
+    const again = await installInterface(options);
+    try {
+      assert.equal(again.adopted, true);
+      assert.equal(tcQuery({ iface: 'pa0', netns: options.netns, direction: 'egress', handle: 0x7061, priority: 0x7061 }), again.programId);
+      assert.equal(again.egress.config.get(1)?.rate_bps, 8_000_000);
+      assert.equal(again.egress.state.get(1)?.t_last, 7_000_000_000 + 2_000_000);
+    } finally {
+      again.egress.close();
+    }
+  });
+
+  it('uninstall removes the filter, the hook it created and the pins, and leaves the qdisc as it was', async () => {
+    await uninstallInterface(options);
+    assert.equal(tcQuery({ iface: 'pa0', netns: options.netns, direction: 'egress', handle: 0x7061, priority: 0x7061 }), undefined);
+    assert.equal(existsSync(pinRoot), false);
+    const qdiscs = await execIn(options.netns!.split('/').pop()!, 'tc', ['qdisc', 'show', 'dev', 'pa0']);
+    assert.doesNotMatch(qdiscs, /clsact/);
+    assert.match(qdiscs, /pfifo .*limit 77/);
+  });
+
+  it('an unknown interface is a clear error naming it, and a failed first install leaves no pins', async () => {
+    const dir = join(makePinDir(), 'nope0');
+    try {
+      await assert.rejects(installInterface({ ...options, iface: 'nope0', pinRoot: dir }), /nope0/);
+      assert.equal(existsSync(dir), false);
+    } finally {
+      removePinDir(join(dir, '..'));
+    }
+  });
+
+  it('says how to fix a missing bpffs', () => {
+    assert.throws(() => requireBpffs('/tmp'), BpffsMissingError);
+    assert.throws(() => requireBpffs('/tmp'), /mount -t bpf bpf \/sys\/fs\/bpf/);
+  });
+});
