@@ -7,6 +7,7 @@ import { apiCommand } from './serve-command.js';
 import { classCommand } from './class-commands.js';
 import { hostCommand } from './host-commands.js';
 import { tokenCommand } from './token-commands.js';
+import { dpCommand } from './dp-commands.js';
 
 const program = new Command('pacer')
   .description('EDT pacing traffic shaper: budgets API, host agent, simulator')
@@ -16,6 +17,7 @@ program.addCommand(apiCommand());
 program.addCommand(classCommand());
 program.addCommand(hostCommand());
 program.addCommand(tokenCommand());
+program.addCommand(dpCommand());
 
 program.parseAsync(process.argv).catch((err: Error) => {
   process.stderr.write(`pacer: ${err.message}\n`);

@@ -10,7 +10,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EgressObject, EGRESS_PROGRAM } from './egress.js';
-import { Datapath } from './datapath.js';
+import { Datapath, SETTINGS_POLICING } from './datapath.js';
 import { BpfProgram, tcAttach, tcDetach, tcHookCreate, tcHookDestroy, tcQuery, type TcFilterRef } from './libbpf/index.js';
 import { FqUnavailableError, restoreQdisc, setupFq, type QdiscTarget } from './qdisc.js';
 
@@ -98,6 +98,9 @@ export async function installInterface(o: InstallOptions): Promise<InstalledInte
       if (!(err instanceof FqUnavailableError)) throw err;
       mode = 'policing';
     }
+    // Recorded in the maps too, so `pacer dp status` tells operators without asking the agent.
+    const settings = egress.settings.get(0) ?? { default_class: 0, flags: 0 };
+    egress.settings.set(0, { ...settings, flags: mode === 'policing' ? settings.flags | SETTINGS_POLICING : settings.flags & ~SETTINGS_POLICING });
     return { iface: o.iface, mode, modeDetail: mode === 'policing' ? POLICING_DETAIL : 'shaping (fq)', adopted, programId, egress, datapath: new Datapath(egress) };
   } catch (err) {
     egress.close();

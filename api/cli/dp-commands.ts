@@ -1,0 +1,143 @@
+/**
+ * `pacer dp status|classes|stats`: what this host's data plane enforces, read from the pinned
+ * maps under /sys/fs/bpf/pacer/<iface>/, without the API or the agent. Needs root.
+ *
+ * (The `pacer` command is the composition root of every part, so this file may use shaper-bpf.)
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command } from 'commander';
+import { formatDuration, formatRate } from '../contract/units.js';
+import { EgressObject } from '../../shaper-bpf/src/egress.js';
+import { Datapath, SETTINGS_POLICING, type ShaperState } from '../../shaper-bpf/src/datapath.js';
+import { PIN_BASE, POLICING_DETAIL, requireBpffs } from '../../shaper-bpf/src/interface.js';
+import type { ClassStats } from '../../shaper-bpf/src/layout.js';
+import { CliError } from './client.js';
+import { NONE, out, printJson, run, table } from './output.js';
+
+interface DpOptions {
+  iface?: string;
+  json?: boolean;
+  pinBase: string;
+}
+
+interface InterfaceView {
+  iface: string;
+  mode: string;
+  state: ShaperState;
+  stats: ReturnType<Datapath['stats']>;
+}
+
+/** Interfaces with pacer's pins. Reading never creates pins: a directory without them is skipped. */
+function interfaces(o: DpOptions): string[] {
+  requireBpffs();
+  if (!existsSync(o.pinBase)) return [];
+  const all = readdirSync(o.pinBase).filter((d) => existsSync(join(o.pinBase, d, 'class_config')));
+  if (o.iface === undefined) return all.sort();
+  if (!all.includes(o.iface)) throw new CliError(`pacer is not installed on ${o.iface}: no pinned maps in ${join(o.pinBase, o.iface)}`);
+  return [o.iface];
+}
+
+function read(o: DpOptions): InterfaceView[] {
+  return interfaces(o).map((iface) => {
+    const egress = EgressObject.load({ pinRoot: join(o.pinBase, iface) });
+    try {
+      const dp = new Datapath(egress);
+      const state = dp.read();
+      const mode = state.settings.flags & SETTINGS_POLICING ? POLICING_DETAIL : 'shaping';
+      return { iface, mode, state, stats: dp.stats() };
+    } finally {
+      egress.close();
+    }
+  });
+}
+
+function selectorsOf(state: ShaperState, id: number): string {
+  const list = [
+    ...[...state.marks].filter(([, c]) => c === id).map(([m]) => `mark ${m}`),
+    ...[...state.cgroups].filter(([, c]) => c === id).map(([g]) => `cgroup#${g}`),
+    ...[...state.dst4, ...state.dst6].filter(([, c]) => c === id).map(([p]) => p),
+    ...(state.settings.default_class === id ? ['default'] : []),
+  ];
+  return list.length === 0 ? NONE : list.length > 3 ? `${list.slice(0, 3).join(', ')} +${list.length - 3} more` : list.join(', ');
+}
+
+const meanDelay = (s: ClassStats) => (s.delayed === 0 ? NONE : formatDuration(Math.round(s.delay_ns / s.delayed)));
+
+function withGlobal(cmd: Command): Command {
+  return cmd
+    .option('--iface <name>', 'only this interface')
+    .option('--json', 'print JSON')
+    .option('--pin-base <dir>', 'where pacer pins its maps', PIN_BASE);
+}
+
+const jsonReady = (v: InterfaceView) => ({
+  iface: v.iface,
+  mode: v.mode,
+  classes: Object.fromEntries(v.state.classes),
+  marks: Object.fromEntries(v.state.marks),
+  cgroups: Object.fromEntries([...v.state.cgroups].map(([k, c]) => [String(k), c])),
+  dst4: Object.fromEntries(v.state.dst4),
+  dst6: Object.fromEntries(v.state.dst6),
+  settings: v.state.settings,
+  stats: Object.fromEntries(v.stats.classes),
+  unclassified: v.stats.unclassified,
+});
+
+export function dpCommand(): Command {
+  const dp = new Command('dp').description("read this host's data plane from its pinned BPF maps (root; no API needed)");
+
+  withGlobal(dp.command('status').description('per interface: mode, classes, selectors, unclassified traffic')).action(
+    run(async (o: DpOptions) => {
+      const views = read(o);
+      if (o.json) return printJson(views.map(jsonReady));
+      if (views.length === 0) return void process.stderr.write(`pacer is not installed on any interface (no pins under ${o.pinBase})\n`);
+      out(
+        table(
+          ['IFACE', 'MODE', 'CLASSES', 'SELECTORS', 'UNCLASSIFIED-PACKETS'],
+          views.map((v) => [v.iface, v.mode, v.state.classes.size, v.state.marks.size + v.state.cgroups.size + v.state.dst4.size + v.state.dst6.size, v.stats.unclassified.unclassified_packets]),
+        ),
+      );
+    }),
+  );
+
+  withGlobal(dp.command('classes').description('the classes each interface enforces, as the kernel holds them')).action(
+    run(async (o: DpOptions) => {
+      const views = read(o);
+      if (o.json) return printJson(views.map(jsonReady));
+      out(
+        table(
+          ['IFACE', 'CLASS-ID', 'RATE', 'BURST', 'HORIZON', 'ECN', 'PARENT', 'SELECTORS'],
+          views.flatMap((v) =>
+            [...v.state.classes].map(([id, c]) => [
+              v.iface,
+              id,
+              formatRate(c.rate_bps),
+              formatDuration(c.burst_ns),
+              formatDuration(c.horizon_ns),
+              c.ecn_ns === 0 ? NONE : formatDuration(c.ecn_ns),
+              c.parent_id === 0 ? NONE : c.parent_id,
+              selectorsOf(v.state, id),
+            ]),
+          ),
+        ),
+      );
+    }),
+  );
+
+  withGlobal(dp.command('stats').description('per-class counters, summed over CPUs')).action(
+    run(async (o: DpOptions) => {
+      const views = read(o);
+      if (o.json) return printJson(views.map((v) => ({ iface: v.iface, mode: v.mode, stats: Object.fromEntries(v.stats.classes), unclassified: v.stats.unclassified })));
+      out(
+        table(
+          ['IFACE', 'CLASS-ID', 'PACKETS', 'BYTES', 'DELAYED', 'MEAN-DELAY', 'HORIZON-DROPS', 'CE-MARKS'],
+          views.flatMap((v) =>
+            [...v.stats.classes].map(([id, s]) => [v.iface, id, s.packets, s.bytes, s.delayed, meanDelay(s), s.horizon_drops, s.ce_marks]),
+          ),
+        ),
+      );
+    }),
+  );
+  return dp;
+}

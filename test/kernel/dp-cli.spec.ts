@@ -1,0 +1,71 @@
+/** `pacer dp` reads what an interface enforces from the pinned maps, with no API and no agent. */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { installInterface, uninstallInterface, type InstallOptions } from '../../shaper-bpf/src/interface.js';
+import { skbContext } from '../../shaper-bpf/src/libbpf/index.js';
+import { useTestNetns } from '../support/netns.js';
+import { makePinDir, removePinDir } from '../support/bpffs.js';
+import { frame } from '../support/packets.js';
+
+const CLI = join(process.cwd(), 'dist/api/cli/pacer.js');
+const pacer = (...args: string[]) => promisify(execFile)(process.execPath, [CLI, ...args]);
+
+describe('pacer dp (reading the pinned maps)', function () {
+  this.timeout(60_000);
+  const nets = useTestNetns();
+  let base: string;
+  let options: InstallOptions;
+
+  before(async () => {
+    const a = await nets.createTestNetns();
+    const b = await nets.createTestNetns();
+    await nets.vethPair({ a: { ns: a, name: 'dp0', addr: '10.78.0.1/24' }, b: { ns: b, name: 'dp1', addr: '10.78.0.2/24' } });
+    base = makePinDir();
+    options = { iface: 'dp0', netns: `/run/netns/${a}`, pinRoot: join(base, 'dp0'), stateDir: mkdtempSync(join(tmpdir(), 'pacer-state-')) };
+    const installed = await installInterface(options);
+    try {
+      installed.datapath.apply({
+        classes: new Map([[5, { rate_bps: 20_000_000, burst_ns: 1_000_000, horizon_ns: 2_000_000, ecn_ns: 0, parent_id: 0, flags: 0 }]]),
+        marks: new Map([[42, 5]]),
+        cgroups: new Map(),
+        dst4: new Map([['10.78.0.0/24', 5]]),
+        dst6: new Map(),
+        settings: installed.datapath.read().settings,
+      });
+      for (let i = 0; i < 4; i++) installed.egress.program.testRun({ data: frame('10.78.0.2'), ctxIn: skbContext({ wireLen: 1500 }) });
+    } finally {
+      installed.egress.close();
+    }
+  });
+  after(async () => {
+    await uninstallInterface(options).catch(() => {});
+    removePinDir(base);
+    rmSync(options.stateDir, { recursive: true, force: true });
+  });
+
+  it('status shows the interface, its mode and counts', async () => {
+    const { stdout } = await pacer('dp', 'status', '--pin-base', base);
+    assert.match(stdout, /dp0\s+policing \(fq unavailable\)\s+1\s+2\s+0/);
+  });
+
+  it('classes shows rates and selectors as the kernel holds them', async () => {
+    const { stdout } = await pacer('dp', 'classes', '--pin-base', base);
+    assert.match(stdout, /dp0\s+5\s+20mbit\s+1ms\s+2ms\s+<none>\s+<none>\s+mark 42, 10\.78\.0\.0\/24/);
+    const json = JSON.parse((await pacer('dp', 'classes', '--json', '--pin-base', base)).stdout);
+    assert.equal(json[0].classes['5'].rate_bps, 20_000_000);
+    assert.equal(json[0].dst4['10.78.0.0/24'], 5);
+  });
+
+  it('stats shows the per-class counters summed over CPUs', async () => {
+    const { stdout } = await pacer('dp', 'stats', '--pin-base', base, '--iface', 'dp0');
+    assert.match(stdout, /dp0\s+5\s+4\s+6000\s/);
+  });
+
+  it('an interface without pacer is a clear error with exit code 1', async () => {
+    await assert.rejects(pacer('dp', 'stats', '--pin-base', base, '--iface', 'eth9'), (err: { code: number; stderr: string }) => err.code === 1 && /not installed on eth9/.test(err.stderr));
+  });
+});
