@@ -49,7 +49,8 @@ describe('pacer dp (reading the pinned maps)', function () {
 
   it('status shows the interface, its mode and counts', async () => {
     const { stdout } = await pacer('dp', 'status', '--pin-base', base);
-    assert.match(stdout, /dp0\s+policing \(fq unavailable\)\s+1\s+2\s+0/);
+    // Unclassified counts whatever the kernel itself sends on the link (IPv6 neighbour discovery…).
+    assert.match(stdout, /dp0\s+policing \(fq unavailable\)\s+1\s+2\s+\d+\n/);
   });
 
   it('classes shows rates and selectors as the kernel holds them', async () => {
