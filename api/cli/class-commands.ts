@@ -9,6 +9,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import type { ClassJson } from '../contract/class.js';
 import { ApiProblemError, CliError, PacerClient, seg, withGlobalOptions, type GlobalOptions } from './client.js';
 import { NONE, keyValues, labelsText, out, printJson, run, table } from './output.js';
+import { watchCommand } from './watch-command.js';
 
 /** How often `set` re-reads and re-applies after someone else changed the class in between (412). */
 const SET_RETRIES = 3;
@@ -377,9 +378,10 @@ function setCommand(): Command {
 
 export function classCommand(): Command {
   return new Command('class')
-    .description('traffic classes: list, show, create/change (tc units), delete')
+    .description('traffic classes: list, show, create/change (tc units), delete, watch')
     .addCommand(lsCommand())
     .addCommand(getCommand())
     .addCommand(setCommand())
-    .addCommand(rmCommand());
+    .addCommand(rmCommand())
+    .addCommand(watchCommand());
 }

@@ -104,6 +104,15 @@ export class PacerClient {
     return new PacerClient(apiBaseUrl(opts.api), resolveToken(opts.tokenFile));
   }
 
+  /** A long-lived streaming GET (the watch stream): no timeout; the caller reads the body. */
+  async openStream(path: string): Promise<Response> {
+    try {
+      return await fetch(this.baseUrl + path, { headers: { authorization: `Bearer ${this.token}`, accept: 'text/event-stream' } });
+    } catch (e) {
+      throw new CliError(`cannot reach the pacer API at ${this.baseUrl}: ${networkReason(e, this.timeoutMs)}`);
+    }
+  }
+
   get<T>(path: string): Promise<Reply<T>> {
     return this.request<T>('GET', path);
   }
