@@ -9,8 +9,12 @@
  *      edt_sched_departure (one hash lookup, t_last + len·8e9/rate, write skb->tstamp), built by
  *      bench/bpf-build.sh into bench/results/ (git-ignored);
  *    - the real pacer_tc.o with `--classes` classes, as many marks, and `--prefixes` prefixes in
- *      each LPM trie, once per classification path (mark, IPv4 /24, IPv6 /48, 802.1Q + IPv4,
- *      default class, unclassified) and once through a parent (a 2-level path).
+ *      each LPM trie, set up through Datapath.apply (so classes live in the slots it allocates),
+ *      once per classification path (mark, IPv4 /24, IPv6 /48, 802.1Q + IPv4, default class,
+ *      unclassified) and once through a parent (a 2-level path). One skb per row: after the
+ *      first run the prefix, default and unclassified rows are answered by the destination cache
+ *      (dst4_cache / dst6_cache), which is what they measure; a cache miss costs the trie lookup
+ *      and an LRU insert on top.
  *    - cost probes (bench/bpf-probes.bpf.c, real-clock rounds only): one program per operation
  *      the pacer does (a hash, per-CPU hash, array or LPM lookup, the clock, the cgroup helper,
  *      compare-and-exchange) on maps filled like the real ones; probe − empty program is what
@@ -24,8 +28,8 @@
  * 2. 100,000 class changes (class_config has max_entries 65,536, so: `--config-classes` 50,000
  *    classes × 2 rounds of rate changes) through EgressObject.config.setMany, against
  *    BpfMap.updateBatch of the same entries already encoded (the floor: the batch syscall alone),
- *    median of `--config-rounds`; then where the binding's time goes (encoding, Buffer.concat,
- *    the syscall), and a bench-only prototype that encodes straight into one Buffer.
+ *    median of `--config-rounds`; then where the binding's time goes (encoding in place into
+ *    one keys and one values buffer, the syscall).
  *
  * Pins go to /sys/fs/bpf/pacer-bench-<pid>-*, removed on success, error, Ctrl-C and SIGTERM (and
  * left-overs of dead runs are removed at start). Results: bench/results/bpf-<timestamp>.json.
@@ -41,6 +45,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { EgressObject, objectPath } from '../shaper-bpf/src/egress.js';
+import { Datapath, type ShaperState } from '../shaper-bpf/src/datapath.js';
 import { BpfError, BpfObject, skbContext, type BpfMap, type BpfProgram } from '../shaper-bpf/src/libbpf/index.js';
 import * as layout from '../shaper-bpf/src/layout.js';
 import { prefix, struct, u32 } from '../shaper-bpf/src/typed-map.js';
@@ -312,20 +317,22 @@ async function packets() {
   const eg = EgressObject.load({ pinRoot });
   objects.push(eg);
   const setup: Record<string, number> = {};
-  let t = nowNs();
-  eg.config.setMany(Array.from({ length: N }, (_, i) => [i + 1, classConfig(i + 1 === PARENT_LEAF ? PARENT : 0)] as const));
-  setup.classesMs = msSince(t);
-  t = nowNs();
-  eg.marks.setMany(Array.from({ length: N }, (_, i) => [i + 1, i + 1] as const));
-  setup.marksMs = msSince(t);
-  t = nowNs();
-  eg.dst4.setMany(Array.from({ length: P }, (_, i) => [v4Prefix(i), (i % N) + 1] as const));
-  setup.dst4Ms = msSince(t);
-  t = nowNs();
-  eg.dst6.setMany(Array.from({ length: P }, (_, i) => [v6Prefix(i), (i % N) + 1] as const));
-  setup.dst6Ms = msSince(t);
+  const desired: ShaperState = {
+    classes: new Map(Array.from({ length: N }, (_, i) => [i + 1, classConfig(i + 1 === PARENT_LEAF ? PARENT : 0)] as const)),
+    marks: new Map(Array.from({ length: N }, (_, i) => [i + 1, i + 1] as const)),
+    cgroups: new Map(),
+    dst4: new Map(Array.from({ length: P }, (_, i) => [v4Prefix(i), (i % N) + 1] as const)),
+    dst6: new Map(Array.from({ length: P }, (_, i) => [v6Prefix(i), (i % N) + 1] as const)),
+    settings: { default_class: 0, flags: 0 },
+  };
+  const t = nowNs();
+  const applied = new Datapath(eg).apply(desired);
+  setup.applyMs = msSince(t);
+  const slotMap = eg.slots.entries();
+  const slotOf = (id: number) => (id === 0 ? 0 : slotMap.get(id)!);
   const counts = {
-    classes: [...eg.config.map.keys()].length,
+    applied: applied.changes,
+    classes: slotMap.size,
     marks: [...eg.marks.map.keys()].length,
     dst4: [...eg.dst4.map.keys()].length,
     dst6: [...eg.dst6.map.keys()].length,
@@ -368,7 +375,7 @@ async function packets() {
       key: p.key,
       label: p.label,
       run: () => {
-        eg.settings.set(0, { default_class: p.defaultClass, flags: 0 });
+        eg.settings.set(0, { ...eg.settings.get(0)!, default_slot: slotOf(p.defaultClass) });
         return testRun(eg.program, p.data, p.mark, repeat);
       },
     })),
@@ -382,8 +389,8 @@ async function packets() {
   const checks: Array<Record<string, unknown>> = [];
   for (const mode of modes) {
     // Fresh schedules and counters for every mode.
-    eg.state.deleteMany(pathClasses.filter((id) => eg.state.get(id) !== undefined));
-    eg.stats.deleteMany(pathClasses.filter((id) => eg.stats.get(id) !== undefined));
+    eg.state.setMany(pathClasses.map((id) => [slotOf(id), { t_last: 0 }] as const));
+    eg.stats.zeroMany(pathClasses.map(slotOf));
     eg.ifaceStats.zero(0);
     baselineFill();
     eg.setTestClock(mode.clock);
@@ -415,7 +422,8 @@ async function packets() {
     }
 
     // What the program did: every packet in its class, none dropped.
-    const stats = eg.stats.entries();
+    const idOfSlot = new Map([...slotMap].map(([id, slot]) => [slot, id]));
+    const stats = new Map([...eg.stats.entries()].map(([slot, v]) => [idOfSlot.get(slot) ?? -slot, v] as const));
     const iface = eg.ifaceStats.get(0)!;
     for (const p of paths) {
       const n = sent.get(p.key) ?? 0;
@@ -440,7 +448,7 @@ async function packets() {
     }
     const strays = [...stats].filter(([id, s]) => s.packets > 0 && !pathClasses.includes(id)).map(([id]) => id);
     if (strays.length > 0) checks.push({ mode: mode.key, path: '(other classes)', strays, ok: false });
-    const parentState = eg.state.get(PARENT);
+    const parentState = eg.state.get(slotOf(PARENT));
     checks.push({ mode: mode.key, path: 'parent (the parent class schedule advanced)', classId: PARENT, tLast: parentState?.t_last ?? 0, ok: (parentState?.t_last ?? 0) > 0 });
     const bl = baseMap.lookup(layout.u32Key(BASELINE_KEY))!;
     checks.push({ mode: mode.key, path: 'baseline', tLastAheadOfClockNs: mode.clock ? Number(bl.readBigUInt64LE(8) - mode.clock) : undefined, ok: true });
@@ -493,13 +501,16 @@ async function packets() {
   };
   const bills: Record<string, Partial<Record<CostKey, number>>> = {
     baseline: { loop: 1, hash: 1, plainWrite: 1, clock: 1 },
-    mark: { loop: 1, array: 1, hash: 3, cas: 1, percpuHash: 1, clock: 1 },
-    ipv4: { loop: 1, array: 1, cgroupId: 1, lpm4Hit: 1, hash: 2, cas: 1, percpuHash: 1, clock: 1 },
-    ipv6: { loop: 1, array: 1, cgroupId: 1, lpm6Hit: 1, hash: 2, cas: 1, percpuHash: 1, clock: 1 },
-    vlan: { loop: 1, array: 1, cgroupId: 1, lpm4Hit: 1, hash: 2, cas: 1, percpuHash: 1, clock: 1 },
-    default: { loop: 1, array: 1, cgroupId: 1, lpm4Miss: 1, hash: 2, cas: 1, percpuHash: 1, clock: 1 },
-    unclassified: { loop: 1, array: 1, cgroupId: 1, lpm4Miss: 1, percpuArray: 1 },
-    parent: { loop: 1, array: 1, hash: 5, cas: 2, percpuHash: 1, clock: 1 },
+    // Arrays: settings, class_config and class_state per level. The one hash is the mark lookup,
+    // or the destination cache (an LRU hash; no probe of its own, costed as a hash lookup).
+    // No cgroup helper: there are no cgroup selectors.
+    mark: { loop: 1, array: 3, hash: 1, cas: 1, percpuArray: 1, clock: 1 },
+    ipv4: { loop: 1, array: 3, hash: 1, cas: 1, percpuArray: 1, clock: 1 },
+    ipv6: { loop: 1, array: 3, hash: 1, cas: 1, percpuArray: 1, clock: 1 },
+    vlan: { loop: 1, array: 3, hash: 1, cas: 1, percpuArray: 1, clock: 1 },
+    default: { loop: 1, array: 3, hash: 1, cas: 1, percpuArray: 1, clock: 1 },
+    unclassified: { loop: 1, array: 1, hash: 1, percpuArray: 1 },
+    parent: { loop: 1, array: 5, hash: 1, cas: 2, percpuArray: 1, clock: 1 },
   };
   const realRows = results.find((m) => m.mode === 'real-clock')!.rows;
   const attribution = Object.entries(bills).map(([path, bill]) => {
@@ -543,30 +554,6 @@ const COST_LABELS: Record<CostKey, string> = {
 
 const cfgCodec = struct(layout.classConfig);
 
-/** What the bench suggests for TypedMap.setMany: encode every entry straight into one Buffer, no BigInt. */
-function encodeConfigsInto(entries: ReadonlyArray<readonly [number, layout.ClassConfig]>): { keys: Buffer; values: Buffer } {
-  const n = entries.length;
-  const keys = Buffer.allocUnsafe(n * 4);
-  const values = Buffer.alloc(n * layout.classConfig.size);
-  const u64 = (v: number, at: number) => {
-    if (!Number.isSafeInteger(v) || v < 0) throw new TypeError(`not a u64 that fits a safe integer: ${v}`);
-    values.writeUInt32LE(v % 0x1_0000_0000, at);
-    values.writeUInt32LE(Math.floor(v / 0x1_0000_0000), at + 4);
-  };
-  for (let i = 0; i < n; i++) {
-    const [id, c] = entries[i]!;
-    keys.writeUInt32LE(id, i * 4);
-    const at = i * 40;
-    u64(c.rate_bps, at);
-    u64(c.burst_ns, at + 8);
-    u64(c.horizon_ns, at + 16);
-    u64(c.ecn_ns, at + 24);
-    values.writeUInt32LE(c.parent_id, at + 32);
-    values.writeUInt32LE(c.flags, at + 36);
-  }
-  return { keys, values };
-}
-
 async function config() {
   const n = opts.configClasses;
   const pinRoot = makePinDir();
@@ -577,13 +564,16 @@ async function config() {
   const make = (rateBase: number) =>
     Array.from({ length: n }, (_, i) => {
       const id = i + 1;
-      const c: layout.ClassConfig = {
+      // Slot = id here (a fresh object, slots allocated in order).
+      const c: layout.SlotConfig = {
         rate_bps: rateBase + id * 1000,
         burst_ns: 1_000_000,
         horizon_ns: 2_000_000_000,
         ecn_ns: id % 2 ? 5_000_000 : 0,
-        parent_id: id > 1000 ? (id % 1000) + 1 : 0,
+        parent_slot: id > 1000 ? (id % 1000) + 1 : 0,
+        class_id: id,
         flags: 0,
+        reserved: 0,
       };
       return [id, c] as const;
     });
@@ -593,15 +583,11 @@ async function config() {
   const keysRaw = Buffer.concat(A.map(([k]) => u32.encode(k)));
   const valuesA = Buffer.concat(A.map(([, v]) => cfgCodec.encode(v)));
   const valuesB = Buffer.concat(B.map(([, v]) => cfgCodec.encode(v)));
-  const proto = encodeConfigsInto(A);
-  if (!proto.keys.equals(keysRaw) || !proto.values.equals(valuesA)) throw new Error('the prototype encoder does not produce the binding\'s bytes');
 
   eg.config.setMany(A); // the classes exist: what follows are changes, not inserts
   const binding: number[] = [];
   const raw: number[] = [];
-  const prototype: number[] = [];
-  const prototypeEncode: number[] = [];
-  const parts = { encodeKeys: [] as number[], encodeValues: [] as number[], concat: [] as number[], syscall: [] as number[] };
+  const parts = { encode: [] as number[], syscall: [] as number[] };
   const measure = {
     binding: () => {
       const t = nowNs();
@@ -615,32 +601,19 @@ async function config() {
       map.updateBatch(keysRaw, valuesA, n);
       raw.push(msSince(t));
     },
-    prototype: () => {
-      const t = nowNs();
-      let encode = 0;
-      for (const entries of [B, A]) {
-        const te = nowNs();
-        const e = encodeConfigsInto(entries);
-        encode += msSince(te);
-        map.updateBatch(e.keys, e.values, n);
-      }
-      prototype.push(msSince(t));
-      prototypeEncode.push(encode);
-    },
     // setMany's steps one by one (typed-map.ts), to see where its time goes.
     parts: () => {
-      const acc = { encodeKeys: 0, encodeValues: 0, concat: 0, syscall: 0 };
+      const acc = { encode: 0, syscall: 0 };
       for (const entries of [B, A]) {
         let t = nowNs();
-        const ks = entries.map(([k]) => u32.encode(k));
-        acc.encodeKeys += msSince(t);
-        t = nowNs();
-        const vs = entries.map(([, v]) => cfgCodec.encode(v));
-        acc.encodeValues += msSince(t);
-        t = nowNs();
-        const keys = Buffer.concat(ks);
-        const values = Buffer.concat(vs);
-        acc.concat += msSince(t);
+        const keys = Buffer.alloc(n * u32.size);
+        const values = Buffer.alloc(n * cfgCodec.size);
+        for (let i = 0; i < n; i++) {
+          const [k, v] = entries[i]!;
+          u32.encodeInto(k, keys, i * u32.size);
+          cfgCodec.encodeInto(v, values, i * cfgCodec.size);
+        }
+        acc.encode += msSince(t);
         t = nowNs();
         map.updateBatch(keys, values, n);
         acc.syscall += msSince(t);
@@ -650,11 +623,11 @@ async function config() {
   };
   // Warm-up (JIT, allocator), then interleaved rounds.
   for (const fn of Object.values(measure)) fn();
-  for (const arr of [binding, raw, prototype, prototypeEncode, ...Object.values(parts)]) arr.length = 0;
+  for (const arr of [binding, raw, ...Object.values(parts)]) arr.length = 0;
   const order = Object.values(measure);
   for (let r = 0; r < opts.configRounds; r++) {
     for (let i = 0; i < order.length; i++) order[(i + r) % order.length]!();
-    log(`config round ${r + 1}/${opts.configRounds}: binding ${round(binding.at(-1)!, 1)} ms, raw ${round(raw.at(-1)!, 1)} ms, prototype ${round(prototype.at(-1)!, 1)} ms`);
+    log(`config round ${r + 1}/${opts.configRounds}: binding ${round(binding.at(-1)!, 1)} ms, raw ${round(raw.at(-1)!, 1)} ms`);
     await yieldToSignals();
   }
   // The map holds round A's values, as written last.
@@ -669,11 +642,8 @@ async function config() {
     split: `${fmt(n)} classes × 2 rounds of rate changes (class_config holds ${fmt(map.maxEntries)}), 2 batch calls of ${fmt(n)} entries per measurement`,
     binding: b,
     raw: r,
-    prototype: summary(prototype),
-    prototypeEncode: summary(prototypeEncode),
     parts: Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, summary(v)])) as Record<keyof typeof parts, Summary>,
     ratio: round(b.median / r.median, 2),
-    prototypeRatio: round(median(prototype) / r.median, 2),
     targetMet: b.median / r.median <= TARGET_CONFIG_RATIO,
     rawNsPerEntry: round((r.median * 1e6) / (2 * n), 0),
     bindingNsPerEntry: round((b.median * 1e6) / (2 * n), 0),
@@ -764,12 +734,8 @@ async function main(): Promise<void> {
       ['what', 'ms (median)', 'spread (min–max)', 'ns/change', 'ratio to raw', 'target ≤ 2×'],
       ['raw BpfMap.updateBatch, pre-encoded (floor)', fmt(cfg.raw.median, 1), `${fmt(cfg.raw.min, 1)}–${fmt(cfg.raw.max, 1)}`, fmt(cfg.rawNsPerEntry), '1.00', '—'],
       ['binding: EgressObject.config.setMany', fmt(cfg.binding.median, 1), `${fmt(cfg.binding.min, 1)}–${fmt(cfg.binding.max, 1)}`, fmt(cfg.bindingNsPerEntry), cfg.ratio.toFixed(2), met(cfg.targetMet)],
-      ['  of which: encode keys (u32.encode, 1 Buffer each)', fmt(p.encodeKeys.median, 1), `${fmt(p.encodeKeys.min, 1)}–${fmt(p.encodeKeys.max, 1)}`, fmt((p.encodeKeys.median * 1e6) / cfg.changes), '', ''],
-      ['  of which: encode values (layout encode, BigInt per u64)', fmt(p.encodeValues.median, 1), `${fmt(p.encodeValues.min, 1)}–${fmt(p.encodeValues.max, 1)}`, fmt((p.encodeValues.median * 1e6) / cfg.changes), '', ''],
-      ['  of which: Buffer.concat (keys + values)', fmt(p.concat.median, 1), `${fmt(p.concat.min, 1)}–${fmt(p.concat.max, 1)}`, fmt((p.concat.median * 1e6) / cfg.changes), '', ''],
+      ['  of which: encode keys + values in place (encodeInto, no BigInt)', fmt(p.encode.median, 1), `${fmt(p.encode.min, 1)}–${fmt(p.encode.max, 1)}`, fmt((p.encode.median * 1e6) / cfg.changes), '', ''],
       ['  of which: the batch syscall', fmt(p.syscall.median, 1), `${fmt(p.syscall.min, 1)}–${fmt(p.syscall.max, 1)}`, fmt((p.syscall.median * 1e6) / cfg.changes), '', ''],
-      ['prototype: encode into one Buffer, no BigInt (bench only)', fmt(cfg.prototype.median, 1), `${fmt(cfg.prototype.min, 1)}–${fmt(cfg.prototype.max, 1)}`, fmt((cfg.prototype.median * 1e6) / cfg.changes), cfg.prototypeRatio.toFixed(2), met(cfg.prototypeRatio <= TARGET_CONFIG_RATIO)],
-      ['  of which: encode', fmt(cfg.prototypeEncode.median, 1), `${fmt(cfg.prototypeEncode.min, 1)}–${fmt(cfg.prototypeEncode.max, 1)}`, fmt((cfg.prototypeEncode.median * 1e6) / cfg.changes), '', ''],
     ];
     out.push(table(rows));
   }

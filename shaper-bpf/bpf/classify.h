@@ -1,11 +1,32 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * Classification: which class a packet belongs to. First match wins, in this order:
- *   1. the socket mark        (mark_class, hash)
- *   2. the socket's cgroup v2 (cgroup_class, hash by cgroup id)
- *   3. the destination prefix (dst4_class / dst6_class, LPM tries: the longest prefix wins)
- *   4. the interface default  (settings.default_class)
+ * Classification: which class (slot, see pacer.h) a packet belongs to. First match wins, in
+ * this order:
+ *   1. the socket mark        (mark_class, hash; skipped for mark 0)
+ *   2. the socket's cgroup v2 (cgroup_class, hash by cgroup id; skipped, with the helper call,
+ *                              while settings.cgroup_selectors is 0)
+ *   3. the destination prefix (dst4_class / dst6_class, LPM tries: the longest prefix wins),
+ *                              through the exact-address caches dst4_cache / dst6_cache
+ *   4. the interface default  (settings.default_slot)
  * otherwise 0: the packet is not shaped.
+ *
+ * The destination caches. An LPM trie lookup among 10,000 prefixes costs about two hash lookups,
+ * and traffic goes to far fewer addresses than it could, so the answer for each destination
+ * address (a slot, or 0 for "no prefix") is kept in an LRU hash and the trie is asked only on a
+ * miss. Entries are never invalidated one by one: each carries the settings.generation it was
+ * looked up under, and the agent bumps the generation AFTER every change of the tries (and
+ * after freeing a slot). An entry of another generation is ignored and overwritten.
+ *
+ * The race this ordering prevents: a CPU misses the cache and looks the trie up just before the
+ * agent changes it, so it gets the OLD answer; the agent finishes its change; the CPU then
+ * inserts the old answer. Had the agent flushed the cache after its change (instead of bumping
+ * a generation), that late insert would survive the flush and a hot destination would keep its
+ * stale class for as long as it stays hot (LRU never evicts it). Here the CPU read the generation
+ * BEFORE its trie lookup: if it read the old generation, its insert is tagged old and ignored
+ * once the bump lands; if it read the new one, the bump (made after the change) preceded its
+ * read, so its trie lookup saw the changed trie. Either way no stale answer is ever used after
+ * the bump. (The u32 generation wraps after 2^32 changes; an entry would have to stay unused
+ * across all of them to be mistaken for current.)
  */
 #ifndef PACER_CLASSIFY_H
 #define PACER_CLASSIFY_H
@@ -67,18 +88,58 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } dst6_class SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, PACER_DST_CACHE_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct pacer_dst_cache);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} dst4_cache SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, PACER_DST_CACHE_ENTRIES);
+	__type(key, struct pacer_addr6);
+	__type(value, struct pacer_dst_cache);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} dst6_cache SEC(".maps");
+
 static __always_inline __u32 pacer_lookup_u32(void *map, const void *key)
 {
-	__u32 *id = bpf_map_lookup_elem(map, key);
+	__u32 *slot = bpf_map_lookup_elem(map, key);
 
-	return id ? *id : 0;
+	return slot ? *slot : 0;
+}
+
+/*
+ * The trie's answer for one destination address, through its cache. `generation` must have been
+ * read before this call (see above). The entry is read with one 8-byte load, so slot and
+ * generation always come from the same write.
+ */
+static __always_inline __u32 pacer_dst_lookup(void *cache, const void *addr, void *trie, const void *lpm_key, __u32 generation)
+{
+	struct pacer_dst_cache *hit = bpf_map_lookup_elem(cache, addr);
+	struct pacer_dst_cache fresh;
+
+	if (hit) {
+		__u64 both = *(volatile __u64 *)hit;
+		struct pacer_dst_cache seen;
+
+		__builtin_memcpy(&seen, &both, sizeof(seen));
+		if (seen.generation == generation)
+			return seen.slot;
+	}
+	fresh.slot = pacer_lookup_u32(trie, lpm_key);
+	fresh.generation = generation;
+	bpf_map_update_elem(cache, addr, &fresh, BPF_ANY);
+	return fresh.slot;
 }
 
 /*
  * The destination's class, from the packet itself. Tags that are in the packet (not offloaded to
  * skb metadata) are skipped; with VLAN offload the packet already starts with the inner type.
  */
-static __always_inline __u32 pacer_classify_dst(struct __sk_buff *skb)
+static __always_inline __u32 pacer_classify_dst(struct __sk_buff *skb, __u32 generation)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
@@ -106,8 +167,10 @@ static __always_inline __u32 pacer_classify_dst(struct __sk_buff *skb)
 
 		if ((void *)(ip4 + 1) > data_end)
 			return 0;
-		__builtin_memcpy(key.addr, &ip4->daddr, sizeof(key.addr));
-		return pacer_lookup_u32(&dst4_class, &key);
+		__u32 addr = ip4->daddr;
+
+		__builtin_memcpy(key.addr, &addr, sizeof(key.addr));
+		return pacer_dst_lookup(&dst4_cache, &addr, &dst4_class, &key, generation);
 	}
 	if (proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = data + off;
@@ -115,34 +178,42 @@ static __always_inline __u32 pacer_classify_dst(struct __sk_buff *skb)
 
 		if ((void *)(ip6 + 1) > data_end)
 			return 0;
-		__builtin_memcpy(key.addr, &ip6->daddr, sizeof(key.addr));
-		return pacer_lookup_u32(&dst6_class, &key);
+		struct pacer_addr6 addr;
+
+		__builtin_memcpy(addr.addr, &ip6->daddr, sizeof(addr.addr));
+		__builtin_memcpy(key.addr, addr.addr, sizeof(key.addr));
+		return pacer_dst_lookup(&dst6_cache, &addr, &dst6_class, &key, generation);
 	}
 	return 0;
 }
 
-static __always_inline __u32 pacer_classify(struct __sk_buff *skb, __u32 default_class)
+/* The packet's slot. `set` is the settings entry (NULL only if the array lookup failed). */
+static __always_inline __u32 pacer_classify(struct __sk_buff *skb, const struct pacer_settings *set)
 {
 	/* Read ctx fields into locals first: the verifier rejects a load from a computed ctx pointer. */
 	__u32 mark = skb->mark;
+	/* Before any trie lookup: see "The race this ordering prevents" above. */
+	__u32 generation = set ? *(volatile __u32 *)&set->generation : 0;
 	__u64 cgroup_id;
-	__u32 id;
+	__u32 slot;
 
 	if (mark) {
-		id = pacer_lookup_u32(&mark_class, &mark);
-		if (id)
-			return id;
+		slot = pacer_lookup_u32(&mark_class, &mark);
+		if (slot)
+			return slot;
 	}
-	cgroup_id = bpf_skb_cgroup_id(skb);
-	if (cgroup_id) {
-		id = pacer_lookup_u32(&cgroup_class, &cgroup_id);
-		if (id)
-			return id;
+	if (set && set->cgroup_selectors) {
+		cgroup_id = bpf_skb_cgroup_id(skb);
+		if (cgroup_id) {
+			slot = pacer_lookup_u32(&cgroup_class, &cgroup_id);
+			if (slot)
+				return slot;
+		}
 	}
-	id = pacer_classify_dst(skb);
-	if (id)
-		return id;
-	return default_class;
+	slot = pacer_classify_dst(skb, generation);
+	if (slot)
+		return slot;
+	return set ? set->default_slot : 0;
 }
 
 #endif

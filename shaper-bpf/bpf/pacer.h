@@ -4,30 +4,49 @@
  * is fixed-width with explicit padding, and shaper-bpf/src/layout.ts mirrors each struct field by
  * field, with a test asserting sizes and offsets.
  *
- * Class id 0 means "no class" everywhere (the API assigns ids from 1).
+ * Class ids are the API's (from 1). Inside the data plane each class lives in a dense SLOT
+ * (1 .. PACER_MAX_CLASSES - 1) that the agent allocates: class_config, class_state and
+ * class_stats are arrays indexed by slot (an array lookup is inlined by the JIT, a hash lookup
+ * is a ~30 ns call), and every selector map and settings.default_slot hold slots. Slot 0 means
+ * "no class" everywhere; its entries are never written, so its rate stays 0. The pinned hash
+ * class_slot (class id -> slot) lets a restarted agent and operators map slots back to classes;
+ * each config entry also carries its class id.
+ *
+ * Slot lifecycle (the agent's, shaper-bpf/src/datapath.ts): the lowest free slot is allocated
+ * for a new class; its state and stats are zeroed before its config is written. A deleted
+ * class's slot is freed after its selectors and children are gone (its config is rewritten with
+ * rate 0 = no class = unshaped, state and stats zeroed), and settings.generation is bumped.
  */
 #ifndef PACER_H
 #define PACER_H
 
 #include <linux/types.h>
 
+/* Entries of the slot-indexed arrays: slots 1 .. PACER_MAX_CLASSES - 1 hold classes. */
 #define PACER_MAX_CLASSES 65536
 #define PACER_MAX_SELECTORS 65536
+/* Entries of the exact-destination caches in front of the LPM tries (LRU). */
+#define PACER_DST_CACHE_ENTRIES 65536
 /* A root class is level 1; the API refuses deeper trees. */
 #define PACER_MAX_DEPTH 4
 
-/* class_config: class id -> how the class is paced. Written by the agent only. */
+/*
+ * class_config (array): slot -> how the class is paced. Written by the agent only. An entry
+ * always exists; rate_bps 0 means the slot holds no class (the packet is left unshaped).
+ */
 struct pacer_class_config {
-	__u64 rate_bps;   /* bits per second, 1e3 .. 4e11 */
-	__u64 burst_ns;   /* idle credit: how far behind "now" a departure may be scheduled */
-	__u64 horizon_ns; /* a packet that would wait longer than this is dropped */
-	__u64 ecn_ns;     /* mark CE on ECT packets that wait longer than this; 0 = off */
-	__u32 parent_id;  /* 0 = a root class */
-	__u32 flags;      /* reserved, 0 */
+	__u64 rate_bps;    /* bits per second, 1e3 .. 4e11; 0 = a free slot */
+	__u64 burst_ns;    /* idle credit: how far behind "now" a departure may be scheduled */
+	__u64 horizon_ns;  /* a packet that would wait longer than this is dropped */
+	__u64 ecn_ns;      /* mark CE on ECT packets that wait longer than this; 0 = off */
+	__u32 parent_slot; /* the parent class's slot; 0 = a root class */
+	__u32 class_id;    /* the API's id of the class in this slot (for operators; the program ignores it) */
+	__u32 flags;       /* reserved, 0 */
+	__u32 reserved;    /* padding, 0 */
 };
 
 /*
- * class_state: class id -> its schedule. Kept apart from the config so that rewriting a rate
+ * class_state (array): slot -> its schedule. Kept apart from the config so that rewriting a rate
  * (or the agent restarting) never resets t_last: a changed rate applies from the next packet on,
  * with no burst in between.
  */
@@ -35,7 +54,7 @@ struct pacer_class_state {
 	__u64 t_last; /* departure time (CLOCK_MONOTONIC ns) of the class's last scheduled packet */
 };
 
-/* class_stats (per CPU): class id -> counters. The agent sums the CPUs. */
+/* class_stats (per-CPU array): slot -> counters. The agent sums the CPUs. */
 struct pacer_class_stats {
 	__u64 packets;          /* packets passed (delayed or not) */
 	__u64 bytes;            /* their wire length */
@@ -52,10 +71,27 @@ struct pacer_iface_stats {
 	__u64 unclassified_bytes;
 };
 
-/* settings (array, one entry). */
+/* settings (array, one entry). Written by the agent only. */
 struct pacer_settings {
-	__u32 default_class; /* class of packets no selector matched; 0 = leave them unshaped */
-	__u32 flags;         /* reserved, 0 */
+	__u32 default_slot;     /* slot of packets no selector matched; 0 = leave them unshaped */
+	__u32 flags;            /* the agent's mode, for operators; the program ignores it */
+	__u32 generation;       /* bumped by the agent after every change of dst4/dst6_class and every
+				 * freed slot: dst4/dst6_cache entries of another generation are stale */
+	__u32 cgroup_selectors; /* entries in cgroup_class; 0 = skip bpf_skb_cgroup_id */
+};
+
+/*
+ * dst4_cache / dst6_cache (LRU hash): destination address -> what the LPM trie said for it (a
+ * slot, or 0 for no match) and the settings.generation it was looked up under.
+ */
+struct pacer_dst_cache {
+	__u32 slot;
+	__u32 generation;
+};
+
+/* Key of dst6_cache: an IPv6 address in network order. (dst4_cache's key is a __u32, as in the header.) */
+struct pacer_addr6 {
+	__u8 addr[16];
 };
 
 /* Keys of the destination-prefix LPM tries: prefixlen first, then the address in network order. */

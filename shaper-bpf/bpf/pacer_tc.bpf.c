@@ -4,6 +4,10 @@
  * departure time from its class's budget and every ancestor's, and stamp skb->tstamp. The fq
  * qdisc then holds the packet until that time. Maps are pinned by name, so a restarted agent
  * adopts them with every schedule intact.
+ *
+ * Classes are addressed by slot (pacer.h): config, schedule and counters are array entries, so
+ * a shaped packet pays one hash lookup at most (its selector, or the destination cache) besides
+ * the arrays, which the JIT inlines.
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -15,7 +19,7 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, PACER_MAX_CLASSES);
 	__type(key, __u32);
 	__type(value, struct pacer_class_config);
@@ -23,7 +27,7 @@ struct {
 } class_config SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, PACER_MAX_CLASSES);
 	__type(key, __u32);
 	__type(value, struct pacer_class_state);
@@ -31,12 +35,21 @@ struct {
 } class_state SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, PACER_MAX_CLASSES);
 	__type(key, __u32);
 	__type(value, struct pacer_class_stats);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } class_stats SEC(".maps");
+
+/* class id -> slot: written by the agent for itself (after a restart) and operators; the program never reads it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PACER_MAX_CLASSES);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} class_slot SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -65,17 +78,6 @@ static __always_inline __u64 pacer_now(void)
 	__u64 t = *(volatile __u64 *)&pacer_test_now;
 
 	return t ? t : bpf_ktime_get_ns();
-}
-
-/* A lookup that creates a zeroed entry first when the agent has not (yet) made one. */
-static __always_inline void *pacer_lookup_or_init(void *map, __u32 *key, const void *zero)
-{
-	void *value = bpf_map_lookup_elem(map, key);
-
-	if (value)
-		return value;
-	bpf_map_update_elem(map, key, zero, BPF_NOEXIST);
-	return bpf_map_lookup_elem(map, key);
 }
 
 static __always_inline void pacer_count_unclassified(__u32 wire_len)
@@ -112,8 +114,6 @@ static __always_inline void pacer_release(struct pacer_level *levels, int upto)
 SEC("tc")
 int pacer_egress(struct __sk_buff *skb)
 {
-	const struct pacer_class_state zero_state = {};
-	const struct pacer_class_stats zero_stats = {};
 	struct pacer_level levels[PACER_MAX_DEPTH] = {};
 	struct pacer_class_config *leaf, *cfg;
 	struct pacer_class_stats *stats;
@@ -121,12 +121,13 @@ int pacer_egress(struct __sk_buff *skb)
 	__u32 wire_len = skb->wire_len ? skb->wire_len : skb->len;
 	__u64 tstamp = skb->tstamp;
 	__u64 now, depart, horizon, ecn;
-	__u32 zero = 0, id, leaf_id;
+	__u32 zero = 0, slot, leaf_slot;
 	int depth = 0;
 
 	set = bpf_map_lookup_elem(&settings, &zero);
-	leaf_id = pacer_classify(skb, set ? set->default_class : 0);
-	leaf = leaf_id ? bpf_map_lookup_elem(&class_config, &leaf_id) : NULL;
+	leaf_slot = pacer_classify(skb, set);
+	/* Every slot has an entry (arrays); rate 0 is a free slot, or a selector the agent has not yet pointed anywhere valid. */
+	leaf = leaf_slot ? bpf_map_lookup_elem(&class_config, &leaf_slot) : NULL;
 	if (!leaf || !leaf->rate_bps) {
 		pacer_count_unclassified(wire_len);
 		return TC_ACT_OK;
@@ -136,22 +137,22 @@ int pacer_egress(struct __sk_buff *skb)
 	now = pacer_now();
 
 	/* The path: the leaf and its ancestors, each with its schedule. */
-	id = leaf_id;
+	slot = leaf_slot;
 	cfg = leaf;
 #pragma unroll
 	for (int i = 0; i < PACER_MAX_DEPTH; i++) {
-		struct pacer_class_state *st = pacer_lookup_or_init(&class_state, &id, &zero_state);
+		struct pacer_class_state *st = bpf_map_lookup_elem(&class_state, &slot);
 
 		if (!st)
-			return TC_ACT_OK; /* the state map is full: the agent reports it; never drop for it */
+			return TC_ACT_OK; /* a slot past the array (never written by the agent): never drop for it */
 		levels[i].t_last = &st->t_last;
 		levels[i].delay = pacer_delay_ns(wire_len, cfg->rate_bps);
 		levels[i].earliest = pacer_earliest(now, cfg->burst_ns);
 		depth = i + 1;
-		id = cfg->parent_id;
-		if (!id)
+		slot = cfg->parent_slot;
+		if (!slot)
 			break;
-		cfg = bpf_map_lookup_elem(&class_config, &id);
+		cfg = bpf_map_lookup_elem(&class_config, &slot);
 		if (!cfg || !cfg->rate_bps)
 			break;
 	}
@@ -169,7 +170,7 @@ int pacer_egress(struct __sk_buff *skb)
 
 			if (next > now && next - now > horizon) {
 				pacer_release(levels, i);
-				stats = pacer_lookup_or_init(&class_stats, &leaf_id, &zero_stats);
+				stats = bpf_map_lookup_elem(&class_stats, &leaf_slot);
 				if (stats)
 					stats->horizon_drops++;
 				return TC_ACT_SHOT;
@@ -184,7 +185,7 @@ int pacer_egress(struct __sk_buff *skb)
 		}
 		if (!claimed) {
 			pacer_release(levels, i);
-			stats = pacer_lookup_or_init(&class_stats, &leaf_id, &zero_stats);
+			stats = bpf_map_lookup_elem(&class_stats, &leaf_slot);
 			if (stats)
 				stats->contention_drops++;
 			return TC_ACT_SHOT;
@@ -193,7 +194,7 @@ int pacer_egress(struct __sk_buff *skb)
 
 	if (depart != tstamp)
 		skb->tstamp = depart;
-	stats = pacer_lookup_or_init(&class_stats, &leaf_id, &zero_stats);
+	stats = bpf_map_lookup_elem(&class_stats, &leaf_slot);
 	if (stats) {
 		stats->packets++;
 		stats->bytes += wire_len;

@@ -6,16 +6,23 @@
  * BPF maps in production (`EgressObject`) and plain in-memory maps in unit tests of callers
  * (`memoryTables`).
  *
+ * Callers speak class ids (ShaperState). The data plane speaks slots (shaper-bpf/bpf/pacer.h):
+ * the Datapath gives each class the lowest free slot (1 .. slots - 1) when it first appears,
+ * records it in class_slot (class id → slot, which is also how a restarted agent finds it
+ * again), translates every parent, selector and the default to slots, and frees the slot when
+ * the class is deleted: after its selectors and children are gone; its state and counters are
+ * zeroed then and again before the slot is reused.
+ *
  * An apply is all or nothing: the state is validated before any map is touched, and when the
- * kernel refuses a write halfway (a full map), every change already made is undone before the
- * error is thrown.
+ * kernel refuses a write halfway (a full map, no free slot), every change already made (slot
+ * allocations included) is undone before the error is thrown.
  */
 import ipaddr from 'ipaddr.js';
 import { diffMaps, type MapDiff } from './diff.js';
 import { MAX_DEPTH } from './edt.js';
-import type { ClassConfig, ClassStats, IfaceStats, Settings } from './layout.js';
+import { FREE_SLOT, MAX_CLASSES, type ClassConfig, type ClassState, type ClassStats, type IfaceStats, type Settings, type SlotConfig, type SlotSettings } from './layout.js';
 
-/** What one interface should enforce. Built by the agent from the API's classes. */
+/** What one interface should enforce. Built by the agent from the API's classes. Keyed by class id. */
 export interface ShaperState {
   classes: Map<number, ClassConfig>;
   marks: Map<number, number>;
@@ -31,7 +38,7 @@ export const SETTINGS_POLICING = 1;
 
 export const RATE_LIMITS = { min: 1_000, max: 400_000_000_000 } as const;
 
-/** The operations the datapath needs from a map; TypedMap implements them. */
+/** The operations the datapath needs from a hash map; TypedMap implements them. */
 export interface Table<K, V> {
   readonly name: string;
   entries(): Map<K, V>;
@@ -39,21 +46,31 @@ export interface Table<K, V> {
   deleteMany(keys: ReadonlyArray<K>): void;
 }
 
-export interface StatsTable<K, V> {
-  entries(): Map<K, V>;
-  deleteMany(keys: ReadonlyArray<K>): void;
+/** An array indexed by slot: every entry exists (zero until written). TypedMap implements it. */
+export interface SlotTable<V> {
+  readonly name: string;
+  get(slot: number): V | undefined;
+  setMany(entries: ReadonlyArray<readonly [number, V]>): void;
+}
+
+export interface SlotStatsTable {
+  get(slot: number): ClassStats | undefined;
+  zeroMany(slots: ReadonlyArray<number>): void;
 }
 
 export interface ShaperTables {
-  config: Table<number, ClassConfig>;
+  /** Slot-indexed arrays. */
+  config: SlotTable<SlotConfig>;
+  state: SlotTable<ClassState>;
+  stats: SlotStatsTable;
+  /** class id → slot. */
+  slots: Table<number, number>;
+  /** Selectors: → slot. */
   marks: Table<number, number>;
   cgroups: Table<bigint, number>;
   dst4: Table<string, number>;
   dst6: Table<string, number>;
-  settings: Table<number, Settings>;
-  /** Schedules and counters of deleted classes are removed with them. */
-  state: Table<number, { t_last: number }>;
-  stats: StatsTable<number, ClassStats>;
+  settings: Table<number, SlotSettings>;
   ifaceStats: { get(k: number): IfaceStats | undefined };
 }
 
@@ -78,47 +95,229 @@ export interface ApplyReport {
   changes: Record<string, number>;
 }
 
-export class Datapath {
-  constructor(private readonly tables: ShaperTables) {}
+const SELECTORS = ['marks', 'cgroups', 'dst4', 'dst6'] as const;
+type SelectorName = (typeof SELECTORS)[number];
+const ZERO_SETTINGS: SlotSettings = { default_slot: 0, flags: 0, generation: 0, cgroup_selectors: 0 };
 
-  read(): ShaperState {
+/** What the maps hold, in slots (`raw`) and translated to class ids (`state`). */
+interface Snapshot {
+  /** class id → slot, as class_slot has it. */
+  slots: Map<number, number>;
+  /** slot → config, for every slot in class_slot. */
+  configs: Map<number, SlotConfig>;
+  raw: { [K in SelectorName]: Map<ShaperState[K] extends Map<infer S, number> ? S : never, number> };
+  settings: SlotSettings;
+  state: ShaperState;
+}
+
+export interface DatapathOptions {
+  /** Entries of the slot arrays (PACER_MAX_CLASSES): slots 1 .. slots - 1 hold classes. */
+  slots?: number;
+}
+
+export class Datapath {
+  private readonly slotCount: number;
+
+  constructor(
+    private readonly tables: ShaperTables,
+    options: DatapathOptions = {},
+  ) {
+    this.slotCount = options.slots ?? MAX_CLASSES;
+  }
+
+  private snapshot(): Snapshot {
     const t = this.tables;
+    const slots = t.slots.entries();
+    const idOf = new Map<number, number>();
+    const configs = new Map<number, SlotConfig>();
+    for (const [id, slot] of slots) {
+      idOf.set(slot, id);
+      configs.set(slot, t.config.get(slot) ?? FREE_SLOT);
+    }
+    const classes = new Map<number, ClassConfig>();
+    for (const [id, slot] of [...slots].sort((a, b) => a[0] - b[0])) {
+      const c = configs.get(slot)!;
+      if (c.rate_bps === 0) continue; // allocated, never configured (an apply that crashed): not a class
+      classes.set(id, { rate_bps: c.rate_bps, burst_ns: c.burst_ns, horizon_ns: c.horizon_ns, ecn_ns: c.ecn_ns, parent_id: idOf.get(c.parent_slot) ?? 0, flags: c.flags });
+    }
+    const raw = { marks: t.marks.entries(), cgroups: t.cgroups.entries(), dst4: t.dst4.entries(), dst6: t.dst6.entries() };
+    const toIds = <K>(m: Map<K, number>) => new Map([...m].map(([k, slot]) => [k, idOf.get(slot) ?? 0] as const));
+    const settings = t.settings.entries().get(0) ?? ZERO_SETTINGS;
     return {
-      classes: t.config.entries(),
-      marks: t.marks.entries(),
-      cgroups: t.cgroups.entries(),
-      dst4: t.dst4.entries(),
-      dst6: t.dst6.entries(),
-      settings: t.settings.entries().get(0) ?? { default_class: 0, flags: 0 },
+      slots,
+      configs,
+      raw,
+      settings,
+      state: {
+        classes,
+        marks: toIds(raw.marks),
+        cgroups: toIds(raw.cgroups),
+        dst4: toIds(raw.dst4),
+        dst6: toIds(raw.dst6),
+        settings: { default_class: idOf.get(settings.default_slot) ?? 0, flags: settings.flags },
+      },
     };
   }
 
+  read(): ShaperState {
+    return this.snapshot().state;
+  }
+
+  /** class id → slot, as the data plane has them (for operators and tools). */
+  slots(): Map<number, number> {
+    return this.tables.slots.entries();
+  }
+
   stats(): { classes: Map<number, ClassStats>; unclassified: IfaceStats } {
+    const classes = new Map<number, ClassStats>();
+    for (const [id, slot] of [...this.tables.slots.entries()].sort((a, b) => a[0] - b[0])) {
+      const s = this.tables.stats.get(slot);
+      if (s) classes.set(id, s);
+    }
     return {
-      classes: this.tables.stats.entries(),
+      classes,
       unclassified: this.tables.ifaceStats.get(0) ?? { unclassified_packets: 0, unclassified_bytes: 0 },
     };
   }
 
   /**
    * Makes the maps equal `desired`, writing only what differs. Order keeps every packet
-   * classifiable to a configured class: new and changed classes first, then selectors, the
-   * default, removed selectors, and removed classes (with their schedules and counters) last.
+   * classifiable to a configured class: slots for new classes (zeroed), new and changed classes,
+   * then selectors, the settings, removed selectors, and removed classes last (their slots freed:
+   * config rate 0, then class_slot; their schedules and counters zeroed once nothing can fail).
+   * settings.generation is bumped after the prefix tries change and after slots are freed, so
+   * the program's destination caches never serve an answer from before (classify.h).
    * A rate change rewrites class_config only: the schedule in class_state is kept.
    */
   apply(desired: ShaperState): ApplyReport {
     validate(desired);
-    const actual = this.read();
     const t = this.tables;
+    const snap = this.snapshot();
+    const actual = snap.state;
     const classes = diffMaps(actual.classes, desired.classes);
-    const steps: Array<Step<any, any>> = [
-      upserts(t.config, classes, actual.classes),
-      ...(['marks', 'cgroups', 'dst4', 'dst6'] as const).map((k) => upserts(t[k] as Table<unknown, number>, diffMaps<unknown, number>(actual[k], desired[k]), actual[k])),
-      upserts(t.settings, diffMaps(new Map([[0, actual.settings]]), new Map([[0, desired.settings]])), new Map([[0, actual.settings]])),
-      ...(['marks', 'cgroups', 'dst4', 'dst6'] as const).map((k) => deletes(t[k] as Table<unknown, number>, diffMaps<unknown, number>(actual[k], desired[k]), actual[k])),
-      deletes(t.config, classes, actual.classes),
+
+    // Slots: classes keep theirs; new ones get the lowest free slots, in class id order.
+    const slotOf = new Map(snap.slots);
+    const used = new Set(snap.slots.values());
+    const fresh = [...desired.classes.keys()].filter((id) => !slotOf.has(id)).sort((a, b) => a - b);
+    const freeSlots: number[] = [];
+    for (let s = 1; s < this.slotCount && freeSlots.length < fresh.length; s++) if (!used.has(s)) freeSlots.push(s);
+    const allocated = fresh.slice(0, freeSlots.length).map((id, i) => [id, freeSlots[i]!] as const);
+    for (const [id, slot] of allocated) slotOf.set(id, slot);
+    const slotFor = (id: number) => (id === 0 ? 0 : slotOf.get(id)!);
+    // Everything in class_slot that is not wanted: deleted classes, and leftovers of a crashed apply.
+    const removed = [...snap.slots.keys()].filter((id) => !desired.classes.has(id)).sort((a, b) => a - b);
+    const freedSlots = removed.map((id) => snap.slots.get(id)!);
+
+    // The settings entry is written whole; `live` is what the kernel has now (generation included).
+    let live: SlotSettings = { ...snap.settings };
+    const writeSettings = (next: SlotSettings) => {
+      t.settings.setMany([[0, next]]);
+      live = next;
+    };
+    const bump = (): Step => ({
+      name: 'settings',
+      size: 1,
+      reported: false,
+      describe: 'bumping settings.generation',
+      run: () => writeSettings({ ...live, generation: (live.generation + 1) >>> 0 }),
+      undo: () => {}, // the generation only ever grows
+    });
+
+    const configEntry = (id: number, c: ClassConfig): SlotConfig => ({
+      rate_bps: c.rate_bps,
+      burst_ns: c.burst_ns,
+      horizon_ns: c.horizon_ns,
+      ecn_ns: c.ecn_ns,
+      parent_slot: slotFor(c.parent_id),
+      class_id: id,
+      flags: c.flags,
+      reserved: 0,
+    });
+    const configsBefore = (slots: number[]) => slots.map((slot) => [slot, snap.configs.get(slot) ?? FREE_SLOT] as const);
+    const selectorDiff = (k: SelectorName) => {
+      const d = diffMaps<unknown, number>(actual[k] as Map<unknown, number>, desired[k] as Map<unknown, number>);
+      return { upserts: d.upserts.map(([sel, id]) => [sel, slotFor(id)] as [unknown, number]), deletes: d.deletes } as MapDiff<unknown, number>;
+    };
+    const diffs = Object.fromEntries(SELECTORS.map((k) => [k, selectorDiff(k)])) as Record<SelectorName, MapDiff<unknown, number>>;
+    const desiredSettings = {
+      default_slot: slotFor(desired.settings.default_class),
+      flags: desired.settings.flags,
+      cgroup_selectors: desired.cgroups.size,
+    };
+    const settingsChange = (['default_slot', 'flags', 'cgroup_selectors'] as const).some((k) => snap.settings[k] !== desiredSettings[k]);
+    const upsertSlots = classes.upserts.map(([id]) => slotFor(id));
+    const dstUpserts = diffs.dst4.upserts.length + diffs.dst6.upserts.length;
+    const dstDeletes = diffs.dst4.deletes.length + diffs.dst6.deletes.length;
+
+    const steps: Step[] = [
+      {
+        name: t.slots.name,
+        size: fresh.length,
+        describe: `allocating slots for ${fresh.length} new classes in ${t.config.name}`,
+        run: () => {
+          if (allocated.length < fresh.length) {
+            throw new Error(`${t.config.name} is full: ${this.slotCount - 1} slots, ${used.size} in use, ${fresh.length} more needed`);
+          }
+          t.slots.setMany(allocated);
+        },
+        undo: () => {
+          const now = t.slots.entries();
+          t.slots.deleteMany(allocated.map(([id]) => id).filter((id) => now.has(id)));
+        },
+      },
+      {
+        name: t.state.name,
+        size: allocated.length,
+        reported: false,
+        describe: `zeroing the schedules and counters of ${allocated.length} new slots`,
+        run: () => zeroSlots(allocated.map(([, slot]) => slot)),
+        undo: () => {}, // free slots: zero is what they should hold
+      },
+      {
+        name: t.config.name,
+        size: classes.upserts.length,
+        describe: `writing ${classes.upserts.length} entries of ${t.config.name}`,
+        run: () => t.config.setMany(classes.upserts.map(([id, c]) => [slotFor(id), configEntry(id, c)] as const)),
+        undo: () => t.config.setMany(configsBefore(upsertSlots)),
+      },
+      ...SELECTORS.map((k) => upserts(t[k] as Table<unknown, number>, diffs[k], snap.raw[k] as Map<unknown, number>)),
+      {
+        name: t.settings.name,
+        size: settingsChange ? 1 : 0,
+        describe: `writing ${t.settings.name}`,
+        run: () => writeSettings({ ...live, ...desiredSettings }),
+        undo: () => writeSettings({ ...live, default_slot: snap.settings.default_slot, flags: snap.settings.flags, cgroup_selectors: snap.settings.cgroup_selectors }),
+      },
+      ...(dstUpserts > 0 ? [bump()] : []),
+      ...SELECTORS.map((k) => deletes(t[k] as Table<unknown, number>, diffs[k], snap.raw[k] as Map<unknown, number>)),
+      ...(dstDeletes > 0 ? [bump()] : []),
+      {
+        name: t.config.name,
+        size: removed.length,
+        describe: `freeing ${removed.length} slots of ${t.config.name}`,
+        run: () => t.config.setMany(freedSlots.map((slot) => [slot, FREE_SLOT] as const)),
+        undo: () => t.config.setMany(configsBefore(freedSlots)),
+      },
+      {
+        name: t.slots.name,
+        size: removed.length,
+        describe: `deleting ${removed.length} entries of ${t.slots.name}`,
+        run: () => t.slots.deleteMany(removed),
+        undo: () => {
+          const now = t.slots.entries();
+          t.slots.setMany(removed.filter((id) => !now.has(id)).map((id) => [id, snap.slots.get(id)!] as const));
+        },
+      },
+      ...(removed.length > 0 ? [bump()] : []),
     ];
-    const done: Array<Step<any, any>> = [];
+    const zeroSlots = (slots: number[]) => {
+      if (slots.length === 0) return;
+      t.state.setMany(slots.map((slot) => [slot, { t_last: 0 }] as const));
+      t.stats.zeroMany(slots);
+    };
+
+    const done: Step[] = [];
     const report: ApplyReport = { changes: {} };
     for (const step of steps) {
       if (step.size === 0) continue;
@@ -126,7 +325,13 @@ export class Datapath {
         step.run();
       } catch (err) {
         // The step may have half-run: undo it too (its undo only restores what it touched).
-        const rolledBack = undoAll([...done, step]);
+        let rolledBack = undoAll([...done, step]);
+        // The tries and slots are back as they were: make the caches forget this apply's answers too.
+        try {
+          bump().run();
+        } catch {
+          rolledBack = false;
+        }
         throw new ApplyFailed(
           `applying the desired state failed at ${step.describe} (${(err as Error).message}); ${rolledBack ? 'every change of this apply was undone' : 'UNDO FAILED: the maps may hold a mix of old and new state'}`,
           err,
@@ -134,32 +339,30 @@ export class Datapath {
         );
       }
       done.push(step);
-      report.changes[step.table.name] = (report.changes[step.table.name] ?? 0) + step.size;
+      if (step.reported !== false) report.changes[step.name] = (report.changes[step.name] ?? 0) + step.size;
     }
-    // Schedules and counters of removed classes go last; losing them cannot misdirect a packet.
-    const removed = classes.deletes;
-    if (removed.length > 0) {
-      const schedules = t.state.entries();
-      const counters = t.stats.entries();
-      t.state.deleteMany(removed.filter((id) => schedules.has(id)));
-      t.stats.deleteMany(removed.filter((id) => counters.has(id)));
-    }
+    // Schedules and counters of freed slots go last; losing them cannot misdirect a packet. (They
+    // are zeroed again when the slot is reused, in case a packet in flight wrote them meanwhile.)
+    zeroSlots(freedSlots);
     return report;
   }
 }
 
-interface Step<K, V> {
-  table: Table<K, V>;
+interface Step {
+  /** The map it writes, for the report. */
+  name: string;
   size: number;
+  /** false: bookkeeping that the report leaves out. */
+  reported?: boolean;
   describe: string;
   run(): void;
   undo(): void;
 }
 
-function upserts<K, V>(table: Table<K, V>, diff: MapDiff<K, V>, before: ReadonlyMap<K, V>): Step<K, V> {
+function upserts<K, V>(table: Table<K, V>, diff: MapDiff<K, V>, before: ReadonlyMap<K, V>): Step {
   const keys = diff.upserts.map(([k]) => k);
   return {
-    table,
+    name: table.name,
     size: diff.upserts.length,
     describe: `writing ${diff.upserts.length} entries of ${table.name}`,
     run: () => table.setMany(diff.upserts),
@@ -171,9 +374,9 @@ function upserts<K, V>(table: Table<K, V>, diff: MapDiff<K, V>, before: Readonly
   };
 }
 
-function deletes<K, V>(table: Table<K, V>, diff: MapDiff<K, V>, before: ReadonlyMap<K, V>): Step<K, V> {
+function deletes<K, V>(table: Table<K, V>, diff: MapDiff<K, V>, before: ReadonlyMap<K, V>): Step {
   return {
-    table,
+    name: table.name,
     size: diff.deletes.length,
     describe: `deleting ${diff.deletes.length} entries of ${table.name}`,
     run: () => table.deleteMany(diff.deletes),
@@ -181,7 +384,7 @@ function deletes<K, V>(table: Table<K, V>, diff: MapDiff<K, V>, before: Readonly
   };
 }
 
-function undoAll(steps: Array<Step<any, any>>): boolean {
+function undoAll(steps: Step[]): boolean {
   let ok = true;
   for (const step of [...steps].reverse()) {
     try {
@@ -227,8 +430,8 @@ export function validate(s: ShaperState): void {
   if (problems.length > 0) throw new InvalidShaperState(problems);
 }
 
-/** In-memory tables with the same behaviour, for unit tests of the controller. */
-export function memoryTables(capacity = 65_536): ShaperTables {
+/** In-memory tables with the same behaviour, for unit tests of the controller. `capacity` bounds the hash maps; `slots` the arrays. */
+export function memoryTables(capacity = 65_536, slots = MAX_CLASSES): ShaperTables & { slots: Table<number, number> } {
   const table = <K, V>(name: string): Table<K, V> & { map: Map<K, V> } => {
     const map = new Map<K, V>();
     return {
@@ -246,15 +449,30 @@ export function memoryTables(capacity = 65_536): ShaperTables {
       },
     };
   };
+  const array = <V>(name: string, zero: V): SlotTable<V> & { map: Map<number, V> } => {
+    const map = new Map<number, V>();
+    return {
+      name,
+      map,
+      get: (slot) => (Number.isInteger(slot) && slot >= 0 && slot < slots ? (map.get(slot) ?? zero) : undefined),
+      setMany(entries) {
+        for (const [slot] of entries) if (!(Number.isInteger(slot) && slot >= 0 && slot < slots)) throw new Error(`array "${name}" has ${slots} slots; ${slot} is out of range`);
+        for (const [slot, v] of entries) map.set(slot, v);
+      },
+    };
+  };
+  const ZERO_STATS: ClassStats = { packets: 0, bytes: 0, delayed: 0, delay_ns: 0, horizon_drops: 0, ce_marks: 0, contention_drops: 0 };
+  const stats = array<ClassStats>('class_stats', ZERO_STATS);
   return {
-    config: table('class_config'),
+    config: array<SlotConfig>('class_config', FREE_SLOT),
+    state: array<ClassState>('class_state', { t_last: 0 }),
+    stats: { get: stats.get, zeroMany: (keys) => stats.setMany(keys.map((k) => [k, ZERO_STATS] as const)) },
+    slots: table('class_slot'),
     marks: table('mark_class'),
     cgroups: table('cgroup_class'),
     dst4: table('dst4_class'),
     dst6: table('dst6_class'),
     settings: table('settings'),
-    state: table('class_state'),
-    stats: table('class_stats'),
     ifaceStats: { get: () => ({ unclassified_packets: 0, unclassified_bytes: 0 }) },
   };
 }

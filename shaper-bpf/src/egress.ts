@@ -4,11 +4,17 @@
  * Maps are pinned by name under `pinRoot` (e.g. /sys/fs/bpf/pacer/eth0). Loading again with the
  * same pinRoot reuses the pinned maps (libbpf's LIBBPF_PIN_BY_NAME): a restarted agent adopts
  * every class's config, schedule and counters.
+ *
+ * The maps are keyed by SLOT (see shaper-bpf/bpf/pacer.h), not class id: config, state and stats
+ * are arrays indexed by slot (every entry exists; a config with rate 0 is a free slot), the
+ * selector maps and settings.default_slot hold slots, and `slots` (class_slot) maps class ids to
+ * slots. The Datapath allocates slots; use it, or keep `slots` and `settings.generation` right
+ * when writing these maps directly.
  */
 import { fileURLToPath } from 'node:url';
 import { BpfObject, type BpfProgram } from './libbpf/index.js';
 import * as layout from './layout.js';
-import { prefix, struct, SummedPerCpuMap, TypedMap, u32, u64 } from './typed-map.js';
+import { address, prefix, struct, SummedPerCpuMap, TypedMap, u32, u64 } from './typed-map.js';
 
 /** The committed objects, found from this module (dist/shaper-bpf/src → shaper-bpf/obj). */
 export function objectPath(name: 'pacer_tc' | 'pacer_sockops'): string {
@@ -25,14 +31,26 @@ export interface EgressLoadOptions {
 
 export class EgressObject {
   readonly program: BpfProgram;
-  readonly config: TypedMap<number, layout.ClassConfig>;
+  /** class_config: slot → SlotConfig (array). */
+  readonly config: TypedMap<number, layout.SlotConfig>;
+  /** class_state: slot → schedule (array). */
   readonly state: TypedMap<number, layout.ClassState>;
+  /** class_stats: slot → counters summed over CPUs (per-CPU array). */
   readonly stats: SummedPerCpuMap<number, layout.ClassStats>;
+  /** class_slot: class id → slot (hash). */
+  readonly slots: TypedMap<number, number>;
+  /** mark_class: mark → slot. */
   readonly marks: TypedMap<number, number>;
+  /** cgroup_class: cgroup id → slot. */
   readonly cgroups: TypedMap<bigint, number>;
+  /** dst4_class / dst6_class: canonical CIDR → slot (LPM tries). */
   readonly dst4: TypedMap<string, number>;
   readonly dst6: TypedMap<string, number>;
-  readonly settings: TypedMap<number, layout.Settings>;
+  /** dst4_cache / dst6_cache: destination address → { slot, generation } (LRU hash, written by the program). */
+  readonly dst4Cache: TypedMap<string, layout.DstCache>;
+  readonly dst6Cache: TypedMap<string, layout.DstCache>;
+  /** settings: key 0 → { default_slot, flags, generation, cgroup_selectors }. */
+  readonly settings: TypedMap<number, layout.SlotSettings>;
   readonly ifaceStats: SummedPerCpuMap<number, layout.IfaceStats>;
 
   private constructor(private readonly object: BpfObject) {
@@ -40,10 +58,13 @@ export class EgressObject {
     this.config = new TypedMap(object.map('class_config'), u32, struct(layout.classConfig));
     this.state = new TypedMap(object.map('class_state'), u32, struct(layout.classState));
     this.stats = new SummedPerCpuMap(object.map('class_stats'), u32, layout.classStats);
+    this.slots = new TypedMap(object.map('class_slot'), u32, u32);
     this.marks = new TypedMap(object.map('mark_class'), u32, u32);
     this.cgroups = new TypedMap(object.map('cgroup_class'), u64, u32);
     this.dst4 = new TypedMap(object.map('dst4_class'), prefix('ipv4'), u32);
     this.dst6 = new TypedMap(object.map('dst6_class'), prefix('ipv6'), u32);
+    this.dst4Cache = new TypedMap(object.map('dst4_cache'), address('ipv4'), struct(layout.dstCache));
+    this.dst6Cache = new TypedMap(object.map('dst6_cache'), address('ipv6'), struct(layout.dstCache));
     this.settings = new TypedMap(object.map('settings'), u32, struct(layout.settings));
     this.ifaceStats = new SummedPerCpuMap(object.map('iface_stats'), u32, layout.ifaceStats);
   }

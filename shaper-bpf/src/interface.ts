@@ -99,7 +99,7 @@ export async function installInterface(o: InstallOptions): Promise<InstalledInte
       mode = 'policing';
     }
     // Recorded in the maps too, so `pacer dp status` tells operators without asking the agent.
-    const settings = egress.settings.get(0) ?? { default_class: 0, flags: 0 };
+    const settings = egress.settings.get(0)!; // an array entry: always there
     egress.settings.set(0, { ...settings, flags: mode === 'policing' ? settings.flags | SETTINGS_POLICING : settings.flags & ~SETTINGS_POLICING });
     return { iface: o.iface, mode, modeDetail: mode === 'policing' ? POLICING_DETAIL : 'shaping (fq)', adopted, programId, egress, datapath: new Datapath(egress) };
   } catch (err) {

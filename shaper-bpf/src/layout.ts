@@ -22,13 +22,34 @@ export interface StructLayout<T> {
   size: number;
   fields: Field[];
   encode(value: T): Buffer;
+  /** Writes `value` at `offset` of `buf` (size bytes; padding left as it is, so pass a zeroed buffer). */
+  encodeInto(value: T, buf: Buffer, offset: number): void;
   decode(buf: Buffer, offset?: number): T;
+}
+
+const TWO_32 = 0x1_0000_0000;
+
+/**
+ * A u64 from a number, as two u32 halves (no BigInt: this is the hot path of batch writes). Only
+ * safe integers are accepted, the same bound readU64 enforces.
+ */
+export function writeU64(buf: Buffer, v: number, offset: number, field: string): void {
+  if (!Number.isSafeInteger(v) || v < 0) {
+    if (!Number.isInteger(v)) throw new TypeError(`${field} must be an integer, got ${v}`);
+    throw new RangeError(`${field} = ${v} is not a u64 that fits a safe integer`);
+  }
+  buf.writeUInt32LE(v % TWO_32, offset);
+  buf.writeUInt32LE(Math.floor(v / TWO_32), offset + 4);
 }
 
 function readU64(buf: Buffer, offset: number, field: string): number {
   const v = buf.readBigUInt64LE(offset);
   if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new RangeError(`${field} = ${v} does not fit a safe integer`);
   return Number(v);
+}
+
+function badInt(field: string, v: number, type: 'u32' | 's32'): Error {
+  return Number.isInteger(v) ? new RangeError(`${field} = ${v} does not fit a ${type}`) : new TypeError(`${field} must be an integer, got ${v}`);
 }
 
 /** Builds a layout for a struct whose fields are all scalars, from [name, type] in C order. */
@@ -42,20 +63,48 @@ function scalarStruct<T extends Record<string, number>>(name: string, spec: Read
     return f;
   });
   const size = Math.ceil(offset / 8) * 8;
+  const plan = fields.map((f) => ({ name: f.name, type: f.type, offset: f.offset }));
+  // The DataView of the buffer last written into (batch writes encode many entries into one).
+  let lastBuf: Buffer | undefined;
+  let lastView: DataView | undefined;
+  const view = (buf: Buffer): DataView => {
+    if (buf !== lastBuf) {
+      lastBuf = buf;
+      lastView = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    }
+    return lastView!;
+  };
   return {
     name,
     size,
     fields,
     encode(value: T): Buffer {
       const buf = Buffer.alloc(size);
-      for (const f of fields) {
-        const v = value[f.name as keyof T] as number;
-        if (!Number.isInteger(v)) throw new TypeError(`${name}.${f.name} must be an integer, got ${v}`);
-        if (f.type === 'u64') buf.writeBigUInt64LE(BigInt(v), f.offset);
-        else if (f.type === 'u32') buf.writeUInt32LE(v, f.offset);
-        else buf.writeInt32LE(v, f.offset);
-      }
+      this.encodeInto(value, buf, 0);
       return buf;
+    },
+    encodeInto(value: T, buf: Buffer, base: number): void {
+      // Runs once per entry in batch writes: a plain indexed loop over precomputed fields, writes
+      // through a DataView (which V8 inlines; Buffer's writers re-check their arguments each call),
+      // and error labels built only on failure.
+      const dv = view(buf);
+      const v = value as Record<string, number>;
+      for (let i = 0; i < plan.length; i++) {
+        const f = plan[i]!;
+        const x = v[f.name]!;
+        const at = base + f.offset;
+        if (f.type === 'u64') {
+          if (!(x >= 0 && x <= Number.MAX_SAFE_INTEGER && Number.isInteger(x))) writeU64(buf, x, at, `${name}.${f.name}`);
+          dv.setUint32(at, x % TWO_32, true);
+          dv.setUint32(at + 4, Math.floor(x / TWO_32), true);
+        } else if (f.type === 'u32') {
+          if (x >>> 0 !== x) throw badInt(`${name}.${f.name}`, x, 'u32');
+          dv.setUint32(at, x, true);
+        } else {
+          if ((x | 0) !== x) throw badInt(`${name}.${f.name}`, x, 's32');
+          dv.setInt32(at, x, true);
+        }
+      }
     },
     decode(buf: Buffer, base = 0): T {
       const out: Record<string, number> = {};
@@ -68,6 +117,13 @@ function scalarStruct<T extends Record<string, number>>(name: string, spec: Read
   };
 }
 
+/** Slots 1 .. MAX_CLASSES - 1 hold classes; 0 = none (PACER_MAX_CLASSES). */
+export const MAX_CLASSES = 65_536;
+
+/**
+ * A class as the agent and the API see it, keyed by class id (ShaperState): parent_id is a class
+ * id. Not a kernel struct: the data plane holds a SlotConfig per slot.
+ */
 export type ClassConfig = {
   rate_bps: number;
   burst_ns: number;
@@ -76,14 +132,29 @@ export type ClassConfig = {
   parent_id: number;
   flags: number;
 }
-export const classConfig = scalarStruct<ClassConfig>('pacer_class_config', [
+
+/** pacer_class_config: one entry of class_config, indexed by slot. rate_bps 0 = a free slot. */
+export type SlotConfig = {
+  rate_bps: number;
+  burst_ns: number;
+  horizon_ns: number;
+  ecn_ns: number;
+  parent_slot: number;
+  class_id: number;
+  flags: number;
+  reserved: number;
+}
+export const classConfig = scalarStruct<SlotConfig>('pacer_class_config', [
   ['rate_bps', 'u64'],
   ['burst_ns', 'u64'],
   ['horizon_ns', 'u64'],
   ['ecn_ns', 'u64'],
-  ['parent_id', 'u32'],
+  ['parent_slot', 'u32'],
+  ['class_id', 'u32'],
   ['flags', 'u32'],
+  ['reserved', 'u32'],
 ]);
+export const FREE_SLOT: SlotConfig = Object.freeze({ rate_bps: 0, burst_ns: 0, horizon_ns: 0, ecn_ns: 0, parent_slot: 0, class_id: 0, flags: 0, reserved: 0 });
 
 export type ClassState = {
   t_last: number;
@@ -118,13 +189,34 @@ export const ifaceStats = scalarStruct<IfaceStats>('pacer_iface_stats', [
   ['unclassified_bytes', 'u64'],
 ]);
 
+/** The interface's settings as the agent sees them (ShaperState): default_class is a class id. */
 export type Settings = {
   default_class: number;
   flags: number;
 }
-export const settings = scalarStruct<Settings>('pacer_settings', [
-  ['default_class', 'u32'],
+
+/** pacer_settings: the one entry of the settings array. */
+export type SlotSettings = {
+  default_slot: number;
+  flags: number;
+  generation: number;
+  cgroup_selectors: number;
+}
+export const settings = scalarStruct<SlotSettings>('pacer_settings', [
+  ['default_slot', 'u32'],
   ['flags', 'u32'],
+  ['generation', 'u32'],
+  ['cgroup_selectors', 'u32'],
+]);
+
+/** pacer_dst_cache: a value of dst4_cache / dst6_cache. */
+export type DstCache = {
+  slot: number;
+  generation: number;
+}
+export const dstCache = scalarStruct<DstCache>('pacer_dst_cache', [
+  ['slot', 'u32'],
+  ['generation', 'u32'],
 ]);
 
 export type TcpTuning = {
@@ -152,6 +244,8 @@ export const tcpStats = scalarStruct<TcpStats>('pacer_tcp_stats', [
 /** Keys of the LPM tries: prefixlen (u32, host order) then the address bytes in network order. */
 export const lpm4KeySize = 8;
 export const lpm6KeySize = 20;
+/** Key of dst6_cache (struct pacer_addr6): the 16 address bytes. dst4_cache's key is a __u32 holding the 4 bytes. */
+export const addr6KeySize = 16;
 
 export function lpmKey(address: Uint8Array, prefixLength: number): Buffer {
   const buf = Buffer.alloc(4 + address.length);
@@ -173,4 +267,4 @@ export function u64Key(n: bigint | number): Buffer {
 }
 
 /** Every struct mirrored here, for the layout test. */
-export const LAYOUTS = [classConfig, classState, classStats, ifaceStats, settings, tcpTuning, tcpStats] as const;
+export const LAYOUTS = [classConfig, classState, classStats, ifaceStats, settings, dstCache, tcpTuning, tcpStats] as const;

@@ -9,30 +9,65 @@ import { lpmKey, u32Key, u64Key, type StructLayout } from './layout.js';
 export interface Codec<T> {
   size: number;
   encode(value: T): Buffer;
+  /** Writes `value` (size bytes) at `offset` of `buf`, a zeroed buffer: what batch writes use. */
+  encodeInto(value: T, buf: Buffer, offset: number): void;
   decode(buf: Buffer): T;
 }
 
-export const u32: Codec<number> = { size: 4, encode: u32Key, decode: (b) => b.readUInt32LE(0) };
-export const u64: Codec<bigint> = { size: 8, encode: (n) => u64Key(n), decode: (b) => b.readBigUInt64LE(0) };
+export const u32: Codec<number> = {
+  size: 4,
+  encode: u32Key,
+  encodeInto: (n, buf, offset) => void buf.writeUInt32LE(n, offset),
+  decode: (b) => b.readUInt32LE(0),
+};
+export const u64: Codec<bigint> = {
+  size: 8,
+  encode: (n) => u64Key(n),
+  encodeInto: (n, buf, offset) => void buf.writeBigUInt64LE(BigInt(n), offset),
+  decode: (b) => b.readBigUInt64LE(0),
+};
 
 export function struct<T>(layout: StructLayout<T>): Codec<T> {
-  return { size: layout.size, encode: (v) => layout.encode(v), decode: (b) => layout.decode(b) };
+  return { size: layout.size, encode: (v) => layout.encode(v), encodeInto: (v, buf, offset) => layout.encodeInto(v, buf, offset), decode: (b) => layout.decode(b) };
 }
 
 /** A canonical CIDR string ("10.0.0.0/8", "2001:db8::/32") as an LPM trie key. */
 export function prefix(family: 'ipv4' | 'ipv6'): Codec<string> {
   const bytes = family === 'ipv4' ? 4 : 16;
-  return {
+  const codec: Codec<string> = {
     size: 4 + bytes,
     encode(cidr) {
       const [addr, bits] = ipaddr.parseCIDR(cidr);
       if (addr.kind() !== family) throw new TypeError(`${cidr} is not an ${family} prefix`);
       return lpmKey(Uint8Array.from(addr.toByteArray()), bits);
     },
+    encodeInto(cidr, buf, offset) {
+      const [addr, bits] = ipaddr.parseCIDR(cidr);
+      if (addr.kind() !== family) throw new TypeError(`${cidr} is not an ${family} prefix`);
+      buf.writeUInt32LE(bits, offset);
+      buf.set(addr.toByteArray(), offset + 4);
+    },
     decode(b) {
       const addr = ipaddr.fromByteArray([...b.subarray(4, 4 + bytes)]);
       return `${addr.toString()}/${b.readUInt32LE(0)}`;
     },
+  };
+  return codec;
+}
+
+/** A destination address ("10.0.0.1", "2001:db8::1") as its bytes in network order: the keys of dst4_cache / dst6_cache. */
+export function address(family: 'ipv4' | 'ipv6'): Codec<string> {
+  const bytes = family === 'ipv4' ? 4 : 16;
+  const parse = (a: string) => {
+    const addr = ipaddr.parse(a);
+    if (addr.kind() !== family) throw new TypeError(`${a} is not an ${family} address`);
+    return addr.toByteArray();
+  };
+  return {
+    size: bytes,
+    encode: (a) => Buffer.from(parse(a)),
+    encodeInto: (a, buf, offset) => buf.set(parse(a), offset),
+    decode: (b) => ipaddr.fromByteArray([...b.subarray(0, bytes)]).toString(),
   };
 }
 
@@ -66,15 +101,28 @@ export class TypedMap<K, V> {
 
   /** Many entries with one BPF_MAP_UPDATE_BATCH call (the binding falls back per entry where the kernel has no batch). */
   setMany(entries: ReadonlyArray<readonly [K, V]>): void {
-    if (entries.length === 0) return;
-    const keys = Buffer.concat(entries.map(([k]) => this.key.encode(k)));
-    const values = Buffer.concat(entries.map(([, v]) => this.value.encode(v)));
-    this.map.updateBatch(keys, values, entries.length);
+    const n = entries.length;
+    if (n === 0) return;
+    // One keys buffer and one values buffer, each entry encoded in place (no Buffer per entry).
+    const ks = this.key.size;
+    const vs = this.value.size;
+    const keys = Buffer.alloc(n * ks);
+    const values = Buffer.alloc(n * vs);
+    for (let i = 0; i < n; i++) {
+      const [k, v] = entries[i]!;
+      this.key.encodeInto(k, keys, i * ks);
+      this.value.encodeInto(v, values, i * vs);
+    }
+    this.map.updateBatch(keys, values, n);
   }
 
   deleteMany(keys: ReadonlyArray<K>): void {
-    if (keys.length === 0) return;
-    this.map.deleteBatch(Buffer.concat(keys.map((k) => this.key.encode(k))), keys.length);
+    const n = keys.length;
+    if (n === 0) return;
+    const ks = this.key.size;
+    const buf = Buffer.alloc(n * ks);
+    for (let i = 0; i < n; i++) this.key.encodeInto(keys[i]!, buf, i * ks);
+    this.map.deleteBatch(buf, n);
   }
 
   entries(): Map<K, V> {
@@ -125,5 +173,15 @@ export class SummedPerCpuMap<K, V extends Record<string, number>> {
   /** Zeroes every CPU's counters (per-CPU arrays cannot delete entries). */
   zero(k: K): void {
     this.map.update(this.key.encode(k), Buffer.alloc(this.map.valueBufferSize));
+  }
+
+  /** zero() for many keys with one batch write. */
+  zeroMany(keys: ReadonlyArray<K>): void {
+    const n = keys.length;
+    if (n === 0) return;
+    const ks = this.key.size;
+    const buf = Buffer.alloc(n * ks);
+    for (let i = 0; i < n; i++) this.key.encodeInto(keys[i]!, buf, i * ks);
+    this.map.updateBatch(buf, Buffer.alloc(n * this.map.valueBufferSize), n);
   }
 }

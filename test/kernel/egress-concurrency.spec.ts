@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { EgressObject } from '../../shaper-bpf/src/egress.js';
 import { makePinDir, removePinDir } from '../support/bpffs.js';
+import { TestClasses } from '../support/slots.js';
 
 const T0 = 1_000_000_000_000_000n;
 const WIRE_LEN = 60;
@@ -19,18 +20,19 @@ const REPEAT = 1_000_000;
 const WORKER = join(process.cwd(), 'dist/test/support/test-run-worker.js');
 const RACY_OBJECT = join(process.cwd(), 'test/fixtures/bpf/pacer_tc_racy.o');
 
-async function runConcurrently(objectPath: string | undefined): Promise<{ passed: number; slots: number }> {
+async function runConcurrently(objectPath: string | undefined, repeat = REPEAT): Promise<{ passed: number; slots: number }> {
   const pinRoot = makePinDir();
   const children: ChildProcess[] = [];
   const eg = EgressObject.load({ pinRoot, objectPath });
   try {
-    eg.config.set(1, { rate_bps: RATE, burst_ns: 0, horizon_ns: 10_000_000_000, ecn_ns: 0, parent_id: 0, flags: 0 });
-    eg.marks.set(1, 1);
+    const tc = new TestClasses(eg);
+    tc.set(1, { rate_bps: RATE, burst_ns: 0, horizon_ns: 10_000_000_000, ecn_ns: 0, parent_id: 0, flags: 0 });
+    tc.mark(1, 1);
     eg.setTestClock(T0);
     const pin = join(pinRoot, 'prog');
     eg.program.pin(pin);
     const outputs = [0, 1].map(() => {
-      const child = spawn(process.execPath, [WORKER, pin, String(REPEAT), String(WIRE_LEN)], { stdio: ['pipe', 'pipe', 'inherit'] });
+      const child = spawn(process.execPath, [WORKER, pin, String(repeat), String(WIRE_LEN)], { stdio: ['pipe', 'pipe', 'inherit'] });
       children.push(child);
       // Queue every line as it comes: a line emitted before anyone waits must not be lost.
       const queue: string[] = [];
@@ -44,8 +46,8 @@ async function runConcurrently(objectPath: string | undefined): Promise<{ passed
     for (const o of outputs) assert.equal(await o.next(), 'ready');
     for (const o of outputs) o.child.stdin!.write('go\n');
     for (const o of outputs) assert.equal(JSON.parse(await o.next()).retval, 0);
-    const stats = eg.stats.get(1)!;
-    const tLast = BigInt(eg.state.get(1)!.t_last);
+    const stats = tc.stats(1)!;
+    const tLast = BigInt(tc.state(1)!.t_last);
     // The first packet leaves at T0, each later one owns the next nanosecond.
     return { passed: stats.packets, slots: Number(tLast - T0) + 1 };
   } finally {
@@ -66,12 +68,16 @@ describe('tc egress program under concurrency (two CPUs at once)', function () {
 
   it('the racy read-then-write build loses slots: two packets share one (under-pacing)', async () => {
     // Overlap of the two runs is up to the scheduler; a few tries make a miss vanishingly rare.
+    // Longer runs than the CAS test's: the program is fast (about 75 ns a run at a fixed clock),
+    // so a million runs last well under 100 ms, and on a loaded machine the two workers may then
+    // hardly overlap at all.
+    const repeat = 4 * REPEAT;
     let lost = 0;
-    for (let attempt = 0; attempt < 5 && lost === 0; attempt++) {
-      const { passed, slots } = await runConcurrently(RACY_OBJECT);
-      assert.equal(passed, 2 * REPEAT);
+    for (let attempt = 0; attempt < 8 && lost === 0; attempt++) {
+      const { passed, slots } = await runConcurrently(RACY_OBJECT, repeat);
+      assert.equal(passed, 2 * repeat);
       lost = passed - slots;
     }
-    assert.ok(lost > 0, 'the racy build never lost a slot in 5 runs');
+    assert.ok(lost > 0, 'the racy build never lost a slot in 8 runs');
   });
 });

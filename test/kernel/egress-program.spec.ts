@@ -10,6 +10,7 @@ import { EdtShaper, delayNs, type EdtClassConfig } from '../../shaper-bpf/src/ed
 import type { ClassConfig } from '../../shaper-bpf/src/layout.js';
 import { frame, ecnOf } from '../support/packets.js';
 import { makePinDir, removePinDir } from '../support/bpffs.js';
+import { TestClasses } from '../support/slots.js';
 
 const TC_ACT_OK = 0;
 const TC_ACT_SHOT = 2;
@@ -21,11 +22,13 @@ const toModel = (c: ClassConfig): EdtClassConfig => ({ rateBps: c.rate_bps, burs
 describe('tc egress program (BPF_PROG_TEST_RUN on the real object)', function () {
   this.timeout(120_000);
   let eg: EgressObject;
+  let tc: TestClasses;
   let pinRoot: string;
 
   before(() => {
     pinRoot = makePinDir();
     eg = EgressObject.load({ pinRoot });
+    tc = new TestClasses(eg);
   });
   after(() => {
     eg?.close();
@@ -33,12 +36,9 @@ describe('tc egress program (BPF_PROG_TEST_RUN on the real object)', function ()
   });
   afterEach(() => clearAll());
 
+  /** Classes are written by class id through TestClasses, which gives them slots as the Datapath does. */
   function clearAll(): void {
-    for (const m of [eg.config, eg.state, eg.marks, eg.dst4, eg.dst6]) m.deleteMany([...m.entries().keys()] as never[]);
-    eg.cgroups.deleteMany([...eg.cgroups.entries().keys()]);
-    eg.stats.deleteMany([...eg.stats.entries().keys()]);
-    eg.settings.set(0, { default_class: 0, flags: 0 });
-    eg.ifaceStats.zero(0);
+    tc.clear();
   }
 
   /** Sends one packet at `now`; returns the verdict and the departure stamped on it. */
@@ -55,8 +55,8 @@ describe('tc egress program (BPF_PROG_TEST_RUN on the real object)', function ()
   }
 
   function classWithMark(id: number, c: ClassConfig, mark = id): void {
-    eg.config.set(id, c);
-    eg.marks.set(mark, id);
+    tc.set(id, c);
+    tc.mark(mark, id);
   }
 
   it('sends the first packet of an idle class at once, then paces one transmission time apart', () => {
@@ -66,8 +66,8 @@ describe('tc egress program (BPF_PROG_TEST_RUN on the real object)', function ()
     assert.equal(first.tstamp, T0);
     assert.equal(send(T0, { mark: 1, wireLen: 1500 }).tstamp, T0 + 120_000);
     assert.equal(send(T0, { mark: 1, wireLen: 1500 }).tstamp, T0 + 240_000);
-    assert.equal(eg.state.get(1)!.t_last, T0 + 240_000);
-    const s = eg.stats.get(1)!;
+    assert.equal(tc.state(1)!.t_last, T0 + 240_000);
+    const s = tc.stats(1)!;
     assert.deepEqual([s.packets, s.bytes, s.delayed, s.delay_ns], [3, 4500, 2, 360_000]);
   });
 
@@ -91,20 +91,20 @@ describe('tc egress program (BPF_PROG_TEST_RUN on the real object)', function ()
   it('drops a packet beyond the horizon and does not advance t_last', () => {
     classWithMark(1, config({ rate_bps: 8_000_000, horizon_ns: 2_500_000 })); // 1 ms per 1000 B
     assert.deepEqual([0, 1, 2].map(() => send(T0, { mark: 1, wireLen: 1000 }).tstamp), [T0, T0 + 1_000_000, T0 + 2_000_000]);
-    const before = eg.state.get(1)!.t_last;
+    const before = tc.state(1)!.t_last;
     assert.equal(send(T0, { mark: 1, wireLen: 1000 }).verdict, TC_ACT_SHOT); // would leave at +3 ms
-    assert.equal(eg.state.get(1)!.t_last, before);
-    assert.equal(eg.stats.get(1)!.horizon_drops, 1);
-    assert.equal(eg.stats.get(1)!.packets, 3);
+    assert.equal(tc.state(1)!.t_last, before);
+    assert.equal(tc.stats(1)!.horizon_drops, 1);
+    assert.equal(tc.stats(1)!.packets, 3);
   });
 
   it('a rate change keeps the schedule', () => {
     classWithMark(1, config({ rate_bps: 8_000_000 }));
     send(T0, { mark: 1, wireLen: 1000 });
     send(T0, { mark: 1, wireLen: 1000 });
-    const tLast = eg.state.get(1)!.t_last;
-    eg.config.set(1, config({ rate_bps: 16_000_000 })); // what the agent does on a rate change
-    assert.equal(eg.state.get(1)!.t_last, tLast);
+    const tLast = tc.state(1)!.t_last;
+    tc.set(1, config({ rate_bps: 16_000_000 })); // what the agent does on a rate change
+    assert.equal(tc.state(1)!.t_last, tLast);
     assert.equal(send(T0, { mark: 1, wireLen: 1000 }).tstamp, tLast + 500_000);
   });
 
@@ -112,22 +112,22 @@ describe('tc egress program (BPF_PROG_TEST_RUN on the real object)', function ()
     classWithMark(1, config({ rate_bps: 8_000_000 }));
     const own = T0 + 50_000_000;
     assert.equal(send(T0, { mark: 1, wireLen: 1000, tstamp: own }).tstamp, own);
-    assert.equal(eg.state.get(1)!.t_last, own);
+    assert.equal(tc.state(1)!.t_last, own);
     assert.equal(send(T0, { mark: 1, wireLen: 1000 }).tstamp, own + 1_000_000);
     // An earlier timestamp does not pull the departure forward.
     assert.equal(send(T0, { mark: 1, wireLen: 1000, tstamp: T0 }).tstamp, own + 2_000_000);
   });
 
   it('a child departs at the later of its own and its parent\'s schedule, and both advance', () => {
-    eg.config.set(10, config({ rate_bps: 8_000_000 })); // parent: 1 ms per 1000 B
+    tc.set(10, config({ rate_bps: 8_000_000 })); // parent: 1 ms per 1000 B
     classWithMark(11, config({ rate_bps: 4_000_000, parent_id: 10 })); // children: 2 ms
     classWithMark(12, config({ rate_bps: 4_000_000, parent_id: 10 }));
     assert.equal(send(T0, { mark: 11, wireLen: 1000 }).tstamp, T0);
-    assert.equal(eg.state.get(10)!.t_last, T0, 'the parent advanced too');
+    assert.equal(tc.state(10)!.t_last, T0, 'the parent advanced too');
     // Class 12's own schedule allows now, but the parent's next slot is +1 ms.
     assert.equal(send(T0, { mark: 12, wireLen: 1000 }).tstamp, T0 + 1_000_000);
-    assert.equal(eg.state.get(12)!.t_last, T0);
-    assert.equal(eg.state.get(10)!.t_last, T0 + 1_000_000);
+    assert.equal(tc.state(12)!.t_last, T0);
+    assert.equal(tc.state(10)!.t_last, T0 + 1_000_000);
     // Class 11 is now limited by its own rate (+2 ms), class 12 by the parent (+3 ms).
     assert.equal(send(T0, { mark: 11, wireLen: 1000 }).tstamp, T0 + 2_000_000);
     assert.equal(send(T0, { mark: 12, wireLen: 1000 }).tstamp, T0 + 3_000_000);
@@ -166,7 +166,7 @@ describe('tc egress program (BPF_PROG_TEST_RUN on the real object)', function ()
             assert.equal(got.tstamp, want.depart);
           }
         }
-        for (const id of configs.keys()) assert.equal(eg.state.get(id)?.t_last ?? 0, model.schedule(id), `t_last of class ${id}`);
+        for (const id of configs.keys()) assert.equal(tc.state(id)?.t_last ?? 0, model.schedule(id), `t_last of class ${id}`);
       }),
       { numRuns: 150 },
     );
@@ -174,19 +174,18 @@ describe('tc egress program (BPF_PROG_TEST_RUN on the real object)', function ()
 
   describe('classification', () => {
     it('mark first, then destination prefix (longest wins, IPv4 and IPv6, through VLAN tags), then the default', () => {
-      for (const id of [1, 2, 3, 4, 5, 6]) eg.config.set(id, config({ rate_bps: 8_000_000 * id }));
-      eg.marks.set(77, 1);
-      eg.dst4.setMany([
+      for (const id of [1, 2, 3, 4, 5, 6]) tc.set(id, config({ rate_bps: 8_000_000 * id }));
+      tc.mark(77, 1);
+      tc.dst4([
         ['10.0.0.0/8', 2],
         ['10.1.0.0/16', 3],
       ]);
-      eg.dst6.set('2001:db8::/32', 4);
-      eg.dst6.set('2001:db8:1::/48', 5);
+      tc.dst6([['2001:db8::/32', 4]]);
+      tc.dst6([['2001:db8:1::/48', 5]]);
       const classOf = (opts: Parameters<typeof send>[1]) => {
-        const before = new Map([...eg.stats.entries()].map(([k, v]) => [k, v.packets]));
+        const before = tc.packets();
         send(T0, { wireLen: 1000, ...opts });
-        const after = eg.stats.entries();
-        const grew = [...after].filter(([k, v]) => v.packets > (before.get(k) ?? 0)).map(([k]) => k);
+        const grew = [...tc.packets()].filter(([k, v]) => v > (before.get(k) ?? 0)).map(([k]) => k);
         return grew[0] ?? 0;
       };
       assert.equal(classOf({ mark: 77, dst: '10.1.2.3' }), 1, 'the mark wins over the prefix');
@@ -198,12 +197,53 @@ describe('tc egress program (BPF_PROG_TEST_RUN on the real object)', function ()
       assert.equal(classOf({ data: frame('2001:db8:1::9', { vlans: [{ tpid: 0x88a8, id: 5 }, { tpid: 0x8100, id: 7 }] }) }), 5, 'QinQ');
       assert.equal(classOf({ mark: 78, dst: '192.0.2.1' }), 0, 'unclassified');
       assert.equal(eg.ifaceStats.get(0)!.unclassified_packets, 1);
-      eg.settings.set(0, { default_class: 6, flags: 0 });
+      tc.settings({ default_class: 6, flags: 0 });
       assert.equal(classOf({ dst: '192.0.2.1' }), 6, 'interface default');
     });
 
+    it('answers a destination from its cache until the generation moves on, then asks the trie again', () => {
+      for (const id of [1, 2]) tc.set(id, config({ rate_bps: 8_000_000 }));
+      tc.dst4([['10.0.0.0/8', 1]]);
+      tc.dst6([['2001:db8::/32', 1]]);
+      const classOf = (dst: string) => {
+        const before = tc.packets();
+        send(T0, { wireLen: 1000, dst });
+        return [...tc.packets()].filter(([k, v]) => v > (before.get(k) ?? 0)).map(([k]) => k)[0] ?? 0;
+      };
+      assert.equal(classOf('10.1.2.3'), 1);
+      assert.equal(classOf('2001:db8:1::1'), 1);
+      const gen = eg.settings.get(0)!.generation;
+      assert.deepEqual(eg.dst4Cache.get('10.1.2.3'), { slot: tc.slot(1), generation: gen }, 'the trie\'s answer is cached with the generation');
+      assert.deepEqual(eg.dst6Cache.get('2001:db8:1::1'), { slot: tc.slot(1), generation: gen });
+      // A more specific prefix, written without a bump (what the Datapath never does): the cache still answers.
+      eg.dst4.set('10.1.0.0/16', tc.slot(2));
+      eg.dst6.set('2001:db8:1::/48', tc.slot(2));
+      assert.equal(classOf('10.1.2.3'), 1, 'cached');
+      assert.equal(classOf('2001:db8:1::1'), 1, 'cached');
+      tc.bump();
+      assert.equal(classOf('10.1.2.3'), 2, 'after the bump: the trie again');
+      assert.equal(classOf('2001:db8:1::1'), 2, 'after the bump: the trie again');
+      assert.deepEqual(eg.dst4Cache.get('10.1.2.3'), { slot: tc.slot(2), generation: gen + 1 }, 'the stale entry was overwritten');
+      // "No prefix" is cached too (slot 0), and forgotten the same way.
+      assert.equal(classOf('192.0.2.7'), 0);
+      assert.deepEqual(eg.dst4Cache.get('192.0.2.7'), { slot: 0, generation: gen + 1 });
+    });
+
+    it('uses cgroup selectors only while settings counts some', () => {
+      tc.set(1, config({ rate_bps: 8_000_000 }));
+      // BPF_PROG_TEST_RUN has no socket, so no cgroup id: what can be seen is that the packet still
+      // falls through to the prefix and default either way, with the count set or not.
+      tc.dst4([['10.0.0.0/8', 1]]);
+      eg.cgroups.set(4242n, tc.slot(1));
+      eg.settings.set(0, { ...eg.settings.get(0)!, cgroup_selectors: 1 });
+      assert.equal(send(T0, { wireLen: 1000, dst: '10.0.0.1' }).verdict, TC_ACT_OK);
+      eg.settings.set(0, { ...eg.settings.get(0)!, cgroup_selectors: 0 });
+      assert.equal(send(T0, { wireLen: 1000, dst: '10.0.0.1' }).verdict, TC_ACT_OK);
+      assert.equal(tc.stats(1)!.packets, 2);
+    });
+
     it('a selector pointing at a class without config leaves the packet unshaped', () => {
-      eg.marks.set(5, 99);
+      eg.marks.set(5, tc.slot(99)); // a slot allocated for class 99, never configured: rate 0
       const r = send(T0, { mark: 5, wireLen: 1000 });
       assert.equal(r.verdict, TC_ACT_OK);
       assert.equal(r.tstamp, 0);
@@ -217,9 +257,9 @@ describe('tc egress program (BPF_PROG_TEST_RUN on the real object)', function ()
     assert.equal(ecnOf(send(T0, { mark: 1, wireLen: 1000, tos: 2 }).data), 2, 'waits 1 ms: under the threshold');
     assert.equal(ecnOf(send(T0, { mark: 1, wireLen: 1000, tos: 2 }).data), 3, 'waits 2 ms: CE');
     assert.equal(ecnOf(send(T0, { mark: 1, wireLen: 1000, tos: 0 }).data), 0, 'not ECT: left alone');
-    assert.equal(eg.stats.get(1)!.ce_marks, 1);
+    assert.equal(tc.stats(1)!.ce_marks, 1);
     const v6 = frame('2001:db8::1', { tos: 1 });
     assert.equal(ecnOf(send(T0, { mark: 1, wireLen: 1000, data: v6 }).data), 3, 'IPv6 ECT(1)');
-    assert.equal(eg.stats.get(1)!.ce_marks, 2);
+    assert.equal(tc.stats(1)!.ce_marks, 2);
   });
 });

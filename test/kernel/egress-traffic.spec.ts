@@ -16,6 +16,7 @@ import { netnsPath } from '../../shaper-bpf/src/exec.js';
 import type { ClassConfig, ClassStats } from '../../shaper-bpf/src/layout.js';
 import { tcAttach, tcDetach, tcHookCreate, tcHookDestroy, tcQuery, type TcFilterRef } from '../../shaper-bpf/src/libbpf/index.js';
 import { makePinDir, removePinDir } from '../support/bpffs.js';
+import { TestClasses } from '../support/slots.js';
 import { execIn, useTestNetns } from '../support/netns.js';
 import { iperf3Client, iperf3Server, lineReader, rxCounters, sendUdp, udpLoad } from '../support/traffic.js';
 
@@ -43,6 +44,7 @@ describe('tc egress program on real traffic (veth between two test namespaces)',
   let receiver: string;
   let pinRoot: string | undefined;
   let eg: EgressObject | undefined;
+  let tc: TestClasses | undefined;
   let filter: TcFilterRef | undefined;
   let hooked = false;
   const children: ChildProcess[] = [];
@@ -70,7 +72,11 @@ describe('tc egress program on real traffic (veth between two test namespaces)',
     if (!eg) throw new Error('the egress object is closed');
     return eg;
   };
-  const statsOf = (id: number): ClassStats => loaded().stats.get(id) ?? ZERO;
+  const classes = (): TestClasses => {
+    if (!tc) throw new Error('the egress object is closed');
+    return tc;
+  };
+  const statsOf = (id: number): ClassStats => classes().stats(id) ?? ZERO;
   const snapshot = () => new Map([1, 2, 3, 4].map((id) => [id, statsOf(id)]));
   /** Per class, how much packets, bytes and horizon drops grew since `before`. */
   const growth = (before: ReturnType<typeof snapshot>) =>
@@ -96,12 +102,13 @@ describe('tc egress program on real traffic (veth between two test namespaces)',
 
     pinRoot = makePinDir();
     eg = EgressObject.load({ pinRoot });
-    for (const id of [1, 2, 3]) eg.config.set(id, roomy());
-    eg.config.set(4, { ...roomy(), rate_bps: POLICED_RATE, horizon_ns: POLICED_HORIZON });
-    eg.dst4.set(`${DST4}/32`, 1);
-    eg.dst6.set(`${DST6}/128`, 2);
-    eg.marks.set(MARK, 3);
-    eg.dst4.set(`${POLICED4}/32`, 4);
+    tc = new TestClasses(eg);
+    for (const id of [1, 2, 3]) tc.set(id, roomy());
+    tc.set(4, { ...roomy(), rate_bps: POLICED_RATE, horizon_ns: POLICED_HORIZON });
+    tc.dst4([[`${DST4}/32`, 1]]);
+    tc.dst6([[`${DST6}/128`, 2]]);
+    tc.mark(MARK, 3);
+    tc.dst4([[`${POLICED4}/32`, 4]]);
 
     const netns = netnsPath(sender);
     hooked = tcHookCreate({ iface: SEND_IF, netns });
@@ -122,7 +129,7 @@ describe('tc egress program on real traffic (veth between two test namespaces)',
     assert.deepEqual(g.get(2), { packets: 40, bytes: 40 * WIRE6, horizon_drops: 0 });
     assert.deepEqual([g.get(3), g.get(4)], [none, none]);
     // At 10 Gbit/s nothing queues: the schedule sits at the last send, on the kernel's clock.
-    const tLast = loaded().state.get(1)!.t_last;
+    const tLast = classes().state(1)!.t_last;
     assert.ok(tLast >= t0 && tLast <= t1 + 1_000_000, `t_last ${tLast} within [${t0}, ${t1} + 1 ms]`);
   });
 
@@ -189,11 +196,13 @@ describe('tc egress program on real traffic (veth between two test namespaces)',
     const ref = filter!;
     const progId = e.program.id;
     sendUdp(sender, { to: DST4, port: UDP_PORT, size: PAYLOAD, count: 10 });
-    const before = { config: e.config.get(1), state: e.state.get(1), stats: e.stats.get(1) };
+    const t = classes();
+    const before = { config: t.config(1), state: t.state(1), stats: t.stats(1) };
     assert.ok(before.stats!.packets > 0 && before.state!.t_last > 0);
     e.program.pin(join(pinRoot!, 'pacer_egress'));
     e.close(); // this process lets go of every fd; the pins and the filter keep it all alive
     eg = undefined;
+    tc = undefined;
 
     const worker = spawn(process.execPath, [join(process.cwd(), 'dist/test/support/traffic-adopt-worker.js'), pinRoot!, '1'], { stdio: ['pipe', 'pipe', 'inherit'] });
     children.push(worker);

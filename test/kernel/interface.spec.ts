@@ -48,8 +48,11 @@ describe('installing pacer on an interface', function () {
       const root = await readRootQdisc({ iface: 'pa0', netns: options.netns });
       assert.equal(root?.kind, 'pfifo');
       // Leave a schedule behind for the adoption test.
-      installed.egress.config.set(1, { rate_bps: 8_000_000, burst_ns: 0, horizon_ns: 2e9, ecn_ns: 0, parent_id: 0, flags: 0 });
-      installed.egress.marks.set(9, 1);
+      installed.datapath.apply({
+        ...installed.datapath.read(),
+        classes: new Map([[1, { rate_bps: 8_000_000, burst_ns: 0, horizon_ns: 2e9, ecn_ns: 0, parent_id: 0, flags: 0 }]]),
+        marks: new Map([[9, 1]]),
+      });
       installed.egress.setTestClock(7_000_000_000n);
       for (let i = 0; i < 3; i++) installed.egress.program.testRun({ data: frame('10.77.0.2'), ctxIn: skbContext({ mark: 9, wireLen: 1000 }) });
     } finally {
@@ -62,8 +65,9 @@ describe('installing pacer on an interface', function () {
     try {
       assert.equal(again.adopted, true);
       assert.equal(tcQuery({ iface: 'pa0', netns: options.netns, direction: 'egress', handle: 0x7061, priority: 0x7061 }), again.programId);
-      assert.equal(again.egress.config.get(1)?.rate_bps, 8_000_000);
-      assert.equal(again.egress.state.get(1)?.t_last, 7_000_000_000 + 2_000_000);
+      assert.equal(again.datapath.read().classes.get(1)?.rate_bps, 8_000_000);
+      const slot = again.egress.slots.get(1)!;
+      assert.equal(again.egress.state.get(slot)?.t_last, 7_000_000_000 + 2_000_000);
     } finally {
       again.egress.close();
     }

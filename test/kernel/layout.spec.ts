@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EgressObject, objectPath } from '../../shaper-bpf/src/egress.js';
 import { BpfObject } from '../../shaper-bpf/src/libbpf/index.js';
-import { LAYOUTS, lpm4KeySize, lpm6KeySize, lpmKey } from '../../shaper-bpf/src/layout.js';
+import { addr6KeySize, LAYOUTS, lpm4KeySize, lpm6KeySize, lpmKey } from '../../shaper-bpf/src/layout.js';
 import { SummedPerCpuMap, TypedMap, u32, u64 } from '../../shaper-bpf/src/typed-map.js';
 import { compareLayout, readBtf, type Btf } from '../support/btf.js';
 import { makePinDir, removePinDir } from '../support/bpffs.js';
@@ -30,7 +30,7 @@ function headerBtf(header: string, dir: string): Btf {
 
 /** The size the agent's codec has for a BTF key/value type: a mirrored struct, an LPM key, or a scalar. */
 function tsSize(type: string): number | undefined {
-  const sizes: Record<string, number> = { __u32: u32.size, __u64: u64.size, pacer_lpm4_key: lpm4KeySize, pacer_lpm6_key: lpm6KeySize };
+  const sizes: Record<string, number> = { __u32: u32.size, __u64: u64.size, pacer_lpm4_key: lpm4KeySize, pacer_lpm6_key: lpm6KeySize, pacer_addr6: addr6KeySize };
   return sizes[type] ?? LAYOUTS.find((l) => l.name === type)?.size;
 }
 
@@ -57,7 +57,7 @@ describe('layout.ts mirrors pacer.h (BTF)', function () {
   }
 
   it('every struct of pacer.h is mirrored, and the LPM keys are prefixlen (u32) then the address bytes', () => {
-    const mirrored = new Set<string>([...LAYOUTS.map((l) => l.name), 'pacer_lpm4_key', 'pacer_lpm6_key']);
+    const mirrored = new Set<string>([...LAYOUTS.map((l) => l.name), 'pacer_lpm4_key', 'pacer_lpm6_key', 'pacer_addr6']);
     assert.deepEqual([...fresh.structs.keys()].filter((n) => !mirrored.has(n)), [], 'structs in pacer.h without a TS mirror');
     for (const [name, bytes, size] of [['pacer_lpm4_key', 4, lpm4KeySize], ['pacer_lpm6_key', 16, lpm6KeySize]] as const) {
       for (const btf of [fresh, objects.pacer_tc, objects.pacer_sockops]) {
@@ -71,6 +71,9 @@ describe('layout.ts mirrors pacer.h (BTF)', function () {
         });
       }
       assert.equal(lpmKey(new Uint8Array(bytes), 0).length, size);
+    }
+    for (const btf of [fresh, objects.pacer_tc]) {
+      assert.deepEqual(btf.structs.get('pacer_addr6'), { name: 'pacer_addr6', size: addr6KeySize, fields: [{ name: 'addr', offset: 0, size: 16, type: 'u8[16]', bitfield: false }] });
     }
   });
 
@@ -86,8 +89,8 @@ describe('layout.ts mirrors pacer.h (BTF)', function () {
     const config = LAYOUTS.find((l) => l.name === 'pacer_class_config')!;
     const stats = LAYOUTS.find((l) => l.name === 'pacer_class_stats')!;
     const tcp = LAYOUTS.find((l) => l.name === 'pacer_tcp_stats')!;
-    const renamed = mutate('renamed', /__u32 parent_id;/, '__u32 parent;');
-    assert.match(compareLayout(config, renamed.structs.get(config.name)).join('\n'), /fields TS \[.*parent_id.*\] ≠ C \[.*parent,/);
+    const renamed = mutate('renamed', /__u32 parent_slot;/, '__u32 parent;');
+    assert.match(compareLayout(config, renamed.structs.get(config.name)).join('\n'), /fields TS \[.*parent_slot.*\] ≠ C \[.*parent,/);
     const moved = mutate('moved', /(\t__u64 packets;[^\n]*\n)(\t__u64 bytes;[^\n]*\n)/, '$2$1');
     assert.match(compareLayout(stats, moved.structs.get(stats.name)).join('\n'), /packets: offset TS 0 ≠ C 8/);
     const retyped = mutate('retyped', /__s32 last_error;/, '__u32 last_error;');

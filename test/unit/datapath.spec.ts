@@ -25,7 +25,7 @@ describe('Datapath (in-memory tables)', () => {
   it('applies a state, reads it back, and a second apply changes nothing', () => {
     const dp = new Datapath(memoryTables());
     const first = dp.apply(base());
-    assert.deepEqual(first.changes, { class_config: 2, mark_class: 1, cgroup_class: 1, dst4_class: 1, dst6_class: 1, settings: 1 });
+    assert.deepEqual(first.changes, { class_slot: 2, class_config: 2, mark_class: 1, cgroup_class: 1, dst4_class: 1, dst6_class: 1, settings: 1 });
     assert.deepEqual(dp.read(), base());
     assert.deepEqual(dp.apply(base()).changes, {});
   });
@@ -34,24 +34,28 @@ describe('Datapath (in-memory tables)', () => {
     const tables = memoryTables();
     const dp = new Datapath(tables);
     dp.apply(base());
-    tables.state.setMany([[1, { t_last: 42 }]]);
+    const slot = tables.slots.entries().get(1)!;
+    tables.state.setMany([[slot, { t_last: 42 }]]);
     const next = base();
     next.classes.set(1, cfg(200e6));
     assert.deepEqual(dp.apply(next).changes, { class_config: 1 });
-    assert.deepEqual(tables.state.entries().get(1), { t_last: 42 });
+    assert.deepEqual(tables.state.get(slot), { t_last: 42 });
   });
 
   it('removing a class removes its selectors first, then the class, its schedule and its counters', () => {
     const tables = memoryTables();
     const dp = new Datapath(tables);
     dp.apply(base());
-    tables.state.setMany([[2, { t_last: 9 }]]);
+    const slot = tables.slots.entries().get(2)!;
+    tables.state.setMany([[slot, { t_last: 9 }]]);
     const next = base();
     next.classes.delete(2);
     next.marks.clear();
     next.dst6.clear();
-    assert.deepEqual(dp.apply(next).changes, { mark_class: 1, dst6_class: 1, class_config: 1 });
-    assert.equal(tables.state.entries().has(2), false);
+    assert.deepEqual(dp.apply(next).changes, { mark_class: 1, dst6_class: 1, class_config: 1, class_slot: 1 });
+    assert.deepEqual(tables.state.get(slot), { t_last: 0 });
+    assert.equal(tables.config.get(slot)!.rate_bps, 0, 'the slot is free');
+    assert.equal(tables.slots.entries().has(2), false);
     assert.deepEqual(dp.read(), next);
   });
 
@@ -93,6 +97,33 @@ describe('Datapath (in-memory tables)', () => {
     bigger.marks.set(9, 1);
     bigger.marks.set(10, 2); // mark_class holds 3: the 4th entry fails
     assert.throws(() => dp.apply(bigger), (err: unknown) => err instanceof ApplyFailed && err.rolledBack && /mark_class/.test(err.message) && /undone/.test(err.message));
+    assert.deepEqual(dp.read(), base());
+  });
+
+  it('allocates the lowest free slots in class id order, and a rollback gives new slots back', () => {
+    const tables = memoryTables(3);
+    const dp = new Datapath(tables);
+    dp.apply(base());
+    assert.deepEqual(tables.slots.entries(), new Map([[1, 1], [2, 2]]));
+    const bigger = base();
+    bigger.classes.set(5, cfg(1e6));
+    bigger.marks.set(8, 5);
+    bigger.marks.set(9, 5);
+    bigger.marks.set(10, 5); // mark_class holds 3: fails after class 5 got slot 3
+    const gen = tables.settings.entries().get(0)!.generation;
+    assert.throws(() => dp.apply(bigger), (err: unknown) => err instanceof ApplyFailed && err.rolledBack);
+    assert.deepEqual(tables.slots.entries(), new Map([[1, 1], [2, 2]]), 'slot allocations restored');
+    assert.equal(tables.config.get(3)!.rate_bps, 0);
+    assert.ok(tables.settings.entries().get(0)!.generation > gen, 'the caches forget the undone apply');
+    assert.deepEqual(dp.read(), base());
+  });
+
+  it('refuses more classes than slots, naming class_config, and changes nothing', () => {
+    const dp = new Datapath(memoryTables(), { slots: 3 });
+    dp.apply(base());
+    const more = base();
+    more.classes.set(3, cfg(1e6));
+    assert.throws(() => dp.apply(more), (err: unknown) => err instanceof ApplyFailed && err.rolledBack && /class_config is full/.test(err.message));
     assert.deepEqual(dp.read(), base());
   });
 });
