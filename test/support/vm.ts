@@ -1,0 +1,375 @@
+/**
+ * The VM runner of the enforcement tier: boots Debian 12's own kernel (linux-image-amd64, 6.1,
+ * which has sch_fq) under qemu with software emulation and runs a shell script inside it, as
+ * root, on this host's root filesystem. This host's kernel has no fq qdisc and no KVM
+ * (../shared/notes/machine.md, "Enforcement tier"), so this is how pacer proves what only a
+ * kernel with fq can show.
+ *
+ *   const vm = await prepareVm();                       // installs/downloads/builds, cached
+ *   const r = await runInVm({ script: 'cd "$REPO" && node dist/x.js', timeoutMs: 300_000 }, vm);
+ *   r.exitCode; r.results['result.json']; r.console; r.bootMs
+ *
+ * How a run works (docs/vm-tier.md has more, and how to debug a boot):
+ *  - the initramfs holds only busybox-static and the handful of the kernel's .ko files it needs
+ *    for virtio + 9p (+ sch_fq, sch_ingress, cls_bpf, veth for the tests), loaded with insmod;
+ *  - the host's `/` is shared read-only over 9p and becomes the guest's root (chroot), so the
+ *    guest runs the host's node, libbpf, tc, ... and the repo at its host path: everything the
+ *    script uses must be installed on the host;
+ *  - a second, writable 9p share (a fresh temp dir) carries the script in and the results out;
+ *    the guest writes its exit code there, because qemu's own exit code says nothing about it.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, copyFileSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repo root (this file runs as dist/test/support/vm.js). */
+export const REPO = fileURLToPath(new URL('../../../', import.meta.url)).replace(/\/$/, '');
+/** Kernel packages and initramfs images; `.cache/` is in .gitignore. Delete it to start over. */
+export const CACHE_DIR = join(REPO, '.cache', 'vm');
+
+/**
+ * Modules to insmod, in dependency order (insmod does not resolve dependencies; measured in
+ * machine.md): virtio transport, then 9p over virtio, then the qdiscs/classifier/veth tests use.
+ */
+export const MODULES = [
+  'virtio_ring', 'virtio', 'virtio_pci_modern_dev', 'virtio_pci_legacy_dev', 'virtio_pci',
+  '9pnet', '9pnet_virtio', 'netfs', 'fscache', '9p',
+  'sch_fq', 'sch_ingress', 'cls_bpf', 'veth',
+] as const;
+
+/** Where the writable share appears inside the guest (on the guest's own tmpfs /run). */
+export const GUEST_RESULTS = '/run/pacer-results';
+/** Files of the share that are the runner's, not the script's results. */
+const SCRIPT_FILE = '.script.sh';
+const EXIT_FILE = '.exit-code';
+/** The guest prints this on the console just before the script starts: the host times boot by it. */
+const START_MARKER = 'pacer-vm: script starting';
+
+export interface Vm {
+  kernelVersion: string; // e.g. 6.1.0-56-amd64
+  kernel: string; // path of vmlinuz
+  initrd: string; // path of the cached initramfs
+}
+
+export interface RunOptions {
+  /** A shell script run by /bin/sh as root inside the guest, in the chroot, from $REPO. */
+  script: string;
+  /** qemu is killed after this long (boot included). */
+  timeoutMs: number;
+  /** Extra environment for the script (RESULTS, REPO, PATH and HOME are set already). */
+  env?: Record<string, string>;
+}
+
+export interface RunResult {
+  /** The script's exit status, as the guest wrote it to the results share. */
+  exitCode: number;
+  /** Every file the script wrote under $RESULTS, by path relative to it, as UTF-8 text. */
+  results: Record<string, string>;
+  /** Everything qemu printed: the kernel's console, /init's messages and the script's stdout/stderr. */
+  console: string;
+  /** From spawning qemu to the script starting (host clock). */
+  bootMs: number;
+  /** From spawning qemu to qemu exiting (host clock). */
+  totalMs: number;
+}
+
+// ---- prepareVm: packages, kernel, initramfs ----------------------------------------------------
+
+function sh(cmd: string, args: string[], opts: { cwd?: string } = {}): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(cmd, args, { cwd: opts.cwd, encoding: 'utf8', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, maxBuffer: 64 << 20 });
+  if (r.error) return { code: -1, stdout: '', stderr: String(r.error) };
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+const tail = (text: string, lines = 15): string => text.trimEnd().split('\n').slice(-lines).join('\n');
+
+/** Installs a Debian package if it is missing; throws saying which one and why when it cannot. */
+function ensurePackage(pkg: string, file: string, why: string): void {
+  const status = sh('dpkg-query', ['-W', '-f=${Status}', pkg]);
+  if (status.code === 0 && status.stdout.includes('install ok installed') && existsSync(file)) return;
+  let r = sh('apt-get', ['install', '-y', '--no-install-recommends', pkg]);
+  if (r.code !== 0) {
+    // A stale package list is the usual reason; refresh once and retry.
+    sh('apt-get', ['update']);
+    r = sh('apt-get', ['install', '-y', '--no-install-recommends', pkg]);
+  }
+  if (r.code !== 0 || !existsSync(file)) {
+    throw new Error(
+      `VM tier: the Debian package ${pkg} is missing (${why}) and \`apt-get install -y ${pkg}\` failed ` +
+        `(exit ${r.code}${existsSync(file) ? '' : `, ${file} absent`}):\n${tail(r.stderr || r.stdout)}`,
+    );
+  }
+}
+
+/** The versioned kernel package linux-image-amd64 depends on, e.g. linux-image-6.1.0-56-amd64. */
+function kernelPackageName(): string {
+  const r = sh('apt-cache', ['depends', 'linux-image-amd64']);
+  const name = /Depends:\s*(linux-image-\d\S*-amd64)/.exec(r.stdout)?.[1];
+  if (!name) {
+    throw new Error(`VM tier: cannot tell which kernel package linux-image-amd64 depends on (apt-cache depends exit ${r.code}):\n${tail(r.stderr || r.stdout)}`);
+  }
+  return name;
+}
+
+/** Downloads and unpacks (never installs) the kernel package into the cache; reused if present. */
+function ensureKernel(pkg: string): { version: string; root: string } {
+  const version = pkg.replace(/^linux-image-/, '');
+  const root = join(CACHE_DIR, pkg);
+  const vmlinuz = join(root, 'boot', `vmlinuz-${version}`);
+  if (existsSync(vmlinuz) && existsSync(join(root, 'lib', 'modules', version))) return { version, root };
+  const dl = mkdtempSync(join(CACHE_DIR, 'download-'));
+  try {
+    const r = sh('apt-get', ['download', pkg], { cwd: dl });
+    const deb = readdirSync(dl).find((f) => f.endsWith('.deb'));
+    if (r.code !== 0 || !deb) throw new Error(`VM tier: \`apt-get download ${pkg}\` failed (exit ${r.code}):\n${tail(r.stderr || r.stdout)}`);
+    // Unpack beside the final place, then rename: an interrupted unpack is never mistaken for a cache hit.
+    const staging = join(dl, 'root');
+    const x = sh('dpkg-deb', ['-x', join(dl, deb), staging]);
+    if (x.code !== 0) throw new Error(`VM tier: dpkg-deb -x ${deb} failed (exit ${x.code}):\n${tail(x.stderr)}`);
+    rmSync(root, { recursive: true, force: true });
+    renameSync(staging, root);
+    // A kernel that linux-image-amd64 no longer depends on is never booted again (~400 MB each).
+    for (const f of readdirSync(CACHE_DIR)) if (/^linux-image-/.test(f) && f !== pkg) rmSync(join(CACHE_DIR, f), { recursive: true, force: true });
+  } finally {
+    rmSync(dl, { recursive: true, force: true });
+  }
+  if (!existsSync(vmlinuz)) throw new Error(`VM tier: ${pkg} unpacked but has no ${relative(root, vmlinuz)}`);
+  return { version, root };
+}
+
+function findFiles(dir: string, out: Map<string, string> = new Map()): Map<string, string> {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) findFiles(path, out);
+    else out.set(entry.name, path);
+  }
+  return out;
+}
+
+/**
+ * /init of the initramfs (busybox sh). Mounts the two shares, prepares the chroot, runs the
+ * script there, records its exit status in the share, and powers off. It never exits: if PID 1
+ * exits the kernel panics instead of powering off.
+ */
+function initScript(modules: readonly string[]): string {
+  return `#!/bin/busybox sh
+# Generated by test/support/vm.ts. Messages go to the serial console (qemu's stdout).
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+say() { echo "pacer-vm: $*"; }
+halt_now() { sync; poweroff -f; sleep 5; echo o > /proc/sysrq-trigger; }
+# insmod resolves nothing by itself: the order is the dependency order (machine.md).
+for m in ${modules.join(' ')}; do
+  [ -f /modules/$m.ko ] || continue   # built into this kernel
+  insmod /modules/$m.ko || say "insmod $m failed"
+done
+R=/newroot
+mkdir -p $R
+# The host's / read-only. msize 512 KiB and cache=loose (safe: nothing changes it during a run)
+# cut node's start-up in the guest from 7.9 s to 0.8 s, measured: 9p round trips are what is slow.
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288,cache=loose,ro hostroot $R || { say "mounting the host root over 9p failed"; halt_now; }
+# Fresh kernel filesystems inside the chroot (the host's would be the host's, read-only).
+mount -t proc proc $R/proc
+mount -t sysfs sysfs $R/sys
+mount -t devtmpfs devtmpfs $R/dev
+mkdir -p $R/dev/pts $R/dev/shm && mount -t devpts devpts $R/dev/pts && mount -t tmpfs tmpfs $R/dev/shm
+mount -t tmpfs tmpfs $R/tmp
+mount -t tmpfs tmpfs $R/run
+mount -t bpf bpf $R/sys/fs/bpf
+mount -t cgroup2 cgroup2 $R/sys/fs/cgroup
+mount -t debugfs debugfs $R/sys/kernel/debug 2>/dev/null
+# The writable share: script in, results and exit code out.
+mkdir -p $R${GUEST_RESULTS}
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288 results $R${GUEST_RESULTS} || { say "mounting the results share failed"; halt_now; }
+echo "${START_MARKER} (uptime $(cut -d' ' -f1 /proc/uptime) s)"
+# A clean environment: only what the script's prelude exports (RESULTS, REPO, its env).
+chroot $R /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp \\
+  /bin/sh ${GUEST_RESULTS}/${SCRIPT_FILE}
+code=$?
+echo $code > $R${GUEST_RESULTS}/${EXIT_FILE}
+say "script exited $code (uptime $(cut -d' ' -f1 /proc/uptime) s)"
+umount $R${GUEST_RESULTS}
+halt_now
+`;
+}
+
+/**
+ * Ensures qemu and busybox-static are installed, the kernel package is downloaded and unpacked,
+ * and the initramfs is built; all cached under CACHE_DIR and reused. Throws (never skips) when
+ * something cannot be had, saying what.
+ */
+export function prepareVm(): Vm {
+  ensurePackage('qemu-system-x86', '/usr/bin/qemu-system-x86_64', 'qemu-system-x86_64 boots the 6.1 kernel');
+  ensurePackage('busybox-static', '/bin/busybox', 'the initramfs needs a static shell, mount and insmod');
+  mkdirSync(CACHE_DIR, { recursive: true });
+  const { version, root } = ensureKernel(kernelPackageName());
+
+  // The initramfs is cached by what goes in it: kernel version, module list, /init, busybox.
+  const init = initScript(MODULES);
+  const busybox = readFileSync('/bin/busybox');
+  const key = createHash('sha256').update(version).update(MODULES.join(',')).update(init).update(busybox).digest('hex').slice(0, 16);
+  const initrd = join(CACHE_DIR, `initrd-${version}-${key}.cpio.gz`);
+  if (!existsSync(initrd)) buildInitrd(initrd, root, version, init);
+  return { kernelVersion: version, kernel: join(root, 'boot', `vmlinuz-${version}`), initrd };
+}
+
+function buildInitrd(out: string, kernelRoot: string, version: string, init: string): void {
+  const work = mkdtempSync(join(CACHE_DIR, 'initrd-'));
+  try {
+    for (const d of ['bin', 'proc', 'sys', 'dev', 'modules', 'newroot']) mkdirSync(join(work, d));
+    copyFileSync('/bin/busybox', join(work, 'bin', 'busybox'));
+    writeFileSync(join(work, 'init'), init);
+    chmodSync(join(work, 'init'), 0o755);
+    const modDir = join(kernelRoot, 'lib', 'modules', version);
+    const files = findFiles(join(modDir, 'kernel'));
+    const builtin = existsSync(join(modDir, 'modules.builtin')) ? readFileSync(join(modDir, 'modules.builtin'), 'utf8') : '';
+    for (const m of MODULES) {
+      // Module files may use - where the module name has _ (and may be xz-compressed).
+      const names = [m, m.replace(/_/g, '-')].flatMap((n) => [`${n}.ko`, `${n}.ko.xz`]);
+      const found = names.map((n) => files.get(n)).find((p) => p !== undefined);
+      const dest = join(work, 'modules', `${m}.ko`);
+      if (found?.endsWith('.xz')) {
+        const r = spawnSync('xz', ['-dc', found], { maxBuffer: 64 << 20 });
+        if (r.status !== 0) throw new Error(`VM tier: xz -dc ${found} failed: ${r.stderr}`);
+        writeFileSync(dest, r.stdout);
+      } else if (found) {
+        copyFileSync(found, dest);
+      } else if (!new RegExp(`/${m.replace(/_/g, '[-_]')}\\.ko`).test(builtin)) {
+        throw new Error(`VM tier: kernel ${version} has no module ${m} (neither a .ko file nor built in)`);
+      }
+    }
+    // newc cpio of the tree, gzip'd (Debian's kernel unpacks gzip initramfs images).
+    const list = sh('find', ['.', '-mindepth', '1'], { cwd: work }).stdout;
+    const cpio = spawnSync('/bin/busybox', ['cpio', '-o', '-H', 'newc'], { cwd: work, input: list, maxBuffer: 256 << 20 });
+    if (cpio.status !== 0) throw new Error(`VM tier: building the initramfs (busybox cpio) failed: ${cpio.stderr}`);
+    const gz = spawnSync('gzip', ['-9n'], { input: cpio.stdout, maxBuffer: 256 << 20 });
+    if (gz.status !== 0) throw new Error(`VM tier: gzip of the initramfs failed: ${gz.stderr}`);
+    writeFileSync(`${out}.part`, gz.stdout);
+    renameSync(`${out}.part`, out);
+    // Images built from an older /init, module list or kernel are never used again.
+    for (const f of readdirSync(CACHE_DIR)) if (/^initrd-.*\.cpio\.gz$/.test(f) && join(CACHE_DIR, f) !== out) rmSync(join(CACHE_DIR, f));
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+// ---- runInVm ------------------------------------------------------------------------------------
+
+/** qemu processes alive now; killed when this process exits however it exits (mocha abort too). */
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of live) child.kill('SIGKILL');
+});
+
+/**
+ * Removes shares left by runs whose process died without its `finally` (SIGINT, SIGKILL): their
+ * qemu is gone already (--pdeathsig), so a share whose pid is not alive is garbage.
+ */
+function sweepStaleShares(): void {
+  for (const name of readdirSync(tmpdir())) {
+    const pid = Number(/^pacer-vm-(\d+)-/.exec(name)?.[1]);
+    if (!pid || pid === process.pid) continue;
+    try {
+      process.kill(pid, 0);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH') rmSync(join(tmpdir(), name), { recursive: true, force: true });
+    }
+  }
+}
+
+const shellQuote = (v: string): string => `'${v.replace(/'/g, `'\\''`)}'`;
+
+/** Every file under the share except the runner's own two, by relative path. */
+function readResults(share: string, dir = share, out: Record<string, string> = {}): Record<string, string> {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) readResults(share, path, out);
+    else if (entry.isFile() && !(dir === share && (entry.name === SCRIPT_FILE || entry.name === EXIT_FILE))) out[relative(share, path)] = readFileSync(path, 'utf8');
+  }
+  return out;
+}
+
+/**
+ * Boots the VM, runs `script` inside, and returns its exit code, result files and the console.
+ * Throws if the guest never reported an exit code (boot failure, timeout), with the console's
+ * end in the message. qemu never outlives this call: it is killed on timeout and in `finally`.
+ */
+export async function runInVm(options: RunOptions, vm: Vm = prepareVm()): Promise<RunResult> {
+  sweepStaleShares();
+  const share = mkdtempSync(join(tmpdir(), `pacer-vm-${process.pid}-`));
+  let child: ChildProcess | undefined;
+  try {
+    // The script's environment goes in a prelude, not on the kernel command line (whose unknown
+    // k=v words would become /init's environment, and which cannot carry spaces safely).
+    const env = { RESULTS: GUEST_RESULTS, REPO, ...options.env };
+    const prelude = Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}\n`).join('');
+    writeFileSync(join(share, SCRIPT_FILE), `${prelude}cd "$REPO" || exit 97\n${options.script}\n`);
+    const append = [
+      'console=ttyS0', // the serial port is qemu's stdout (-nographic)
+      'panic=-1', // a panic reboots at once, and -no-reboot turns that into qemu exiting
+      'loglevel=4',
+      'tsc=reliable', // precaution: no clocksource watchdog switching clocks mid-run under TCG's uneven timing
+    ].join(' ');
+    const args = [
+      '-accel', 'tcg', '-cpu', 'max', '-m', '2G', '-smp', '2',
+      '-nographic', '-no-reboot', '-nic', 'none',
+      '-kernel', vm.kernel, '-initrd', vm.initrd, '-append', append,
+      // multidevs=remap: the host's / spans several filesystems; without it inode numbers collide.
+      '-virtfs', 'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',
+      '-virtfs', `local,path=${share},mount_tag=results,security_model=none`,
+    ];
+    const started = Date.now();
+    // setpriv --pdeathsig: the kernel SIGKILLs qemu if this process dies without running its
+    // exit handlers (SIGKILL of mocha), so no qemu is ever left running.
+    child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', 'qemu-system-x86_64', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    live.add(child);
+    let consoleText = '';
+    let bootMs = NaN;
+    const onData = (chunk: Buffer): void => {
+      consoleText += chunk.toString('utf8');
+      if (Number.isNaN(bootMs) && consoleText.includes(START_MARKER)) bootMs = Date.now() - started;
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    const proc = child;
+    // Settles only once qemu is gone: on timeout it is SIGKILLed and then awaited, so no qemu
+    // is still running when this returns or throws.
+    let timedOut = false;
+    const outcome = await new Promise<{ code: number | null; signal: string | null; error?: Error }>((resolve) => {
+      const timer = setTimeout(() => {
+        timedOut = true;
+        proc.kill('SIGKILL');
+      }, options.timeoutMs);
+      proc.once('error', (error) => {
+        clearTimeout(timer);
+        resolve({ code: null, signal: null, error });
+      });
+      proc.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        resolve({ code, signal });
+      });
+    });
+    const totalMs = Date.now() - started;
+    const exitFile = join(share, EXIT_FILE);
+    if (!existsSync(exitFile) || statSync(exitFile).size === 0) {
+      const why = outcome.error
+        ? `qemu could not be started: ${outcome.error.message}`
+        : timedOut
+          ? `timed out after ${options.timeoutMs} ms (qemu killed)`
+          : `qemu exited (code ${outcome.code}, signal ${outcome.signal}) without the guest writing an exit code`;
+      const results = readResults(share);
+      throw new Error(`VM tier: ${why}; results so far: [${Object.keys(results).join(', ')}]. Console (end):\n${tail(consoleText, 40)}`);
+    }
+    return { exitCode: Number(readFileSync(exitFile, 'utf8').trim()), results: readResults(share), console: consoleText, bootMs, totalMs };
+  } finally {
+    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    if (child) live.delete(child);
+    rmSync(share, { recursive: true, force: true });
+  }
+}
