@@ -40,6 +40,8 @@ export const MODULES = [
   'sch_fq', 'sch_ingress', 'cls_bpf', 'veth',
 ] as const;
 
+/** In the share: the repository's path, which /init needs before the chroot. */
+const REPO_FILE = '.repo-path';
 /** Where the writable share appears inside the guest (on the guest's own tmpfs /run). */
 export const GUEST_RESULTS = '/run/pacer-results';
 /** Files of the share that are the runner's, not the script's results. */
@@ -179,14 +181,23 @@ mount -t proc proc $R/proc
 mount -t sysfs sysfs $R/sys
 mount -t devtmpfs devtmpfs $R/dev
 mkdir -p $R/dev/pts $R/dev/shm && mount -t devpts devpts $R/dev/pts && mount -t tmpfs tmpfs $R/dev/shm
+# The writable share first: it also says where the repository is (${REPO_FILE}).
+mkdir -p /results
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288 results /results || { say "mounting the results share failed"; halt_now; }
+repo=$(cat /results/${REPO_FILE})
 mount -t tmpfs tmpfs $R/tmp
 mount -t tmpfs tmpfs $R/run
+# A checkout under /tmp or /run (CI clones anywhere) would vanish under those fresh tmpfs:
+# show it again from a second view of the host root.
+case "$repo" in /tmp/*|/run/*)
+  mkdir -p /hostro $R$repo
+  mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288,cache=loose,ro hostroot /hostro && mount -o bind /hostro$repo $R$repo || say "showing $repo in the guest failed" ;;
+esac
 mount -t bpf bpf $R/sys/fs/bpf
 mount -t cgroup2 cgroup2 $R/sys/fs/cgroup
 mount -t debugfs debugfs $R/sys/kernel/debug 2>/dev/null
-# The writable share: script in, results and exit code out.
 mkdir -p $R${GUEST_RESULTS}
-mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288 results $R${GUEST_RESULTS} || { say "mounting the results share failed"; halt_now; }
+mount -o bind /results $R${GUEST_RESULTS} || { say "binding the results share failed"; halt_now; }
 echo "${START_MARKER} (uptime $(cut -d' ' -f1 /proc/uptime) s)"
 # A clean environment: only what the script's prelude exports (RESULTS, REPO, its env).
 chroot $R /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp \\
@@ -310,6 +321,7 @@ export async function runInVm(options: RunOptions, vm: Vm = prepareVm()): Promis
     const env = { RESULTS: GUEST_RESULTS, REPO, ...options.env };
     const prelude = Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}\n`).join('');
     writeFileSync(join(share, SCRIPT_FILE), `${prelude}cd "$REPO" || exit 97\n${options.script}\n`);
+    writeFileSync(join(share, REPO_FILE), REPO);
     const append = [
       'console=ttyS0', // the serial port is qemu's stdout (-nographic)
       'panic=-1', // a panic reboots at once, and -no-reboot turns that into qemu exiting
