@@ -185,14 +185,12 @@ mkdir -p $R/dev/pts $R/dev/shm && mount -t devpts devpts $R/dev/pts && mount -t 
 mkdir -p /results
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288 results /results || { say "mounting the results share failed"; halt_now; }
 repo=$(cat /results/${REPO_FILE})
+# A checkout under /tmp or /run (CI clones anywhere) would vanish under the fresh tmpfs below:
+# hold it with a bind mount first (9p allows one mount per share), and put it back after.
+case "$repo" in /tmp/*|/run/*) mkdir -p /keep && mount -o bind $R$repo /keep || say "holding $repo failed" ;; esac
 mount -t tmpfs tmpfs $R/tmp
 mount -t tmpfs tmpfs $R/run
-# A checkout under /tmp or /run (CI clones anywhere) would vanish under those fresh tmpfs:
-# show it again from a second view of the host root.
-case "$repo" in /tmp/*|/run/*)
-  mkdir -p /hostro $R$repo
-  mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288,cache=loose,ro hostroot /hostro && mount -o bind /hostro$repo $R$repo || say "showing $repo in the guest failed" ;;
-esac
+case "$repo" in /tmp/*|/run/*) mkdir -p $R$repo && mount -o bind /keep $R$repo || say "showing $repo in the guest failed" ;; esac
 mount -t bpf bpf $R/sys/fs/bpf
 mount -t cgroup2 cgroup2 $R/sys/fs/cgroup
 mount -t debugfs debugfs $R/sys/kernel/debug 2>/dev/null
