@@ -8,6 +8,7 @@ import { classCommand } from './class-commands.js';
 import { hostCommand } from './host-commands.js';
 import { tokenCommand } from './token-commands.js';
 import { dpCommand } from './dp-commands.js';
+import { simCommand } from '../../sim/cli.js';
 
 const program = new Command('pacer')
   .description('EDT pacing traffic shaper: budgets API, host agent, simulator')
@@ -18,6 +19,7 @@ program.addCommand(classCommand());
 program.addCommand(hostCommand());
 program.addCommand(tokenCommand());
 program.addCommand(dpCommand());
+program.addCommand(simCommand());
 
 program.parseAsync(process.argv).catch((err: Error) => {
   process.stderr.write(`pacer: ${err.message}\n`);

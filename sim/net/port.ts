@@ -53,6 +53,8 @@ export class Port implements PacketSink, EventSource {
   trace: PortTrace | undefined;
   /** Called for each packet that finished serialization or was dropped here. */
   onDone: ((p: Packet) => void) | undefined;
+  /** Called as a packet starts serialization, with how long it waited here (for delay percentiles). */
+  onService: ((p: Packet, waitedNs: TimeNs) => void) | undefined;
   private inService: Packet | null = null;
   private readonly watchdog: Timer;
 
@@ -102,6 +104,7 @@ export class Port implements PacketSink, EventSource {
     const waited = now - pkt.enqueuedAt;
     this.stats.queueDelaySumNs += waited;
     if (waited > this.stats.queueDelayMaxNs) this.stats.queueDelayMaxNs = waited;
+    this.onService?.(pkt, waited);
     this.inService = pkt;
     this.events.scheduleIn(this.serializationNs(pkt.size), this);
   }

@@ -81,13 +81,16 @@ export class Star {
     return oneWay(ha, hb) + oneWay(hb, ha);
   }
 
-  /** A TCP connection from `from` to `to` in pacer class `cls` (0 = unclassified). */
-  connect(from: string, to: string, tcp: TcpConfig, cls = 0): { flow: number; sender: TcpSender; receiver: TcpReceiver } {
+  /**
+   * A TCP connection from `from` to `to` in pacer class `cls` (0 = unclassified); its ACKs are in
+   * `ackCls` (on a real host they are classified by their own destination).
+   */
+  connect(from: string, to: string, tcp: TcpConfig, cls = 0, ackCls = cls): { flow: number; sender: TcpSender; receiver: TcpReceiver } {
     const flow = this.nextFlow++;
     const fwd: PacketSink[] = [];
     const rev: PacketSink[] = [];
     const sender = new TcpSender(this.events, tcp, flow, cls, fwd);
-    const receiver = new TcpReceiver(this.events, tcp, flow, cls, rev);
+    const receiver = new TcpReceiver(this.events, tcp, flow, ackCls, rev);
     fwd.push(...this.route(from, to, receiver));
     rev.push(...this.route(to, from, sender));
     sender.handshake(this.baseRtt(from, to, tcp.headerBytes));

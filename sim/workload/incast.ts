@@ -19,6 +19,8 @@ export interface IncastConfig {
   /** IP bytes of a request packet; default 64. */
   requestBytes?: number;
   cls?: number;
+  /** Class of ACKs and requests (client → servers); default `cls`. */
+  ackCls?: number;
 }
 
 export interface IncastResult {
@@ -49,7 +51,7 @@ export class Incast {
     if (!Number.isSafeInteger(cfg.blockBytes) || cfg.blockBytes < n) throw new RangeError('incast blockBytes must be an integer ≥ the number of servers');
     if (!Number.isSafeInteger(cfg.rounds) || cfg.rounds < 1) throw new RangeError('incast rounds must be a positive integer');
     cfg.servers.forEach((s, i) => {
-      const c = star.connect(s, cfg.client, tcp, cfg.cls ?? 0);
+      const c = star.connect(s, cfg.client, tcp, cfg.cls ?? 0, cfg.ackCls ?? cfg.cls ?? 0);
       // Split the block as evenly as bytes allow; the first servers take the remainder.
       const share = Math.floor(cfg.blockBytes / n) + (i < cfg.blockBytes % n ? 1 : 0);
       const conn = { ...c, server: s, share, target: 0 };
@@ -73,7 +75,7 @@ export class Incast {
     this.remaining = this.conns.length;
     for (const c of this.conns) {
       c.target = c.receiver.rcvNxt + c.share;
-      const req = new Packet('request', c.flow, this.cfg.cls ?? 0, this.cfg.requestBytes ?? 64);
+      const req = new Packet('request', c.flow, this.cfg.ackCls ?? this.cfg.cls ?? 0, this.cfg.requestBytes ?? 64);
       req.send(this.star.route(this.cfg.client, c.server, { receive: () => c.sender.write(c.share) }));
     }
   }

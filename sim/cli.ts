@@ -1,0 +1,152 @@
+/**
+ * `pacer sim run scenario.yaml`: validate, simulate, write DIR/result.json and print a summary.
+ * Errors are the CLI's usual one-fact-per-line messages (never a stack trace); scenario errors
+ * start with file:line:col so editors can jump to them.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import { CliError } from '../api/cli/client.js';
+import { out, run, table } from '../api/cli/output.js';
+import { ScenarioError, loadScenarioFile, type Scenario } from './scenario/load.js';
+import { Simulation, type Progress, type SimResult } from './run.js';
+
+/** Exit status after Ctrl-C, as a shell reports a process ended by SIGINT (128 + 2). */
+export const EXIT_INTERRUPTED = 130;
+const PROGRESS_EVERY_MS = 250;
+
+function parseSeed(v: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n > 0xffffffff) throw new InvalidArgumentError(`a seed is an integer from 0 to 4294967295, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+interface RunFlags {
+  seed?: number;
+  out?: string;
+  json?: boolean;
+  progress?: boolean;
+}
+
+export function simCommand(): Command {
+  const sim = new Command('sim').description('simulate EDT pacing, fq and datacenter TCP for a scenario (see sim/examples/)');
+  sim
+    .command('run')
+    .description('run a scenario file; writes DIR/result.json and prints a summary')
+    .argument('<scenario>', 'scenario YAML file')
+    .option('--seed <n>', "override the scenario's seed", parseSeed)
+    .option('--out <dir>', 'directory for result.json (default: sim-results/<scenario name>)')
+    .option('--json', 'print the result JSON instead of the summary')
+    .option('--progress', 'show progress on stderr even when it is not a terminal')
+    .action(run(async (file: string, o: RunFlags) => runCommand(file, o)));
+  return sim;
+}
+
+async function runCommand(file: string, o: RunFlags): Promise<void> {
+  const scenario = load(file);
+  const simulation = new Simulation(scenario, o.seed);
+  let interrupted = false;
+  // First Ctrl-C: stop between slices and still write what was simulated. A second one: leave now.
+  const onSigint = () => {
+    if (interrupted) process.exit(EXIT_INTERRUPTED);
+    interrupted = true;
+  };
+  process.on('SIGINT', onSigint);
+  const progress = o.progress || process.stderr.isTTY ? progressPrinter(process.stderr.isTTY === true) : undefined;
+  let result: SimResult;
+  try {
+    result = await simulation.run({ onProgress: progress?.update, shouldStop: () => interrupted });
+  } finally {
+    progress?.done();
+    process.off('SIGINT', onSigint);
+  }
+  const dir = o.out ?? join('sim-results', scenario.name);
+  const text = JSON.stringify(result, null, 2) + '\n';
+  try {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'result.json'), text);
+  } catch (e) {
+    throw new CliError(`cannot write ${join(dir, 'result.json')}: ${(e as Error).message}`);
+  }
+  if (o.json) process.stdout.write(text);
+  else out(summary(result, join(dir, 'result.json')));
+  if (interrupted) {
+    process.stderr.write(`pacer: interrupted at ${time(result.simulatedNs)} simulated; partial result (complete: false) in ${join(dir, 'result.json')}\n`);
+    process.exitCode = EXIT_INTERRUPTED;
+  }
+}
+
+function load(file: string): Scenario {
+  try {
+    return loadScenarioFile(file);
+  } catch (e) {
+    if (e instanceof ScenarioError) throw new CliError(`invalid scenario (${e.issues.length} problem${e.issues.length === 1 ? '' : 's'}):\n${e.message}`);
+    throw new CliError(`cannot read scenario ${file}: ${(e as Error).message}`);
+  }
+}
+
+/** At most a few lines a second; on a terminal one line rewritten in place. */
+function progressPrinter(tty: boolean) {
+  const started = Date.now();
+  let last = started;
+  let printed = false;
+  return {
+    update: (p: Progress) => {
+      const now = Date.now();
+      if (now - last < PROGRESS_EVERY_MS) return;
+      last = now;
+      printed = true;
+      const rate = p.events / Math.max((now - started) / 1000, 1e-3);
+      const line = `sim: ${time(p.simulatedNs)} of ${time(p.durationNs)} simulated, ${(rate / 1e6).toFixed(2)}M events/s`;
+      process.stderr.write(tty ? `\r${line}\x1b[K` : `${line}\n`);
+    },
+    done: () => {
+      if (tty && printed) process.stderr.write('\n');
+    },
+  };
+}
+
+function rate(bps: number): string {
+  if (bps >= 1e9) return `${(bps / 1e9).toFixed(3)} Gbit/s`;
+  if (bps >= 1e6) return `${(bps / 1e6).toFixed(1)} Mbit/s`;
+  return `${(bps / 1e3).toFixed(1)} kbit/s`;
+}
+
+function time(ns: number): string {
+  if (ns >= 1e9) return `${(ns / 1e9).toFixed(3)}s`;
+  if (ns >= 1e6) return `${(ns / 1e6).toFixed(3)}ms`;
+  if (ns >= 1e3) return `${(ns / 1e3).toFixed(1)}us`;
+  return `${ns}ns`;
+}
+
+const MAX_ROWS = 20;
+
+function capped<T>(rows: T[][]): T[][] {
+  return rows.length <= MAX_ROWS ? rows : [...rows.slice(0, MAX_ROWS), [`… ${rows.length - MAX_ROWS} more in result.json` as T]];
+}
+
+function summary(r: SimResult, file: string): string {
+  const parts: string[] = [
+    `scenario ${r.scenario}, seed ${r.seed}: ${time(r.simulatedNs)} simulated${r.complete ? '' : ' (INTERRUPTED: partial result)'}, ${r.events} events`,
+    '',
+    table(['CLASS', 'RATE', 'THROUGHPUT', 'GOODPUT'], r.classes.map((c) => [c.name, c.rate, rate(c.throughputBps), rate(c.goodputBps)])),
+  ];
+  if (r.flows.length > 0) {
+    parts.push('', table(['FLOW', 'FROM', 'TO', 'CLASS', 'GOODPUT', 'FCT', 'SLOWDOWN', 'RETRANS', 'RTO'], capped(r.flows.map((f) => [
+      f.id, f.from, f.to, f.class, rate(f.goodputBps), f.fctNs === null ? null : time(f.fctNs), f.slowdown, f.retransmits, f.timeouts,
+    ]))));
+    if (r.fct.completed > 0) parts.push(`FCT p50 ${time(r.fct.p50Ns)}, p99 ${time(r.fct.p99Ns)}; slowdown p50 ${r.fct.slowdownP50}, p99 ${r.fct.slowdownP99} (${r.fct.completed} flows completed)`);
+  }
+  if (r.incast.length > 0) {
+    parts.push('', table(['INCAST', 'SERVERS', 'ROUNDS', 'GOODPUT', 'ROUND P50', 'ROUND P99', 'RETRANS', 'RTO'], r.incast.map((i) => [
+      i.workload, i.servers, `${i.roundsCompleted}/${i.rounds}`, rate(i.goodputBps), time(i.roundNs.p50), time(i.roundNs.p99), i.retransmits, i.timeouts,
+    ])));
+  }
+  const busy = [...r.hosts, ...r.switchPorts.map((p) => ({ ...p, shaperDelay: undefined }))].filter((p) => p.sentPackets > 0 || p.drops > 0);
+  parts.push('', table(['PORT', 'SENT', 'DROPS', 'MAX QUEUE', 'DELAY P50', 'DELAY P99', 'SHAPER P99'], capped(busy.map((p) => [
+    p.name, p.sentPackets, p.drops, `${p.maxQueueBytes} B`, time(p.queueDelay.p50Ns), time(p.queueDelay.p99Ns), p.shaperDelay ? time(p.shaperDelay.p99Ns) : '-',
+  ]))));
+  const drops = Object.entries(r.drops).filter(([, n]) => n > 0).map(([k, n]) => `${k}=${n}`).join(' ') || 'none';
+  parts.push('', `drops: ${drops}; retransmits ${r.retransmits}; RTO timeouts ${r.timeouts}`, `result: ${file}`);
+  return parts.join('\n');
+}

@@ -1,0 +1,350 @@
+/**
+ * Reads a scenario: YAML → zod (shape, units) → cross-references, then resolves it into what
+ * run.ts builds from. Every error names the field's path and its line:column in the file, so a
+ * planner can fix a 200-line scenario without guessing; anything that could be read two ways is
+ * refused rather than guessed.
+ */
+import { readFileSync } from 'node:fs';
+import { basename, extname } from 'node:path';
+import ipaddr from 'ipaddr.js';
+import { LineCounter, isMap, isPair, isScalar, isSeq, parseDocument, type Document, type Node } from 'yaml';
+import type { z } from 'zod';
+import { toSpec, selectsHost, type ClassSpec } from '../../api/contract/class.js';
+import { checkClassSet } from '../../api/contract/consistency.js';
+import type { EdtClassConfig } from '../../shaper-bpf/src/edt.js';
+import type { DropTailConfig } from '../net/port.js';
+import { tcpConfig, type TcpConfig } from '../tcp/tcp.js';
+import type { LinkSpec } from '../topology/star.js';
+import { scenarioSchema, type BulkInput, type IncastInput, type ScenarioInput } from './schema.js';
+
+export type Path = ReadonlyArray<string | number>;
+
+export interface ScenarioIssue {
+  path: Path;
+  line: number;
+  col: number;
+  message: string;
+}
+
+export class ScenarioError extends Error {
+  constructor(readonly file: string, readonly issues: ScenarioIssue[]) {
+    super(issues.map((i) => `${file}:${i.line}:${i.col}: ${pathText(i.path)}: ${i.message}`).join('\n'));
+    this.name = 'ScenarioError';
+  }
+}
+
+export function pathText(path: Path): string {
+  let s = '';
+  for (const seg of path) s += typeof seg === 'number' ? `[${seg}]` : s === '' ? seg : `.${seg}`;
+  return s === '' ? '(top level)' : s;
+}
+
+export interface SimHost {
+  name: string;
+  address: ipaddr.IPv4 | ipaddr.IPv6 | undefined;
+  labels: Record<string, string>;
+  link: LinkSpec;
+  /** The pacer classes installed on this host (hosts.matchLabels), by id. */
+  classes: Map<number, EdtClassConfig>;
+}
+
+export interface SimClass {
+  id: number;
+  spec: ClassSpec;
+  edt: EdtClassConfig;
+}
+
+/** Which class a flow's packets get in each direction (0 = unclassified), and its TCP settings. */
+interface Traffic {
+  cls: number;
+  /** ACKs (and incast requests) go the other way, classified by their own destination. */
+  ackCls: number;
+  tcp: TcpConfig;
+  startNs: number;
+  jitterNs: number;
+}
+
+export type SimWorkload =
+  | ({ kind: 'bulk'; index: number; from: string; to: string; flows: number; bytes: number | null } & Traffic)
+  | ({ kind: 'incast'; index: number; client: string; servers: string[]; blockBytes: number; rounds: number } & Traffic);
+
+export interface Scenario {
+  name: string;
+  description: string;
+  seed: number;
+  durationNs: number;
+  binNs: number;
+  switchPort: DropTailConfig;
+  hosts: SimHost[];
+  classes: SimClass[];
+  workloads: SimWorkload[];
+}
+
+const DEFAULT_BIN_NS = 100_000_000;
+
+/** Reads and validates a scenario file; throws ScenarioError (or the fs error) on failure. */
+export function loadScenarioFile(file: string): Scenario {
+  return loadScenario(readFileSync(file, 'utf8'), file);
+}
+
+export function loadScenario(text: string, file = '<scenario>'): Scenario {
+  const lc = new LineCounter();
+  // uniqueKeys: a key given twice is ambiguous (which one wins?), so YAML's error stands.
+  const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: false });
+  const at = (offset: number) => lc.linePos(offset);
+  if (doc.errors.length > 0) {
+    throw new ScenarioError(file, doc.errors.map((e) => ({ path: [], ...at(e.pos[0]), message: e.message.split('\n')[0]! })));
+  }
+  const issue = (path: Path, message: string, key?: string): ScenarioIssue => ({ path: key ? [...path, key] : path, ...at(locate(doc, path, key)), message });
+  const parsed = scenarioSchema.safeParse(doc.toJS({ maxAliasCount: 100 }), { reportInput: true });
+  if (!parsed.success) throw new ScenarioError(file, parsed.error.issues.flatMap((i) => zodIssues(i, issue)));
+  const problems: ScenarioIssue[] = [];
+  const scenario = resolve(parsed.data, basename(file, extname(file)), (path, message) => problems.push(issue(path, message)));
+  if (problems.length > 0) throw new ScenarioError(file, problems);
+  return scenario;
+}
+
+function zodIssues(i: z.core.$ZodIssue, issue: (path: Path, message: string, key?: string) => ScenarioIssue): ScenarioIssue[] {
+  const path = i.path.filter((p): p is string | number => typeof p !== 'symbol');
+  if (i.code === 'unrecognized_keys') return i.keys.map((k) => issue(path, `unknown key "${k}"`, k));
+  if (i.code === 'invalid_type' && i.input === undefined) {
+    const host = path.length === 4 && path[0] === 'topology' && path[3] === 'link' ? path[2] : undefined;
+    return [issue(path, host !== undefined ? `host ${host} has no link: every host needs link: { rate, delay }` : 'is required')];
+  }
+  return [issue(path, i.message.replace(/^Invalid input: /, ''))];
+}
+
+/** Offset of the YAML node at `path` (or of `key` within it); the nearest existing ancestor when it is missing. */
+function locate(doc: Document, path: Path, key?: string): number {
+  let node: unknown = doc.contents;
+  let offset = (doc.contents as Node | null)?.range?.[0] ?? 0;
+  /** Where the current node's own key is: a missing field is reported at its parent's key line. */
+  let ownKey: number | undefined;
+  for (const seg of key === undefined ? path : [...path, key]) {
+    let next: unknown;
+    let keyOffset: number | undefined;
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(seg));
+      next = pair?.value;
+      keyOffset = isScalar(pair?.key) ? pair.key.range?.[0] : undefined;
+    } else if (isSeq(node) && typeof seg === 'number') {
+      next = node.items[seg];
+    }
+    if (next === undefined && keyOffset === undefined) return ownKey ?? offset;
+    // An unknown key is reported at the key itself, a bad value at the value.
+    offset = seg === key && keyOffset !== undefined ? keyOffset : ((next as Node | null)?.range?.[0] ?? keyOffset ?? offset);
+    ownKey = keyOffset ?? offset;
+    node = next;
+  }
+  return offset;
+}
+
+type Report = (path: Path, message: string) => void;
+
+/** Cross-references, then the canonical, integer-only scenario. */
+function resolve(input: ScenarioInput, name: string, report: Report): Scenario {
+  const hosts = resolveHosts(input, report);
+  const classes = resolveClasses(input, report);
+  for (const h of hosts.list) {
+    for (const c of classes) if (selectsHost(c.spec, h.labels)) h.classes.set(c.id, c.edt);
+  }
+  const t = input.tcp ?? {};
+  const baseTcp = tcpConfig({
+    ...(t.mss !== undefined && { mss: t.mss }),
+    ...(t.initialWindow !== undefined && { initialWindow: t.initialWindow }),
+    ...(t.rtoMin !== undefined && { rtoMinNs: t.rtoMin }),
+    ...(t.rtoForm !== undefined && { rtoStyle: t.rtoForm }),
+    ...(t.timerGranularity !== undefined && { clockGranularityNs: t.timerGranularity }),
+    ...(t.delayedAck !== undefined && t.delayedAck !== false ? { delayedAck: true, delAckNs: t.delayedAck } : {}),
+  });
+  const workloads: SimWorkload[] = [];
+  input.workloads.forEach((w, index) => {
+    const path = ['workloads', index];
+    if (w.bulk) {
+      const b = w.bulk;
+      const p = [...path, 'bulk'];
+      const from = hosts.single(b.from, [...p, 'from']);
+      const to = hosts.single(b.to, [...p, 'to']);
+      if (!from || !to) return;
+      if (from === to) return report([...p, 'to'], `a flow from ${from.name} to itself never crosses the switch`);
+      const traffic = classify(b, from, to, classes, baseTcp, p, report);
+      if (traffic) workloads.push({ kind: 'bulk', index, from: from.name, to: to.name, flows: b.flows ?? 1, bytes: b.bytes ?? null, ...traffic });
+    } else if (w.incast) {
+      const c = w.incast;
+      const p = [...path, 'incast'];
+      const client = hosts.single(c.client, [...p, 'client']);
+      const servers = c.servers.flatMap((s, i) => hosts.members(s, [...p, 'servers', i]));
+      if (!client || servers.length === 0) return;
+      const dup = servers.find((s, i) => servers.indexOf(s) !== i || s === client);
+      if (dup) return report([...p, 'servers'], `host ${dup.name} is listed twice (or is the client)`);
+      const blockBytes = c.blockBytes ?? c.responseBytes! * servers.length;
+      if (blockBytes < servers.length) return report([...p, 'blockBytes'], `a block of ${blockBytes} bytes cannot be split across ${servers.length} servers`);
+      // Every server sends to the client, so they share the client's dst-prefix class.
+      const traffic = classify(c, servers[0]!, client, classes, baseTcp, p, report);
+      if (traffic) workloads.push({ kind: 'incast', index, client: client.name, servers: servers.map((s) => s.name), blockBytes, rounds: c.rounds, ...traffic });
+    }
+  });
+  const sw = input.topology.switch;
+  return {
+    name,
+    description: input.description ?? '',
+    seed: input.seed ?? 1,
+    durationNs: input.duration,
+    binNs: input.bin ?? DEFAULT_BIN_NS,
+    switchPort: {
+      ...(sw.buffer !== undefined && { bufferBytes: sw.buffer }),
+      ...(sw.bufferPackets !== undefined && { bufferPackets: sw.bufferPackets }),
+      ...(sw.ecnThreshold !== undefined && { ecnThresholdBytes: sw.ecnThreshold }),
+    },
+    hosts: hosts.list,
+    classes,
+    workloads,
+  };
+}
+
+function resolveHosts(input: ScenarioInput, report: Report) {
+  const list: SimHost[] = [];
+  const byName = new Map<string, SimHost>();
+  const groups = new Map<string, SimHost[]>();
+  const addresses = new Map<string, string>();
+  for (const [key, h] of Object.entries(input.topology.hosts)) {
+    const path = ['topology', 'hosts', key];
+    const n = h.count ?? 1;
+    let addr = h.address === undefined ? undefined : ipaddr.parse(h.address);
+    const members: SimHost[] = [];
+    for (let i = 1; i <= n; i++) {
+      const name = h.count === undefined ? key : `${key}${i}`;
+      if (byName.has(name) || groups.has(name)) {
+        report(path, `host name ${name} is used twice (a count group names its hosts ${key}1…${key}${n})`);
+        continue;
+      }
+      if (addr) {
+        const a = addr.toString();
+        const other = addresses.get(a);
+        if (other) report([...path, 'address'], `address ${a} of ${name} is also ${other}'s`);
+        addresses.set(a, name);
+      }
+      const host: SimHost = {
+        name,
+        address: addr,
+        labels: h.labels ?? {},
+        link: { rateBps: h.link.rate, delayNs: h.link.delay, ...(h.link.overhead !== undefined && { overheadBytes: h.link.overhead }) },
+        classes: new Map(),
+      };
+      list.push(host);
+      byName.set(name, host);
+      members.push(host);
+      addr = addr && nextAddress(addr);
+    }
+    if (h.count !== undefined) {
+      if (byName.has(key)) report(path, `group ${key} has the name of a host`);
+      groups.set(key, members);
+    }
+  }
+  return {
+    list,
+    /** One host by name; a group or an unknown name is an error. */
+    single(name: string, path: Path): SimHost | undefined {
+      const h = byName.get(name);
+      if (h) return h;
+      const g = groups.get(name);
+      report(path, g ? `${name} is a group of ${g.length} hosts; name one of them (${name}1…${name}${g.length})` : `no host ${name} in topology.hosts`);
+      return undefined;
+    },
+    /** A host, or every host of a group. */
+    members(name: string, path: Path): SimHost[] {
+      const g = groups.get(name);
+      if (g) return g;
+      const h = byName.get(name);
+      if (!h) report(path, `no host or host group ${name} in topology.hosts`);
+      return h ? [h] : [];
+    },
+  };
+}
+
+function nextAddress(a: ipaddr.IPv4 | ipaddr.IPv6): ipaddr.IPv4 | ipaddr.IPv6 {
+  const bytes = a.toByteArray();
+  for (let i = bytes.length - 1; i >= 0; i--) {
+    bytes[i] = (bytes[i]! + 1) & 0xff;
+    if (bytes[i] !== 0) break;
+  }
+  return ipaddr.fromByteArray(bytes);
+}
+
+/**
+ * The API's spec, checked with the API's own cross-class rules, then mapped to the data plane's
+ * EDT class config. Ids follow the list order (the API assigns them at creation; only the tree
+ * matters to the shaper).
+ */
+function resolveClasses(input: ScenarioInput, report: Report): SimClass[] {
+  const specs = (input.classes ?? []).map((c) => toSpec(c.name, c));
+  const index = new Map<string, number>();
+  specs.forEach((s, i) => {
+    if (index.has(s.name)) report(['classes', i, 'name'], `class ${s.name} is defined twice`);
+    index.set(s.name, i);
+  });
+  for (const conflict of checkClassSet(specs)) {
+    const i = index.get(conflict.class) ?? 0;
+    report(['classes', i, ...conflict.path.split('/').filter(Boolean).map((s) => (/^\d+$/.test(s) ? Number(s) : s))], conflict.message);
+  }
+  return specs.map((spec, i) => ({
+    id: i + 1,
+    spec,
+    edt: {
+      rateBps: spec.rate,
+      burstNs: 'ns' in spec.burst ? spec.burst.ns : bytesToNs(spec.burst.bytes, spec.rate),
+      horizonNs: spec.horizon,
+      ecnNs: 0, // the API's class spec has no ECN threshold yet
+      parentId: spec.parent === null ? 0 : (index.get(spec.parent) ?? -1) + 1,
+    },
+  }));
+}
+
+/** A byte burst is idle credit at the class's rate: ceil(bytes · 8 · 1e9 / rate) ns, exact. */
+function bytesToNs(bytes: number, rateBps: number): number {
+  const num = BigInt(bytes) * 8_000_000_000n;
+  const r = BigInt(rateBps);
+  return Number((num + r - 1n) / r);
+}
+
+/**
+ * The data plane's order (docs/data-plane.md, classify.h): socket mark → cgroup → longest
+ * destination prefix → unclassified. `class:` names the class outright, as a mark would. A
+ * selector that matches no class is refused: it is almost surely a typo.
+ */
+function classify(w: BulkInput | IncastInput, from: SimHost, to: SimHost, classes: SimClass[], base: TcpConfig, path: Path, report: Report): Traffic | undefined {
+  const given = (['class', 'mark', 'cgroup'] as const).filter((k) => w[k] !== undefined);
+  if (given.length > 1) return report([...path, given[1]!], `give one of class, mark and cgroup, not ${given.join(' and ')}`), undefined;
+  let cls: SimClass | undefined;
+  if (w.class !== undefined) {
+    cls = classes.find((c) => c.spec.name === w.class);
+    if (!cls) return report([...path, 'class'], `class ${w.class} does not exist (scenario classes: ${classes.map((c) => c.spec.name).join(', ') || 'none'})`), undefined;
+  } else if (w.mark !== undefined) {
+    cls = classes.find((c) => c.spec.match.marks.includes(w.mark!));
+    if (!cls) return report([...path, 'mark'], `mark ${w.mark} selects no class`), undefined;
+  } else if (w.cgroup !== undefined) {
+    cls = classes.find((c) => c.spec.match.cgroups.includes(w.cgroup!));
+    if (!cls) return report([...path, 'cgroup'], `cgroup ${w.cgroup} selects no class`), undefined;
+  } else {
+    cls = byPrefix(to, classes);
+  }
+  const ack = byPrefix(from, classes);
+  // A class's own TCP tuning (pacer's sock_ops program) applies to the sockets it selects.
+  const tcp = cls?.spec.tcp
+    ? tcpConfig({ ...base, ...(cls.spec.tcp.rtoMin !== null && { rtoMinNs: cls.spec.tcp.rtoMin }), ...(cls.spec.tcp.delackMax !== null && { delAckNs: cls.spec.tcp.delackMax }) })
+    : base;
+  return { cls: cls?.id ?? 0, ackCls: ack?.id ?? 0, tcp, startNs: w.start ?? 0, jitterNs: w.jitter ?? 0 };
+}
+
+function byPrefix(dst: SimHost, classes: SimClass[]): SimClass | undefined {
+  const addr = dst.address;
+  if (!addr) return undefined;
+  let best: { c: SimClass; bits: number } | undefined;
+  for (const c of classes) {
+    for (const cidr of c.spec.match.dst) {
+      const [net, bits] = ipaddr.parseCIDR(cidr);
+      if (net.kind() === addr.kind() && addr.match(net, bits) && (!best || bits > best.bits)) best = { c, bits };
+    }
+  }
+  return best?.c;
+}

@@ -1,0 +1,167 @@
+/**
+ * The scenario file format: what a capacity planner writes to ask the simulator a question.
+ * zod checks the shape and units here; cross-references (a flow between unknown hosts, a class
+ * that does not exist, conflicting budgets) are checked in load.ts, where YAML positions are known.
+ *
+ * Quantities use the API's tc-style units (api/contract/units.ts), so "1gbit", "32kb" and "25us"
+ * mean exactly what they mean to `pacer class create` and to tc. Classes are the API's own class
+ * spec (classCreateSchema), so a scenario cannot hold a budget the API would refuse — except that
+ * a scenario's own `tcp` defaults may go below the API's 1 ms floor, for RTOmin sweeps.
+ */
+import { z } from 'zod';
+import { classCreateSchema, labelsSchema, canonicalCidr } from '../../api/contract/class.js';
+import { UnitError, parseDuration, parseRate, parseSize } from '../../api/contract/units.js';
+
+/** A tc-style quantity parsed by one of the API's unit parsers; UnitError becomes a field error. */
+function parsed(parse: (v: string | number) => number, min: number, what: string) {
+  return (v: string | number, ctx: z.RefinementCtx): number => {
+    try {
+      const n = parse(v);
+      if (n < min) {
+        ctx.addIssue({ code: 'custom', message: `${what} must be at least ${min}; understood ${n}` });
+        return z.NEVER;
+      }
+      return n;
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: e instanceof UnitError ? e.message : String(e) });
+      return z.NEVER;
+    }
+  };
+}
+
+const quantity = (parse: (v: string | number) => number, min: number, what: string) => z.union([z.string(), z.number()]).transform(parsed(parse, min, what));
+
+/** Durations refuse bare numbers (as the API does): "25" could be ns, us or ms. */
+const duration = (min: number, what: string) =>
+  z.string({ error: `${what} needs a unit, e.g. "25us", "200ms", "2s"` }).transform(parsed(parseDuration, min, what));
+const rate = (what: string) => quantity(parseRate, 1, what);
+const size = (what: string, min = 1) => quantity(parseSize, min, what);
+const count = (what: string, min = 1) => z.number().int(`${what} is a whole number`).min(min, `${what} must be at least ${min}`);
+
+const hostName = z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,62}$/, 'a host name is a letter then letters, digits, "_", "." or "-" (at most 63)');
+
+const address = z.string().transform((v, ctx) => {
+  try {
+    // A host address is a /32 (or /128) prefix: reusing canonicalCidr keeps one parser for addresses.
+    const bits = v.includes(':') ? 128 : 32;
+    return canonicalCidr(`${v}/${bits}`).replace(/\/\d+$/, '');
+  } catch {
+    ctx.addIssue({ code: 'custom', message: `"${v}" is not an IPv4 or IPv6 address` });
+    return z.NEVER;
+  }
+});
+
+const link = z.strictObject({
+  rate: rate('link.rate'),
+  delay: duration(0, 'link.delay'),
+  /** Framing bytes per packet beyond the IP datagram; Ethernet is 38. */
+  overhead: count('link.overhead', 0).optional(),
+});
+
+const host = z.strictObject({
+  /** Lets dst-prefix selectors find the host; a `count` group takes consecutive addresses. */
+  address: address.optional(),
+  labels: labelsSchema.optional(),
+  link,
+  /** A group: hosts <name>1 … <name>N with the same link and labels. */
+  count: count('count').optional(),
+});
+
+const switchSpec = z
+  .strictObject({
+    /** Per-port drop-tail buffer as a size ("32kb"; a bare number is bytes) … */
+    buffer: size('switch.buffer').optional(),
+    /** … or in packets. Exactly one of the two. */
+    bufferPackets: count('switch.bufferPackets').optional(),
+    ecnThreshold: size('switch.ecnThreshold').optional(),
+  })
+  .superRefine((s, ctx) => {
+    if ((s.buffer === undefined) === (s.bufferPackets === undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'the switch needs exactly one of buffer (bytes) and bufferPackets' });
+    }
+  });
+
+const tcp = z.strictObject({
+  /** Only NewReno is modelled so far; CUBIC is refused rather than silently simulated as NewReno. */
+  variant: z.literal('newreno', { error: 'tcp.variant: only "newreno" is modelled (CUBIC is not built yet)' }).optional(),
+  rtoMin: duration(1, 'tcp.rtoMin').optional(),
+  rtoForm: z.enum(['rfc6298', 'linux']).optional(),
+  timerGranularity: duration(1, 'tcp.timerGranularity').optional(),
+  /** false = ACK every segment; a duration = delayed ACKs with that timer (Linux delack). */
+  delayedAck: z.union([z.literal(false), duration(1, 'tcp.delayedAck')]).optional(),
+  initialWindow: count('tcp.initialWindow').optional(),
+  mss: count('tcp.mss', 64).max(65_000, 'tcp.mss must be at most 65000').optional(),
+});
+
+/** How a workload's traffic finds its class: the API's selectors, or the class by name. */
+const selectors = {
+  mark: z.number().int().min(1).max(0xffffffff).optional(),
+  cgroup: z.string().optional(),
+  class: z.string().optional(),
+  start: duration(0, 'start').optional(),
+  /** Start uniformly at random in [start, start + jitter), drawn from the scenario's seed. */
+  jitter: duration(0, 'jitter').optional(),
+};
+
+const bulk = z.strictObject({
+  from: hostName,
+  to: hostName,
+  /** Parallel connections. */
+  flows: count('flows').optional(),
+  /** Bytes per flow; without it the flow is long-lived (always has data). */
+  bytes: size('bytes').optional(),
+  ...selectors,
+});
+
+const incast = z
+  .strictObject({
+    client: hostName,
+    /** Host names; a group's name stands for all its hosts. */
+    servers: z.array(hostName).min(1),
+    /** A block per round split across the servers … */
+    blockBytes: size('blockBytes').optional(),
+    /** … or a fixed response per server. Exactly one. */
+    responseBytes: size('responseBytes').optional(),
+    rounds: count('rounds'),
+    ...selectors,
+  })
+  .superRefine((w, ctx) => {
+    if ((w.blockBytes === undefined) === (w.responseBytes === undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'incast needs exactly one of blockBytes (split across servers) and responseBytes (per server)' });
+    }
+  });
+
+/** One key says the kind (`- bulk: {...}` or `- incast: {...}`); a union would blur the errors. */
+const workload = z.strictObject({ bulk: bulk.optional(), incast: incast.optional() }).superRefine((w, ctx) => {
+  if ((w.bulk === undefined) === (w.incast === undefined)) ctx.addIssue({ code: 'custom', message: 'a workload is exactly one of bulk or incast' });
+});
+
+/** Fields `pacer class get --json` adds that are the API's, not the planner's: dropped before validation. */
+export const READ_ONLY_CLASS_FIELDS = ['id', 'revision', 'etag', 'createdRevision', 'createdAt', 'updatedAt'] as const;
+
+const apiClass = z.preprocess((v) => {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+  const copy: Record<string, unknown> = { ...(v as Record<string, unknown>) };
+  for (const k of READ_ONLY_CLASS_FIELDS) delete copy[k];
+  return copy;
+}, classCreateSchema);
+
+export const scenarioSchema = z.strictObject({
+  description: z.string().optional(),
+  seed: z.number().int().min(0).max(0xffffffff).optional(),
+  /** Simulated time; the run ends earlier when every finite workload is done. */
+  duration: duration(1, 'duration'),
+  /** Width of the throughput time-series bins. */
+  bin: duration(1_000, 'bin').optional(),
+  topology: z.strictObject({
+    switch: switchSpec,
+    hosts: z.record(hostName, host),
+  }),
+  classes: z.array(apiClass).optional(),
+  tcp: tcp.optional(),
+  workloads: z.array(workload).min(1, 'a scenario needs at least one workload'),
+});
+
+export type ScenarioInput = z.output<typeof scenarioSchema>;
+export type BulkInput = z.output<typeof bulk>;
+export type IncastInput = z.output<typeof incast>;
