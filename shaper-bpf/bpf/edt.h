@@ -3,17 +3,20 @@
  * The departure rule. shaper-bpf/src/edt.ts is the same arithmetic in TypeScript; a kernel test
  * runs both on random packet sequences and requires equal results to the nanosecond.
  *
- * For each class on the packet's path, leaf first, then each parent:
+ * For each class on the packet's path, leaf first, then each parent, a slot in its own schedule:
  *
  *   delay_c  = ceil(wire_len * 8 * 1e9 / rate_c)
- *   depart   = max(t_last_c + delay_c, now - burst_c, depart)   (depart starts at skb->tstamp)
- *   t_last_c = depart
+ *   next_c   = max(t_last_c + delay_c, now - burst_c)        (the leaf's also >= skb->tstamp)
+ *   t_last_c = next_c
+ *   depart   = max(skb->tstamp, next_c for every class on the path)
  *
- * so a packet leaves at the later of its own class's schedule and every ancestor's, and every
- * schedule on the path advances. If the final departure is more than the leaf's horizon ahead
- * of now, the packet is dropped and no t_last moves (fq would drop it anyway, and a schedule
- * advanced for a dropped packet would waste budget). With fq missing, the same rule with a
- * short horizon is a policer.
+ * so a packet leaves at the later of its own class's slot and every ancestor's, and every
+ * schedule on the path advances by this packet's transmission time at that class's rate. A
+ * parent's schedule is not pushed to a child's later slot: a child held back by its own rate
+ * must not hold its siblings back (the parent's unused time is theirs). If any slot is more than
+ * the leaf's horizon ahead of now, the packet is dropped and no t_last moves (fq would drop it
+ * anyway, and a schedule advanced for a dropped packet would waste budget). With fq missing, the
+ * same rule with a short horizon is a policer.
  *
  * Rounding: the delay is rounded UP, so a class never exceeds its rate; the error is under 1 ns
  * per packet (under 0.1% for 1500-byte packets at 10 Gbit/s, 0.8% at 100 Gbit/s).

@@ -166,7 +166,11 @@ int pacer_egress(struct __sk_buff *skb)
 			break;
 		for (int try = 0; try < PACER_CAS_TRIES; try++) {
 			__u64 old = *(volatile __u64 *)levels[i].t_last;
-			__u64 next = pacer_max(pacer_max(old + levels[i].delay, levels[i].earliest), depart);
+			__u64 next = pacer_max(old + levels[i].delay, levels[i].earliest);
+
+			/* The packet's own timestamp (TCP's EDT) moves its class's schedule, not the parents'. */
+			if (i == 0)
+				next = pacer_max(next, tstamp);
 
 			if (next > now && next - now > horizon) {
 				pacer_release(levels, i);
@@ -178,7 +182,7 @@ int pacer_egress(struct __sk_buff *skb)
 			if (pacer_claim(levels[i].t_last, old, next)) {
 				levels[i].claimed_old = old;
 				levels[i].claimed_new = next;
-				depart = next;
+				depart = pacer_max(depart, next);
 				claimed = 1;
 				break;
 			}

@@ -3,12 +3,14 @@
  * same integers. The simulator schedules packets with exactly this code, and a kernel test runs
  * it against the real BPF object on random packet sequences: both must agree to the nanosecond.
  *
- * For each class on the packet's path, leaf first:
+ * For each class on the packet's path, leaf first, a slot in its own schedule:
  *   delay    = ceil(wireLen · 8 · 1e9 / rate)
- *   depart   = max(tLast + delay, now − burst, depart)      (depart starts at the packet's tstamp)
- *   tLast    = depart
- * If the final departure is more than the leaf's horizon after now, the packet is dropped and no
- * tLast moves.
+ *   next     = max(tLast + delay, now − burst)          (the leaf's also ≥ the packet's tstamp)
+ *   tLast    = next
+ *   depart   = max(tstamp, next of every class on the path)
+ * A parent's schedule advances by the packet's time at the parent's rate, never to a child's
+ * later slot, so a child held back by its own rate does not hold its siblings back. If any slot
+ * is more than the leaf's horizon after now, the packet is dropped and no tLast moves.
  *
  * Numbers, not bigints: every value must stay below 2^53 (104 days of nanoseconds; the simulator
  * starts at 0). A value outside that range throws rather than losing precision.
@@ -65,10 +67,11 @@ export function depart(path: ReadonlyArray<EdtClassConfig>, tLast: number[], wir
   for (let i = 0; i < Math.min(path.length, MAX_DEPTH); i++) {
     const c = path[i]!;
     const earliest = now > c.burstNs ? now - c.burstNs : 0;
-    const next = Math.max(exact('tLast', tLast[i] ?? 0) + delayNs(wireLen, c.rateBps), earliest, departure);
+    let next = Math.max(exact('tLast', tLast[i] ?? 0) + delayNs(wireLen, c.rateBps), earliest);
+    if (i === 0) next = Math.max(next, tstamp);
     if (next > now && next - now > leaf.horizonNs) return { action: 'drop', reason: 'horizon' };
     claimed.push(next);
-    departure = next;
+    departure = Math.max(departure, next);
   }
   claimed.forEach((t, i) => (tLast[i] = t));
   const delay = departure > now ? departure - now : 0;

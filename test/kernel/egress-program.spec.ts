@@ -133,6 +133,19 @@ describe('tc egress program (BPF_PROG_TEST_RUN on the real object)', function ()
     assert.equal(send(T0, { mark: 12, wireLen: 1000 }).tstamp, T0 + 3_000_000);
   });
 
+  it('a child held back by its own rate does not hold its sibling back: the parent advances by its own rate only', () => {
+    tc.set(20, config({ rate_bps: 12_000_000 })); // parent: 666,667 ns per 1000 B
+    classWithMark(21, config({ rate_bps: 8_000_000, parent_id: 20 })); // web: 1 ms
+    classWithMark(22, config({ rate_bps: 4_000_000, parent_id: 20 })); // batch: 2 ms
+    // A burst of 5 from web leaves at web's rate …
+    const web = [0, 1, 2, 3, 4].map(() => send(T0, { mark: 21, wireLen: 1000 }).tstamp);
+    assert.deepEqual(web, [T0, T0 + 1_000_000, T0 + 2_000_000, T0 + 3_000_000, T0 + 4_000_000]);
+    // … but uses the parent only for 5 of the parent's own slots, not until web's last departure.
+    assert.equal(tc.state(20)!.t_last, T0 + 4 * 666_667);
+    // So batch gets the parent's next slot, long before web's queue drains.
+    assert.equal(send(T0, { mark: 22, wireLen: 1000 }).tstamp, T0 + 5 * 666_667);
+  });
+
   it('departures equal edt.ts to the nanosecond on random sequences, rates, bursts, horizons and parents', () => {
     const classArb = fc.record({
       rate_bps: fc.oneof(fc.integer({ min: 1_000, max: 10_000_000 }), fc.integer({ min: 1_000, max: 400_000_000_000 })),
