@@ -19,6 +19,9 @@
  */
 import ipaddr from 'ipaddr.js';
 import { diffMaps, type MapDiff } from './diff.js';
+import { deletes, runSteps, upserts, type ApplyReport, type Step, type Table } from './steps.js';
+export type { Table } from './steps.js';
+export { ApplyFailed, type ApplyReport } from './steps.js';
 import { MAX_DEPTH } from './edt.js';
 import { FREE_SLOT, MAX_CLASSES, type ClassConfig, type ClassState, type ClassStats, type IfaceStats, type Settings, type SlotConfig, type SlotSettings } from './layout.js';
 
@@ -39,13 +42,6 @@ export const SETTINGS_POLICING = 1;
 export const RATE_LIMITS = { min: 1_000, max: 400_000_000_000 } as const;
 
 /** The operations the datapath needs from a hash map; TypedMap implements them. */
-export interface Table<K, V> {
-  readonly name: string;
-  entries(): Map<K, V>;
-  setMany(entries: ReadonlyArray<readonly [K, V]>): void;
-  deleteMany(keys: ReadonlyArray<K>): void;
-}
-
 /** An array indexed by slot: every entry exists (zero until written). TypedMap implements it. */
 export interface SlotTable<V> {
   readonly name: string;
@@ -78,21 +74,6 @@ export class InvalidShaperState extends Error {
   constructor(readonly problems: string[]) {
     super(`the desired state is invalid, nothing was changed: ${problems.join('; ')}`);
   }
-}
-
-export class ApplyFailed extends Error {
-  constructor(
-    message: string,
-    override readonly cause: unknown,
-    readonly rolledBack: boolean,
-  ) {
-    super(message);
-  }
-}
-
-export interface ApplyReport {
-  /** Entries written or deleted, per map. */
-  changes: Record<string, number>;
 }
 
 const SELECTORS = ['marks', 'cgroups', 'dst4', 'dst6'] as const;
@@ -317,83 +298,13 @@ export class Datapath {
       t.stats.zeroMany(slots);
     };
 
-    const done: Step[] = [];
-    const report: ApplyReport = { changes: {} };
-    for (const step of steps) {
-      if (step.size === 0) continue;
-      try {
-        step.run();
-      } catch (err) {
-        // The step may have half-run: undo it too (its undo only restores what it touched).
-        let rolledBack = undoAll([...done, step]);
-        // The tries and slots are back as they were: make the caches forget this apply's answers too.
-        try {
-          bump().run();
-        } catch {
-          rolledBack = false;
-        }
-        throw new ApplyFailed(
-          `applying the desired state failed at ${step.describe} (${(err as Error).message}); ${rolledBack ? 'every change of this apply was undone' : 'UNDO FAILED: the maps may hold a mix of old and new state'}`,
-          err,
-          rolledBack,
-        );
-      }
-      done.push(step);
-      if (step.reported !== false) report.changes[step.name] = (report.changes[step.name] ?? 0) + step.size;
-    }
+    // The tries and slots are back as they were after an undo: make the caches forget this apply's answers too.
+    const report = runSteps(steps, () => bump().run());
     // Schedules and counters of freed slots go last; losing them cannot misdirect a packet. (They
     // are zeroed again when the slot is reused, in case a packet in flight wrote them meanwhile.)
     zeroSlots(freedSlots);
     return report;
   }
-}
-
-interface Step {
-  /** The map it writes, for the report. */
-  name: string;
-  size: number;
-  /** false: bookkeeping that the report leaves out. */
-  reported?: boolean;
-  describe: string;
-  run(): void;
-  undo(): void;
-}
-
-function upserts<K, V>(table: Table<K, V>, diff: MapDiff<K, V>, before: ReadonlyMap<K, V>): Step {
-  const keys = diff.upserts.map(([k]) => k);
-  return {
-    name: table.name,
-    size: diff.upserts.length,
-    describe: `writing ${diff.upserts.length} entries of ${table.name}`,
-    run: () => table.setMany(diff.upserts),
-    undo: () => {
-      const now = table.entries();
-      table.deleteMany(keys.filter((k) => !before.has(k) && now.has(k)));
-      table.setMany(keys.filter((k) => before.has(k)).map((k) => [k, before.get(k)!] as const));
-    },
-  };
-}
-
-function deletes<K, V>(table: Table<K, V>, diff: MapDiff<K, V>, before: ReadonlyMap<K, V>): Step {
-  return {
-    name: table.name,
-    size: diff.deletes.length,
-    describe: `deleting ${diff.deletes.length} entries of ${table.name}`,
-    run: () => table.deleteMany(diff.deletes),
-    undo: () => table.setMany(diff.deletes.map((k) => [k, before.get(k)!] as const)),
-  };
-}
-
-function undoAll(steps: Step[]): boolean {
-  let ok = true;
-  for (const step of [...steps].reverse()) {
-    try {
-      step.undo();
-    } catch {
-      ok = false;
-    }
-  }
-  return ok;
 }
 
 /** Everything the program relies on, checked before any map is touched. */
