@@ -10,7 +10,11 @@ import { release } from 'node:os';
 import { join } from 'node:path';
 import { EgressObject, objectPath } from '../../shaper-bpf/src/egress.js';
 import { TcpTuningObject } from '../../shaper-bpf/src/sockops.js';
-import { probeFq } from '../../shaper-bpf/src/qdisc.js';
+import { probeFq, readRootQdisc, setupFq } from '../../shaper-bpf/src/qdisc.js';
+import { installInterface, uninstallInterface } from '../../shaper-bpf/src/interface.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { TestNetns } from '../support/netns.js';
 import { BpfError, readSkbContext, skbContext } from '../../shaper-bpf/src/libbpf/index.js';
 import { makePinDir, removePinDir } from '../support/bpffs.js';
 import { frame } from '../support/packets.js';
@@ -86,6 +90,28 @@ try {
   });
 
   await step('probeFq', async () => ({ fq: await probeFq() }));
+
+  // The whole install on a kernel with fq: the mode is shaping, fq is the root, a second set-up
+  // changes nothing, and uninstall puts the previous root back.
+  await step('installWithFq', async () => {
+    const nets = new TestNetns();
+    try {
+      const a = await nets.createTestNetns();
+      const b = await nets.createTestNetns();
+      await nets.vethPair({ a: { ns: a, name: 'va', addr: '10.79.0.1/24' }, b: { ns: b, name: 'vb', addr: '10.79.0.2/24' } });
+      const options = { iface: 'va', netns: `/run/netns/${a}`, pinRoot: `${pinRoot}-iface`, stateDir: mkdtempSync(join(tmpdir(), 'pacer-state-')) };
+      const fq = { horizonNs: 2_000_000_000, flowLimit: 100 };
+      const installed = await installInterface({ ...options, fq });
+      installed.egress.close();
+      const root = await readRootQdisc({ iface: 'va', netns: options.netns });
+      const again = await setupFq({ iface: 'va', netns: options.netns }, fq, { saveTo: join(options.stateDir, 'va.qdisc.json') });
+      await uninstallInterface(options);
+      const after = await readRootQdisc({ iface: 'va', netns: options.netns });
+      return { mode: installed.mode, modeDetail: installed.modeDetail, rootKind: root?.kind, rootOptions: root?.options, secondSetup: again.applied, restoredKind: after?.kind ?? 'none' };
+    } finally {
+      await nets.cleanup();
+    }
+  });
 } finally {
   egress?.close();
   removePinDir(pinRoot);

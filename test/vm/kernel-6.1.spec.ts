@@ -86,4 +86,14 @@ describe('Debian 12 kernel 6.1 in a VM: pacer BPF objects and fq', function () {
     this.test!.title += ` (guest: ${String(s.fq)}, ${s.ms} ms; this host: ${String(host)})`;
     assert.equal(s.fq, true);
   });
+
+  it('installing on a veth with fq: mode shaping, fq is the root, set-up again changes nothing, uninstall restores', function () {
+    const s = report.steps.installWithFq;
+    assert.ok(s?.ok, failure('installWithFq', s));
+    this.test!.title += ` (root ${String(s.rootKind)} ${JSON.stringify(s.rootOptions)}; after uninstall: ${String(s.restoredKind)})`;
+    assert.equal(s.mode, 'shaping');
+    assert.equal(s.rootKind, 'fq');
+    assert.deepEqual(s.secondSetup, []);
+    assert.equal(s.restoredKind, 'noqueue');
+  });
 });
