@@ -16,7 +16,7 @@ import { FqUnavailableError, restoreQdisc, setupFq, type QdiscTarget } from './q
 
 export const PIN_BASE = '/sys/fs/bpf/pacer';
 /** The tc filter pacer owns on each interface: fixed, so a restarted agent finds it. */
-const FILTER = { direction: 'egress' as const, handle: 0x7061, priority: 0x7061 }; // "pa"
+export const FILTER = { direction: 'egress' as const, handle: 0x7061, priority: 0x7061 }; // "pa"
 
 export type InterfaceMode = 'shaping' | 'policing';
 export const POLICING_DETAIL = 'policing (fq unavailable)';
@@ -51,12 +51,14 @@ export class BpffsMissingError extends Error {
 }
 
 /** Fails clearly when /sys/fs/bpf is not a bpf filesystem. */
+/** pacer's filter on an interface: what tcQuery/tcDetach take. */
+export const filterOf = (o: Pick<InstallOptions, 'iface' | 'netns'>): TcFilterRef => ({ iface: o.iface, netns: o.netns, ...FILTER });
+
 export function requireBpffs(path = '/sys/fs/bpf'): void {
   const mounts = readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' '));
   if (!mounts.some(([, mountPoint, type]) => mountPoint === path && type === 'bpf')) throw new BpffsMissingError(path);
 }
 
-const filterOf = (o: InstallOptions): TcFilterRef => ({ iface: o.iface, netns: o.netns, ...FILTER });
 const pinRootOf = (o: Pick<InstallOptions, 'iface' | 'pinRoot'>) => o.pinRoot ?? join(PIN_BASE, o.iface);
 const recordOf = (o: InstallOptions, what: string) => join(o.stateDir, `${o.iface}.${what}`);
 
