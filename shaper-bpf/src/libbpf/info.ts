@@ -8,12 +8,12 @@ import { lib, libcFns } from './native.js';
 
 export type BpfFdKind = 'map' | 'prog' | 'link' | 'other';
 
-/** The kernel names BPF fds "anon_inode:bpf-map", "anon_inode:bpf-prog", "anon_inode:bpf_link". */
+/** The kernel names BPF fds "anon_inode:bpf-map", "anon_inode:bpf-prog", and links "anon_inode:bpf_link" or, on 6.18, "anon_inode:bpf-link". */
 export function fdKind(fd: number): BpfFdKind {
   const target = readlinkSync(`/proc/self/fd/${fd}`);
   if (target === 'anon_inode:bpf-map') return 'map';
   if (target === 'anon_inode:bpf-prog') return 'prog';
-  if (target === 'anon_inode:bpf_link') return 'link';
+  if (target === 'anon_inode:bpf_link' || target === 'anon_inode:bpf-link') return 'link';
   return 'other';
 }
 
