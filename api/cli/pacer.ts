@@ -9,6 +9,7 @@ import { hostCommand } from './host-commands.js';
 import { tokenCommand } from './token-commands.js';
 import { dpCommand } from './dp-commands.js';
 import { simCommand } from '../../sim/cli.js';
+import { agentCommand } from '../../controller/cli.js';
 
 const program = new Command('pacer')
   .description('EDT pacing traffic shaper: budgets API, host agent, simulator')
@@ -20,6 +21,7 @@ program.addCommand(hostCommand());
 program.addCommand(tokenCommand());
 program.addCommand(dpCommand());
 program.addCommand(simCommand());
+program.addCommand(agentCommand());
 
 program.parseAsync(process.argv).catch((err: Error) => {
   process.stderr.write(`pacer: ${err.message}\n`);

@@ -1,0 +1,191 @@
+/**
+ * The agent: installs (or adopts) pacer on each interface, follows the API's classes for this
+ * host, keeps each interface's maps equal to the desired state, heartbeats its status and serves
+ * /metrics. start() subscribes once; stop() unsubscribes and leaves enforcement in place.
+ */
+import 'reflect-metadata';
+import { createServer, type Server } from 'node:http';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { inject, injectable } from 'inversify';
+import { Registry, Gauge } from 'prom-client';
+import { map, shareReplay, type Subscription } from 'rxjs';
+import type { HostStatus } from '../api/contract/host.js';
+import { cgroupId } from '../shaper-bpf/src/sockops.js';
+import type { ShaperState } from '../shaper-bpf/src/datapath.js';
+import { ApiClient } from './api-client/api-client.js';
+import { AgentConfig } from './config/config.js';
+import { LOGGER, type Logger } from './config/module.js';
+import { INTERFACE_INSTALLER, type InstalledDatapath, type InterfaceInstaller } from './datapath/installer.js';
+import { desiredState, type ClassError, type Inventory } from './desired/desired-state.js';
+import { Reconciler, type ReconcileResult } from './reconciler/reconciler.js';
+
+/** The cgroup v2 mount, if the host has one. */
+function cgroupRoot(): string | undefined {
+  const line = readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')).find((f) => f[2] === 'cgroup2');
+  return line?.[1];
+}
+
+interface IfaceStatus {
+  installed: InstalledDatapath;
+  applied?: number;
+  lastError: string | null;
+  classErrors: ClassError[];
+}
+
+@injectable()
+export class Agent {
+  private readonly subscriptions: Subscription[] = [];
+  private readonly ifaces: IfaceStatus[] = [];
+  private heartbeatTimer?: NodeJS.Timeout;
+  private metricsServer?: Server;
+  readonly registry = new Registry();
+
+  constructor(
+    @inject(AgentConfig) private readonly config: AgentConfig,
+    @inject(ApiClient) private readonly api: ApiClient,
+    @inject(INTERFACE_INSTALLER) private readonly installer: InterfaceInstaller,
+    @inject(LOGGER) private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    const s = this.config.settings;
+    for (const iface of s.iface) {
+      const installed = await this.installer.install(iface);
+      this.log.info({ iface, mode: installed.mode, modeDetail: installed.modeDetail, adopted: installed.adopted }, 'interface ready');
+      this.ifaces.push({ installed, lastError: null, classErrors: [] });
+    }
+    // Registration may fail while the API is down: the watch retries, and so does this.
+    void this.registerUntilDone();
+
+    const root = cgroupRoot();
+    const inventoryFor = (fq: boolean): Inventory => ({ fq, cgroupRoot: root, cgroupIds: (p) => this.cgroupIdOf(root, p) });
+    // One API connection for every interface.
+    const budgets$ = this.api.budgets$().pipe(shareReplay({ bufferSize: 1, refCount: true }));
+    for (const st of this.ifaces) {
+      const reconciler = new Reconciler<ShaperState>({
+        apply: (state) => st.installed.datapath.apply(state),
+        snapshotFile: join(s.stateDir, `${st.installed.iface}.last-known-good.json`),
+        resyncMs: s.resyncMs,
+        backoff: { minMs: s.backoffMinMs, maxMs: s.backoffMaxMs },
+      });
+      const desired$ = budgets$.pipe(
+        // Pure: the API's classes, this host's labels and what the interface can do.
+        map((b) => {
+          const d = desiredState(b.classes, s.label, inventoryFor(st.installed.mode === 'shaping'));
+          st.classErrors = d.classErrors;
+          return { revision: b.revision, state: d.shaper };
+        }),
+      );
+      this.subscriptions.push(reconciler.run(desired$).subscribe((r) => this.onResult(st, r)));
+    }
+    this.heartbeatTimer = setInterval(() => void this.heartbeat(), s.heartbeatMs);
+    if (s.metricsListen) await this.serveMetrics(s.metricsListen);
+  }
+
+  private cgroupIdOf(root: string | undefined, path: string): bigint | undefined {
+    if (root === undefined || !existsSync(join(root, path))) return undefined;
+    return cgroupId(join(root, path));
+  }
+
+  private async registerUntilDone(): Promise<void> {
+    for (let attempt = 0; this.ifaces.length > 0; attempt++) {
+      try {
+        await this.api.register(this.config.settings.label, 'pacer-agent/0.1.0');
+        return;
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, 'registration failed; retrying');
+        await new Promise((r) => setTimeout(r, Math.min(30_000, 500 * 2 ** attempt)).unref());
+      }
+    }
+  }
+
+  private onResult(st: IfaceStatus, r: ReconcileResult): void {
+    if (r.ok) {
+      const changed = Object.keys(r.report.changes).length > 0;
+      if (changed || r.why === 'change') this.log.info({ iface: st.installed.iface, revision: r.revision, why: r.why, changes: r.report.changes }, 'applied');
+      if (r.snapshotError) this.log.warn({ err: r.snapshotError }, 'could not write the last-known-good snapshot');
+      const first = st.applied === undefined;
+      st.applied = r.revision;
+      st.lastError = null;
+      if (first || r.why === 'change') void this.heartbeat();
+    } else {
+      st.lastError = r.error;
+      this.log.error({ iface: st.installed.iface, err: r.error, retryInMs: r.retryInMs }, 'apply failed; the previous state stays enforced');
+    }
+  }
+
+  status(): HostStatus {
+    const policing = this.ifaces.find((i) => i.installed.mode === 'policing');
+    const failed = this.ifaces.find((i) => i.lastError !== null);
+    const classErrors = this.ifaces.flatMap((i) => i.classErrors.map((e) => (this.ifaces.length > 1 ? { ...e, error: `${i.installed.iface}: ${e.error}` } : e)));
+    return {
+      appliedRevision: Math.min(...this.ifaces.map((i) => i.applied ?? 0)),
+      mode: failed ? 'error' : policing ? 'policing' : 'shaping',
+      modeDetail: policing?.installed.modeDetail ?? this.ifaces[0]?.installed.modeDetail,
+      classErrors: classErrors.slice(0, 10_000).map((e) => ({ class: e.class, error: e.error.slice(0, 1024) })),
+      lastError: failed ? `${failed.installed.iface}: ${failed.lastError}`.slice(0, 4096) : null,
+    };
+  }
+
+  private async heartbeat(): Promise<void> {
+    try {
+      await this.api.heartbeat(this.status());
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'heartbeat failed');
+    }
+  }
+
+  private async serveMetrics(listen: string): Promise<void> {
+    const labelNames = ['iface', 'class_id'] as const;
+    const gauges = {
+      bytes: new Gauge({ name: 'pacer_class_bytes', help: 'Bytes passed by the class (counter in the maps)', labelNames, registers: [this.registry] }),
+      packets: new Gauge({ name: 'pacer_class_packets', help: 'Packets passed by the class', labelNames, registers: [this.registry] }),
+      delayed: new Gauge({ name: 'pacer_class_delayed_packets', help: 'Packets delayed by the class', labelNames, registers: [this.registry] }),
+      horizonDrops: new Gauge({ name: 'pacer_class_horizon_drops', help: 'Packets dropped beyond the horizon', labelNames, registers: [this.registry] }),
+      ceMarks: new Gauge({ name: 'pacer_class_ce_marks', help: 'Packets marked CE', labelNames, registers: [this.registry] }),
+      rate: new Gauge({ name: 'pacer_class_effective_rate_bps', help: 'Rate in the config map, bits/s', labelNames, registers: [this.registry] }),
+    };
+    const applied = new Gauge({ name: 'pacer_agent_applied_revision', help: 'API revision applied on every interface', registers: [this.registry] });
+    // Read from the maps at scrape time, so a scrape shows what the kernel has now.
+    const collect = () => {
+        for (const g of Object.values(gauges)) g.reset();
+        for (const { installed } of this.ifaces) {
+          const configs = installed.datapath.read().classes;
+          for (const [id, s] of installed.datapath.stats().classes) {
+            const l = { iface: installed.iface, class_id: String(id) };
+            gauges.bytes.set(l, s.bytes);
+            gauges.packets.set(l, s.packets);
+            gauges.delayed.set(l, s.delayed);
+            gauges.horizonDrops.set(l, s.horizon_drops);
+            gauges.ceMarks.set(l, s.ce_marks);
+            const c = configs.get(id);
+            if (c) gauges.rate.set(l, c.rate_bps);
+          }
+        }
+    };
+    this.metricsServer = createServer(async (req, res) => {
+      if (req.url !== '/metrics') return void res.writeHead(404).end();
+      applied.set(this.status().appliedRevision);
+      collect();
+      res.writeHead(200, { 'content-type': this.registry.contentType }).end(await this.registry.metrics());
+    });
+    const [host, port] = listen.includes(':') ? [listen.slice(0, listen.lastIndexOf(':')), Number(listen.slice(listen.lastIndexOf(':') + 1))] : ['127.0.0.1', Number(listen)];
+    await new Promise<void>((resolve, reject) => this.metricsServer!.once('error', reject).listen(port, host, resolve));
+  }
+
+  /** The listening address of /metrics, once started. */
+  metricsAddress(): string | undefined {
+    const a = this.metricsServer?.address();
+    return a && typeof a === 'object' ? `${a.address}:${a.port}` : undefined;
+  }
+
+  /** Stops following the API. Enforcement stays: programs, maps and pins are left in place. */
+  async stop(): Promise<void> {
+    this.subscriptions.splice(0).forEach((s) => s.unsubscribe());
+    clearInterval(this.heartbeatTimer);
+    await new Promise<void>((r) => (this.metricsServer ? this.metricsServer.close(() => r()) : r()));
+    for (const i of this.ifaces) i.installed.close();
+    this.ifaces.length = 0;
+  }
+}

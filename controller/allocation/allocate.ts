@@ -1,0 +1,81 @@
+/**
+ * Borrowing: how a parent's rate is split among its children. A pure function; the borrowing
+ * loop (not wired yet) feeds it measured demand and writes the result as effective rates.
+ *
+ * Every child keeps its guaranteed `rate` whatever its demand (a guarantee must be there the
+ * moment traffic starts). What the parent has beyond the sum of guarantees (the spare) goes to
+ * children whose demand exceeds their rate, weighted max-min fair (progressive filling): each
+ * such child's extra grows in proportion to its weight until it reaches what it wants
+ * (min(demand, ceil) − rate) or the spare runs out. So no child is above its ceil or its demand,
+ * and a child that gets less than it wants has the largest extra-per-weight of all.
+ *
+ * When the guarantees alone exceed the parent (an oversubscribed parent), every child gets its
+ * rate and nothing more: the parent's own schedule still caps the aggregate in the data plane.
+ * Results are whole bits/s, rounded down, so the total never exceeds the parent.
+ */
+export interface Child {
+  id: number;
+  /** Guaranteed, bits/s. */
+  rate: number;
+  /** Borrowing limit, bits/s (≥ rate; equal = no borrowing). */
+  ceil: number;
+  /** 1..1000: share of the spare relative to siblings. */
+  weight: number;
+  /** What the child would use now, bits/s (measured usage with headroom). */
+  demand: number;
+}
+
+export function allocate(parentRate: number, children: readonly Child[]): Map<number, number> {
+  const result = new Map(children.map((c) => [c.id, c.rate]));
+  let spare = parentRate - children.reduce((s, c) => s + c.rate, 0);
+  // Each borrower wants this much above its rate; sorted by want per weight, the first to be satisfied first.
+  const borrowers = children
+    .map((c) => ({ c, want: Math.max(0, Math.min(c.demand, c.ceil) - c.rate) }))
+    .filter((b) => b.want > 0)
+    .sort((a, b) => a.want / a.c.weight - b.want / b.c.weight);
+  let weights = borrowers.reduce((s, b) => s + b.c.weight, 0);
+  // Exact (fractional) filling first; rounding down once at the end keeps every child within
+  // 1 bit/s of its fair share and the total within the parent.
+  for (const { c, want } of borrowers) {
+    if (spare <= 0) break;
+    // The level every remaining borrower would reach if the spare were split by weight now.
+    const extra = Math.min(want, (spare / weights) * c.weight);
+    result.set(c.id, c.rate + extra);
+    spare -= extra;
+    weights -= c.weight;
+  }
+  for (const [id, r] of result) result.set(id, Math.floor(r));
+  return result;
+}
+
+export interface TreeClass {
+  id: number;
+  parentId: number; // 0 = root
+  rate: number;
+  ceil: number;
+  weight: number;
+}
+
+/**
+ * Effective rates for a whole tree, top down: a root gets its rate (it has no parent to borrow
+ * from); each parent's effective rate is split among its children with `allocate`. Demand of a
+ * class is the usage measured at that class (its subtree's traffic passes its schedule).
+ */
+export function effectiveRates(classes: readonly TreeClass[], demand: ReadonlyMap<number, number>): Map<number, number> {
+  const children = new Map<number, TreeClass[]>();
+  for (const c of classes) children.set(c.parentId, [...(children.get(c.parentId) ?? []), c]);
+  const rates = new Map<number, number>();
+  const walk = (parentId: number, capacity: number) => {
+    const kids = children.get(parentId) ?? [];
+    const split = allocate(capacity, kids.map((k) => ({ id: k.id, rate: k.rate, ceil: k.ceil, weight: k.weight, demand: demand.get(k.id) ?? 0 })));
+    for (const k of kids) {
+      rates.set(k.id, split.get(k.id)!);
+      walk(k.id, split.get(k.id)!);
+    }
+  };
+  for (const root of children.get(0) ?? []) {
+    rates.set(root.id, root.rate);
+    walk(root.id, root.rate);
+  }
+  return rates;
+}

@@ -1,0 +1,60 @@
+/**
+ * `pacer agent`: the composition root of the agent. The inversify container is built here, once;
+ * nothing below looks things up in it.
+ */
+import 'reflect-metadata';
+import { Command } from 'commander';
+import { Container } from 'inversify';
+import { Agent } from './agent.js';
+import { agentModule } from './module.js';
+import { apiClientModule } from './api-client/module.js';
+import { configModule } from './config/module.js';
+import { kernelDatapathModule } from './datapath/module.js';
+import { resolveAgentConfig } from './config/config.js';
+import { KernelInstaller } from './datapath/installer.js';
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+export function buildContainer(flags: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): Container {
+  const container = new Container();
+  container.load(configModule(resolveAgentConfig(flags, env)), apiClientModule, kernelDatapathModule, agentModule);
+  return container;
+}
+
+export function agentCommand(): Command {
+  const cmd = new Command('agent')
+    .description('run the per-host agent: follow the API\'s classes for this host and enforce them on each interface')
+    .option('--api <url>', 'budgets API base URL (env PACER_API)')
+    .option('--iface <name>', 'interface to enforce on; repeat for several (env PACER_IFACE, comma-separated)', collect)
+    .option('--label <k=v>', 'label of this host, selects classes by hosts.matchLabels; repeatable (env PACER_LABEL)', collect)
+    .option('--state-dir <dir>', 'where the last-known-good snapshot and qdisc records live (env PACER_STATE_DIR; default /var/lib/pacer)')
+    .option('--metrics-listen <addr>', 'serve Prometheus /metrics on host:port (env PACER_METRICS_LISTEN)')
+    .option('--host <name>', 'host name registered with the API; the token must be bound to it (env PACER_HOST; default hostname)')
+    .option('--netns <path>', 'network namespace of the interfaces (env PACER_NETNS)')
+    .option('--pin-base <dir>', 'bpffs directory for pins (env PACER_PIN_BASE; default /sys/fs/bpf/pacer)')
+    .option('--token-file <file>', 'file holding the agent token (else env PACER_TOKEN)')
+    .option('--config <file>', 'JSON or YAML file with any of these settings (camelCase keys; env PACER_CONFIG)')
+    .action(async (opts: Record<string, unknown>) => {
+      const agent = buildContainer(opts).get(Agent);
+      await agent.start();
+      // SIGTERM/SIGINT: stop following the API; programs and maps stay attached and pinned.
+      await new Promise<void>((resolve) => {
+        process.once('SIGTERM', resolve);
+        process.once('SIGINT', resolve);
+      });
+      await agent.stop();
+      process.exit(0);
+    });
+  cmd
+    .command('teardown')
+    .description('remove what the agent installed on the interfaces and restore their previous qdiscs')
+    .requiredOption('--iface <name>', 'interface; repeatable', collect)
+    .option('--state-dir <dir>', 'state directory the agent used', '/var/lib/pacer')
+    .option('--netns <path>', 'network namespace of the interfaces')
+    .option('--pin-base <dir>', 'bpffs directory for pins')
+    .action(async (opts: { iface: string[]; stateDir: string; netns?: string; pinBase?: string }) => {
+      const installer = new KernelInstaller({ stateDir: opts.stateDir, netns: opts.netns, pinBase: opts.pinBase });
+      for (const iface of opts.iface) await installer.uninstall(iface);
+    });
+  return cmd;
+}

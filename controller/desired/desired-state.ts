@@ -1,0 +1,185 @@
+/**
+ * The desired data-plane state of one host: a pure function of the API's classes, this host's
+ * labels and what the host has (fq, cgroups). Nothing here touches the kernel or the clock, so the
+ * whole policy of "what does this host enforce" is tested with plain values.
+ *
+ * Bad input skips as little as possible and says why in `classErrors` (reported in the heartbeat):
+ * - a class whose parent does not apply to this host (or was itself skipped) is skipped, and so
+ *   are its children: a child without its parent would escape the parent's budget;
+ * - a class deeper than the data plane walks (4 levels), or in a parent cycle, is skipped;
+ * - two classes with the same id: the one with the lower name keeps it, the other is skipped;
+ * - one bad selector (a cgroup that does not exist here, a prefix that does not parse, a selector
+ *   another class already holds) drops that selector only: the class and its other selectors are
+ *   enforced. A cgroup that appears later is picked up by the next computation (the resync).
+ * Selector conflicts go to the class with the lower id, so the answer does not depend on order.
+ */
+import { selectsHost, type ClassRecord } from '../../api/contract/class.js';
+import { SETTINGS_POLICING, type ShaperState } from '../../shaper-bpf/src/datapath.js';
+import type { TcpState } from '../../shaper-bpf/src/tcp-datapath.js';
+import type { ClassConfig } from '../../shaper-bpf/src/layout.js';
+import { MAX_DEPTH } from '../../shaper-bpf/src/edt.js';
+import { canonicalCidr } from '../../api/contract/class.js';
+
+export interface Inventory {
+  /** fq is available: shaping. Without it the interface polices (docs/data-plane.md). */
+  fq: boolean;
+  /** The cgroup v2 mount; undefined when the host has none (cgroup selectors then fail per class). */
+  cgroupRoot?: string;
+  /** A cgroup path below the root → its cgroup id, undefined when it does not exist. */
+  cgroupIds: (path: string) => bigint | undefined;
+}
+
+export interface ClassError {
+  class: string;
+  error: string;
+}
+
+export interface DesiredState {
+  shaper: ShaperState;
+  tcp: TcpState;
+  classErrors: ClassError[];
+}
+
+/**
+ * Without fq, a stamped packet leaves at once and only the horizon drop limits a class: the
+ * horizon becomes the policer's depth. 2 ms absorbs a few packets of jitter without letting a
+ * class run far over its rate; a larger burst gets that much depth instead.
+ */
+export const POLICING_HORIZON_NS = 2_000_000;
+
+/** Burst in bytes is time at the class's (effective) rate: ceil, so a burst is never smaller than asked. */
+export function burstNs(burst: ClassRecord['burst'], rateBps: number): number {
+  if ('ns' in burst) return burst.ns;
+  return Math.ceil((burst.bytes * 8 * 1e9) / rateBps);
+}
+
+/** The data plane takes µs; round up, so a tuning is never below what was asked (0 = leave the kernel's). */
+const toUs = (ns: number | null) => (ns === null ? 0 : Math.ceil(ns / 1000));
+
+export function desiredState(
+  classes: readonly ClassRecord[],
+  hostLabels: Record<string, string>,
+  inventory: Inventory,
+  effectiveRates?: ReadonlyMap<number, number>,
+): DesiredState {
+  const errors: ClassError[] = [];
+  const fail = (name: string, error: string) => errors.push({ class: name, error });
+  const policing = !inventory.fq;
+
+  // This host's classes, one per id.
+  const byName = new Map<string, ClassRecord>();
+  const idOwner = new Map<number, string>();
+  for (const c of [...classes].filter((c) => selectsHost(c, hostLabels)).sort((a, b) => cmp(a.name, b.name))) {
+    const owner = idOwner.get(c.id);
+    if (owner !== undefined) {
+      fail(c.name, `class id ${c.id} is already used by class ${owner}`);
+      continue;
+    }
+    idOwner.set(c.id, c.name);
+    byName.set(c.name, c);
+  }
+
+  // Which classes can be enforced: their whole parent chain is here and at most MAX_DEPTH deep.
+  const verdict = new Map<string, true | string>();
+  const check = (c: ClassRecord, seen: Set<string>): true | string => {
+    const known = verdict.get(c.name);
+    if (known !== undefined) return known;
+    let result: true | string = true;
+    if (c.parent !== null) {
+      const parent = byName.get(c.parent);
+      if (parent === undefined) result = `parent ${c.parent} does not apply to this host`;
+      else if (seen.has(parent.name)) result = `parent ${c.parent} is in a parent cycle`;
+      else if (check(parent, new Set(seen).add(c.name)) !== true) result = `parent ${c.parent} is not enforced on this host`;
+      else if (depthOf(parent) >= MAX_DEPTH) result = `deeper than ${MAX_DEPTH} levels of classes`;
+    }
+    verdict.set(c.name, result);
+    return result;
+  };
+  const depthOf = (c: ClassRecord): number => (c.parent === null ? 1 : 1 + depthOf(byName.get(c.parent)!));
+
+  const accepted: ClassRecord[] = [];
+  for (const c of [...byName.values()].sort((a, b) => a.id - b.id)) {
+    const v = check(c, new Set([c.name]));
+    if (v === true) accepted.push(c);
+    else fail(c.name, v);
+  }
+
+  const shaper: ShaperState = {
+    classes: new Map(),
+    marks: new Map(),
+    cgroups: new Map(),
+    dst4: new Map(),
+    dst6: new Map(),
+    settings: { default_class: 0, flags: policing ? SETTINGS_POLICING : 0 },
+  };
+  const tcp: TcpState = { tuning: new Map(), cgroups: new Map(), dst4: new Map(), dst6: new Map() };
+  const owners = new Map<string, string>(); // selector key → class name, for conflict messages
+
+  /** Claims a selector for a class; false (and an error) when another class holds it. */
+  const claim = (c: ClassRecord, key: string, what: string): boolean => {
+    const owner = owners.get(key);
+    if (owner !== undefined) {
+      fail(c.name, `${what} is already selected by class ${owner}; ignored for this class`);
+      return false;
+    }
+    owners.set(key, c.name);
+    return true;
+  };
+
+  for (const c of accepted) {
+    const rate = effectiveRates?.get(c.id) ?? c.rate;
+    const burst = burstNs(c.burst, rate);
+    const config: ClassConfig = {
+      rate_bps: rate,
+      burst_ns: burst,
+      horizon_ns: policing ? Math.min(c.horizon, Math.max(burst, POLICING_HORIZON_NS)) : c.horizon,
+      ecn_ns: 0, // the API has no ECN threshold yet
+      parent_id: c.parent === null ? 0 : byName.get(c.parent)!.id,
+      flags: 0,
+    };
+    shaper.classes.set(c.id, config);
+
+    for (const mark of c.match.marks) if (claim(c, `mark:${mark}`, `mark ${mark}`)) shaper.marks.set(mark, c.id);
+
+    const cgroups: bigint[] = [];
+    for (const path of c.match.cgroups) {
+      const id = inventory.cgroupRoot === undefined ? undefined : inventory.cgroupIds(path);
+      if (id === undefined) {
+        fail(c.name, inventory.cgroupRoot === undefined ? `cgroup ${path}: this host has no cgroup v2 mount; selector ignored` : `cgroup ${path} does not exist on this host; selector ignored`);
+      } else if (claim(c, `cgroup:${id}`, `cgroup ${path}`)) {
+        shaper.cgroups.set(id, c.id);
+        cgroups.push(id);
+      }
+    }
+
+    const prefixes: string[] = [];
+    for (const text of c.match.dst) {
+      let cidr: string;
+      try {
+        cidr = canonicalCidr(text);
+      } catch (e) {
+        fail(c.name, `prefix ${text}: ${(e as Error).message}; selector ignored`);
+        continue;
+      }
+      if (!claim(c, `dst:${cidr}`, `prefix ${cidr}`)) continue;
+      (cidr.includes(':') ? shaper.dst6 : shaper.dst4).set(cidr, c.id);
+      prefixes.push(cidr);
+    }
+
+    if (c.tcp !== null && (c.tcp.rtoMin !== null || c.tcp.delackMax !== null)) {
+      // sock_ops classifies by the socket's cgroup or its peer's prefix; it never sees a mark.
+      if (cgroups.length === 0 && prefixes.length === 0) {
+        fail(c.name, 'tcp tuning needs a cgroup or prefix selector (sockets are not classified by mark); tuning ignored');
+        continue;
+      }
+      tcp.tuning.set(c.id, { rto_min_us: toUs(c.tcp.rtoMin), delack_max_us: toUs(c.tcp.delackMax) });
+      for (const id of cgroups) tcp.cgroups.set(id, c.id);
+      for (const cidr of prefixes) (cidr.includes(':') ? tcp.dst6 : tcp.dst4).set(cidr, c.id);
+    }
+  }
+
+  errors.sort((a, b) => cmp(a.class, b.class) || cmp(a.error, b.error));
+  return { shaper, tcp, classErrors: errors };
+}
+
+const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);

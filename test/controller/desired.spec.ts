@@ -1,0 +1,168 @@
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { desiredState, burstNs, POLICING_HORIZON_NS, type Inventory } from '../../controller/desired/desired-state.js';
+import { SETTINGS_POLICING, validate } from '../../shaper-bpf/src/datapath.js';
+import { validateTcp } from '../../shaper-bpf/src/tcp-datapath.js';
+import { record } from './fixtures.js';
+
+const cgroupIds = new Map([['/web', 11n], ['/db', 12n]]);
+const inv = (fq = true): Inventory => ({ fq, cgroupRoot: '/sys/fs/cgroup', cgroupIds: (p) => cgroupIds.get(p) });
+
+describe('desiredState', () => {
+  it('takes only the classes whose host selector matches, with parents as ids', () => {
+    const d = desiredState(
+      [
+        record('root', 1, { rate: 100_000_000 }),
+        record('web', 2, { parent: 'root', match: { marks: [7], cgroups: ['/web'], dst: ['10.0.0.0/8', '2001:db8::/32'] } }),
+        record('elsewhere', 3, { hosts: { matchLabels: { zone: 'b' } } }),
+      ],
+      { zone: 'a' },
+      inv(),
+    );
+    assert.deepEqual([...d.shaper.classes.keys()], [1, 2]);
+    assert.equal(d.shaper.classes.get(2)!.parent_id, 1);
+    assert.deepEqual([...d.shaper.marks], [[7, 2]]);
+    assert.deepEqual([...d.shaper.cgroups], [[11n, 2]]);
+    assert.deepEqual([...d.shaper.dst4], [['10.0.0.0/8', 2]]);
+    assert.deepEqual([...d.shaper.dst6], [['2001:db8::/32', 2]]);
+    assert.equal(d.shaper.settings.flags, 0);
+    assert.deepEqual(d.classErrors, []);
+  });
+
+  it('converts burst bytes to time at the effective rate', () => {
+    const c = record('a', 1, { rate: 8_000_000, ceil: 16_000_000, burst: { bytes: 10_000 } });
+    assert.equal(desiredState([c], {}, inv()).shaper.classes.get(1)!.burst_ns, 10_000_000); // 10 kB at 1 MB/s
+    const borrowed = desiredState([c], {}, inv(), new Map([[1, 16_000_000]])).shaper.classes.get(1)!;
+    assert.equal(borrowed.rate_bps, 16_000_000);
+    assert.equal(borrowed.burst_ns, 5_000_000);
+  });
+
+  it('without fq: policing flag and a short horizon (2 ms, or the burst when longer)', () => {
+    const d = desiredState([record('a', 1), record('b', 2, { burst: { ns: 5_000_000 } }), record('c', 3, { horizon: 1_000_000 })], {}, inv(false));
+    assert.equal(d.shaper.settings.flags & SETTINGS_POLICING, SETTINGS_POLICING);
+    assert.equal(d.shaper.classes.get(1)!.horizon_ns, POLICING_HORIZON_NS);
+    assert.equal(d.shaper.classes.get(2)!.horizon_ns, 5_000_000);
+    assert.equal(d.shaper.classes.get(3)!.horizon_ns, 1_000_000);
+  });
+
+  it('a parent missing on this host skips the class and its children, and nothing else', () => {
+    const d = desiredState(
+      [
+        record('p', 1, { hosts: { matchLabels: { zone: 'b' } } }),
+        record('child', 2, { parent: 'p' }),
+        record('grandchild', 3, { parent: 'child' }),
+        record('other', 4),
+      ],
+      { zone: 'a' },
+      inv(),
+    );
+    assert.deepEqual([...d.shaper.classes.keys()], [4]);
+    assert.deepEqual(d.classErrors.map((e) => e.class), ['child', 'grandchild']);
+    assert.match(d.classErrors[0]!.error, /parent p does not apply to this host/);
+  });
+
+  it('too deep and cycles are per-class errors', () => {
+    const chain = ['a', 'b', 'c', 'd', 'e'].map((n, i, all) => record(n, i + 1, { parent: i === 0 ? null : all[i - 1] }));
+    const d = desiredState([...chain, record('x', 10, { parent: 'y' }), record('y', 11, { parent: 'x' })], {}, inv());
+    assert.deepEqual([...d.shaper.classes.keys()], [1, 2, 3, 4]);
+    assert.deepEqual(d.classErrors.map((e) => e.class), ['e', 'x', 'y']);
+  });
+
+  it('a missing cgroup, a bad prefix or a taken selector drops that selector only', () => {
+    const d = desiredState(
+      [
+        record('a', 1, { match: { marks: [1], cgroups: ['/gone', '/db'], dst: ['10.0.0.1/8'] } }),
+        record('b', 2, { match: { marks: [1, 2], cgroups: [], dst: [] } }),
+      ],
+      {},
+      inv(),
+    );
+    assert.deepEqual([...d.shaper.classes.keys()], [1, 2]);
+    assert.deepEqual([...d.shaper.cgroups], [[12n, 1]]);
+    assert.deepEqual([...d.shaper.marks], [[1, 1], [2, 2]]);
+    assert.equal(d.shaper.dst4.size, 0);
+    assert.deepEqual(d.classErrors.map((e) => e.class), ['a', 'a', 'b']);
+    assert.match(d.classErrors.find((e) => e.class === 'b')!.error, /mark 1 is already selected by class a/);
+  });
+
+  it('a duplicate class id keeps the first name', () => {
+    const d = desiredState([record('b', 1), record('a', 1)], {}, inv());
+    assert.equal(d.shaper.classes.size, 1);
+    assert.deepEqual(d.classErrors, [{ class: 'b', error: 'class id 1 is already used by class a' }]);
+  });
+
+  it('tcp tuning in µs on the class cgroups and prefixes; a mark-only class cannot be tuned', () => {
+    const d = desiredState(
+      [
+        record('t', 1, { match: { marks: [], cgroups: ['/web'], dst: ['10.1.0.0/16'] }, tcp: { rtoMin: 5_000_000, delackMax: null } }),
+        record('m', 2, { match: { marks: [3], cgroups: [], dst: [] }, tcp: { rtoMin: null, delackMax: 1_000_500 } }),
+      ],
+      {},
+      inv(),
+    );
+    assert.deepEqual([...d.tcp.tuning], [[1, { rto_min_us: 5000, delack_max_us: 0 }]]);
+    assert.deepEqual([...d.tcp.cgroups], [[11n, 1]]);
+    assert.deepEqual([...d.tcp.dst4], [['10.1.0.0/16', 1]]);
+    assert.deepEqual(d.classErrors.map((e) => e.class), ['m']);
+    assert.ok(d.shaper.classes.has(2), 'the class is still shaped');
+  });
+
+  const names = ['a', 'b', 'c', 'd', 'e', 'f'];
+  const arbClasses = fc
+    .uniqueArray(
+      fc.record({
+        name: fc.constantFrom(...names),
+        id: fc.integer({ min: 1, max: 8 }),
+        rate: fc.integer({ min: 1_000, max: 1e11 }),
+        burst: fc.oneof(fc.record({ bytes: fc.integer({ min: 0, max: 1 << 20 }) }), fc.record({ ns: fc.integer({ min: 0, max: 1e9 }) })),
+        horizon: fc.integer({ min: 1_000_000, max: 1e10 }),
+        parent: fc.option(fc.constantFrom(...names)),
+        zone: fc.option(fc.constantFrom('a', 'b')),
+        marks: fc.uniqueArray(fc.integer({ min: 1, max: 4 }), { maxLength: 2 }),
+        cgroups: fc.uniqueArray(fc.constantFrom('/web', '/db', '/gone'), { maxLength: 2 }),
+        dst: fc.uniqueArray(fc.constantFrom('10.0.0.0/8', '10.0.0.0/16', '2001:db8::/32', '192.168.1.1/24'), { maxLength: 2 }),
+        rtoMin: fc.option(fc.integer({ min: 1_000_000, max: 1e9 })),
+      }),
+      { selector: (c) => c.name },
+    )
+    .map((list) =>
+      list.map((c) =>
+        record(c.name, c.id, {
+          rate: c.rate,
+          burst: c.burst,
+          horizon: c.horizon,
+          parent: c.parent === c.name ? null : c.parent,
+          hosts: { matchLabels: c.zone === null ? {} : { zone: c.zone } },
+          match: { marks: c.marks, cgroups: c.cgroups, dst: c.dst },
+          tcp: c.rtoMin === null ? null : { rtoMin: c.rtoMin, delackMax: null },
+        }),
+      ),
+    );
+
+  it('property: the result is always a state the data plane accepts, and every class of this host is applied or explained', () => {
+    fc.assert(
+      fc.property(arbClasses, fc.boolean(), (classes, fq) => {
+        const d = desiredState(classes, { zone: 'a' }, inv(fq));
+        validate(d.shaper);
+        validateTcp(d.tcp);
+        const onHost = classes.filter((c) => c.hosts.matchLabels.zone !== 'b');
+        for (const c of onHost) {
+          assert.ok(d.shaper.classes.get(c.id) !== undefined || d.classErrors.some((e) => e.class === c.name), c.name);
+        }
+        for (const c of classes.filter((c) => !onHost.includes(c))) assert.ok(!d.classErrors.some((e) => e.class === c.name));
+        for (const [, cfg] of d.shaper.classes) if (!fq) assert.ok(cfg.horizon_ns <= Math.max(cfg.burst_ns, POLICING_HORIZON_NS));
+        // Pure: the same input gives the same output.
+        assert.deepEqual(desiredState(classes, { zone: 'a' }, inv(fq)), d);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('property: a burst in bytes never shrinks when converted to time', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 1 << 30 }), fc.integer({ min: 1_000, max: 4e11 }), (bytes, rate) => {
+        assert.ok((burstNs({ bytes }, rate) * rate) / 8e9 >= bytes - 1e-6 * bytes);
+      }),
+    );
+  });
+});

@@ -1,0 +1,142 @@
+import assert from 'node:assert/strict';
+import sinon from 'sinon';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Subject } from 'rxjs';
+import { Datapath, memoryTables, type ShaperState } from '../../shaper-bpf/src/datapath.js';
+import { Reconciler, type Desired, type ReconcileResult } from '../../controller/reconciler/reconciler.js';
+import { readSnapshot, writeSnapshot } from '../../controller/reconciler/snapshot.js';
+import { desiredState } from '../../controller/desired/desired-state.js';
+import { record } from './fixtures.js';
+
+const inv = { fq: true, cgroupRoot: '/sys/fs/cgroup', cgroupIds: (p: string) => (p === '/web' ? 42n : undefined) };
+const state = (rate = 10_000_000): ShaperState =>
+  desiredState([record('a', 1, { rate, match: { marks: [7], cgroups: ['/web'], dst: ['10.0.0.0/8'] } }), record('b', 2, { parent: 'a' })], {}, inv).shaper;
+
+describe('Reconciler', () => {
+  let clock: sinon.SinonFakeTimers;
+  let dir: string;
+  let tables: ReturnType<typeof memoryTables>;
+  let datapath: Datapath;
+  let applies: number;
+  let results: ReconcileResult[];
+  let desired$: Subject<Desired<ShaperState>>;
+
+  const start = (apply?: (s: ShaperState) => ReturnType<Datapath['apply']>) => {
+    const r = new Reconciler<ShaperState>({
+      apply: (s) => {
+        applies++;
+        return (apply ?? ((x) => datapath.apply(x)))(s);
+      },
+      snapshotFile: join(dir, 'eth0.last-known-good.json'),
+      resyncMs: 30_000,
+      backoff: { minMs: 1000, maxMs: 8000 },
+      random: () => 1,
+    });
+    return r.run(desired$).subscribe((x) => results.push(x));
+  };
+
+  beforeEach(() => {
+    clock = sinon.useFakeTimers();
+    dir = mkdtempSync(join(tmpdir(), 'pacer-rec-'));
+    tables = memoryTables();
+    datapath = new Datapath(tables);
+    applies = 0;
+    results = [];
+    desired$ = new Subject();
+  });
+  afterEach(() => {
+    clock.restore();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('applies a change and drops an identical repeat', () => {
+    const sub = start();
+    desired$.next({ revision: 3, state: state() });
+    desired$.next({ revision: 3, state: state() });
+    assert.equal(applies, 1);
+    assert.deepEqual(datapath.read(), state());
+    desired$.next({ revision: 4, state: state(20_000_000) });
+    assert.equal(applies, 2);
+    assert.equal(datapath.read().classes.get(1)!.rate_bps, 20_000_000);
+    assert.deepEqual(results.map((r) => [r.ok, r.revision, r.why]), [[true, 3, 'change'], [true, 4, 'change']]);
+    sub.unsubscribe();
+  });
+
+  it('the periodic resync repairs drift', () => {
+    const sub = start();
+    desired$.next({ revision: 1, state: state() });
+    tables.marks.deleteMany([7]); // someone deleted an entry by hand
+    tables.dst4.setMany([['192.168.0.0/16', 1]]);
+    clock.tick(29_999);
+    assert.equal(tables.marks.entries().size, 0);
+    clock.tick(1);
+    assert.deepEqual(datapath.read(), state());
+    const last = results.at(-1)!;
+    assert.ok(last.ok && last.why === 'resync');
+    assert.deepEqual(last.report.changes, { mark_class: 1, dst4_class: 1 });
+    clock.tick(30_000);
+    assert.deepEqual((results.at(-1) as { report: { changes: object } }).report.changes, {}, 'a resync without drift writes nothing');
+    sub.unsubscribe();
+  });
+
+  it('a failed apply is a result, not the end: retried with backoff until it works', () => {
+    let failures = 2;
+    const sub = start((s) => {
+      if (failures-- > 0) throw new Error('map "class_config" is full');
+      return datapath.apply(s);
+    });
+    desired$.next({ revision: 1, state: state() });
+    assert.deepEqual(results.map((r) => [r.ok, r.ok ? 0 : r.retryInMs]), [[false, 1000]]);
+    clock.tick(999);
+    assert.equal(applies, 1);
+    clock.tick(1);
+    assert.deepEqual(results.map((r) => [r.ok, r.ok ? 0 : r.retryInMs]), [[false, 1000], [false, 2000]]);
+    clock.tick(2000);
+    assert.equal(results.at(-1)!.ok, true);
+    assert.deepEqual(datapath.read(), state());
+    clock.tick(10_000);
+    assert.equal(applies, 3, 'no retry after success');
+    sub.unsubscribe();
+  });
+
+  it('one bad class does not stop the others', () => {
+    const sub = start();
+    const d = desiredState([record('good', 1), record('orphan', 2, { parent: 'missing' }), record('bad-prefix', 3, { match: { marks: [], cgroups: [], dst: ['10.0.0.1/8'] } })], {}, inv);
+    desired$.next({ revision: 9, state: d.shaper });
+    assert.ok(results[0]!.ok);
+    assert.deepEqual([...datapath.read().classes.keys()], [1, 3]);
+    assert.deepEqual(d.classErrors.map((e) => e.class), ['bad-prefix', 'orphan']);
+    sub.unsubscribe();
+  });
+
+  it('writes a snapshot after each successful apply and enforces it at the next start before the API answers', () => {
+    let sub = start();
+    desired$.next({ revision: 5, state: state() });
+    sub.unsubscribe();
+    assert.deepEqual(readdirSync(dir), ['eth0.last-known-good.json'], 'no temporary file left');
+    assert.deepEqual(readSnapshot<Desired<ShaperState>>(join(dir, 'eth0.last-known-good.json')), { revision: 5, state: state() });
+
+    // A restarted agent on fresh maps (or maps someone emptied): the snapshot is applied at once.
+    tables = memoryTables();
+    datapath = new Datapath(tables);
+    results = [];
+    desired$ = new Subject();
+    sub = start();
+    assert.deepEqual(results.map((r) => [r.ok, r.revision]), [[true, 5]]);
+    assert.deepEqual(datapath.read(), state());
+    desired$.next({ revision: 5, state: state() });
+    assert.equal(results.length, 1, 'the API agreeing with the snapshot is a repeat');
+    sub.unsubscribe();
+  });
+
+  it('snapshot: atomic write keeps the old file when the write fails; Maps and bigints round-trip', () => {
+    const file = join(dir, 's.json');
+    writeSnapshot(file, { m: new Map([[1n, 2]]) });
+    assert.deepEqual(readSnapshot(file), { m: new Map([[1n, 2]]) });
+    writeFileSync(join(dir, 'blocker'), '');
+    assert.throws(() => writeSnapshot(join(dir, 'blocker', 'x.json'), {}));
+    assert.deepEqual(readSnapshot(file), { m: new Map([[1n, 2]]) });
+  });
+});
