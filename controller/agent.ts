@@ -7,16 +7,18 @@ import 'reflect-metadata';
 import { createServer, type Server } from 'node:http';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { inject, injectable } from 'inversify';
+import { inject, injectable, optional } from 'inversify';
 import { Registry, Gauge } from 'prom-client';
 import { map, shareReplay, type Subscription } from 'rxjs';
 import type { HostStatus } from '../api/contract/host.js';
-import { cgroupId } from '../shaper-bpf/src/sockops.js';
+import { cgroupId, describeTcpError } from '../shaper-bpf/src/sockops.js';
+import type { TcpState } from '../shaper-bpf/src/tcp-datapath.js';
 import type { ShaperState } from '../shaper-bpf/src/datapath.js';
 import { ApiClient } from './api-client/api-client.js';
 import { AgentConfig } from './config/config.js';
 import { LOGGER, type Logger } from './config/module.js';
 import { INTERFACE_INSTALLER, type InstalledDatapath, type InterfaceInstaller } from './datapath/installer.js';
+import { TCP_TUNER, type InstalledTcp, type TcpTuner } from './datapath/tcp-tuner.js';
 import { desiredState, type ClassError, type Inventory } from './desired/desired-state.js';
 import { Reconciler, type ReconcileResult } from './reconciler/reconciler.js';
 
@@ -37,6 +39,10 @@ interface IfaceStatus {
 export class Agent {
   private readonly subscriptions: Subscription[] = [];
   private readonly ifaces: IfaceStatus[] = [];
+  /** TCP tuning (host-wide), when configured: what is installed and how its last apply went. */
+  private tcp?: { installed?: InstalledTcp; lastError: string | null };
+  /** class id → name, from the API's latest classes: names the kernel's per-class TCP errors. */
+  private classNames = new Map<number, string>();
   private heartbeatTimer?: NodeJS.Timeout;
   private metricsServer?: Server;
   readonly registry = new Registry();
@@ -46,6 +52,7 @@ export class Agent {
     @inject(ApiClient) private readonly api: ApiClient,
     @inject(INTERFACE_INSTALLER) private readonly installer: InterfaceInstaller,
     @inject(LOGGER) private readonly log: Logger,
+    @inject(TCP_TUNER) @optional() private readonly tcpTuner?: TcpTuner,
   ) {}
 
   async start(): Promise<void> {
@@ -58,7 +65,8 @@ export class Agent {
     // Registration may fail while the API is down: the watch retries, and so does this.
     void this.registerUntilDone();
 
-    const root = cgroupRoot();
+    // --cgroup-root, else the host's cgroup v2 mount: where class cgroup paths are resolved.
+    const root = s.cgroupRoot ?? cgroupRoot();
     const inventoryFor = (fq: boolean): Inventory => ({ fq, cgroupRoot: root, cgroupIds: (p) => this.cgroupIdOf(root, p) });
     // One API connection for every interface.
     const budgets$ = this.api.budgets$().pipe(shareReplay({ bufferSize: 1, refCount: true }));
@@ -79,8 +87,64 @@ export class Agent {
       );
       this.subscriptions.push(reconciler.run(desired$).subscribe((r) => this.onResult(st, r)));
     }
+    this.startTcp(budgets$, inventoryFor(true));
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), s.heartbeatMs);
     if (s.metricsListen) await this.serveMetrics(s.metricsListen);
+  }
+
+  /**
+   * TCP tuning: sock_ops attached (or adopted) at the cgroup root, and its maps reconciled to the
+   * desired `tcp` state like an interface's. A failure here is reported, never stops shaping.
+   */
+  private startTcp(budgets$: ReturnType<ApiClient['budgets$']>, inventory: Inventory): void {
+    const s = this.config.settings;
+    let installed: InstalledTcp | undefined;
+    try {
+      installed = this.tcpTuner?.install();
+    } catch (err) {
+      this.tcp = { lastError: `TCP tuning not installed: ${(err as Error).message}` };
+      this.log.error({ err: (err as Error).message, cgroupRoot: s.cgroupRoot }, 'TCP tuning could not be installed; shaping goes on without it');
+      return;
+    }
+    if (installed === undefined) return;
+    const tcp = (this.tcp = { installed, lastError: null as string | null });
+    this.log.info({ cgroupRoot: installed.cgroupRoot, attach: installed.attach }, 'TCP tuning ready');
+    const reconciler = new Reconciler<TcpState>({
+      apply: (state) => installed.datapath.apply(state),
+      snapshotFile: join(s.stateDir, 'tcp.last-known-good.json'),
+      resyncMs: s.resyncMs,
+      backoff: { minMs: s.backoffMinMs, maxMs: s.backoffMaxMs },
+    });
+    const desired$ = budgets$.pipe(
+      map((b) => {
+        this.classNames = new Map(b.classes.map((c) => [c.id, c.name]));
+        return { revision: b.revision, state: desiredState(b.classes, s.label, inventory).tcp };
+      }),
+    );
+    this.subscriptions.push(
+      reconciler.run(desired$).subscribe((r) => {
+        if (r.ok) {
+          if (Object.keys(r.report.changes).length > 0) this.log.info({ revision: r.revision, why: r.why, changes: r.report.changes }, 'TCP tuning applied');
+          tcp.lastError = null;
+        } else {
+          tcp.lastError = r.error;
+          this.log.error({ err: r.error, retryInMs: r.retryInMs }, 'TCP tuning apply failed; the previous tuning stays');
+        }
+      }),
+    );
+  }
+
+  /** What the kernel refused, per class with tuning (from tcp_stats). */
+  private tcpClassErrors(): ClassError[] {
+    const installed = this.tcp?.installed;
+    if (!installed) return [];
+    const tuned = installed.datapath.read().tuning;
+    const out: ClassError[] = [];
+    for (const [id, st] of installed.datapath.stats()) {
+      if (!tuned.has(id) || st.failed === 0 || st.last_error === 0) continue;
+      out.push({ class: this.classNames.get(id) ?? `id ${id}`, error: `tcp: ${describeTcpError(st.last_error, st.last_option)} (${st.failed} sockets)` });
+    }
+    return out;
   }
 
   private cgroupIdOf(root: string | undefined, path: string): bigint | undefined {
@@ -119,12 +183,20 @@ export class Agent {
     const policing = this.ifaces.find((i) => i.installed.mode === 'policing');
     const failed = this.ifaces.find((i) => i.lastError !== null);
     const classErrors = this.ifaces.flatMap((i) => i.classErrors.map((e) => (this.ifaces.length > 1 ? { ...e, error: `${i.installed.iface}: ${e.error}` } : e)));
+    let tcpErrors: ClassError[] = [];
+    try {
+      tcpErrors = this.tcpClassErrors();
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'could not read the TCP tuning stats');
+    }
+    const lastError = failed ? `${failed.installed.iface}: ${failed.lastError}` : this.tcp?.lastError ? `tcp: ${this.tcp.lastError}` : null;
     return {
       appliedRevision: Math.min(...this.ifaces.map((i) => i.applied ?? 0)),
+      // A TCP tuning failure is an error to report, but shaping/policing goes on: the mode says what the interfaces do.
       mode: failed ? 'error' : policing ? 'policing' : 'shaping',
       modeDetail: policing?.installed.modeDetail ?? this.ifaces[0]?.installed.modeDetail,
-      classErrors: classErrors.slice(0, 10_000).map((e) => ({ class: e.class, error: e.error.slice(0, 1024) })),
-      lastError: failed ? `${failed.installed.iface}: ${failed.lastError}`.slice(0, 4096) : null,
+      classErrors: [...classErrors, ...tcpErrors].slice(0, 10_000).map((e) => ({ class: e.class, error: e.error.slice(0, 1024) })),
+      lastError: lastError === null ? null : lastError.slice(0, 4096),
     };
   }
 
@@ -187,5 +259,7 @@ export class Agent {
     await new Promise<void>((r) => (this.metricsServer ? this.metricsServer.close(() => r()) : r()));
     for (const i of this.ifaces) i.installed.close();
     this.ifaces.length = 0;
+    this.tcp?.installed?.close(); // the pinned link keeps sock_ops attached
+    this.tcp = undefined;
   }
 }

@@ -12,8 +12,12 @@ import { configModule } from './config/module.js';
 import { kernelDatapathModule } from './datapath/module.js';
 import { resolveAgentConfig } from './config/config.js';
 import { KernelInstaller } from './datapath/installer.js';
+import { uninstallTcp } from './datapath/tcp-tuner.js';
+import { parseDuration } from '../api/contract/units.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
+/** A duration flag ("1s", "250ms") in whole milliseconds. */
+const millis = (v: string) => Math.round(parseDuration(v) / 1e6);
 
 export function buildContainer(flags: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): Container {
   const container = new Container();
@@ -32,10 +36,16 @@ export function agentCommand(): Command {
     .option('--host <name>', 'host name registered with the API; the token must be bound to it (env PACER_HOST; default hostname)')
     .option('--netns <path>', 'network namespace of the interfaces (env PACER_NETNS)')
     .option('--pin-base <dir>', 'bpffs directory for pins (env PACER_PIN_BASE; default /sys/fs/bpf/pacer)')
+    .option('--cgroup-root <dir>', 'cgroup v2 directory: TCP tuning (sock_ops) is attached there through a pinned link, and class cgroup paths are resolved below it; without it, no TCP tuning (env PACER_CGROUP_ROOT)')
     .option('--token-file <file>', 'file holding the agent token (else env PACER_TOKEN)')
+    .option('--resync <duration>', 'how often the maps are compared with the desired state and drift repaired, e.g. 30s (env PACER_RESYNC_MS, in ms; default 30s)', millis)
+    .option('--heartbeat <duration>', 'how often the status is sent to the API, e.g. 10s (env PACER_HEARTBEAT_MS, in ms; default 10s)', millis)
+    .option('--backoff-max <duration>', 'longest wait between attempts to reach the API, e.g. 30s (default 30s)', millis)
     .option('--config <file>', 'JSON or YAML file with any of these settings (camelCase keys; env PACER_CONFIG)')
     .action(async (opts: Record<string, unknown>) => {
-      const agent = buildContainer(opts).get(Agent);
+      // Durations come in as flags with units; the settings hold them in milliseconds.
+      const { resync, heartbeat, backoffMax, ...rest } = opts;
+      const agent = buildContainer({ ...rest, resyncMs: resync, heartbeatMs: heartbeat, backoffMaxMs: backoffMax }).get(Agent);
       await agent.start();
       // SIGTERM/SIGINT: stop following the API; programs and maps stay attached and pinned.
       await new Promise<void>((resolve) => {
@@ -48,13 +58,21 @@ export function agentCommand(): Command {
   cmd
     .command('teardown')
     .description('remove what the agent installed on the interfaces and restore their previous qdiscs')
-    .requiredOption('--iface <name>', 'interface; repeatable', collect)
-    .option('--state-dir <dir>', 'state directory the agent used', '/var/lib/pacer')
+    .option('--iface <name>', 'interface; repeatable (required)', collect)
+    .option('--state-dir <dir>', 'state directory the agent used (default /var/lib/pacer)')
     .option('--netns <path>', 'network namespace of the interfaces')
     .option('--pin-base <dir>', 'bpffs directory for pins')
-    .action(async (opts: { iface: string[]; stateDir: string; netns?: string; pinBase?: string }) => {
-      const installer = new KernelInstaller({ stateDir: opts.stateDir, netns: opts.netns, pinBase: opts.pinBase });
+    .action(async (local: Record<string, unknown>, command: Command) => {
+      // `agent` has the same flags and the root program does not use positional options, so
+      // commander hands `pacer agent teardown --iface X …` flags to `agent`, not to teardown:
+      // read them from both (teardown's own win).
+      const defined = Object.fromEntries(Object.entries(local).filter(([, v]) => v !== undefined));
+      const opts = { ...command.parent?.opts(), ...defined } as { iface?: string[]; stateDir?: string; netns?: string; pinBase?: string };
+      if (!opts.iface?.length) throw new Error('agent teardown: --iface is required');
+      const installer = new KernelInstaller({ stateDir: opts.stateDir ?? '/var/lib/pacer', netns: opts.netns, pinBase: opts.pinBase });
       for (const iface of opts.iface) await installer.uninstall(iface);
+      // TCP tuning is host-wide: its pinned sock_ops link and maps go too.
+      uninstallTcp(opts.pinBase);
     });
   return cmd;
 }

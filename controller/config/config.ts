@@ -29,6 +29,8 @@ export const agentConfigSchema = z.strictObject({
   netns: z.string().optional(),
   tokenFile: z.string().optional(),
   pinBase: z.string().optional(),
+  /** cgroup v2 directory for TCP tuning (sock_ops attaches there) and where class cgroup paths are resolved. */
+  cgroupRoot: z.string().optional(),
   resyncMs: z.coerce.number().int().min(100).default(30_000),
   heartbeatMs: z.coerce.number().int().min(100).default(10_000),
   backoffMinMs: z.coerce.number().int().min(1).default(500),
@@ -55,6 +57,8 @@ const ENV: Record<string, keyof AgentSettings> = {
   PACER_NETNS: 'netns',
   PACER_TOKEN_FILE: 'tokenFile',
   PACER_PIN_BASE: 'pinBase',
+  PACER_CGROUP_ROOT: 'cgroupRoot',
+  PACER_BACKOFF_MAX_MS: 'backoffMaxMs',
   PACER_RESYNC_MS: 'resyncMs',
   PACER_HEARTBEAT_MS: 'heartbeatMs',
   PACER_LOG_LEVEL: 'logLevel',

@@ -2,12 +2,20 @@
 import { ContainerModule } from 'inversify';
 import { AgentConfig } from '../config/config.js';
 import { INTERFACE_INSTALLER, KernelInstaller, type InterfaceInstaller } from './installer.js';
+import { KernelTcpTuner, TCP_TUNER, type TcpTuner } from './tcp-tuner.js';
 
 export const kernelDatapathModule = new ContainerModule(({ bind }) => {
   bind<InterfaceInstaller>(INTERFACE_INSTALLER)
     .toDynamicValue((ctx) => {
       const { stateDir, netns, pinBase } = ctx.get(AgentConfig).settings;
       return new KernelInstaller({ stateDir, netns, pinBase });
+    })
+    .inSingletonScope();
+  // Installs nothing unless the agent is told where to attach sock_ops (--cgroup-root).
+  bind<TcpTuner>(TCP_TUNER)
+    .toDynamicValue((ctx) => {
+      const { cgroupRoot, pinBase } = ctx.get(AgentConfig).settings;
+      return new KernelTcpTuner({ cgroupRoot, pinBase });
     })
     .inSingletonScope();
 });

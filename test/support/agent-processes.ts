@@ -1,0 +1,120 @@
+/**
+ * Child processes for the agent's kernel tests: the API (`pacer api`) on a fixed port, so it can
+ * be killed and come back at the same URL on the same DB file, and the agent (`pacer agent`),
+ * whose pino log lines are kept for assertions and for failure messages.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { ADMIN_TOKEN } from './api-server.js';
+
+export const CLI = join(process.cwd(), 'dist/api/cli/pacer.js');
+
+/** A port nobody listens on right now (the kernel picks it; we close and reuse the number). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject).listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface ApiChild {
+  child: ChildProcess;
+  url: string;
+}
+
+export async function startApiChild(dbFile: string, port: number): Promise<ApiChild> {
+  const child = spawn(process.execPath, [CLI, 'api', '--listen', `127.0.0.1:${port}`, '--db', dbFile], {
+    env: { ...process.env, PACER_ADMIN_TOKEN: ADMIN_TOKEN },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /listening on (http:\/\/\S+)/.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    child.once('exit', (code) => reject(new Error(`api exited with ${code} before listening: ${out}`)));
+  });
+  return { child, url };
+}
+
+/** One line of the agent's pino log. */
+export interface AgentLogLine {
+  level: number;
+  msg: string;
+  time: number;
+  [k: string]: unknown;
+}
+
+export class AgentChild {
+  readonly lines: AgentLogLine[] = [];
+  private raw = '';
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+
+  constructor(readonly child: ChildProcess) {
+    let partial = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      partial += d.toString();
+      const parts = partial.split('\n');
+      partial = parts.pop()!;
+      for (const line of parts) {
+        this.raw += line + '\n';
+        try {
+          this.lines.push(JSON.parse(line) as AgentLogLine);
+        } catch {
+          // not a log line (should not happen); kept in raw for the failure message
+        }
+      }
+    });
+    child.stderr!.on('data', (d: Buffer) => (this.raw += d.toString()));
+    this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** The last lines of output, for failure messages. */
+  tail(n = 30): string {
+    return this.raw.split('\n').slice(-n).join('\n');
+  }
+
+  /** The first log line with this message (and matching fields) logged from index `from` on. */
+  find(msg: string, from = 0, match: (l: AgentLogLine) => boolean = () => true): AgentLogLine | undefined {
+    return this.lines.slice(from).find((l) => l.msg === msg && match(l));
+  }
+}
+
+export function startAgentChild(args: readonly string[], token: string): AgentChild {
+  const child = spawn(process.execPath, [CLI, 'agent', ...args], {
+    env: { ...process.env, PACER_TOKEN: token },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return new AgentChild(child);
+}
+
+/** SIGKILL (or another signal) and wait for the exit; nothing to do when it has already exited. */
+export function killed(child: ChildProcess | undefined, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+  return new Promise((resolve) => {
+    if (!child || child.exitCode !== null || child.signalCode !== null) return resolve();
+    child.once('exit', () => resolve());
+    child.kill(signal);
+  });
+}
+
+/** Polls f every `everyMs` until it returns something other than undefined; throws after `ms`. */
+export async function until<T>(what: string, f: () => Promise<T | undefined> | T | undefined, ms = 5000, everyMs = 5): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
