@@ -3,13 +3,15 @@
  * Errors are the CLI's usual one-fact-per-line messages (never a stack trace); scenario errors
  * start with file:line:col so editors can jump to them.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { CliError } from '../api/cli/client.js';
 import { out, run, table } from '../api/cli/output.js';
 import { ScenarioError, loadScenarioFile, type Scenario } from './scenario/load.js';
 import { Simulation, type Progress, type SimResult } from './run.js';
+import { runReport, sweepReport } from './report.js';
+import { SweepError, defaultWorkers, runSweep, type SweepResult } from './sweep.js';
 
 /** Exit status after Ctrl-C, as a shell reports a process ended by SIGINT (128 + 2). */
 export const EXIT_INTERRUPTED = 130;
@@ -39,7 +41,119 @@ export function simCommand(): Command {
     .option('--json', 'print the result JSON instead of the summary')
     .option('--progress', 'show progress on stderr even when it is not a terminal')
     .action(run(async (file: string, o: RunFlags) => runCommand(file, o)));
+  sim
+    .command('sweep')
+    .description('run a scenario over a grid of values (the product of the --vary axes) on worker threads; writes DIR/sweep.json and DIR/report.html')
+    .argument('<scenario>', 'scenario YAML file')
+    .requiredOption(
+      '--vary <path=values>',
+      'a field and comma-separated values, e.g. tcp.rtoMin=200ms,1ms or incast.servers=1,2,4 (repeatable; shorthands incast.X, bulk.X = the first such workload, switch.X = topology.switch.X)',
+      (v: string, acc: string[] = []) => [...acc, v],
+    )
+    .option('--seed <n>', "the seed of every point (default: the scenario's)", parseSeed)
+    .option('--out <dir>', 'directory for sweep.json and report.html (default: sim-results/<scenario name>-sweep)')
+    .option('--workers <n>', `worker threads (default: available parallelism, ${defaultWorkers()} here)`, parseWorkers)
+    .option('--json', 'print sweep.json instead of the summary table')
+    .option('--progress', 'show progress on stderr even when it is not a terminal')
+    .action(run(async (file: string, o: SweepFlags) => sweepCommand(file, o)));
   return sim;
+}
+
+function parseWorkers(v: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < 1 || n > 256) throw new InvalidArgumentError(`--workers is a whole number from 1 to 256, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+interface SweepFlags {
+  vary: string[];
+  seed?: number;
+  out?: string;
+  workers?: number;
+  json?: boolean;
+  progress?: boolean;
+}
+
+async function sweepCommand(file: string, o: SweepFlags): Promise<void> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new CliError(`cannot read scenario ${file}: ${(e as Error).message}`);
+  }
+  const scenario = load(file);
+  let interrupted = false;
+  let stop!: () => void;
+  const stopped = new Promise<void>((r) => (stop = r));
+  const onSigint = () => {
+    if (interrupted) process.exit(EXIT_INTERRUPTED);
+    interrupted = true;
+    stop();
+  };
+  process.on('SIGINT', onSigint);
+  const show = o.progress || process.stderr.isTTY;
+  const tty = process.stderr.isTTY === true;
+  const started = Date.now();
+  let shown = false;
+  const line = (done: number, total: number) => {
+    if (!show) return;
+    shown = true;
+    const l = `sweep: ${done}/${total} points, ${((Date.now() - started) / 1000).toFixed(1)}s elapsed`;
+    process.stderr.write(tty ? `\r${l}\x1b[K` : `${l}\n`);
+  };
+  let result: SweepResult;
+  try {
+    result = await runSweep(text, file, o.vary, {
+      ...(o.workers !== undefined && { workers: o.workers }),
+      ...(o.seed !== undefined && { seed: o.seed }),
+      onPoint: line,
+      stop: stopped,
+      onStart: (total) => line(0, total),
+    });
+  } catch (e) {
+    if (e instanceof SweepError) throw new CliError(`invalid sweep:\n${e.message}`);
+    throw e;
+  } finally {
+    if (tty && shown) process.stderr.write('\n');
+    process.off('SIGINT', onSigint);
+  }
+  const dir = o.out ?? join('sim-results', `${scenario.name}-sweep`);
+  const json = JSON.stringify(result, null, 2) + '\n';
+  try {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'sweep.json'), json);
+    writeFileSync(join(dir, 'report.html'), await sweepReport(result));
+  } catch (e) {
+    throw new CliError(`cannot write ${dir}: ${(e as Error).message}`);
+  }
+  if (o.json) process.stdout.write(json);
+  else out(sweepSummary(result, dir));
+  if (interrupted) {
+    const n = result.points.filter((p) => p.status === 'done').length;
+    process.stderr.write(`pacer: interrupted after ${n}/${result.points.length} points; partial sweep (complete: false) in ${join(dir, 'sweep.json')}\n`);
+    process.exitCode = EXIT_INTERRUPTED;
+  }
+}
+
+function sweepSummary(s: SweepResult, dir: string): string {
+  const opt = (v: number | null | undefined, f: (x: number) => string) => (v === null || v === undefined ? '-' : f(v));
+  return [
+    `sweep of ${s.scenario}: ${s.points.length} points${s.complete ? '' : ' (INTERRUPTED: partial sweep)'}; FCT of ${s.fctOf}`,
+    '',
+    table([...s.axes.map((a) => a.name.toUpperCase()), 'STATUS', 'GOODPUT', 'ROUND MEAN', 'FCT P50', 'FCT P99', 'DROPS', 'RETRANS', 'RTO'], s.points.map((p) => [
+      ...s.axes.map((a) => p.params[a.name] ?? null),
+      p.status,
+      opt(p.metrics?.goodputBps, rate),
+      opt(p.metrics?.incastRoundGoodputMeanBps, rate),
+      opt(p.metrics?.fctP50Ns, time),
+      opt(p.metrics?.fctP99Ns, time),
+      p.metrics?.drops ?? null,
+      p.metrics?.retransmits ?? null,
+      p.metrics?.timeouts ?? null,
+    ])),
+    '',
+    `result: ${join(dir, 'sweep.json')}, report: ${join(dir, 'report.html')}`,
+  ].join('\n');
 }
 
 async function runCommand(file: string, o: RunFlags): Promise<void> {
@@ -65,8 +179,9 @@ async function runCommand(file: string, o: RunFlags): Promise<void> {
   try {
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'result.json'), text);
+    writeFileSync(join(dir, 'report.html'), await runReport(result));
   } catch (e) {
-    throw new CliError(`cannot write ${join(dir, 'result.json')}: ${(e as Error).message}`);
+    throw new CliError(`cannot write ${dir}: ${(e as Error).message}`);
   }
   if (o.json) process.stdout.write(text);
   else out(summary(result, join(dir, 'result.json')));
@@ -147,6 +262,6 @@ function summary(r: SimResult, file: string): string {
     p.name, p.sentPackets, p.drops, `${p.maxQueueBytes} B`, time(p.queueDelay.p50Ns), time(p.queueDelay.p99Ns), p.shaperDelay ? time(p.shaperDelay.p99Ns) : '-',
   ]))));
   const drops = Object.entries(r.drops).filter(([, n]) => n > 0).map(([k, n]) => `${k}=${n}`).join(' ') || 'none';
-  parts.push('', `drops: ${drops}; retransmits ${r.retransmits}; RTO timeouts ${r.timeouts}`, `result: ${file}`);
+  parts.push('', `drops: ${drops}; retransmits ${r.retransmits}; RTO timeouts ${r.timeouts}`, `result: ${file}, report: ${file.replace(/result\.json$/, 'report.html')}`);
   return parts.join('\n');
 }

@@ -1,0 +1,165 @@
+/**
+ * Self-contained HTML reports for `pacer sim run` and `pacer sim sweep`: vega-lite specs rendered
+ * to SVG on the server (vega's headless View, renderer 'none', no browser or canvas) and inlined.
+ * The file loads nothing: no scripts, no fonts, no stylesheets from elsewhere, and no http(s) URL
+ * at all — the SVG namespace attributes are dropped, since an HTML parser puts <svg> in the SVG
+ * namespace by itself.
+ */
+import * as vega from 'vega';
+import * as vl from 'vega-lite';
+import type { SimResult } from './run.js';
+import type { SweepResult } from './sweep.js';
+
+type Spec = vl.TopLevelSpec;
+
+/** Renders one vega-lite spec to an inline <svg> element. */
+export async function svg(spec: Spec): Promise<string> {
+  const compiled = vl.compile(spec).spec;
+  const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
+  try {
+    const out = await view.toSVG();
+    return out.replace(/\s+xmlns(:xlink)?="[^"]*"/g, '');
+  } finally {
+    view.finalize();
+  }
+}
+
+const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+const STYLE = `body{font-family:system-ui,sans-serif;margin:2em;max-width:70em;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}h2{margin-top:2em}.warn{color:#a00}`;
+
+function page(title: string, body: string[]): string {
+  return `<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title><style>${STYLE}</style></head>\n<body>\n${body.join('\n')}\n</body></html>\n`;
+}
+
+function htmlTable(head: string[], rows: Array<Array<string | number | null>>): string {
+  const cell = (v: string | number | null) => `<td>${v === null ? '-' : esc(String(v))}</td>`;
+  return `<table><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr>\n${rows.map((r) => `<tr>${r.map(cell).join('')}</tr>`).join('\n')}</table>`;
+}
+
+const mbit = (bps: number | null) => (bps === null ? null : Math.round(bps / 1e4) / 100);
+const us = (ns: number | null) => (ns === null ? null : Math.round(ns / 10) / 100);
+
+/** `pacer sim run`: per-class throughput over time, queueing delay percentiles per port. */
+export async function runReport(r: SimResult): Promise<string> {
+  const series = r.classes.flatMap((c) => c.throughputSeriesBps.map((bps, b) => ({ class: c.name, t: ((b + 1) * r.binNs) / 1e9, mbit: bps / 1e6 })));
+  const throughput = await svg({
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: 'Throughput per class (host egress, per bin)',
+    width: 640,
+    height: 260,
+    data: { values: series },
+    mark: { type: 'line', point: series.length <= 200, interpolate: 'step-before' },
+    encoding: {
+      x: { field: 't', type: 'quantitative', title: 'simulated time (s, end of bin)' },
+      y: { field: 'mbit', type: 'quantitative', title: 'Mbit/s' },
+      color: { field: 'class', type: 'nominal', title: 'class' },
+    },
+  });
+  const ports = [
+    ...r.hosts.map((p) => ({ ...p, shaperP99: p.shaperDelay?.p99Ns ?? null, kind: 'host NIC' })),
+    ...r.switchPorts.map((p) => ({ ...p, shaperP99: null, kind: 'switch port' })),
+  ].filter((p) => p.sentPackets > 0);
+  const delays = ports.flatMap((p) => [
+    { port: `${p.name} (${p.kind})`, pct: 'p50', us: p.queueDelay.p50Ns / 1e3 },
+    { port: `${p.name} (${p.kind})`, pct: 'p99', us: p.queueDelay.p99Ns / 1e3 },
+    { port: `${p.name} (${p.kind})`, pct: 'max', us: p.queueDelay.maxNs / 1e3 },
+  ]);
+  const delay = await svg({
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: 'Queueing delay per port (ports that sent packets)',
+    width: 560,
+    data: { values: delays },
+    mark: 'bar',
+    encoding: {
+      y: { field: 'port', type: 'nominal', title: null, sort: null },
+      yOffset: { field: 'pct', sort: ['p50', 'p99', 'max'] },
+      x: { field: 'us', type: 'quantitative', title: 'queueing delay (µs)' },
+      color: { field: 'pct', type: 'nominal', title: 'percentile', sort: ['p50', 'p99', 'max'] },
+    },
+  });
+  const drops = Object.entries(r.drops).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none';
+  return page(`pacer sim run: ${r.scenario}`, [
+    `<h1>pacer sim run: ${esc(r.scenario)}</h1>`,
+    `<p>seed ${r.seed}; ${(r.simulatedNs / 1e9).toFixed(3)} s simulated of ${(r.durationNs / 1e9).toFixed(3)} s; ${r.events} events${r.complete ? '' : ' <b class="warn">(interrupted: partial result)</b>'}. Drops: ${esc(drops)}; retransmits ${r.retransmits}; RTO timeouts ${r.timeouts}.</p>`,
+    '<h2>Classes</h2>',
+    htmlTable(['class', 'budget', 'throughput (Mbit/s)', 'goodput (Mbit/s)'], r.classes.map((c) => [c.name, c.rate, mbit(c.throughputBps), mbit(c.goodputBps)])),
+    throughput,
+    '<h2>Queueing delay</h2>',
+    delay,
+    htmlTable(['port', 'sent', 'drops', 'max queue (B)', 'p50 (µs)', 'p99 (µs)', 'max (µs)', 'shaper p99 (µs)'], ports.map((p) => [
+      `${p.name} (${p.kind})`, p.sentPackets, p.drops, p.maxQueueBytes, us(p.queueDelay.p50Ns), us(p.queueDelay.p99Ns), us(p.queueDelay.maxNs), us(p.shaperP99),
+    ])),
+    ...(r.incast.length > 0
+      ? ['<h2>Incast</h2>', htmlTable(['workload', 'servers', 'rounds', 'goodput (Mbit/s)', 'round p50 (µs)', 'round p99 (µs)', 'retransmits', 'RTO'], r.incast.map((i) => [i.workload, i.servers, `${i.roundsCompleted}/${i.rounds}`, mbit(i.goodputBps), us(i.roundNs.p50), us(i.roundNs.p99), i.retransmits, i.timeouts]))]
+      : []),
+    ...(r.fct.completed > 0 ? [`<p>FCT p50 ${us(r.fct.p50Ns)} µs, p99 ${us(r.fct.p99Ns)} µs; slowdown p50 ${r.fct.slowdownP50}, p99 ${r.fct.slowdownP99} (${r.fct.completed} flows).</p>`] : []),
+  ]);
+}
+
+/** Sweep metrics that can be plotted, with their axis titles and scale. */
+const SWEEP_METRICS = [
+  { key: 'goodputBps', title: 'goodput (Mbit/s)', scale: 1e-6 },
+  { key: 'incastRoundGoodputMeanBps', title: 'incast goodput per round, mean (Mbit/s)', scale: 1e-6 },
+  { key: 'fctP99Ns', title: 'FCT p99 (ms)', scale: 1e-6 },
+  { key: 'timeouts', title: 'RTO timeouts', scale: 1 },
+] as const;
+
+/**
+ * `pacer sim sweep`: each metric against each axis, one line per combination of the other axes'
+ * values. An axis whose values are all numbers is a quantitative x; otherwise the values are
+ * ordinal, in the order given on the command line.
+ */
+export async function sweepReport(s: SweepResult): Promise<string> {
+  const done = s.points.filter((p) => p.metrics !== null);
+  const plots: string[] = [];
+  for (const metric of SWEEP_METRICS) {
+    if (done.every((p) => p.metrics![metric.key] === null)) continue;
+    plots.push(`<h2>${esc(metric.title)}</h2>`);
+    for (const axis of s.axes) {
+      const others = s.axes.filter((a) => a !== axis);
+      const numeric = axis.values.every((v) => /^-?\d+(\.\d+)?$/.test(v));
+      const values = done.map((p) => ({
+        x: numeric ? Number(p.params[axis.name]) : p.params[axis.name],
+        series: others.map((o) => `${o.name}=${p.params[o.name]}`).join(' ') || 'all',
+        y: p.metrics![metric.key] === null ? null : p.metrics![metric.key]! * metric.scale,
+        partial: p.status === 'partial',
+      }));
+      plots.push(
+        await svg({
+          $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+          title: `${metric.title} vs ${axis.name}`,
+          width: 520,
+          height: 240,
+          data: { values },
+          mark: { type: 'line', point: true },
+          encoding: {
+            x: numeric ? { field: 'x', type: 'quantitative', title: axis.name } : { field: 'x', type: 'ordinal', title: axis.name, sort: axis.values },
+            y: { field: 'y', type: 'quantitative', title: metric.title },
+            color: { field: 'series', type: 'nominal', title: others.map((o) => o.name).join(', ') || ' ', sort: null },
+          },
+        }),
+      );
+    }
+  }
+  const rows = s.points.map((p) => [
+    ...s.axes.map((a) => p.params[a.name] ?? null),
+    p.status,
+    mbit(p.metrics?.goodputBps ?? null),
+    mbit(p.metrics?.incastRoundGoodputMeanBps ?? null),
+    us(p.metrics?.fctP50Ns ?? null),
+    us(p.metrics?.fctP99Ns ?? null),
+    p.metrics?.drops ?? null,
+    p.metrics?.retransmits ?? null,
+    p.metrics?.timeouts ?? null,
+  ]);
+  return page(`pacer sim sweep: ${s.scenario}`, [
+    `<h1>pacer sim sweep: ${esc(s.scenario)}</h1>`,
+    `<p>${s.points.length} points (${s.axes.map((a) => `${esc(a.name)} = ${esc(a.values.join(', '))}`).join(' × ')}), seed ${s.seed}${s.complete ? '' : '; <b class="warn">interrupted: partial sweep</b>'}. FCT is of ${s.fctOf}.</p>`,
+    ...plots,
+    '<h2>Points</h2>',
+    htmlTable([...s.axes.map((a) => a.name), 'status', 'goodput (Mbit/s)', 'round mean (Mbit/s)', 'FCT p50 (µs)', 'FCT p99 (µs)', 'drops', 'retransmits', 'RTO'], rows),
+  ]);
+}
