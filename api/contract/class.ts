@@ -22,6 +22,7 @@ import {
   formatBurst,
   type Burst,
 } from './units.js';
+import { etagOf } from './revision.js';
 
 export const LIMITS = {
   rateMin: 1_000, // 1 kbit/s
@@ -337,7 +338,7 @@ export function classToJson(c: ClassRecord) {
             delackMax: c.tcp.delackMax === null ? null : durationJson(c.tcp.delackMax),
           },
     revision: c.revision,
-    etag: `"${c.revision}"`,
+    etag: etagOf(c.revision),
     createdRevision: c.createdRevision,
     createdAt: c.createdAt,
     updatedAt: c.updatedAt,

@@ -12,7 +12,7 @@ import {
   type ClassSpec,
 } from '../contract/class.js';
 import { checkClass, type ClassIndex } from '../contract/consistency.js';
-import { parseIfMatch } from '../contract/revision.js';
+import { etagOf, parseIfMatch } from '../contract/revision.js';
 import { Conflict, InvalidInput, NotFound, PreconditionFailed, PreconditionRequired } from '../errors.js';
 import { parse } from '../http/validate.js';
 import type { Store } from '../store/store.js';
@@ -49,7 +49,7 @@ export class ClassService {
     const input = parse(classCreateSchema, body);
     const spec = toSpec(input.name, input);
     const { record } = await this.store.writeClass(spec.name, actor, (current, all) => {
-      if (current) throw new Conflict(`class "${spec.name}" already exists (id ${current.id}); change it with PUT or PATCH and If-Match: ${`"${current.revision}"`}`, [{ path: '/name', message: 'already exists' }], [spec.name]);
+      if (current) throw new Conflict(`class "${spec.name}" already exists (id ${current.id}); change it with PUT or PATCH and If-Match: ${etagOf(current.revision)}`, [{ path: '/name', message: 'already exists' }], [spec.name]);
       return checked(spec, all);
     });
     return record!;
