@@ -21,6 +21,7 @@ import { INTERFACE_INSTALLER, type InstalledDatapath, type InterfaceInstaller } 
 import { TCP_TUNER, type InstalledTcp, type TcpTuner } from './datapath/tcp-tuner.js';
 import { desiredState, type ClassError, type Inventory } from './desired/desired-state.js';
 import { Reconciler, type ReconcileResult } from './reconciler/reconciler.js';
+import { shaperDesired$ } from './borrowing/shaper-desired.js';
 
 /** The cgroup v2 mount, if the host has one. */
 function cgroupRoot(): string | undefined {
@@ -77,14 +78,16 @@ export class Agent {
         resyncMs: s.resyncMs,
         backoff: { minMs: s.backoffMinMs, maxMs: s.backoffMaxMs },
       });
-      const desired$ = budgets$.pipe(
-        // Pure: the API's classes, this host's labels and what the interface can do.
-        map((b) => {
-          const d = desiredState(b.classes, s.label, inventoryFor(st.installed.mode === 'shaping'));
-          st.classErrors = d.classErrors;
-          return { revision: b.revision, state: d.shaper };
-        }),
-      );
+      // The API's classes, this host's labels and what the interface can do; with the effective
+      // rates of the borrowing loop (the interface's stats read every borrowIntervalMs).
+      const desired$ = shaperDesired$(budgets$, {
+        labels: s.label,
+        inventory: inventoryFor(st.installed.mode === 'shaping'),
+        datapath: st.installed.datapath,
+        intervalMs: s.borrowIntervalMs,
+        log: this.log,
+        onDesired: (d) => (st.classErrors = d.classErrors),
+      });
       this.subscriptions.push(reconciler.run(desired$).subscribe((r) => this.onResult(st, r)));
     }
     this.startTcp(budgets$, inventoryFor(true));

@@ -1,6 +1,6 @@
 /**
  * Borrowing: how a parent's rate is split among its children. A pure function; the borrowing
- * loop (not wired yet) feeds it measured demand and writes the result as effective rates.
+ * loop (controller/borrowing/) feeds it measured demand and writes the result as effective rates.
  *
  * Every child keeps its guaranteed `rate` whatever its demand (a guarantee must be there the
  * moment traffic starts). What the parent has beyond the sum of guarantees (the spare) goes to

@@ -33,6 +33,8 @@ export const agentConfigSchema = z.strictObject({
   cgroupRoot: z.string().optional(),
   resyncMs: z.coerce.number().int().min(100).default(30_000),
   heartbeatMs: z.coerce.number().int().min(100).default(10_000),
+  /** How often the stats maps are read and borrowed rates recomputed; 0 = no borrowing (every class at its rate). */
+  borrowIntervalMs: z.coerce.number().int().refine((v) => v === 0 || v >= 100, 'must be 0 (off) or at least 100 ms').default(1_000),
   backoffMinMs: z.coerce.number().int().min(1).default(500),
   backoffMaxMs: z.coerce.number().int().min(1).default(30_000),
   logLevel: z.string().default('info'),
@@ -61,6 +63,7 @@ const ENV: Record<string, keyof AgentSettings> = {
   PACER_BACKOFF_MAX_MS: 'backoffMaxMs',
   PACER_RESYNC_MS: 'resyncMs',
   PACER_HEARTBEAT_MS: 'heartbeatMs',
+  PACER_BORROW_INTERVAL_MS: 'borrowIntervalMs',
   PACER_LOG_LEVEL: 'logLevel',
 };
 const LISTS = new Set<string>(['iface', 'label']);

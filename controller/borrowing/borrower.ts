@@ -1,0 +1,118 @@
+/**
+ * The borrowing loop's state for one interface: measured usage per class (from the stats maps)
+ * turned into demand, and demand turned into effective rates with `effectiveRates`.
+ *
+ * - Usage is bytes/s since the previous sample, counted at the leaf (the data plane counts a
+ *   packet at its own class only), so a class's usage is its own plus its descendants'.
+ * - Smoothing, fast up and slow down: a rise is taken at once (a class that starts sending gets
+ *   its share within one interval), a fall is an EWMA (`decay` of the gap per interval), so a
+ *   short dip does not give away what a busy class holds.
+ * - A class is *demanding* when its smoothed usage is at least `saturation` (95%) of the
+ *   effective rate it had during the interval, or when its horizon drops grew and it used at
+ *   least half of that rate (under policing, and for senders that ignore pacing, the excess is
+ *   dropped, not counted). A parent is demanding when one of its children is. Delayed packets
+ *   alone are not a signal: pacing delays packets of a bursty sender far below its rate too.
+ * - Demand: a demanding class wants its ceil; any other wants its smoothed usage × `headroom`
+ *   (110%), so it has room to grow and a class using less than its guarantee keeps the guarantee.
+ * - No flapping: a new allocation is published only when some class's effective rate moves by
+ *   more than `threshold` (2%) from the published one, or the tree (ids, parents, rates, ceils,
+ *   weights) changed. The whole allocation is kept or replaced as one, so the published rates
+ *   are always one allocation: never below rate, above ceil, or more than the parent.
+ */
+import type { ClassStats } from '../../shaper-bpf/src/layout.js';
+import { effectiveRates, type TreeClass } from '../allocation/allocate.js';
+
+export interface BorrowerOptions {
+  saturation?: number;
+  headroom?: number;
+  decay?: number;
+  threshold?: number;
+}
+
+interface Sample {
+  atMs: number;
+  bytes: number;
+  drops: number;
+}
+
+export class Borrower {
+  private readonly o: Required<BorrowerOptions>;
+  /** Counters at the previous sample, per class (leaf counters). */
+  private last = new Map<number, Sample>();
+  /** Smoothed usage of the class's own traffic, bits/s. */
+  private usage = new Map<number, number>();
+  /** Classes whose horizon drops grew in the last interval. */
+  private dropping = new Set<number>();
+  private published?: { tree: string; rates: Map<number, number> };
+
+  constructor(o: BorrowerOptions = {}) {
+    this.o = { saturation: 0.95, headroom: 1.1, decay: 0.5, threshold: 0.02, ...o };
+  }
+
+  /** Takes one reading of the stats maps (class id → counters), at `nowMs`. */
+  sample(nowMs: number, stats: ReadonlyMap<number, Pick<ClassStats, 'bytes' | 'horizon_drops'>>): void {
+    const next = new Map<number, Sample>();
+    const dropping = new Set<number>();
+    const usage = new Map<number, number>();
+    for (const [id, s] of stats) {
+      const cur = { atMs: nowMs, bytes: s.bytes, drops: s.horizon_drops };
+      next.set(id, cur);
+      const prev = this.last.get(id);
+      // A first reading, or counters that went back (the slot was freed and reused): a new baseline.
+      if (!prev || cur.bytes < prev.bytes || cur.drops < prev.drops || nowMs <= prev.atMs) continue;
+      const measured = ((cur.bytes - prev.bytes) * 8 * 1000) / (nowMs - prev.atMs);
+      const old = this.usage.get(id) ?? 0;
+      usage.set(id, measured >= old ? measured : old + this.o.decay * (measured - old));
+      if (cur.drops > prev.drops) dropping.add(id);
+    }
+    this.last = next;
+    this.usage = usage;
+    this.dropping = dropping;
+  }
+
+  /** Smoothed usage of a class and its descendants, bits/s (for logs and tests). */
+  usageOf(tree: readonly TreeClass[]): Map<number, number> {
+    const kids = childrenOf(tree);
+    const total = new Map<number, number>();
+    const sum = (id: number): number => {
+      const v = (this.usage.get(id) ?? 0) + (kids.get(id) ?? []).reduce((s, k) => s + sum(k.id), 0);
+      total.set(id, v);
+      return v;
+    };
+    for (const root of kids.get(0) ?? []) sum(root.id);
+    return total;
+  }
+
+  /** The effective rates to enforce for `tree` now: the published ones unless they moved enough. */
+  rates(tree: readonly TreeClass[]): Map<number, number> {
+    const key = JSON.stringify([...tree].sort((a, b) => a.id - b.id).map((c) => [c.id, c.parentId, c.rate, c.ceil, c.weight]));
+    const current = this.published?.tree === key ? this.published.rates : undefined;
+    const usage = this.usageOf(tree);
+    const kids = childrenOf(tree);
+    const demanding = new Map<number, boolean>();
+    const isDemanding = (c: TreeClass): boolean => {
+      const known = demanding.get(c.id);
+      if (known !== undefined) return known;
+      // The rate in force during the interval (the published one, also across a tree change).
+      const eff = Math.min(c.ceil, Math.max(c.rate, this.published?.rates.get(c.id) ?? c.rate));
+      const u = usage.get(c.id) ?? 0;
+      // Every child is visited (no short-circuit), so each one's verdict is cached.
+      const childDemanding = (kids.get(c.id) ?? []).map(isDemanding).some(Boolean);
+      const v = u >= this.o.saturation * eff || (this.dropping.has(c.id) && u >= 0.5 * eff) || childDemanding;
+      demanding.set(c.id, v);
+      return v;
+    };
+    const demand = new Map<number, number>();
+    for (const c of tree) demand.set(c.id, isDemanding(c) ? c.ceil : (usage.get(c.id) ?? 0) * this.o.headroom);
+    const next = effectiveRates(tree, demand);
+    if (current && [...next].every(([id, r]) => Math.abs(r - current.get(id)!) <= this.o.threshold * current.get(id)!)) return current;
+    this.published = { tree: key, rates: next };
+    return next;
+  }
+}
+
+function childrenOf(tree: readonly TreeClass[]): Map<number, TreeClass[]> {
+  const kids = new Map<number, TreeClass[]>();
+  for (const c of tree) kids.set(c.parentId, [...(kids.get(c.parentId) ?? []), c]);
+  return kids;
+}

@@ -1,0 +1,210 @@
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import sinon from 'sinon';
+import { BehaviorSubject } from 'rxjs';
+import type { ClassRecord } from '../../api/contract/class.js';
+import { Datapath } from '../../shaper-bpf/src/datapath.js';
+import { Borrower } from '../../controller/borrowing/borrower.js';
+import { shaperDesired$ } from '../../controller/borrowing/shaper-desired.js';
+import { Reconciler, type ReconcileResult } from '../../controller/reconciler/reconciler.js';
+import { fakeStatsTables } from '../support/agent-stats.js';
+import { record } from './fixtures.js';
+import { resolveAgentConfig } from '../../controller/config/config.js';
+
+const M = 1_000_000;
+const P = 1, A = 2, B = 3;
+
+function tree(ceilA = 40 * M, ceilB = 40 * M): ClassRecord[] {
+  return [
+    record('p', P, { rate: 40 * M }),
+    record('a', A, { rate: 10 * M, ceil: ceilA, parent: 'p' }),
+    record('b', B, { rate: 10 * M, ceil: ceilB, parent: 'p' }),
+  ];
+}
+
+/**
+ * The borrowing loop on an in-memory datapath with fake timers. `run(seconds, offered)` plays
+ * traffic: each second every child passes min(offered, its rate in class_config), scaled down to
+ * the parent's rate when together they exceed it (the parent's schedule); the excess is dropped
+ * (horizon drops). Then the clock advances one second and the loop samples.
+ */
+function harness(classes: ClassRecord[], noise = () => 1) {
+  const clock = sinon.useFakeTimers({ now: 0 });
+  const tables = fakeStatsTables();
+  const datapath = new Datapath(tables);
+  const budgets$ = new BehaviorSubject({ revision: 1, classes });
+  const results: ReconcileResult[] = [];
+  const reconciler = new Reconciler({ apply: (s: ReturnType<Datapath['read']>) => datapath.apply(s), resyncMs: 1e9, backoff: { minMs: 100, maxMs: 1000 } });
+  const sub = reconciler.run(shaperDesired$(budgets$, { labels: {}, inventory: { fq: true, cgroupRoot: undefined, cgroupIds: () => undefined }, datapath, intervalMs: 1000 })).subscribe((r) => results.push(r));
+  const rates = () => new Map([...datapath.read().classes].map(([id, c]) => [id, c.rate_bps]));
+  const history: Map<number, number>[] = [];
+  const run = (seconds: number, offered: Record<number, number>) => {
+    for (let i = 0; i < seconds; i++) {
+      const r = rates();
+      const kids = [A, B].map((id) => ({ id, pass: Math.min(offered[id] ?? 0, r.get(id)!) }));
+      const total = kids.reduce((s, k) => s + k.pass, 0);
+      const scale = total > r.get(P)! ? r.get(P)! / total : 1;
+      for (const k of kids) {
+        const passed = k.pass * scale * noise();
+        tables.add(k.id, passed / 8, (offered[k.id] ?? 0) > passed * 1.001 ? 10 : 0);
+      }
+      clock.tick(1000);
+      history.push(rates());
+    }
+    return rates();
+  };
+  const done = () => {
+    sub.unsubscribe();
+    clock.restore();
+  };
+  return { run, rates, results, history, budgets$, done };
+}
+
+function assertWithinBounds(classes: ClassRecord[], r: Map<number, number>) {
+  const p = r.get(P)!;
+  assert.equal(p, 40 * M);
+  assert.ok(r.get(A)! + r.get(B)! <= p, `children ${r.get(A)} + ${r.get(B)} exceed the parent ${p}`);
+  for (const c of classes.filter((c) => c.parent !== null)) {
+    assert.ok(r.get(c.id)! >= c.rate, `${c.name} below its rate`);
+    assert.ok(r.get(c.id)! <= (c.ceil ?? c.rate), `${c.name} above its ceil`);
+  }
+}
+
+describe('borrowing loop (fake timers, in-memory datapath)', () => {
+  afterEach(() => sinon.restore());
+
+  it('a busy child rises to its ceil while its sibling is idle, and back toward the guarantees when the sibling sends', () => {
+    const classes = tree(25 * M);
+    const h = harness(classes);
+    try {
+      assert.deepEqual(h.rates(), new Map([[P, 40 * M], [A, 10 * M], [B, 10 * M]]));
+      const busy = h.run(3, { [A]: 100 * M });
+      assert.equal(busy.get(A), 25 * M, 'A at its ceil');
+      assert.equal(busy.get(B), 10 * M, 'B keeps its guarantee');
+      const both = h.run(4, { [A]: 100 * M, [B]: 100 * M });
+      assert.equal(both.get(A), 20 * M);
+      assert.equal(both.get(B), 20 * M);
+      // Schedules kept: a rate change rewrote class_config only (the apply report has no state resets).
+      h.history.forEach((r) => assertWithinBounds(classes, r));
+    } finally {
+      h.done();
+    }
+  });
+
+  it('with ceil = parent, a lone busy child gets all but its sibling\'s guarantee; both busy → 20/20', () => {
+    const classes = tree();
+    const h = harness(classes);
+    try {
+      assert.equal(h.run(3, { [A]: 100 * M }).get(A), 30 * M);
+      const both = h.run(5, { [A]: 100 * M, [B]: 100 * M });
+      assert.deepEqual([both.get(A), both.get(B)], [20 * M, 20 * M]);
+      // A goes idle: B takes the spare, A returns to its guarantee.
+      const bOnly = h.run(6, { [B]: 100 * M });
+      assert.deepEqual([bOnly.get(A), bOnly.get(B)], [10 * M, 30 * M]);
+      h.history.forEach((r) => assertWithinBounds(classes, r));
+    } finally {
+      h.done();
+    }
+  });
+
+  it('a child using less than it is given keeps headroom, not the whole spare', () => {
+    const h = harness(tree());
+    try {
+      const r = h.run(4, { [A]: 15 * M });
+      // 15 Mbit/s measured, demand 16.5 Mbit/s: A gets that, not 30.
+      assert.ok(r.get(A)! >= 15 * M && r.get(A)! <= 17 * M, `A at ${r.get(A)}`);
+    } finally {
+      h.done();
+    }
+  });
+
+  it('steady traffic is not re-applied, and ±1% noise does not flap', () => {
+    let n = 0;
+    const h = harness(tree(), () => 1 + (n++ % 2 === 0 ? 0.01 : -0.01));
+    try {
+      h.run(5, { [A]: 100 * M, [B]: 100 * M });
+      const applies = h.results.filter((r) => r.ok && r.why === 'change').length;
+      h.run(20, { [A]: 100 * M, [B]: 100 * M });
+      assert.equal(h.results.filter((r) => r.ok && r.why === 'change').length, applies, 'no apply while the allocation stays within 2%');
+    } finally {
+      h.done();
+    }
+  });
+
+  it('a change of classes is applied at once with the guarantees respected (no stale borrowed rate)', () => {
+    const h = harness(tree());
+    try {
+      assert.equal(h.run(3, { [A]: 100 * M }).get(A), 30 * M);
+      // B's guarantee goes up to 25 Mbit/s: A cannot keep 30 (25 + 30 > 40).
+      h.budgets$.next({ revision: 2, classes: tree().map((c) => (c.id === B ? { ...c, rate: 25 * M } : c)) });
+      const r = h.rates();
+      assert.equal(r.get(B), 25 * M);
+      assert.equal(r.get(A), 15 * M);
+    } finally {
+      h.done();
+    }
+  });
+
+  it('property: under any sequence of offered loads, rates stay within rate..ceil and the parent', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 10, max: 40 }),
+        fc.integer({ min: 10, max: 40 }),
+        fc.array(fc.record({ seconds: fc.integer({ min: 1, max: 4 }), a: fc.integer({ min: 0, max: 60 }), b: fc.integer({ min: 0, max: 60 }) }), { minLength: 1, maxLength: 6 }),
+        (ca, cb, steps) => {
+          const classes = tree(ca * M, cb * M);
+          const h = harness(classes);
+          try {
+            for (const s of steps) h.run(s.seconds, { [A]: s.a * M, [B]: s.b * M });
+            h.history.forEach((r) => assertWithinBounds(classes, r));
+          } finally {
+            h.done();
+          }
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+});
+
+describe('borrow interval setting', () => {
+  it('defaults to 1 s; PACER_BORROW_INTERVAL_MS and the flag set it; 0 turns it off; 1..99 ms is refused', () => {
+    const base = { api: 'http://a:1', iface: ['eth0'] };
+    assert.equal(resolveAgentConfig(base, { PACER_TOKEN: 't' }).settings.borrowIntervalMs, 1000);
+    assert.equal(resolveAgentConfig(base, { PACER_TOKEN: 't', PACER_BORROW_INTERVAL_MS: '250' }).settings.borrowIntervalMs, 250);
+    assert.equal(resolveAgentConfig({ ...base, borrowIntervalMs: 0 }, { PACER_TOKEN: 't', PACER_BORROW_INTERVAL_MS: '250' }).settings.borrowIntervalMs, 0);
+    assert.throws(() => resolveAgentConfig({ ...base, borrowIntervalMs: 50 }, { PACER_TOKEN: 't' }), /borrowIntervalMs/);
+  });
+});
+
+describe('Borrower', () => {
+  const t = [
+    { id: P, parentId: 0, rate: 40 * M, ceil: 40 * M, weight: 1 },
+    { id: A, parentId: P, rate: 10 * M, ceil: 40 * M, weight: 1 },
+    { id: B, parentId: P, rate: 10 * M, ceil: 40 * M, weight: 1 },
+  ];
+  const stats = (a: number, b: number, drops = 0) => new Map([[P, { bytes: 0, horizon_drops: 0 }], [A, { bytes: a, horizon_drops: drops }], [B, { bytes: b, horizon_drops: 0 }]]);
+
+  it('counters that go back (a reused slot) are a new baseline, not negative usage', () => {
+    const b = new Borrower();
+    b.sample(0, stats(10e6, 0));
+    b.sample(1000, stats(1000, 0));
+    assert.equal(b.usageOf(t).get(A), 0);
+    b.sample(2000, stats(1000 + 1.25e6, 0));
+    assert.equal(b.usageOf(t).get(A), 10 * M);
+  });
+
+  it('usage rises at once and falls smoothly; horizon drops make a half-busy class demanding', () => {
+    const b = new Borrower();
+    b.sample(0, stats(0, 0));
+    b.sample(1000, stats(2.5e6, 0)); // 20 Mbit/s
+    assert.equal(b.usageOf(t).get(A), 20 * M);
+    b.sample(2000, stats(2.5e6, 0)); // idle: half the gap
+    assert.equal(b.usageOf(t).get(A), 10 * M);
+    assert.equal(b.usageOf(t).get(P), 10 * M, 'a parent counts its children');
+    const c = new Borrower();
+    c.sample(0, stats(0, 0));
+    c.sample(1000, stats(0.75e6, 0, 5)); // 6 Mbit/s of a 10 Mbit/s rate, with drops
+    assert.equal(c.rates(t).get(A), 30 * M);
+  });
+});
