@@ -2,16 +2,20 @@
  * Borrowing: how a parent's rate is split among its children. A pure function; the borrowing
  * loop (controller/borrowing/) feeds it measured demand and writes the result as effective rates.
  *
- * Every child keeps its guaranteed `rate` whatever its demand (a guarantee must be there the
- * moment traffic starts). What the parent has beyond the sum of guarantees (the spare) goes to
- * children whose demand exceeds their rate, weighted max-min fair (progressive filling): each
- * such child's extra grows in proportion to its weight until it reaches what it wants
- * (min(demand, ceil) − rate) or the spare runs out. So no child is above its ceil or its demand,
- * and a child that gets less than it wants has the largest extra-per-weight of all.
+ * Every child keeps its guaranteed `rate` as its effective rate whatever its demand (a guarantee
+ * must be there the moment traffic starts). But a child only *counts against* the parent for what
+ * it uses: min(rate, demand). What the parent has beyond that (the spare — an idle sibling's
+ * guarantee included, as HTB lends it) goes to children whose demand exceeds their rate, weighted
+ * max-min fair (progressive filling): each such child's extra grows in proportion to its weight
+ * until it reaches what it wants (min(demand, ceil) − rate) or the spare runs out. So no child is
+ * above its ceil or its demand, a child that gets less than it wants has the largest
+ * extra-per-weight of all, and what the children use (min(effective, demand) each) never exceeds
+ * the parent. When an idle child wakes up, the parent's own schedule in the data plane caps the
+ * total until the next allocation gives its guarantee back to it.
  *
  * When the guarantees alone exceed the parent (an oversubscribed parent), every child gets its
  * rate and nothing more: the parent's own schedule still caps the aggregate in the data plane.
- * Results are whole bits/s, rounded down, so the total never exceeds the parent.
+ * Results are whole bits/s, rounded down.
  */
 export interface Child {
   id: number;
@@ -27,7 +31,8 @@ export interface Child {
 
 export function allocate(parentRate: number, children: readonly Child[]): Map<number, number> {
   const result = new Map(children.map((c) => [c.id, c.rate]));
-  let spare = parentRate - children.reduce((s, c) => s + c.rate, 0);
+  // A child counts against the parent for what it uses, up to its guarantee.
+  let spare = parentRate - children.reduce((s, c) => s + Math.min(c.rate, c.demand), 0);
   // Each borrower wants this much above its rate; sorted by want per weight, the first to be satisfied first.
   const borrowers = children
     .map((c) => ({ c, want: Math.max(0, Math.min(c.demand, c.ceil) - c.rate) }))

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { allocate, effectiveRates, type Child } from '../../controller/allocation/allocate.js';
 
-const sum = (m: Map<number, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+/** What the children use of the parent: each its effective rate, but no more than its demand. */
+const used = (a: Map<number, number>, children: Child[]) => children.reduce((s, c) => s + Math.min(a.get(c.id)!, c.demand), 0);
 
 /** A parent and children whose guarantees fit in it (the API's normal case). */
 const arbFamily = fc
@@ -22,12 +23,21 @@ const arbFamily = fc
   });
 
 describe('allocate (borrowing)', () => {
-  it('an idle sibling lends its share: the busy one rises to its ceil', () => {
+  it('an idle sibling lends its share, its guarantee included: the busy one rises to its ceil', () => {
     const a = allocate(100, [
       { id: 1, rate: 30, ceil: 100, weight: 1, demand: 1000 },
       { id: 2, rate: 30, ceil: 100, weight: 1, demand: 0 },
     ]);
-    assert.deepEqual([...a], [[1, 70], [2, 30]]);
+    // The idle one keeps its guarantee as its rate, ready for its first packet.
+    assert.deepEqual([...a], [[1, 100], [2, 30]]);
+  });
+
+  it('a light sibling counts for what it uses', () => {
+    const a = allocate(100, [
+      { id: 1, rate: 30, ceil: 100, weight: 1, demand: 1000 },
+      { id: 2, rate: 30, ceil: 100, weight: 1, demand: 12 },
+    ]);
+    assert.deepEqual([...a], [[1, 88], [2, 30]]);
   });
 
   it('two busy siblings split the spare by weight', () => {
@@ -64,14 +74,15 @@ describe('allocate (borrowing)', () => {
       ],
       new Map([[2, 1000], [4, 1000]]),
     );
-    assert.deepEqual([...rates].sort((a, b) => a[0] - b[0]), [[1, 100], [2, 80], [3, 20], [4, 80]]);
+    // 3 is idle: 2 borrows its guarantee too, and 4 everything 2 has.
+    assert.deepEqual([...rates].sort((a, b) => a[0] - b[0]), [[1, 100], [2, 100], [3, 20], [4, 100]]);
   });
 
-  it('property: never over the parent, never below rate, never above ceil, integers', () => {
+  it('property: what the children use never exceeds the parent; never below rate, never above ceil, integers', () => {
     fc.assert(
       fc.property(arbFamily, ({ parent, children }) => {
         const a = allocate(parent, children);
-        assert.ok(sum(a) <= parent);
+        assert.ok(used(a, children) <= parent);
         for (const c of children) {
           const x = a.get(c.id)!;
           assert.ok(Number.isInteger(x));
@@ -93,7 +104,7 @@ describe('allocate (borrowing)', () => {
         // Rounding down costs each child under 1 bit/s.
         const slack = children.length;
         const short = children.filter((c) => a.get(c.id)! < want(c) - 1);
-        if (short.length > 0) assert.ok(sum(a) >= parent - slack, 'spare left while someone wants more');
+        if (short.length > 0) assert.ok(used(a, children) >= parent - slack, 'spare left while someone wants more');
         for (const i of short) for (const j of children) assert.ok(norm(j) <= norm(i) + 1 / i.weight + 1 / j.weight + 1e-9, `child ${j.id} has more per weight than short child ${i.id}`);
       }),
       { numRuns: 2000 },

@@ -60,10 +60,13 @@ function harness(classes: ClassRecord[], noise = () => 1) {
   return { run, rates, results, history, budgets$, done };
 }
 
+/**
+ * Rates stay within rate..ceil. (Their sum may exceed the parent while a sibling is idle: an idle
+ * child keeps its guarantee as its rate and lends it; the parent's schedule caps what passes, and
+ * the allocation's own property tests check that what children use never exceeds the parent.)
+ */
 function assertWithinBounds(classes: ClassRecord[], r: Map<number, number>) {
-  const p = r.get(P)!;
-  assert.equal(p, 40 * M);
-  assert.ok(r.get(A)! + r.get(B)! <= p, `children ${r.get(A)} + ${r.get(B)} exceed the parent ${p}`);
+  assert.equal(r.get(P)!, 40 * M);
   for (const c of classes.filter((c) => c.parent !== null)) {
     assert.ok(r.get(c.id)! >= c.rate, `${c.name} below its rate`);
     assert.ok(r.get(c.id)! <= (c.ceil ?? c.rate), `${c.name} above its ceil`);
@@ -91,16 +94,17 @@ describe('borrowing loop (fake timers, in-memory datapath)', () => {
     }
   });
 
-  it('with ceil = parent, a lone busy child gets all but its sibling\'s guarantee; both busy → 20/20', () => {
+  it('with ceil = parent, a lone busy child borrows its idle sibling\'s guarantee too; both busy → 20/20', () => {
     const classes = tree();
     const h = harness(classes);
     try {
-      assert.equal(h.run(3, { [A]: 100 * M }).get(A), 30 * M);
+      assert.equal(h.run(3, { [A]: 100 * M }).get(A), 40 * M);
       const both = h.run(5, { [A]: 100 * M, [B]: 100 * M });
       assert.deepEqual([both.get(A), both.get(B)], [20 * M, 20 * M]);
-      // A goes idle: B takes the spare, A returns to its guarantee.
-      const bOnly = h.run(6, { [B]: 100 * M });
-      assert.deepEqual([bOnly.get(A), bOnly.get(B)], [10 * M, 30 * M]);
+      // A goes idle: its use decays, B takes what A leaves, A keeps its guarantee as its rate.
+      const bOnly = h.run(8, { [B]: 100 * M });
+      assert.equal(bOnly.get(A), 10 * M);
+      assert.ok(bOnly.get(B)! >= 38 * M, `B at ${bOnly.get(B)}`);
       h.history.forEach((r) => assertWithinBounds(classes, r));
     } finally {
       h.done();
@@ -134,12 +138,14 @@ describe('borrowing loop (fake timers, in-memory datapath)', () => {
   it('a change of classes is applied at once with the guarantees respected (no stale borrowed rate)', () => {
     const h = harness(tree());
     try {
-      assert.equal(h.run(3, { [A]: 100 * M }).get(A), 30 * M);
-      // B's guarantee goes up to 25 Mbit/s: A cannot keep 30 (25 + 30 > 40).
+      const both = h.run(5, { [A]: 100 * M, [B]: 100 * M });
+      assert.deepEqual([both.get(A), both.get(B)], [20 * M, 20 * M]);
+      // B's guarantee goes up to 25 Mbit/s while both are busy: A cannot keep 20 (25 + 20 > 40).
+      // The 5 Mbit/s left over is split between the two borrowers: 12.5 + 27.5.
       h.budgets$.next({ revision: 2, classes: tree().map((c) => (c.id === B ? { ...c, rate: 25 * M } : c)) });
       const r = h.rates();
-      assert.equal(r.get(B), 25 * M);
-      assert.equal(r.get(A), 15 * M);
+      assert.equal(r.get(B), 27.5 * M);
+      assert.equal(r.get(A), 12.5 * M);
     } finally {
       h.done();
     }
@@ -205,6 +211,6 @@ describe('Borrower', () => {
     const c = new Borrower();
     c.sample(0, stats(0, 0));
     c.sample(1000, stats(0.75e6, 0, 5)); // 6 Mbit/s of a 10 Mbit/s rate, with drops
-    assert.equal(c.rates(t).get(A), 30 * M);
+    assert.equal(c.rates(t).get(A), 40 * M, 'demanding: its ceil, B being idle');
   });
 });
