@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inject, injectable, optional } from 'inversify';
 import { Registry, Gauge } from 'prom-client';
-import { map, shareReplay, type Subscription } from 'rxjs';
+import { map, shareReplay, tap, type Subscription } from 'rxjs';
 import type { HostStatus } from '../api/contract/host.js';
 import { cgroupId, describeTcpError } from '../shaper-bpf/src/sockops.js';
 import type { TcpState } from '../shaper-bpf/src/tcp-datapath.js';
@@ -22,6 +22,7 @@ import { TCP_TUNER, type InstalledTcp, type TcpTuner } from './datapath/tcp-tune
 import { desiredState, type ClassError, type Inventory } from './desired/desired-state.js';
 import { Reconciler, type ReconcileResult } from './reconciler/reconciler.js';
 import { shaperDesired$ } from './borrowing/shaper-desired.js';
+import { InfluxSink } from './metrics/influx-sink.js';
 
 /** The cgroup v2 mount, if the host has one. */
 function cgroupRoot(): string | undefined {
@@ -46,6 +47,7 @@ export class Agent {
   private classNames = new Map<number, string>();
   private heartbeatTimer?: NodeJS.Timeout;
   private metricsServer?: Server;
+  private influx?: InfluxSink;
   readonly registry = new Registry();
 
   constructor(
@@ -70,7 +72,10 @@ export class Agent {
     const root = s.cgroupRoot ?? cgroupRoot();
     const inventoryFor = (fq: boolean): Inventory => ({ fq, cgroupRoot: root, cgroupIds: (p) => this.cgroupIdOf(root, p) });
     // One API connection for every interface.
-    const budgets$ = this.api.budgets$().pipe(shareReplay({ bufferSize: 1, refCount: true }));
+    const budgets$ = this.api.budgets$().pipe(
+      tap((b) => (this.classNames = new Map(b.classes.map((c) => [c.id, c.name])))),
+      shareReplay({ bufferSize: 1, refCount: true }),
+    );
     for (const st of this.ifaces) {
       const reconciler = new Reconciler<ShaperState>({
         apply: (state) => st.installed.datapath.apply(state),
@@ -93,6 +98,22 @@ export class Agent {
     this.startTcp(budgets$, inventoryFor(true));
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), s.heartbeatMs);
     if (s.metricsListen) await this.serveMetrics(s.metricsListen);
+    if (s.influx) {
+      // Per class metrics every second; InfluxDB being down never stops or slows the agent.
+      this.influx = new InfluxSink({
+        url: s.influx,
+        host: s.host,
+        sources: () => this.ifaces.map((i) => ({ iface: i.installed.iface, mode: i.installed.mode, datapath: i.installed.datapath })),
+        className: (id) => this.classNames.get(id),
+        log: this.log,
+      });
+      this.influx.start();
+    }
+  }
+
+  /** The InfluxDB sink, when --influx is set. */
+  influxSink(): InfluxSink | undefined {
+    return this.influx;
   }
 
   /**
@@ -119,10 +140,7 @@ export class Agent {
       backoff: { minMs: s.backoffMinMs, maxMs: s.backoffMaxMs },
     });
     const desired$ = budgets$.pipe(
-      map((b) => {
-        this.classNames = new Map(b.classes.map((c) => [c.id, c.name]));
-        return { revision: b.revision, state: desiredState(b.classes, s.label, inventory).tcp };
-      }),
+      map((b) => ({ revision: b.revision, state: desiredState(b.classes, s.label, inventory).tcp })),
     );
     this.subscriptions.push(
       reconciler.run(desired$).subscribe((r) => {
@@ -259,6 +277,8 @@ export class Agent {
   async stop(): Promise<void> {
     this.subscriptions.splice(0).forEach((s) => s.unsubscribe());
     clearInterval(this.heartbeatTimer);
+    await this.influx?.stop();
+    this.influx = undefined;
     await new Promise<void>((r) => (this.metricsServer ? this.metricsServer.close(() => r()) : r()));
     for (const i of this.ifaces) i.installed.close();
     this.ifaces.length = 0;

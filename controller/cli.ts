@@ -33,6 +33,7 @@ export function agentCommand(): Command {
     .option('--label <k=v>', 'label of this host, selects classes by hosts.matchLabels; repeatable (env PACER_LABEL)', collect)
     .option('--state-dir <dir>', 'where the last-known-good snapshot and qdisc records live (env PACER_STATE_DIR; default /var/lib/pacer)')
     .option('--metrics-listen <addr>', 'serve Prometheus /metrics on host:port (env PACER_METRICS_LISTEN)')
+    .option('--influx <url>', 'write per class metrics every second to InfluxDB 1.x, database in the path, e.g. http://127.0.0.1:8086/pacer (env PACER_INFLUX)')
     .option('--host <name>', 'host name registered with the API; the token must be bound to it (env PACER_HOST; default hostname)')
     .option('--netns <path>', 'network namespace of the interfaces (env PACER_NETNS)')
     .option('--pin-base <dir>', 'bpffs directory for pins (env PACER_PIN_BASE; default /sys/fs/bpf/pacer)')

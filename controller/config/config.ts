@@ -25,6 +25,8 @@ export const agentConfigSchema = z.strictObject({
   label: labels.default({}),
   stateDir: z.string().default('/var/lib/pacer'),
   metricsListen: z.string().optional(),
+  /** InfluxDB 1.x URL with the database as path, e.g. http://127.0.0.1:8086/pacer: per class metrics every second. */
+  influx: z.string().url().refine((u) => /^https?:\/\/[^/]+\/[^/]+/.test(u), 'must be http(s)://host:port/database').optional(),
   host: z.string().default(hostname()),
   netns: z.string().optional(),
   tokenFile: z.string().optional(),
@@ -55,6 +57,7 @@ const ENV: Record<string, keyof AgentSettings> = {
   PACER_LABEL: 'label',
   PACER_STATE_DIR: 'stateDir',
   PACER_METRICS_LISTEN: 'metricsListen',
+  PACER_INFLUX: 'influx',
   PACER_HOST: 'host',
   PACER_NETNS: 'netns',
   PACER_TOKEN_FILE: 'tokenFile',
