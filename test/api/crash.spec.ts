@@ -3,39 +3,13 @@
  * mid-stream. On restart, every acknowledged write is there, and nothing is half there.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { request, ADMIN_TOKEN } from '../support/api-server.js';
-
-const CLI = join(process.cwd(), 'dist/api/cli/pacer.js');
-
-async function startChild(dbFile: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [CLI, 'api', '--listen', '127.0.0.1:0', '--db', dbFile], {
-    env: { ...process.env, PACER_ADMIN_TOKEN: ADMIN_TOKEN },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    child.once('exit', (code) => reject(new Error(`api exited with ${code} before listening: ${out}`)));
-  });
-  return { child, url };
-}
-
-function killed(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    child.once('exit', () => resolve());
-    child.kill('SIGKILL');
-  });
-}
+import { request } from '../support/api-server.js';
+import { startApiChild, killed } from '../support/api-process.js';
 
 describe('crash safety (SIGKILL during concurrent writes)', function () {
   this.timeout(60_000);
@@ -46,14 +20,14 @@ describe('crash safety (SIGKILL during concurrent writes)', function () {
     dir = mkdtempSync(join(tmpdir(), 'pacer-crash-'));
   });
   afterEach(async () => {
-    await Promise.all(children.splice(0).map(killed));
+    await Promise.all(children.splice(0).map((c) => killed(c)));
     rmSync(dir, { recursive: true, force: true });
   });
 
   for (const killAfterMs of [150, 400, 900]) {
     it(`loses no acknowledged write and leaves no half-applied change (kill after ${killAfterMs} ms)`, async () => {
       const dbFile = join(dir, 'pacer.db');
-      const first = await startChild(dbFile);
+      const first = await startApiChild(dbFile);
       children.push(first.child);
 
       /** Per class: the rates that may be stored: the last acknowledged, and one in flight. */
@@ -86,7 +60,7 @@ describe('crash safety (SIGKILL during concurrent writes)', function () {
       await Promise.all(workers);
       assert.ok(acked.size > 0, 'some writes were acknowledged before the kill');
 
-      const second = await startChild(dbFile);
+      const second = await startApiChild(dbFile);
       children.push(second.child);
       const list = await request(second.url, 'GET', '/v1/classes?limit=10000');
       assert.equal(list.status, 200);

@@ -1,10 +1,10 @@
 /** What operators touch: health, readiness, metrics, the OpenAPI document, /docs, shutdown, start-up errors. */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { startTestApi, request, ADMIN_TOKEN, type TestApi } from '../support/api-server.js';
 import { openSse } from '../support/sse.js';
+import { startApiChild } from '../support/api-process.js';
 import { SqliteStore } from '../../api/store/sqlite.js';
 
 describe('operating the API', () => {
@@ -96,20 +96,8 @@ describe('operating the API', () => {
 
   it('on SIGTERM: ends watch streams cleanly, finishes, closes the store and exits 0', async () => {
     t = await startTestApi(); // only for its temp dir
-    const child = spawn(process.execPath, [join(process.cwd(), 'dist/api/cli/pacer.js'), 'api', '--listen', '127.0.0.1:0', '--db', join(t.dir, 'term.db')], {
-      env: { ...process.env, PACER_ADMIN_TOKEN: ADMIN_TOKEN },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const { child, url } = await startApiChild(join(t.dir, 'term.db'));
     try {
-      const url = await new Promise<string>((resolve, reject) => {
-        let out = '';
-        child.stdout!.on('data', (d: Buffer) => {
-          out += d;
-          const m = /listening on (\S+)/.exec(out);
-          if (m) resolve(m[1]!);
-        });
-        child.once('exit', () => reject(new Error(out)));
-      });
       const stream = await openSse(`${url}/v1/watch`, ADMIN_TOKEN);
       await stream.waitFor((e) => e.event === 'ready');
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

@@ -5,10 +5,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
-import { ADMIN_TOKEN } from './api-server.js';
+import { CLI } from './api-process.js';
 
-export const CLI = join(process.cwd(), 'dist/api/cli/pacer.js');
+export { CLI, startApiChild, killed, type ApiChild } from './api-process.js';
 
 /** A port nobody listens on right now (the kernel picks it; we close and reuse the number). */
 export async function freePort(): Promise<number> {
@@ -19,29 +18,6 @@ export async function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
-}
-
-export interface ApiChild {
-  child: ChildProcess;
-  url: string;
-}
-
-export async function startApiChild(dbFile: string, port: number): Promise<ApiChild> {
-  const child = spawn(process.execPath, [CLI, 'api', '--listen', `127.0.0.1:${port}`, '--db', dbFile], {
-    env: { ...process.env, PACER_ADMIN_TOKEN: ADMIN_TOKEN },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    child.once('exit', (code) => reject(new Error(`api exited with ${code} before listening: ${out}`)));
-  });
-  return { child, url };
 }
 
 /** One line of the agent's pino log. */
@@ -97,15 +73,6 @@ export function startAgentChild(args: readonly string[], token: string): AgentCh
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   return new AgentChild(child);
-}
-
-/** SIGKILL (or another signal) and wait for the exit; nothing to do when it has already exited. */
-export function killed(child: ChildProcess | undefined, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-  return new Promise((resolve) => {
-    if (!child || child.exitCode !== null || child.signalCode !== null) return resolve();
-    child.once('exit', () => resolve());
-    child.kill(signal);
-  });
 }
 
 /** Polls f every `everyMs` until it returns something other than undefined; throws after `ms`. */
