@@ -1,6 +1,6 @@
 // Concern: facts about a raw BPF file descriptor — what kind of object it is, its kernel
 // info (BPF_OBJ_GET_INFO_BY_FD), and opening/closing pins. Used by map.ts and program.ts.
-import { readlinkSync } from 'node:fs';
+import { readlinkSync, unlinkSync } from 'node:fs';
 import { constants } from 'node:os';
 import koffi, { type TypeObject } from 'koffi';
 import { BpfError, check } from './errors.js';
@@ -43,6 +43,16 @@ export function openPinnedFd(path: string, expect: BpfFdKind, what: string): num
 
 export function pinFd(fd: number, path: string, what: string): void {
   check(lib.bpf_obj_pin(fd, path) as number, `pin ${what}`, path);
+}
+
+/** Removes a pin (an unlink on bpffs); the object lives on while any fd or program uses it. */
+export function unpinPath(path: string, what: string): void {
+  try {
+    unlinkSync(path);
+  } catch (err) {
+    const errno = -((err as NodeJS.ErrnoException).errno ?? -constants.errno.EINVAL);
+    throw new BpfError({ operation: `unpin ${what}`, target: path, errno });
+  }
 }
 
 export function closeFd(fd: number): void {

@@ -1,10 +1,9 @@
 // Concern: reading and writing one BPF map through its fd — CRUD, batches, iteration,
 // per-CPU value layout, pinning. Keys and values are raw Buffers in the kernel's layout;
 // callers own the encoding. Every call is synchronous on the calling thread.
-import { unlinkSync } from 'node:fs';
 import { constants } from 'node:os';
-import { BpfError, check } from './errors.js';
-import { closeFd, objInfo, openPinnedFd, pinFd } from './info.js';
+import { check } from './errors.js';
+import { closeFd, objInfo, openPinnedFd, pinFd, unpinPath } from './info.js';
 import { lib, MapBatchOpts, MapInfo, numPossibleCpus } from './native.js';
 import koffi from 'koffi';
 
@@ -277,12 +276,7 @@ export class BpfMap {
   /** Removes the pin (an unlink on bpffs); the map lives on while any fd or program uses it. */
   unpin(path: string | undefined = this.pinnedPath): void {
     if (!path) throw new Error(`${this.target} was not pinned by this process; pass the path`);
-    try {
-      unlinkSync(path);
-    } catch (err) {
-      const errno = -((err as NodeJS.ErrnoException).errno ?? -EINVAL);
-      throw new BpfError({ operation: `unpin ${this.target}`, target: path, errno });
-    }
+    unpinPath(path, this.target);
     if (path === this.pinnedPath) this.pinnedPath = undefined;
   }
 

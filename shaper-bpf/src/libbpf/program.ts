@@ -1,11 +1,9 @@
 // Concern: one loaded BPF program — its identity (fd, name, kernel id), running it in the
 // kernel with BPF_PROG_TEST_RUN, building/reading the __sk_buff context that sched_cls
 // (tc) programs get, and pinning.
-import { unlinkSync } from 'node:fs';
-import { constants } from 'node:os';
 import koffi from 'koffi';
-import { BpfError, check } from './errors.js';
-import { closeFd, objInfo, openPinnedFd, pinFd } from './info.js';
+import { check } from './errors.js';
+import { closeFd, objInfo, openPinnedFd, pinFd, unpinPath } from './info.js';
 import { lib, ProgInfoHead, TestRunOpts, type Ptr } from './native.js';
 
 export interface TestRunOptions {
@@ -128,12 +126,7 @@ export class BpfProgram {
 
   unpin(path: string | undefined = this.pinnedPath): void {
     if (!path) throw new Error(`${this.target} was not pinned by this process; pass the path`);
-    try {
-      unlinkSync(path);
-    } catch (err) {
-      const errno = -((err as NodeJS.ErrnoException).errno ?? -constants.errno.EINVAL);
-      throw new BpfError({ operation: `unpin ${this.target}`, target: path, errno });
-    }
+    unpinPath(path, this.target);
     if (path === this.pinnedPath) this.pinnedPath = undefined;
   }
 
