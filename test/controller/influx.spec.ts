@@ -1,19 +1,15 @@
 /**
- * The InfluxDB sink against a real influxd (Debian package `influxdb`, InfluxDB 1.6) started here
- * on free 127.0.0.1 ports with its data in a temp dir. In-memory datapaths with stats the test
- * writes; the sink's clock is the test's, ticks are driven by hand.
+ * The InfluxDB sink against a real influxd (Debian package `influxdb`, InfluxDB 1.6) started on
+ * free 127.0.0.1 ports with its data in a temp dir (test/support/influxd.ts). In-memory datapaths
+ * with stats the test writes; the sink's clock is the test's, ticks are driven by hand.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { InfluxDB } from 'influx';
 import { Datapath, memoryTables, type ShaperState } from '../../shaper-bpf/src/datapath.js';
 import type { ClassStats } from '../../shaper-bpf/src/layout.js';
 import { InfluxSink, INFLUX_MEASUREMENT } from '../../controller/metrics/influx-sink.js';
 import { resolveAgentConfig } from '../../controller/config/config.js';
+import { startInfluxd, type RunningInfluxd } from '../support/influxd.js';
 
 const ZERO: ClassStats = { packets: 0, bytes: 0, delayed: 0, delay_ns: 0, horizon_drops: 0, ce_marks: 0, contention_drops: 0 };
 
@@ -46,112 +42,18 @@ function fakeDatapath(rates: Record<number, number>) {
   return { datapath, add };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer().once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** influxd on 127.0.0.1 with everything under dir. */
-class Influxd {
-  private proc?: ChildProcess;
-  readonly url: string;
-  private readonly configFile: string;
-  private readonly logFile: string;
-  constructor(
-    private readonly dir: string,
-    readonly httpPort: number,
-    rpcPort: number,
-  ) {
-    this.url = `http://127.0.0.1:${httpPort}`;
-    this.configFile = join(dir, 'influxdb.conf');
-    this.logFile = join(dir, 'influxd.log');
-    writeFileSync(
-      this.configFile,
-      [
-        'reporting-disabled = true',
-        `bind-address = "127.0.0.1:${rpcPort}"`,
-        '[meta]',
-        `  dir = "${join(dir, 'meta')}"`,
-        '[data]',
-        `  dir = "${join(dir, 'data')}"`,
-        `  wal-dir = "${join(dir, 'wal')}"`,
-        '  query-log-enabled = false',
-        '[http]',
-        '  enabled = true',
-        `  bind-address = "127.0.0.1:${httpPort}"`,
-        '  log-enabled = false',
-        '[monitor]',
-        '  store-enabled = false',
-        '[continuous_queries]',
-        '  enabled = false',
-        '[subscriber]',
-        '  enabled = false',
-        '',
-      ].join('\n'),
-    );
-  }
-
-  async start(): Promise<void> {
-    const proc = spawn('influxd', ['run', '-config', this.configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
-    this.proc = proc;
-    let log = '';
-    proc.stderr!.on('data', (b: Buffer) => (log += b.toString()));
-    proc.on('exit', () => writeFileSync(this.logFile, log));
-    const end = Date.now() + 20_000;
-    for (;;) {
-      if (proc.exitCode !== null) throw new Error(`influxd exited (${proc.exitCode}):\n${log.slice(-2000)}`);
-      try {
-        if ((await fetch(`${this.url}/ping`)).status === 204) return;
-      } catch {
-        // not listening yet
-      }
-      if (Date.now() > end) throw new Error(`influxd did not answer /ping within 20 s:\n${log.slice(-2000)}`);
-      await sleep(100);
-    }
-  }
-
-  async stop(): Promise<void> {
-    const proc = this.proc;
-    this.proc = undefined;
-    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
-    const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-    proc.kill('SIGTERM');
-    const t = setTimeout(() => proc.kill('SIGKILL'), 5_000);
-    await exited;
-    clearTimeout(t);
-  }
-
-  log(): string {
-    return existsSync(this.logFile) ? readFileSync(this.logFile, 'utf8') : '';
-  }
-}
 
 describe('InfluxDB sink (real influxd)', function () {
   this.timeout(60_000);
-  let dir: string | undefined;
-  let influxd: Influxd | undefined;
+  let influxd: RunningInfluxd | undefined;
 
   before(async () => {
-    const found = spawnSync('influxd', ['version'], { encoding: 'utf8' });
-    if (found.error) throw new Error(`influxd not found (${found.error.message}): install the Debian package "influxdb" (apt-get install -y influxdb), which provides /usr/bin/influxd (InfluxDB 1.x)`);
-    dir = mkdtempSync(join(tmpdir(), 'pacer-influx-'));
-    influxd = new Influxd(dir, await freePort(), await freePort());
-    await influxd.start();
+    influxd = await startInfluxd();
   });
 
   after(async () => {
-    try {
-      await influxd?.stop();
-    } finally {
-      if (dir) rmSync(dir, { recursive: true, force: true });
-    }
+    await influxd?.stop();
   });
 
   it('config: --influx / PACER_INFLUX, with the database in the path', () => {
@@ -229,7 +131,7 @@ describe('InfluxDB sink (real influxd)', function () {
       now: () => now,
       log: { warn: (o: unknown) => warnings.push(o), info: () => {} },
     });
-    await influxd!.stop();
+    await influxd!.halt();
     await sink.tick();
     for (let i = 1; i <= 8; i++) {
       eth0.add(9, { bytes: 1000 * i, packets: i });
@@ -244,7 +146,7 @@ describe('InfluxDB sink (real influxd)', function () {
     assert.notEqual(sink.lastError, null);
     assert.equal(warnings.length, 1, 'one warning when writes start failing, not one per tick');
 
-    await influxd!.start();
+    await influxd!.resume();
     const end = Date.now() + 20_000;
     while (sink.pending > 0) {
       if (Date.now() > end) throw new Error(`buffered points not written after influxd came back: ${sink.lastError}`);
