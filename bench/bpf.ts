@@ -39,7 +39,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -49,13 +49,13 @@ import { Datapath, type ShaperState } from '../shaper-bpf/src/datapath.js';
 import { BpfError, BpfObject, skbContext, type BpfMap, type BpfProgram } from '../shaper-bpf/src/libbpf/index.js';
 import * as layout from '../shaper-bpf/src/layout.js';
 import { prefix, struct, u32 } from '../shaper-bpf/src/typed-map.js';
-import { ensureBpffs } from '../test/support/bpffs.js';
 import { frame } from '../test/support/packets.js';
-import { median, round } from './stats.js';
+import { round } from './stats.js';
+import { makeBenchPinDir as makePinDir, removePins as cleanup, removeStalePinDirs, trackObject, BPFFS } from './pins.js';
+import { fmt, git, log, met, readOr, resultsDir, summary, table, type Summary } from './report.js';
+import { encodeBatch, writeRaw } from './raw-batch.js';
 
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
-const repoRoot = here('../../');
-const resultsDir = here('../../bench/results/');
 const buildScript = here('../../bench/bpf-build.sh');
 
 const { values: argv } = parseArgs({
@@ -103,60 +103,12 @@ const RATE_BPS = 400_000_000_000; // 4e11, the highest rate pacer.h allows: 30 n
 const HORIZON_NS = 10_000_000_000;
 const T0 = 1_000_000_000_000_000n; // the fixed clock: 11.6 days of uptime, as in the kernel tests
 
-// ---------------------------------------------------------------------------------------------
-// Pins: /sys/fs/bpf/pacer-bench-<pid>-XXXXXX, removed however the process ends.
-
-const BPFFS = '/sys/fs/bpf';
-const pinDirs = new Set<string>();
-const objects: Array<{ close(): void }> = [];
-
-function cleanup(): void {
-  for (const o of objects.splice(0).reverse()) {
-    try {
-      o.close();
-    } catch {
-      /* closing is best effort; the fds die with the process anyway */
-    }
-  }
-  for (const dir of pinDirs) {
-    rmSync(dir, { recursive: true, force: true });
-    pinDirs.delete(dir);
-  }
-}
-
-process.on('exit', cleanup);
 for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
   process.once(signal, () => {
     process.stderr.write(`\n${signal}: removing the pins under ${BPFFS}/pacer-bench-${process.pid}-*\n`);
     cleanup();
     process.exit(code);
   });
-}
-
-function makePinDir(): string {
-  ensureBpffs();
-  const dir = mkdtempSync(`${BPFFS}/pacer-bench-${process.pid}-`);
-  pinDirs.add(dir);
-  return dir;
-}
-
-/** Pin directories of earlier runs whose process is gone (SIGKILL, power loss). */
-function removeStalePinDirs(): string[] {
-  if (!existsSync(BPFFS)) return [];
-  const removed: string[] = [];
-  for (const name of readdirSync(BPFFS)) {
-    const m = /^pacer-bench-(\d+)-/.exec(name);
-    if (!m || Number(m[1]) === process.pid) continue;
-    try {
-      process.kill(Number(m[1]), 0);
-      continue; // that run is alive
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') continue;
-    }
-    rmSync(join(BPFFS, name), { recursive: true, force: true });
-    removed.push(name);
-  }
-  return removed;
 }
 
 /** Lets the event loop run, so a Ctrl-C between two test runs is handled. */
@@ -167,38 +119,6 @@ const yieldToSignals = () => new Promise<void>((resolve) => setImmediate(resolve
 
 const nowNs = () => process.hrtime.bigint();
 const msSince = (t: bigint) => Number(nowNs() - t) / 1e6;
-const fmt = (n: number, digits = 0) =>
-  Number.isFinite(n) ? n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : 'n/a';
-const met = (ok: boolean) => (ok ? 'met' : '**NOT met**');
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
-  const line = (r: string[]) => `| ${r.map((cell, c) => cell.padEnd(widths[c]!)).join(' | ')} |`;
-  return [line(rows[0]!), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.slice(1).map(line)].join('\n');
-}
-
-function summary(values: readonly number[]) {
-  return { median: median(values), min: Math.min(...values), max: Math.max(...values), values: [...values] };
-}
-type Summary = ReturnType<typeof summary>;
-
-function readOr(file: string, fallback = 'unknown'): string {
-  try {
-    return readFileSync(file, 'utf8').trim();
-  } catch {
-    return fallback;
-  }
-}
-
-function git(args: string[]): string {
-  try {
-    return execFileSync('git', args, { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return 'unknown';
-  }
-}
-
-const log = (s: string) => process.stderr.write(`${s}\n`);
 
 // ---------------------------------------------------------------------------------------------
 // 1. ns per packet
@@ -254,7 +174,7 @@ async function packets() {
     return f;
   };
   const base = BpfObject.open(objectFile('bpf-baseline'));
-  objects.push(base);
+  trackObject(base);
   base.load();
   const baseProg = base.program('edt_baseline');
   const baseMap = base.map('edt_class');
@@ -281,7 +201,7 @@ async function packets() {
 
   // ---- cost probes (bench/bpf-probes.bpf.c), maps filled like the real ones
   const probes = BpfObject.open(objectFile('bpf-probes'));
-  objects.push(probes);
+  trackObject(probes);
   probes.load();
   {
     const keys = Buffer.concat(Array.from({ length: N }, (_, i) => layout.u32Key(i + 1)));
@@ -315,7 +235,7 @@ async function packets() {
   // ---- pacer
   const pinRoot = makePinDir();
   const eg = EgressObject.load({ pinRoot });
-  objects.push(eg);
+  trackObject(eg);
   const setup: Record<string, number> = {};
   const desired: ShaperState = {
     classes: new Map(Array.from({ length: N }, (_, i) => [i + 1, classConfig(i + 1 === PARENT_LEAF ? PARENT : 0)] as const)),
@@ -558,7 +478,7 @@ async function config() {
   const n = opts.configClasses;
   const pinRoot = makePinDir();
   const eg = EgressObject.load({ pinRoot });
-  objects.push(eg);
+  trackObject(eg);
   const map: BpfMap = eg.config.map;
   // Two rounds of changes: every class's rate (and so its value) differs between A and B.
   const make = (rateBase: number) =>
@@ -580,9 +500,8 @@ async function config() {
   const A = make(1_000_000_000);
   const B = make(2_000_000_000);
   // The same entries, encoded once with the binding's own codecs, for the floor.
-  const keysRaw = Buffer.concat(A.map(([k]) => u32.encode(k)));
-  const valuesA = Buffer.concat(A.map(([, v]) => cfgCodec.encode(v)));
-  const valuesB = Buffer.concat(B.map(([, v]) => cfgCodec.encode(v)));
+  const rawA = encodeBatch(map, u32, cfgCodec, A);
+  const rawB = encodeBatch(map, u32, cfgCodec, B);
 
   eg.config.setMany(A); // the classes exist: what follows are changes, not inserts
   const binding: number[] = [];
@@ -597,8 +516,7 @@ async function config() {
     },
     raw: () => {
       const t = nowNs();
-      map.updateBatch(keysRaw, valuesB, n);
-      map.updateBatch(keysRaw, valuesA, n);
+      writeRaw([rawB, rawA]);
       raw.push(msSince(t));
     },
     // setMany's steps one by one (typed-map.ts), to see where its time goes.
