@@ -9,7 +9,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inject, injectable, optional } from 'inversify';
 import { Registry, Gauge } from 'prom-client';
-import { map, shareReplay, tap, type Subscription } from 'rxjs';
+import { BehaviorSubject, ReplaySubject, distinctUntilChanged, map, switchMap, tap, type Subscription } from 'rxjs';
+import type { ClassRecord } from '../api/contract/class.js';
 import type { HostStatus } from '../api/contract/host.js';
 import { cgroupId, describeTcpError } from '../shaper-bpf/src/sockops.js';
 import type { TcpState } from '../shaper-bpf/src/tcp-datapath.js';
@@ -18,10 +19,12 @@ import { ApiClient } from './api-client/api-client.js';
 import { AgentConfig } from './config/config.js';
 import { LOGGER, type Logger } from './config/module.js';
 import { INTERFACE_INSTALLER, type InstalledDatapath, type InterfaceInstaller } from './datapath/installer.js';
+import { modeAfterCheck, type ModeState } from './datapath/fq-watch.js';
 import { TCP_TUNER, type InstalledTcp, type TcpTuner } from './datapath/tcp-tuner.js';
 import { desiredState, type ClassError, type Inventory } from './desired/desired-state.js';
 import { Reconciler, type ReconcileResult } from './reconciler/reconciler.js';
 import { shaperDesired$ } from './borrowing/shaper-desired.js';
+import { Borrower } from './borrowing/borrower.js';
 import { InfluxSink } from './metrics/influx-sink.js';
 
 /** The cgroup v2 mount, if the host has one. */
@@ -30,8 +33,18 @@ function cgroupRoot(): string | undefined {
   return line?.[1];
 }
 
-interface IfaceStatus {
+/** The API's classes for this host, at a revision. */
+interface Budgets {
+  revision: number;
+  classes: readonly ClassRecord[];
+}
+
+interface IfaceStatus extends ModeState {
   installed: InstalledDatapath;
+  /** fq is the root qdisc now (with mq: on every queue): the inventory's fq, shaping or policing. */
+  fq$: BehaviorSubject<boolean>;
+  /** The last failed qdisc check's message, logged once until a check succeeds. */
+  qdiscCheckError?: string;
   applied?: number;
   lastError: string | null;
   classErrors: ClassError[];
@@ -46,6 +59,8 @@ export class Agent {
   /** class id → name, from the API's latest classes: names the kernel's per-class TCP errors. */
   private classNames = new Map<number, string>();
   private heartbeatTimer?: NodeJS.Timeout;
+  private qdiscTimer?: NodeJS.Timeout;
+  private checkingQdiscs = false;
   private metricsServer?: Server;
   private influx?: InfluxSink;
   readonly registry = new Registry();
@@ -63,7 +78,7 @@ export class Agent {
     for (const iface of s.iface) {
       const installed = await this.installer.install(iface);
       this.log.info({ iface, mode: installed.mode, modeDetail: installed.modeDetail, adopted: installed.adopted }, 'interface ready');
-      this.ifaces.push({ installed, lastError: null, classErrors: [] });
+      this.ifaces.push({ installed, mode: installed.mode, modeDetail: installed.modeDetail, fq$: new BehaviorSubject(installed.mode === 'shaping'), lastError: null, classErrors: [] });
     }
     // Registration may fail while the API is down: the watch retries, and so does this.
     void this.registerUntilDone();
@@ -71,11 +86,9 @@ export class Agent {
     // --cgroup-root, else the host's cgroup v2 mount: where class cgroup paths are resolved.
     const root = s.cgroupRoot ?? cgroupRoot();
     const inventoryFor = (fq: boolean): Inventory => ({ fq, cgroupRoot: root, cgroupIds: (p) => this.cgroupIdOf(root, p) });
-    // One API connection for every interface.
-    const budgets$ = this.api.budgets$().pipe(
-      tap((b) => (this.classNames = new Map(b.classes.map((c) => [c.id, c.name])))),
-      shareReplay({ bufferSize: 1, refCount: true }),
-    );
+    // One API connection for every consumer; the latest classes are replayed to whoever
+    // (re)subscribes, so recomputing an interface's state after a mode change asks the API nothing.
+    const budgets$ = new ReplaySubject<Budgets>(1);
     for (const st of this.ifaces) {
       const reconciler = new Reconciler<ShaperState>({
         apply: (state) => st.installed.datapath.apply(state),
@@ -83,27 +96,44 @@ export class Agent {
         resyncMs: s.resyncMs,
         backoff: { minMs: s.backoffMinMs, maxMs: s.backoffMaxMs },
       });
-      // The API's classes, this host's labels and what the interface can do; with the effective
-      // rates of the borrowing loop (the interface's stats read every borrowIntervalMs).
-      const desired$ = shaperDesired$(budgets$, {
-        labels: s.label,
-        inventory: inventoryFor(st.installed.mode === 'shaping'),
-        datapath: st.installed.datapath,
-        intervalMs: s.borrowIntervalMs,
-        log: this.log,
-        onDesired: (d) => (st.classErrors = d.classErrors),
-      });
+      // The API's classes, this host's labels and what the interface can do now (fq or not:
+      // switchMap recomputes everything, horizons and the policing flag, when the mode changes);
+      // with the effective rates of the borrowing loop (the interface's stats read every
+      // borrowIntervalMs), whose measurements survive a mode change (one Borrower per interface).
+      const borrower = new Borrower();
+      const desired$ = st.fq$.pipe(
+        distinctUntilChanged(),
+        switchMap((fq) =>
+          shaperDesired$(budgets$, {
+            labels: s.label,
+            inventory: inventoryFor(fq),
+            datapath: st.installed.datapath,
+            intervalMs: s.borrowIntervalMs,
+            borrower,
+            log: this.log,
+            onDesired: (d) => (st.classErrors = d.classErrors),
+          }),
+        ),
+      );
       this.subscriptions.push(reconciler.run(desired$).subscribe((r) => this.onResult(st, r)));
     }
     this.startTcp(budgets$, inventoryFor(true));
+    // Subscribed last, so every consumer above sees the first list.
+    this.subscriptions.push(
+      this.api
+        .budgets$()
+        .pipe(tap((b) => (this.classNames = new Map(b.classes.map((c) => [c.id, c.name])))))
+        .subscribe(budgets$),
+    );
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), s.heartbeatMs);
+    if (s.qdiscCheckMs > 0) this.qdiscTimer = setInterval(() => void this.checkQdiscs(), s.qdiscCheckMs);
     if (s.metricsListen) await this.serveMetrics(s.metricsListen);
     if (s.influx) {
       // Per class metrics every second; InfluxDB being down never stops or slows the agent.
       this.influx = new InfluxSink({
         url: s.influx,
         host: s.host,
-        sources: () => this.ifaces.map((i) => ({ iface: i.installed.iface, mode: i.installed.mode, datapath: i.installed.datapath })),
+        sources: () => this.ifaces.map((i) => ({ iface: i.installed.iface, mode: i.mode, datapath: i.installed.datapath })),
         className: (id) => this.classNames.get(id),
         log: this.log,
       });
@@ -120,7 +150,47 @@ export class Agent {
    * TCP tuning: sock_ops attached (or adopted) at the cgroup root, and its maps reconciled to the
    * desired `tcp` state like an interface's. A failure here is reported, never stops shaping.
    */
-  private startTcp(budgets$: ReturnType<ApiClient['budgets$']>, inventory: Inventory): void {
+  /**
+   * Is fq still (or again) each interface's root qdisc? A change of mode recomputes that
+   * interface's desired state, is logged, and heartbeated at once. Checks never overlap.
+   */
+  private async checkQdiscs(): Promise<void> {
+    if (this.checkingQdiscs) return;
+    this.checkingQdiscs = true;
+    try {
+      for (const st of [...this.ifaces]) await this.checkQdisc(st);
+    } finally {
+      this.checkingQdiscs = false;
+    }
+  }
+
+  private async checkQdisc(st: IfaceStatus): Promise<void> {
+    const iface = st.installed.iface;
+    let presence;
+    try {
+      presence = await st.installed.checkQdisc();
+      st.qdiscCheckError = undefined;
+    } catch (err) {
+      const message = (err as Error).message;
+      // The mode stays what it was: an unreadable qdisc is not evidence that fq is gone.
+      if (st.qdiscCheckError !== message) this.log.warn({ iface, err: message }, 'could not read the root qdisc; the mode stays as it was');
+      st.qdiscCheckError = message;
+      return;
+    }
+    const next = modeAfterCheck(iface, st, presence);
+    if (next === undefined || !this.ifaces.includes(st)) return;
+    st.mode = next.mode;
+    st.modeDetail = next.modeDetail;
+    if (next.mode === 'policing') {
+      this.log.warn({ iface, mode: next.mode, modeDetail: next.modeDetail }, 'fq is gone: the interface polices now (short horizons); the agent does not put fq back, a restart of the agent does');
+    } else {
+      this.log.info({ iface, mode: next.mode, modeDetail: next.modeDetail }, 'fq is back: the interface shapes again');
+    }
+    st.fq$.next(next.mode === 'shaping');
+    void this.heartbeat();
+  }
+
+  private startTcp(budgets$: ReplaySubject<Budgets>, inventory: Inventory): void {
     const s = this.config.settings;
     let installed: InstalledTcp | undefined;
     try {
@@ -201,7 +271,7 @@ export class Agent {
   }
 
   status(): HostStatus {
-    const policing = this.ifaces.find((i) => i.installed.mode === 'policing');
+    const policing = this.ifaces.find((i) => i.mode === 'policing');
     const failed = this.ifaces.find((i) => i.lastError !== null);
     const classErrors = this.ifaces.flatMap((i) => i.classErrors.map((e) => (this.ifaces.length > 1 ? { ...e, error: `${i.installed.iface}: ${e.error}` } : e)));
     let tcpErrors: ClassError[] = [];
@@ -215,7 +285,7 @@ export class Agent {
       appliedRevision: Math.min(...this.ifaces.map((i) => i.applied ?? 0)),
       // A TCP tuning failure is an error to report, but shaping/policing goes on: the mode says what the interfaces do.
       mode: failed ? 'error' : policing ? 'policing' : 'shaping',
-      modeDetail: policing?.installed.modeDetail ?? this.ifaces[0]?.installed.modeDetail,
+      modeDetail: policing?.modeDetail ?? this.ifaces[0]?.modeDetail,
       classErrors: [...classErrors, ...tcpErrors].slice(0, 10_000).map((e) => ({ class: e.class, error: e.error.slice(0, 1024) })),
       lastError: lastError === null ? null : lastError.slice(0, 4096),
     };
@@ -240,9 +310,12 @@ export class Agent {
       rate: new Gauge({ name: 'pacer_class_effective_rate_bps', help: 'Rate in the config map, bits/s', labelNames, registers: [this.registry] }),
     };
     const applied = new Gauge({ name: 'pacer_agent_applied_revision', help: 'API revision applied on every interface', registers: [this.registry] });
+    const mode = new Gauge({ name: 'pacer_interface_mode', help: 'What the interface does: 1 for its mode (shaping with fq, or policing without), 0 for the other', labelNames: ['iface', 'mode'], registers: [this.registry] });
     // Read from the maps at scrape time, so a scrape shows what the kernel has now.
     const collect = () => {
         for (const g of Object.values(gauges)) g.reset();
+        mode.reset();
+        for (const i of this.ifaces) for (const m of ['shaping', 'policing'] as const) mode.set({ iface: i.installed.iface, mode: m }, i.mode === m ? 1 : 0);
         for (const { installed } of this.ifaces) {
           const configs = installed.datapath.read().classes;
           for (const [id, s] of installed.datapath.stats().classes) {
@@ -277,6 +350,8 @@ export class Agent {
   async stop(): Promise<void> {
     this.subscriptions.splice(0).forEach((s) => s.unsubscribe());
     clearInterval(this.heartbeatTimer);
+    clearInterval(this.qdiscTimer);
+    for (const i of this.ifaces) i.fq$.complete();
     await this.influx?.stop();
     this.influx = undefined;
     await new Promise<void>((r) => (this.metricsServer ? this.metricsServer.close(() => r()) : r()));

@@ -37,6 +37,10 @@ export const agentConfigSchema = z.strictObject({
   heartbeatMs: z.coerce.number().int().min(100).default(10_000),
   /** How often the stats maps are read and borrowed rates recomputed; 0 = no borrowing (every class at its rate). */
   borrowIntervalMs: z.coerce.number().int().refine((v) => v === 0 || v >= 100, 'must be 0 (off) or at least 100 ms').default(1_000),
+  /** How often each interface's root qdisc is checked for fq (policing without it); 0 = only at start. */
+  qdiscCheckMs: z.coerce.number().int().refine((v) => v === 0 || v >= 100, 'must be 0 (off) or at least 100 ms').default(1_000),
+  /** TCP rto_min for prefix-matched classes as a route metric on pacer's own routes (docs/agent.md). */
+  routeTuning: z.union([z.boolean(), z.enum(['on', 'off', 'true', 'false'])]).transform((v) => v === true || v === 'on' || v === 'true').default(true),
   backoffMinMs: z.coerce.number().int().min(1).default(500),
   backoffMaxMs: z.coerce.number().int().min(1).default(30_000),
   logLevel: z.string().default('info'),
@@ -67,6 +71,8 @@ const ENV: Record<string, keyof AgentSettings> = {
   PACER_RESYNC_MS: 'resyncMs',
   PACER_HEARTBEAT_MS: 'heartbeatMs',
   PACER_BORROW_INTERVAL_MS: 'borrowIntervalMs',
+  PACER_QDISC_CHECK_MS: 'qdiscCheckMs',
+  PACER_ROUTE_TUNING: 'routeTuning',
   PACER_LOG_LEVEL: 'logLevel',
 };
 const LISTS = new Set<string>(['iface', 'label']);

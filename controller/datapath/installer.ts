@@ -6,6 +6,8 @@
 import { join } from 'node:path';
 import { Datapath, memoryTables } from '../../shaper-bpf/src/datapath.js';
 import { installInterface, uninstallInterface, PIN_BASE, POLICING_DETAIL, type InterfaceMode } from '../../shaper-bpf/src/interface.js';
+import { fqPresence, readRootQdisc, type FqPresence, type RootQdisc } from '../../shaper-bpf/src/qdisc.js';
+import { SHAPING_DETAIL } from './fq-watch.js';
 
 export const INTERFACE_INSTALLER = Symbol('InterfaceInstaller');
 
@@ -15,6 +17,8 @@ export interface InstalledDatapath {
   modeDetail: string;
   adopted: boolean;
   datapath: Datapath;
+  /** Is fq the interface's root qdisc now (with mq: on every tx queue)? Read from the kernel each call. */
+  checkQdisc(): Promise<FqPresence>;
   close(): void;
 }
 
@@ -32,7 +36,16 @@ export class KernelInstaller implements InterfaceInstaller {
 
   async install(iface: string): Promise<InstalledDatapath> {
     const i = await installInterface(this.options(iface));
-    return { iface, mode: i.mode, modeDetail: i.modeDetail, adopted: i.adopted, datapath: i.datapath, close: () => i.egress.close() };
+    const target = { iface, netns: this.o.netns };
+    return {
+      iface,
+      mode: i.mode,
+      modeDetail: i.modeDetail,
+      adopted: i.adopted,
+      datapath: i.datapath,
+      checkQdisc: async () => fqPresence(await readRootQdisc(target)),
+      close: () => i.egress.close(),
+    };
   }
 
   uninstall(iface: string): Promise<void> {
@@ -40,16 +53,34 @@ export class KernelInstaller implements InterfaceInstaller {
   }
 }
 
-/** Maps in memory; `fq: false` reports policing like a kernel without sch_fq. */
+/**
+ * Maps in memory; `fq: false` reports policing like a kernel without sch_fq. The root qdisc is a
+ * value tests change with setRootQdisc, as an operator would with `tc qdisc replace`.
+ */
 export class MemoryInstaller implements InterfaceInstaller {
   readonly tables = new Map<string, ReturnType<typeof memoryTables>>();
+  private readonly roots = new Map<string, RootQdisc | null>();
   constructor(private readonly fq = true) {}
+
+  /** What `tc qdisc show` would print as the root of iface from now on. */
+  setRootQdisc(iface: string, kind: string | null): void {
+    this.roots.set(iface, kind === null ? null : { kind, handle: '1:', options: {}, children: [] });
+  }
 
   async install(iface: string): Promise<InstalledDatapath> {
     const t = this.tables.get(iface) ?? memoryTables();
     this.tables.set(iface, t);
     const mode = this.fq ? 'shaping' : 'policing';
-    return { iface, mode, modeDetail: this.fq ? 'shaping (fq)' : POLICING_DETAIL, adopted: false, datapath: new Datapath(t), close: () => {} };
+    if (!this.roots.has(iface)) this.setRootQdisc(iface, this.fq ? 'fq' : 'pfifo_fast');
+    return {
+      iface,
+      mode,
+      modeDetail: this.fq ? SHAPING_DETAIL : POLICING_DETAIL,
+      adopted: false,
+      datapath: new Datapath(t),
+      checkQdisc: async () => fqPresence(this.roots.get(iface) ?? null),
+      close: () => {},
+    };
   }
 
   async uninstall(iface: string): Promise<void> {

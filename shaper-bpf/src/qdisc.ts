@@ -125,6 +125,26 @@ export function isKernelDefault(root: RootQdisc | null): boolean {
   return root === null || (root.handle === '0:' && root.children.every((c) => c.handle === '0:'));
 }
 
+/** Does a tree pace with fq? `found` says what is there instead, for people ("pfifo", "mq with pfifo on tx queue 2"). */
+export type FqPresence = { fq: true } | { fq: false; found: string };
+
+/**
+ * fq at the root, or mq with fq on every tx queue. One queue without fq is enough to say no: its
+ * packets leave unpaced, so long horizons would let that queue's share of a class through at
+ * line rate. fq's options are not compared: any fq honours the departure times.
+ */
+export function fqPresence(root: RootQdisc | null): FqPresence {
+  if (root === null) return { fq: false, found: 'no qdisc' };
+  if (root.kind === 'fq') return { fq: true };
+  if (root.kind !== 'mq') return { fq: false, found: root.kind };
+  const others = root.children.filter((c) => c.kind !== 'fq');
+  if (root.children.length > 0 && others.length === 0) return { fq: true };
+  if (others.length === 0) return { fq: false, found: 'mq without per-queue qdiscs' };
+  const queues = others.map((c) => parentMinor(c.parent ?? ':0'));
+  const kinds = [...new Set(others.map((c) => c.kind))].join('/');
+  return { fq: false, found: `mq with ${kinds} on tx queue${queues.length > 1 ? 's' : ''} ${queues.join(', ')}` };
+}
+
 // ---------------------------------------------------------------- planning (pure)
 
 /** The tc commands that turn `current` into pacer's tree; [] when it already is exactly that. */

@@ -64,6 +64,8 @@ describe('Agent (in-memory datapath, real API)', () => {
       assert.equal(host.status.modeDetail, 'policing (fq unavailable)');
       const metrics = await (await fetch(`http://${agent.metricsAddress()}/metrics`)).text();
       assert.match(metrics, new RegExp(`pacer_class_effective_rate_bps\\{iface="eth0",class_id="${id}"\\} 10000000`));
+      assert.match(metrics, /pacer_interface_mode\{iface="eth0",mode="policing"\} 1/);
+      assert.match(metrics, /pacer_interface_mode\{iface="eth0",mode="shaping"\} 0/);
     } finally {
       await agent.stop();
     }
