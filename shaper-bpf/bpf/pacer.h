@@ -15,7 +15,8 @@
  * Slot lifecycle (the agent's, shaper-bpf/src/datapath.ts): the lowest free slot is allocated
  * for a new class; its state and stats are zeroed before its config is written. A deleted
  * class's slot is freed after its selectors and children are gone (its config is rewritten with
- * rate 0 = no class = unshaped, state and stats zeroed), and settings.generation is bumped.
+ * rate 0 = no class = unshaped, state and stats zeroed, its delay_hist entry deleted; a reused slot gets a fresh one), and
+ * settings.generation is bumped.
  */
 #ifndef PACER_H
 #define PACER_H
@@ -63,6 +64,21 @@ struct pacer_class_stats {
 	__u64 horizon_drops;    /* packets dropped because they would wait longer than horizon */
 	__u64 ce_marks;         /* ECT packets marked CE */
 	__u64 contention_drops; /* packets dropped after losing the schedule race too often */
+};
+
+/*
+ * delay_hist (array of maps, slot -> the class's own 1-entry array holding this struct, created
+ * by the agent with the slot): how long each passed packet of the class was held, in log-linear
+ * buckets (delay_hist.h has the rule, the bounds and why this storage). Shared by all CPUs,
+ * counted with atomic adds.
+ */
+#define PACER_HIST_MIN_SHIFT 10  /* bucket 0: delay < 2^10 ns, including packets not delayed */
+#define PACER_HIST_MAX_SHIFT 34  /* the last bucket: delay >= 2^34 ns (17.2 s) */
+#define PACER_HIST_SUBBUCKETS 4  /* buckets per power of two */
+#define PACER_HIST_BUCKETS (2 + (PACER_HIST_MAX_SHIFT - PACER_HIST_MIN_SHIFT) * PACER_HIST_SUBBUCKETS)
+
+struct pacer_delay_hist {
+	__u64 counts[PACER_HIST_BUCKETS];
 };
 
 /* iface_stats (per CPU, one entry): what the program saw but did not shape. */

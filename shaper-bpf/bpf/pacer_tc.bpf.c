@@ -15,6 +15,7 @@
 #include "pacer.h"
 #include "edt.h"
 #include "classify.h"
+#include "delay_hist.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -120,7 +121,7 @@ int pacer_egress(struct __sk_buff *skb)
 	struct pacer_settings *set;
 	__u32 wire_len = skb->wire_len ? skb->wire_len : skb->len;
 	__u64 tstamp = skb->tstamp;
-	__u64 now, depart, horizon, ecn;
+	__u64 now, depart, delay, horizon, ecn;
 	__u32 zero = 0, slot, leaf_slot;
 	int depth = 0;
 
@@ -199,16 +200,18 @@ int pacer_egress(struct __sk_buff *skb)
 	if (depart != tstamp)
 		skb->tstamp = depart;
 	stats = bpf_map_lookup_elem(&class_stats, &leaf_slot);
+	delay = depart > now ? depart - now : 0;
 	if (stats) {
 		stats->packets++;
 		stats->bytes += wire_len;
-		if (depart > now) {
+		if (delay) {
 			stats->delayed++;
-			stats->delay_ns += depart - now;
+			stats->delay_ns += delay;
 		}
 	}
+	pacer_record_delay(leaf_slot, delay);
 	/* bpf_skb_ecn_set_ce marks only ECT packets and says whether it did. */
-	if (ecn && depart > now && depart - now > ecn && bpf_skb_ecn_set_ce(skb) && stats)
+	if (ecn && delay > ecn && bpf_skb_ecn_set_ce(skb) && stats)
 		stats->ce_marks++;
 	return TC_ACT_OK;
 }

@@ -24,6 +24,10 @@ export type { Table } from './steps.js';
 export { ApplyFailed, type ApplyReport } from './steps.js';
 import { MAX_DEPTH } from './edt.js';
 import { FREE_SLOT, MAX_CLASSES, type ClassConfig, type ClassState, type ClassStats, type IfaceStats, type Settings, type SlotConfig, type SlotSettings } from './layout.js';
+import { bucketOf, HIST_BUCKETS, histogramOf, type DelayHistogram } from './delay-hist.js';
+import type { HistogramTable } from './delay-hist-map.js';
+export type { HistogramTable } from './delay-hist-map.js';
+export { delayQuantile, type DelayBucket, type DelayHistogram } from './delay-hist.js';
 
 /** What one interface should enforce. Built by the agent from the API's classes. Keyed by class id. */
 export interface ShaperState {
@@ -68,6 +72,8 @@ export interface ShaperTables {
   dst6: Table<string, number>;
   settings: Table<number, SlotSettings>;
   ifaceStats: { get(k: number): IfaceStats | undefined };
+  /** slot → the class's delay histogram (delay_hist). */
+  hists: HistogramTable;
 }
 
 export class InvalidShaperState extends Error {
@@ -98,6 +104,8 @@ export interface DatapathOptions {
 
 export class Datapath {
   private readonly slotCount: number;
+  /** Whether every class's slot was checked for a histogram (done by the first apply, see apply). */
+  private histsChecked = false;
 
   constructor(
     private readonly tables: ShaperTables,
@@ -149,6 +157,28 @@ export class Datapath {
     return this.tables.slots.entries();
   }
 
+  /**
+   * The class's queueing-delay histogram: every packet of the class that passed since the class
+   * got its slot, by how long the program held it (delay-hist.ts has the buckets; delayQuantile
+   * reads percentiles off it). undefined for an unknown class, or a slot without a histogram.
+   */
+  delayHistogram(classId: number): DelayHistogram | undefined {
+    const slot = this.tables.slots.entries().get(classId);
+    if (slot === undefined) return undefined;
+    const counts = this.tables.hists.get(slot);
+    return counts && histogramOf(counts);
+  }
+
+  /** delayHistogram of every class that has one, by class id (one read of class_slot). */
+  delayHistograms(): Map<number, DelayHistogram> {
+    const out = new Map<number, DelayHistogram>();
+    for (const [id, slot] of [...this.tables.slots.entries()].sort((a, b) => a[0] - b[0])) {
+      const counts = this.tables.hists.get(slot);
+      if (counts) out.set(id, histogramOf(counts));
+    }
+    return out;
+  }
+
   stats(): { classes: Map<number, ClassStats>; unclassified: IfaceStats } {
     const classes = new Map<number, ClassStats>();
     for (const [id, slot] of [...this.tables.slots.entries()].sort((a, b) => a[0] - b[0])) {
@@ -189,6 +219,11 @@ export class Datapath {
     // Everything in class_slot that is not wanted: deleted classes, and leftovers of a crashed apply.
     const removed = [...snap.slots.keys()].filter((id) => !desired.classes.has(id)).sort((a, b) => a - b);
     const freedSlots = removed.map((id) => snap.slots.get(id)!);
+    // Kept classes whose slot has no histogram (maps pinned by a pacer from before histograms, or
+    // an apply that crashed): checked once per Datapath, then this apply gives them one.
+    const kept = [...desired.classes.keys()].filter((id) => snap.slots.has(id)).map((id) => snap.slots.get(id)!);
+    const withHist = this.histsChecked ? undefined : t.hists.present(kept);
+    const histless = withHist ? kept.filter((slot) => !withHist.has(slot)) : [];
 
     // The settings entry is written whole; `live` is what the kernel has now (generation included).
     let live: SlotSettings = { ...snap.settings };
@@ -251,9 +286,23 @@ export class Datapath {
         name: t.state.name,
         size: allocated.length,
         reported: false,
-        describe: `zeroing the schedules and counters of ${allocated.length} new slots`,
-        run: () => zeroSlots(allocated.map(([, slot]) => slot)),
-        undo: () => {}, // free slots: zero is what they should hold
+        describe: `zeroing the schedules and counters of ${allocated.length} new slots, with fresh delay histograms`,
+        run: () => {
+          const slots = allocated.map(([, slot]) => slot);
+          zeroSlots(slots);
+          // A reused slot gets a fresh histogram: one update replaces the inner map, so a packet of
+          // the slot's previous class still in flight counts into the old one, never the new class's.
+          t.hists.reset(slots);
+        },
+        undo: () => t.hists.remove(allocated.map(([, slot]) => slot)), // free slots: zero is what they should hold, and no histogram
+      },
+      {
+        name: t.hists.name,
+        size: histless.length,
+        reported: false,
+        describe: `creating delay histograms for ${histless.length} classes that had none`,
+        run: () => t.hists.reset(histless),
+        undo: () => t.hists.remove(histless),
       },
       {
         name: t.config.name,
@@ -300,9 +349,12 @@ export class Datapath {
 
     // The tries and slots are back as they were after an undo: make the caches forget this apply's answers too.
     const report = runSteps(steps, () => bump().run());
+    this.histsChecked = true;
     // Schedules and counters of freed slots go last; losing them cannot misdirect a packet. (They
     // are zeroed again when the slot is reused, in case a packet in flight wrote them meanwhile.)
+    // A freed slot keeps no histogram: its memory goes back to the kernel.
     zeroSlots(freedSlots);
+    t.hists.remove(freedSlots);
     return report;
   }
 }
@@ -341,8 +393,16 @@ export function validate(s: ShaperState): void {
   if (problems.length > 0) throw new InvalidShaperState(problems);
 }
 
+/** memoryTables' histograms: a slot → counts map, and what the program does per packet. */
+export interface MemoryHistograms extends HistogramTable {
+  readonly name: string;
+  readonly map: Map<number, number[]>;
+  /** Counts a passed packet of the class in `slot` held `delayNs`, as the program does (nothing without a histogram). */
+  record(slot: number, delayNs: number): void;
+}
+
 /** In-memory tables with the same behaviour, for unit tests of the controller. `capacity` bounds the hash maps; `slots` the arrays. */
-export function memoryTables(capacity = 65_536, slots = MAX_CLASSES): ShaperTables & { slots: Table<number, number> } {
+export function memoryTables(capacity = 65_536, slotCount = MAX_CLASSES): ShaperTables & { slots: Table<number, number>; hists: MemoryHistograms } {
   const table = <K, V>(name: string): Table<K, V> & { map: Map<K, V> } => {
     const map = new Map<K, V>();
     return {
@@ -365,15 +425,16 @@ export function memoryTables(capacity = 65_536, slots = MAX_CLASSES): ShaperTabl
     return {
       name,
       map,
-      get: (slot) => (Number.isInteger(slot) && slot >= 0 && slot < slots ? (map.get(slot) ?? zero) : undefined),
+      get: (slot) => (Number.isInteger(slot) && slot >= 0 && slot < slotCount ? (map.get(slot) ?? zero) : undefined),
       setMany(entries) {
-        for (const [slot] of entries) if (!(Number.isInteger(slot) && slot >= 0 && slot < slots)) throw new Error(`array "${name}" has ${slots} slots; ${slot} is out of range`);
+        for (const [slot] of entries) if (!(Number.isInteger(slot) && slot >= 0 && slot < slotCount)) throw new Error(`array "${name}" has ${slotCount} slots; ${slot} is out of range`);
         for (const [slot, v] of entries) map.set(slot, v);
       },
     };
   };
   const ZERO_STATS: ClassStats = { packets: 0, bytes: 0, delayed: 0, delay_ns: 0, horizon_drops: 0, ce_marks: 0, contention_drops: 0 };
   const stats = array<ClassStats>('class_stats', ZERO_STATS);
+  const hists = new Map<number, number[]>();
   return {
     config: array<SlotConfig>('class_config', FREE_SLOT),
     state: array<ClassState>('class_state', { t_last: 0 }),
@@ -385,5 +446,23 @@ export function memoryTables(capacity = 65_536, slots = MAX_CLASSES): ShaperTabl
     dst6: table('dst6_class'),
     settings: table('settings'),
     ifaceStats: { get: () => ({ unclassified_packets: 0, unclassified_bytes: 0 }) },
+    hists: {
+      name: 'delay_hist',
+      map: hists,
+      get: (slot) => hists.get(slot)?.slice(),
+      present: (slots) => new Set(slots.filter((slot) => hists.has(slot))),
+      reset(slots) {
+        for (const slot of slots) if (!(Number.isInteger(slot) && slot >= 0 && slot < slotCount)) throw new Error(`array "delay_hist" has ${slotCount} slots; ${slot} is out of range`);
+        for (const slot of slots) hists.set(slot, new Array<number>(HIST_BUCKETS).fill(0));
+      },
+      remove(slots) {
+        for (const slot of slots) hists.delete(slot);
+      },
+      // What the program does for a passed packet of the class in `slot` (tests of callers feed it).
+      record(slot, delayNs) {
+        const h = hists.get(slot);
+        if (h) h[bucketOf(delayNs)]!++;
+      },
+    },
   };
 }

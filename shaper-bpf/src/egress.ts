@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { BpfObject, type BpfProgram } from './libbpf/index.js';
 import * as layout from './layout.js';
 import { address, prefix, struct, SummedPerCpuMap, TypedMap, u32, u64 } from './typed-map.js';
+import { DelayHistMap } from './delay-hist-map.js';
 
 /** The committed objects, found from this module (dist/shaper-bpf/src → shaper-bpf/obj). */
 export function objectPath(name: 'pacer_tc' | 'pacer_sockops'): string {
@@ -52,6 +53,8 @@ export class EgressObject {
   /** settings: key 0 → { default_slot, flags, generation, cgroup_selectors }. */
   readonly settings: TypedMap<number, layout.SlotSettings>;
   readonly ifaceStats: SummedPerCpuMap<number, layout.IfaceStats>;
+  /** delay_hist: slot → the class's delay histogram (an array of maps; the Datapath creates and removes the inner maps). */
+  readonly hists: DelayHistMap;
 
   private constructor(private readonly object: BpfObject) {
     this.program = object.program(EGRESS_PROGRAM);
@@ -67,6 +70,7 @@ export class EgressObject {
     this.dst6Cache = new TypedMap(object.map('dst6_cache'), address('ipv6'), struct(layout.dstCache));
     this.settings = new TypedMap(object.map('settings'), u32, struct(layout.settings));
     this.ifaceStats = new SummedPerCpuMap(object.map('iface_stats'), u32, layout.ifaceStats);
+    this.hists = new DelayHistMap(object.map('delay_hist'));
   }
 
   static load(options: EgressLoadOptions): EgressObject {

@@ -8,12 +8,14 @@
  * throws instead of rounding.
  */
 
+import { HIST_BUCKETS } from './delay-hist.js';
+
 type FieldType = 'u8' | 'u32' | 's32' | 'u64';
 interface Field {
   name: string;
   type: FieldType;
   offset: number;
-  /** For byte arrays. */
+  /** For arrays: the number of elements. */
   length?: number;
 }
 
@@ -189,6 +191,33 @@ export const ifaceStats = scalarStruct<IfaceStats>('pacer_iface_stats', [
   ['unclassified_bytes', 'u64'],
 ]);
 
+/** pacer_delay_hist: the value of each class's inner map of delay_hist (one u64 count per bucket, delay-hist.ts). */
+export type DelayHistCounts = {
+  counts: number[];
+}
+export const delayHist: StructLayout<DelayHistCounts> = (() => {
+  const name = 'pacer_delay_hist';
+  const length = HIST_BUCKETS;
+  const size = 8 * length;
+  return {
+    name,
+    size,
+    fields: [{ name: 'counts', type: 'u64', offset: 0, length }],
+    encode(value) {
+      const buf = Buffer.alloc(size);
+      this.encodeInto(value, buf, 0);
+      return buf;
+    },
+    encodeInto(value, buf, base) {
+      if (value.counts.length !== length) throw new RangeError(`${name}.counts has ${length} entries, got ${value.counts.length}`);
+      value.counts.forEach((c, i) => writeU64(buf, c, base + 8 * i, `${name}.counts[${i}]`));
+    },
+    decode(buf, base = 0) {
+      return { counts: Array.from({ length }, (_, i) => readU64(buf, base + 8 * i, `${name}.counts[${i}]`)) };
+    },
+  };
+})();
+
 /** The interface's settings as the agent sees them (ShaperState): default_class is a class id. */
 export type Settings = {
   default_class: number;
@@ -267,4 +296,4 @@ export function u64Key(n: bigint | number): Buffer {
 }
 
 /** Every struct mirrored here, for the layout test. */
-export const LAYOUTS = [classConfig, classState, classStats, ifaceStats, settings, dstCache, tcpTuning, tcpStats] as const;
+export const LAYOUTS = [classConfig, classState, classStats, delayHist, ifaceStats, settings, dstCache, tcpTuning, tcpStats] as const;

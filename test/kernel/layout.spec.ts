@@ -13,6 +13,8 @@ import { EgressObject, objectPath } from '../../shaper-bpf/src/egress.js';
 import { BpfObject } from '../../shaper-bpf/src/libbpf/index.js';
 import { addr6KeySize, LAYOUTS, lpm4KeySize, lpm6KeySize, lpmKey } from '../../shaper-bpf/src/layout.js';
 import { SummedPerCpuMap, TypedMap, u32, u64 } from '../../shaper-bpf/src/typed-map.js';
+import { DelayHistMap, INNER_MAP } from '../../shaper-bpf/src/delay-hist-map.js';
+import { BpfMap } from '../../shaper-bpf/src/libbpf/index.js';
 import { compareLayout, readBtf, type Btf } from '../support/btf.js';
 import { makePinDir, removePinDir } from '../support/bpffs.js';
 
@@ -30,7 +32,7 @@ function headerBtf(header: string, dir: string): Btf {
 
 /** The size the agent's codec has for a BTF key/value type: a mirrored struct, an LPM key, or a scalar. */
 function tsSize(type: string): number | undefined {
-  const sizes: Record<string, number> = { __u32: u32.size, __u64: u64.size, pacer_lpm4_key: lpm4KeySize, pacer_lpm6_key: lpm6KeySize, pacer_addr6: addr6KeySize };
+  const sizes: Record<string, number> = { __u32: u32.size, __u64: u64.size, pacer_lpm4_key: lpm4KeySize, pacer_lpm6_key: lpm6KeySize, pacer_addr6: addr6KeySize, 'inner map': 4 };
   return sizes[type] ?? LAYOUTS.find((l) => l.name === type)?.size;
 }
 
@@ -114,16 +116,48 @@ describe('layout.ts mirrors pacer.h (BTF)', function () {
           `${obj} map ${def.name}: loaded sizes vs BTF (${def.key.type} → ${def.value.type})`,
         );
         assert.deepEqual({ key: tsSize(def.key.type), value: tsSize(def.value.type) }, { key: def.key.size, value: def.value.size }, `${obj} map ${def.name}: TS codec sizes`);
+        if (def.inner) {
+          assert.deepEqual({ key: tsSize(def.inner.key.type), value: tsSize(def.inner.value.type) }, { key: def.inner.key.size, value: def.inner.value.size }, `${obj} map ${def.name}: inner map, TS sizes`);
+        }
       }
     }
 
     it('pacer_tc.o: EgressObject opens a typed view of every map (its constructor checks the sizes)', () => {
       const eg = EgressObject.load({ pinRoot });
       try {
-        const views = Object.values(eg).filter((v): v is TypedMap<unknown, unknown> | SummedPerCpuMap<unknown, Record<string, number>> => v instanceof TypedMap || v instanceof SummedPerCpuMap);
+        const views = Object.values(eg).filter(
+          (v): v is TypedMap<unknown, unknown> | SummedPerCpuMap<unknown, Record<string, number>> | DelayHistMap => v instanceof TypedMap || v instanceof SummedPerCpuMap || v instanceof DelayHistMap,
+        );
         const viewed = new Map(views.map((v) => [v.map.name, v.map]));
         assert.deepEqual([...viewed.keys()].sort(), [...objects.pacer_tc.maps.keys()].sort(), 'maps in the object vs typed views in EgressObject');
         checkMaps('pacer_tc', (name) => viewed.get(name)!);
+      } finally {
+        eg.close();
+      }
+    });
+
+    it('delay_hist: the inner map the Datapath creates is the one BTF declares, and the kernel accepts it in the outer map', () => {
+      const def = objects.pacer_tc.maps.get('delay_hist')!;
+      assert.deepEqual(def.inner, { key: { type: '__u32', size: 4 }, value: { type: 'pacer_delay_hist', size: 784 } });
+      assert.deepEqual({ keySize: INNER_MAP.keySize, valueSize: INNER_MAP.valueSize }, { keySize: def.inner!.key.size, valueSize: def.inner!.value.size });
+      const eg = EgressObject.load({ pinRoot });
+      try {
+        eg.hists.reset([1]);
+        assert.deepEqual(eg.hists.get(1), Array(98).fill(0));
+        const inner = BpfMap.openById(eg.hists.innerId(1)!);
+        try {
+          assert.deepEqual([inner.typeName, inner.keySize, inner.valueSize, inner.maxEntries], ['array', 4, 784, 1]);
+        } finally {
+          inner.close();
+        }
+        // An inner map of another value size is refused by the kernel (bpf_map_meta_equal): the program's inlined lookup relies on it.
+        const wrong = BpfMap.create({ ...INNER_MAP, valueSize: 8 });
+        try {
+          assert.throws(() => eg.hists.map.update(Buffer.from([2, 0, 0, 0]), Buffer.from(Uint32Array.of(wrong.fd).buffer)), /EINVAL/);
+        } finally {
+          wrong.close();
+        }
+        eg.hists.remove([1]);
       } finally {
         eg.close();
       }

@@ -41,7 +41,10 @@ export interface BtfStruct {
 export interface BtfMapDef {
   name: string;
   key: { type: string; size: number };
+  /** A map of maps' value is the inner map's fd (a u32): `type` is "inner map". */
   value: { type: string; size: number };
+  /** A map of maps: the key and value types of the inner map it declares (`__array(values, …)`). */
+  inner?: { key: { type: string; size: number }; value: { type: string; size: number } };
 }
 export interface Btf {
   structs: Map<string, BtfStruct>;
@@ -80,21 +83,29 @@ export function readBtf(objectFile: string): Btf {
     for (const v of sec.vars ?? []) {
       const variable = get(v.type_id);
       const def = strip(get(variable.type_id!));
-      const pointee = (member: string) => {
-        const m = def.members?.find((x) => x.name === member);
-        if (!m) throw new Error(`${objectFile}: map ${variable.name} declares no ${member} type`);
+      const pointee = (d: BtfType, member: string, what: string) => {
+        const m = d.members?.find((x) => x.name === member);
+        if (!m) throw new Error(`${objectFile}: map ${what} declares no ${member} type`);
         const named = get(get(m.type_id).type_id!); // PTR → the declared type (a typedef keeps its name)
         return { type: named.name, size: sizeOf(strip(named)) };
       };
-      maps.set(variable.name, { name: variable.name, key: pointee('key'), value: pointee('value') });
+      const values = def.members?.find((x) => x.name === 'values');
+      if (values) {
+        // __array(values, struct inner): an ARRAY of PTR to the inner map's definition.
+        const innerDef = strip(get(get(get(values.type_id).type_id!).type_id!));
+        const inner = { key: pointee(innerDef, 'key', `${variable.name} (inner)`), value: pointee(innerDef, 'value', `${variable.name} (inner)`) };
+        maps.set(variable.name, { name: variable.name, key: pointee(def, 'key', variable.name), value: { type: 'inner map', size: 4 }, inner });
+        continue;
+      }
+      maps.set(variable.name, { name: variable.name, key: pointee(def, 'key', variable.name), value: pointee(def, 'value', variable.name) });
     }
   }
   return { structs, maps };
 }
 
-/** The TS field type as BTF spells it (u8 arrays carry their length). */
+/** The TS field type as BTF spells it (arrays carry their length). */
 function tsType(f: StructLayout<unknown>['fields'][number]): string {
-  return f.type === 'u8' && f.length !== undefined ? `u8[${f.length}]` : f.type;
+  return f.length !== undefined ? `${f.type}[${f.length}]` : f.type;
 }
 const WIDTH: Record<string, number> = { u8: 1, u32: 4, s32: 4, u64: 8 };
 

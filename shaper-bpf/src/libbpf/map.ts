@@ -64,11 +64,31 @@ export class BpfMap {
     this.ownsFd = ownsFd;
   }
 
+  /**
+   * Creates a map that belongs to no object (BPF_MAP_CREATE), e.g. the inner map of a map of
+   * maps. The caller owns the fd: close() it once the map is referenced elsewhere (an outer map
+   * holds its own reference).
+   */
+  static create(spec: { type: number; name: string; keySize: number; valueSize: number; maxEntries: number }): BpfMap {
+    const fd = check(lib.bpf_map_create(spec.type, spec.name, spec.keySize, spec.valueSize, spec.maxEntries, null) as number, 'create map', `map "${spec.name}"`);
+    return new BpfMap({ fd, ...spec }, true);
+  }
+
+  /** Opens a map by its kernel id (what a map of maps returns for an entry, and bpftool shows). */
+  static openById(id: number): BpfMap {
+    const fd = check(lib.bpf_map_get_fd_by_id(id) as number, 'open map by id', `map id ${id}`);
+    return BpfMap.fromFd(fd, `map id ${id}`);
+  }
+
   /** Opens a map pinned on bpffs and learns its type, sizes and name from the kernel. */
   static openPinned(path: string): BpfMap {
-    const fd = openPinnedFd(path, 'map', 'map');
+    return BpfMap.fromFd(openPinnedFd(path, 'map', 'map'), `map pinned at ${path}`);
+  }
+
+  /** Takes ownership of a map fd, learning the map's type, sizes and name from the kernel. */
+  private static fromFd(fd: number, what: string): BpfMap {
     try {
-      const info = objInfo<MapInfoStruct>(fd, MapInfo, `map pinned at ${path}`);
+      const info = objInfo<MapInfoStruct>(fd, MapInfo, what);
       return new BpfMap(
         { fd, name: info.name, type: info.type, keySize: info.key_size, valueSize: info.value_size, maxEntries: info.max_entries },
         true,

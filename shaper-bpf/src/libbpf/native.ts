@@ -197,6 +197,8 @@ export const lib = {
   bpf_link__destroy: libbpf.func('int bpf_link__destroy(bpf_link *link)') as Fn,
 
   // Low-level (bpf.h) wrappers: return -errno on failure in libbpf 1.x.
+  bpf_map_create: libbpf.func('int bpf_map_create(int map_type, const char *map_name, uint32_t key_size, uint32_t value_size, uint32_t max_entries, const void *opts)') as Fn,
+  bpf_map_get_fd_by_id: libbpf.func('int bpf_map_get_fd_by_id(uint32_t id)') as Fn,
   bpf_map_lookup_elem: libbpf.func('int bpf_map_lookup_elem(int fd, const void *key, void *value)') as Fn,
   bpf_map_update_elem: libbpf.func('int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags)') as Fn,
   bpf_map_delete_elem: libbpf.func('int bpf_map_delete_elem(int fd, const void *key)') as Fn,

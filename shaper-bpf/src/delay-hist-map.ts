@@ -1,0 +1,92 @@
+/**
+ * delay_hist, the egress object's ARRAY_OF_MAPS of per-class delay histograms (see
+ * shaper-bpf/bpf/delay_hist.h): slot → the class's own inner map, a 1-entry ARRAY holding a
+ * struct pacer_delay_hist. The program only counts into inner maps; creating, replacing and
+ * removing them is the agent's (the Datapath's), here.
+ */
+import { BpfMap } from './libbpf/index.js';
+import { delayHist, u32Key } from './layout.js';
+
+/** What the Datapath needs of the histograms; the kernel map and memoryTables implement it. */
+export interface HistogramTable {
+  readonly name: string;
+  /** The slot's counts (HIST_BUCKETS of them), or undefined while the slot has no histogram. */
+  get(slot: number): number[] | undefined;
+  /** Which of `slots` have a histogram. */
+  present(slots: ReadonlyArray<number>): Set<number>;
+  /** Gives each slot a fresh, empty histogram, replacing the one it had (all or none: on a failure, none is replaced). */
+  reset(slots: ReadonlyArray<number>): void;
+  /** Removes the slots' histograms (missing ones are ignored). */
+  remove(slots: ReadonlyArray<number>): void;
+}
+
+const BPF_MAP_TYPE_ARRAY = 2;
+const BPF_MAP_TYPE_ARRAY_OF_MAPS = 12;
+/** The inner map every slot gets: what struct pacer_hist_inner declares (the verifier requires the same). */
+export const INNER_MAP = { type: BPF_MAP_TYPE_ARRAY, name: 'pacer_hist', keySize: 4, valueSize: delayHist.size, maxEntries: 1 } as const;
+
+export class DelayHistMap implements HistogramTable {
+  constructor(readonly map: BpfMap) {
+    if (map.type !== BPF_MAP_TYPE_ARRAY_OF_MAPS || map.keySize !== 4 || map.valueSize !== 4) {
+      throw new Error(`map ${map.name}: expected an array of maps with u32 keys (delay_hist), got a ${map.typeName} map with key/value sizes ${map.keySize}/${map.valueSize}`);
+    }
+  }
+
+  get name(): string {
+    return this.map.name;
+  }
+
+  /** The kernel id of the slot's inner map (what bpftool shows), or undefined. */
+  innerId(slot: number): number | undefined {
+    return this.map.lookup(u32Key(slot))?.readUInt32LE(0);
+  }
+
+  get(slot: number): number[] | undefined {
+    const id = this.innerId(slot);
+    if (id === undefined) return undefined;
+    let inner: BpfMap;
+    try {
+      inner = BpfMap.openById(id);
+    } catch {
+      return undefined; // replaced or removed since the lookup: the slot's histogram is gone
+    }
+    try {
+      const raw = inner.lookup(u32Key(0));
+      return raw && delayHist.decode(raw).counts;
+    } finally {
+      inner.close();
+    }
+  }
+
+  present(slots: ReadonlyArray<number>): Set<number> {
+    return new Set(slots.filter((slot) => this.innerId(slot) !== undefined));
+  }
+
+  reset(slots: ReadonlyArray<number>): void {
+    const n = slots.length;
+    if (n === 0) return;
+    // Every inner map is created before any entry is written, so a failed creation (memory,
+    // memlock) replaces nothing. The outer map keeps its own reference: our fds close after.
+    const created: BpfMap[] = [];
+    try {
+      for (let i = 0; i < n; i++) created.push(BpfMap.create(INNER_MAP));
+      const keys = Buffer.alloc(4 * n);
+      const fds = Buffer.alloc(4 * n);
+      for (let i = 0; i < n; i++) {
+        keys.writeUInt32LE(slots[i]!, 4 * i);
+        fds.writeUInt32LE(created[i]!.fd, 4 * i);
+      }
+      this.map.updateBatch(keys, fds, n);
+    } finally {
+      for (const m of created) m.close();
+    }
+  }
+
+  remove(slots: ReadonlyArray<number>): void {
+    const n = slots.length;
+    if (n === 0) return;
+    const keys = Buffer.alloc(4 * n);
+    slots.forEach((slot, i) => keys.writeUInt32LE(slot, 4 * i));
+    this.map.deleteBatch(keys, n);
+  }
+}
