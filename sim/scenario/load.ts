@@ -155,7 +155,12 @@ function resolve(input: ScenarioInput, name: string, report: Report): Scenario {
     ...(t.rtoMin !== undefined && { rtoMinNs: t.rtoMin }),
     ...(t.rtoForm !== undefined && { rtoStyle: t.rtoForm }),
     ...(t.timerGranularity !== undefined && { clockGranularityNs: t.timerGranularity }),
-    ...(t.delayedAck !== undefined && t.delayedAck !== false ? { delayedAck: true, delAckNs: t.delayedAck } : {}),
+    ...(t.variant !== undefined && { variant: t.variant }),
+    ...(t.sack !== undefined && { sack: t.sack }),
+    ...(t.pacing !== undefined && { pacing: t.pacing }),
+    ...(t.pacingSsRatio !== undefined && { pacingSsRatio: t.pacingSsRatio }),
+    ...(t.pacingCaRatio !== undefined && { pacingCaRatio: t.pacingCaRatio }),
+    ...(t.delayedAck !== undefined && t.delayedAck !== false && { delayedAck: true, ...(t.delayedAck !== true && { delackMaxNs: t.delayedAck }) }),
   });
   const workloads: SimWorkload[] = [];
   input.workloads.forEach((w, index) => {
@@ -331,7 +336,7 @@ function classify(w: BulkInput | IncastInput, from: SimHost, to: SimHost, classe
   const ack = byPrefix(from, classes);
   // A class's own TCP tuning (pacer's sock_ops program) applies to the sockets it selects.
   const tcp = cls?.spec.tcp
-    ? tcpConfig({ ...base, ...(cls.spec.tcp.rtoMin !== null && { rtoMinNs: cls.spec.tcp.rtoMin }), ...(cls.spec.tcp.delackMax !== null && { delAckNs: cls.spec.tcp.delackMax }) })
+    ? tcpConfig({ ...base, ...(cls.spec.tcp.rtoMin !== null && { rtoMinNs: cls.spec.tcp.rtoMin }), ...(cls.spec.tcp.delackMax !== null && { delackMaxNs: cls.spec.tcp.delackMax }) })
     : base;
   return { cls: cls?.id ?? 0, ackCls: ack?.id ?? 0, tcp, startNs: w.start ?? 0, jitterNs: w.jitter ?? 0 };
 }

@@ -82,13 +82,22 @@ const switchSpec = z
   });
 
 const tcp = z.strictObject({
-  /** Only NewReno is modelled so far; CUBIC is refused rather than silently simulated as NewReno. */
-  variant: z.literal('newreno', { error: 'tcp.variant: only "newreno" is modelled (CUBIC is not built yet)' }).optional(),
+  /** Congestion control: NewReno (RFC 6582) or CUBIC (RFC 9438). Default newreno. */
+  variant: z.enum(['newreno', 'cubic'], { error: 'tcp.variant is "newreno" or "cubic"' }).optional(),
+  /** Selective acknowledgments (RFC 2018) with RFC 6675 loss recovery. Default false. */
+  sack: z.boolean({ error: 'tcp.sack is true or false' }).optional(),
+  /** TCP's own pacing (Linux sk_pacing_rate): cwnd·mss/srtt × pacingSsRatio% in slow start, × pacingCaRatio% after. Default false. */
+  pacing: z.boolean({ error: 'tcp.pacing is true or false' }).optional(),
+  pacingSsRatio: count('tcp.pacingSsRatio').max(10_000, 'tcp.pacingSsRatio is a percentage, at most 10000').optional(),
+  pacingCaRatio: count('tcp.pacingCaRatio').max(10_000, 'tcp.pacingCaRatio is a percentage, at most 10000').optional(),
   rtoMin: duration(1, 'tcp.rtoMin').optional(),
   rtoForm: z.enum(['rfc6298', 'linux']).optional(),
   timerGranularity: duration(1, 'tcp.timerGranularity').optional(),
-  /** false = ACK every segment; a duration = delayed ACKs with that timer (Linux delack). */
-  delayedAck: z.union([z.literal(false), duration(1, 'tcp.delayedAck')]).optional(),
+  /**
+   * false = ACK every segment; true = delayed ACKs with Linux's default timer (40 ms); a duration
+   * = delayed ACKs with that delack_max (the timer is min(40 ms, delack_max), as in Linux).
+   */
+  delayedAck: z.union([z.boolean(), duration(1, 'tcp.delayedAck')]).optional(),
   initialWindow: count('tcp.initialWindow').optional(),
   mss: count('tcp.mss', 64).max(65_000, 'tcp.mss must be at most 65000').optional(),
 });

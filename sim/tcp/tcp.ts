@@ -1,86 +1,35 @@
 /**
- * TCP NewReno (RFC 5681, RFC 6582) without SACK, after htsim's tcp.cpp: a sender and a receiver
- * joined by source routes. Sequence numbers are byte offsets from 0 and never wrap. Timestamps
- * (RFC 7323) are always on: an MSS of 1448 is 1500-byte IP datagrams with them, and they give an
- * RTT sample on every ACK of new data, retransmissions included.
+ * The TCP sender, after htsim's tcp.cpp: byte sequence numbers from 0 that never wrap, a route
+ * of sinks to the receiver (receiver.ts). Timestamps (RFC 7323) are always on: an MSS of 1448 is
+ * 1500-byte IP datagrams with them, and they give an RTT sample on every ACK of new data,
+ * retransmissions included. Parameters: config.ts.
  *
- * Not modelled: the handshake and FIN (connections exist from t = 0), receive-window limits, SACK,
- * CUBIC, TCP's own pacing, the Linux mdev_max decay (rttvar follows RFC 6298's EWMA in both RTO
- * styles; only the floor differs), delayed-ACK quick-ack mode.
+ * Modelled: slow start and congestion avoidance (RFC 5681) with NewReno or CUBIC (RFC 9438,
+ * cubic.ts) growth; without SACK, fast retransmit and NewReno recovery (RFC 6582) and go-back-N
+ * after a timeout; with SACK (sack.ts), RFC 6675 recovery driven by the scoreboard (IsLost,
+ * SetPipe, NextSeg rules 1–3) and, after a timeout, retransmission of only the un-SACKed bytes
+ * (Linux tcp_enter_loss); the RTO per RFC 6298 or Linux's form with backoff on a tick clock; TCP
+ * Small Queues; TCP's own pacing (pacing.ts); delayed ACKs with quick-ack (receiver.ts).
+ *
+ * Not modelled: the handshake and FIN (connections exist from t = 0, with the SYN's RTT sample),
+ * receive-window limits, limited transmit (RFC 3042) without SACK, PRR (RFC 6937: Linux's
+ * recovery sizes its sends with PRR, this model with RFC 6675's cwnd = ssthresh and pipe),
+ * RACK-TLP (RFC 8985), F-RTO and spurious-retransmission undo, HyStart, ECN response, the
+ * Linux mdev_max decay (rttvar follows RFC 6298's EWMA in both RTO styles; only the floor
+ * differs), Linux's adaptive ATO for delayed ACKs.
  */
 import { Timer, type EventList, type TimeNs } from '../engine/events.js';
 import { Packet, type PacketSink } from '../net/packet.js';
+import type { TcpConfig } from './config.js';
+import { congestionControl, type CcSender, type CongestionControl } from './congestion.js';
+import { TcpPacing } from './pacing.js';
+import { DUP_THRESH, Scoreboard, type AckSegment } from './sack.js';
 
-export type RtoStyle = 'rfc6298' | 'linux';
+export { TCP_DEFAULTS, tcpConfig, type RtoStyle, type TcpConfig, type TcpVariant } from './config.js';
+export { TcpReceiver } from './receiver.js';
 
-export interface TcpConfig {
-  /** Payload bytes per segment. Default 1448 (1500 MTU with timestamps). */
-  mss: number;
-  /** IP + TCP header bytes with options. Default 52 (20 + 20 + 12 for timestamps). */
-  headerBytes: number;
-  /** Initial window in segments; default 10 (RFC 6928). */
-  initialWindow: number;
-  /**
-   * Lower bound on the RTO. Default 200 ms, Linux's TCP_RTO_MIN (RFC 6298 §2.4 says 1 s, which
-   * no deployed stack uses). The incast literature's fix is to lower it to about 1 ms or less.
-   */
-  rtoMinNs: TimeNs;
-  /** Upper bound on the RTO: default 120 s (Linux TCP_RTO_MAX; RFC 6298 §2.5 allows ≥ 60 s). */
-  rtoMaxNs: TimeNs;
-  /** RTO before the first RTT sample: 1 s (RFC 6298 §2.1). */
-  rtoInitialNs: TimeNs;
-  /**
-   * 'rfc6298': RTO = SRTT + max(G, 4·RTTVAR), then at least rtoMin (§2.3, §2.4).
-   * 'linux': RTO = SRTT + max(4·RTTVAR, rtoMin) (tcp_set_rto(): rttvar is floored at
-   * tcp_rto_min), so even a steady RTT gets rtoMin of slack above it.
-   */
-  rtoStyle: RtoStyle;
-  /**
-   * Timer clock granularity G. Timers fire on ticks of G (a jiffy: 1 ms at HZ=1000, 4 ms at
-   * HZ=250), and the RTO is rounded up to whole ticks. Default 1 ms.
-   */
-  clockGranularityNs: TimeNs;
-  /** ACK every second full segment, or after delAckNs (RFC 5681 §4.2). Default false: ACK every segment. */
-  delayedAck: boolean;
-  /** Delayed-ACK timeout (Linux TCP_DELACK_MIN 40 ms; pacer's delackMax sets it per class). */
-  delAckNs: TimeNs;
-  /**
-   * TCP Small Queues: the most bytes of this connection that may sit in its host's qdisc and NIC
-   * at once (Linux: about 1 ms at the pacing rate, capped by tcp_limit_output_bytes). Without it a
-   * large window would overflow fq's flow_limit, which Linux hosts avoid. Default 128 KB.
-   */
-  tsqBytes: number;
-}
-
-export const TCP_DEFAULTS: TcpConfig = {
-  mss: 1448,
-  headerBytes: 52,
-  initialWindow: 10,
-  rtoMinNs: 200_000_000,
-  rtoMaxNs: 120_000_000_000,
-  rtoInitialNs: 1_000_000_000,
-  rtoStyle: 'linux',
-  clockGranularityNs: 1_000_000,
-  delayedAck: false,
-  delAckNs: 40_000_000,
-  tsqBytes: 128 * 1024,
-};
-
-/** CheckConfig: fills defaults and rejects nonsense before the run starts. */
-export function tcpConfig(partial: Partial<TcpConfig> = {}): TcpConfig {
-  const c = { ...TCP_DEFAULTS, ...partial };
-  const positive: Array<keyof TcpConfig> = ['mss', 'initialWindow', 'rtoMinNs', 'rtoMaxNs', 'rtoInitialNs', 'clockGranularityNs', 'delAckNs', 'tsqBytes'];
-  for (const k of positive) {
-    const v = c[k];
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw new RangeError(`tcp.${k} must be a positive integer, got ${String(v)}`);
-  }
-  if (!Number.isSafeInteger(c.headerBytes) || c.headerBytes < 0) throw new RangeError('tcp.headerBytes must be a non-negative integer');
-  if (c.rtoMinNs > c.rtoMaxNs) throw new RangeError('tcp.rtoMinNs must not exceed tcp.rtoMaxNs');
-  if (c.rtoStyle !== 'rfc6298' && c.rtoStyle !== 'linux') throw new RangeError(`tcp.rtoStyle must be rfc6298 or linux, got ${String(c.rtoStyle)}`);
-  return c;
-}
-
-export type TcpTrace = (e: { kind: 'rto' | 'fast_retransmit'; at: TimeNs; flow: number; cwnd: number; ssthresh: number; rto: TimeNs }) => void;
+export type TcpTraceEvent = { kind: 'rto' | 'fast_retransmit' | 'recovery_end'; at: TimeNs; flow: number; cwnd: number; ssthresh: number; rto: TimeNs };
+export type TcpTrace = (e: TcpTraceEvent) => void;
 
 export class TcpSenderStats {
   segmentsSent = 0;
@@ -89,23 +38,31 @@ export class TcpSenderStats {
   fastRetransmits = 0;
 }
 
-export class TcpSender implements PacketSink {
+export class TcpSender implements PacketSink, CcSender {
   readonly stats = new TcpSenderStats();
   trace: TcpTrace | undefined;
   /** Called when every byte written so far is acknowledged. */
   onAllAcked: (() => void) | undefined;
+  readonly cc: CongestionControl;
+  readonly pacing: TcpPacing | null;
 
   /** Bytes the application has written (the end of the stream so far). */
   private appEnd = 0;
   private sndUna = 0;
   private sndNxt = 0;
+  /** Highest byte sent + 1 (RFC 6675 HighData). */
   private sndMax = 0;
   cwnd: number;
   ssthresh = Infinity;
   private dupAcks = 0;
   private inRecovery = false;
+  /** RFC 6582 "recover" / RFC 6675 RecoveryPoint: sndMax when recovery (or a timeout) began. */
   private recover = -1;
   private partialAckSeen = false;
+  /** SACK only: the scoreboard, HighRxt, and the state after a timeout. */
+  private readonly sb: Scoreboard | null;
+  private highRxt = 0;
+  private lossMode = false;
   srtt: TimeNs = 0;
   rttvar: TimeNs = 0;
   rto: TimeNs;
@@ -126,6 +83,9 @@ export class TcpSender implements PacketSink {
     this.cwnd = cfg.initialWindow * cfg.mss; // RFC 5681 §3.1, IW per RFC 6928
     this.rto = cfg.rtoInitialNs; // RFC 6298 §2.1
     this.rtoTimer = new Timer(events, () => this.onRto());
+    this.cc = congestionControl(cfg);
+    this.sb = cfg.sack ? new Scoreboard(cfg.mss) : null;
+    this.pacing = cfg.pacing ? new TcpPacing(events, cfg.pacingSsRatio, cfg.pacingCaRatio, () => this.transmit()) : null;
   }
 
   /**
@@ -140,34 +100,42 @@ export class TcpSender implements PacketSink {
   /** The application appends `bytes` to the stream. */
   write(bytes: number): void {
     const now = this.events.now();
-    // RFC 5681 §4.1: after an idle period longer than the RTO, restart from the initial window.
-    if (this.sndUna === this.sndMax && this.lastSend > 0 && now - this.lastSend > this.rto) {
-      this.cwnd = Math.min(this.cwnd, this.cfg.initialWindow * this.cfg.mss);
+    if (this.sndUna === this.sndMax && this.lastSend > 0) {
+      this.cc.onIdle(now - this.lastSend, now);
+      // RFC 5681 §4.1: after an idle period longer than the RTO, restart from the initial window.
+      if (now - this.lastSend > this.rto) this.cwnd = Math.min(this.cwnd, this.cfg.initialWindow * this.cfg.mss);
     }
     this.appEnd += bytes;
-    this.sendMore();
+    this.transmit();
   }
 
   get acked(): number {
     return this.sndUna;
   }
 
+  /** In fast recovery, or (SACK) retransmitting after a timeout. */
+  get recovering(): boolean {
+    return this.inRecovery || this.lossMode;
+  }
+
+  /** RFC 5681 FlightSize: sent and not cumulatively acknowledged (after go-back-N, up to sndNxt). */
+  flightSize(): number {
+    return this.sndNxt - this.sndUna;
+  }
+
   /** TSQ: the NIC finished sending one of our packets, or the host dropped it. */
   txDone(pkt: Packet): void {
     this.inHost -= pkt.size;
-    this.sendMore();
+    this.transmit();
   }
 
   receive(ack: Packet): void {
+    if (this.sb) return this.receiveWithSack(ack as AckSegment, this.sb);
     const now = this.events.now();
     const a = ack.ack;
     if (a > this.sndUna) {
       const acked = a - this.sndUna;
-      // RFC 7323 §4.1 / RFC 6298 §2.3: timestamps give a valid sample even for retransmissions
-      // (Karn's problem does not arise); samples come only from ACKs of new data, as in Linux.
-      if (ack.tsEcr >= 0) this.rttSample(now - ack.tsEcr);
-      this.sndUna = a;
-      this.backoffs = 0;
+      this.newlyAcked(ack, a);
       if (this.sndNxt < a) this.sndNxt = a; // after go-back-N, an ACK may cover what we are resending
       if (this.inRecovery) {
         if (a > this.recover) {
@@ -175,6 +143,7 @@ export class TcpSender implements PacketSink {
           this.cwnd = Math.min(this.ssthresh, Math.max(this.sndMax - a, this.cfg.mss) + this.cfg.mss);
           this.inRecovery = false;
           this.dupAcks = 0;
+          this.traceEvent('recovery_end');
         } else {
           // RFC 6582 §3.2 step 3 (partial acknowledgment): retransmit the next hole, deflate by
           // the amount acked, add back one MSS if at least one MSS was acked.
@@ -186,8 +155,7 @@ export class TcpSender implements PacketSink {
         }
       } else {
         this.dupAcks = 0;
-        if (this.cwnd < this.ssthresh) this.cwnd += Math.min(acked, this.cfg.mss); // RFC 5681 §3.1 (2), slow start
-        else this.cwnd += Math.max(1, Math.floor((this.cfg.mss * this.cfg.mss) / this.cwnd)); // RFC 5681 §3.1 (3)
+        this.grow(acked, now);
       }
       // RFC 6298 §5.2: all data acked → stop the timer; §5.3: new data acked → restart it.
       if (this.sndUna === this.sndMax) this.rtoTimer.cancel();
@@ -202,28 +170,84 @@ export class TcpSender implements PacketSink {
     if (this.inRecovery) {
       this.cwnd += this.cfg.mss; // RFC 6582 §3.2 step 4: inflate for each further duplicate
       this.sendMore();
-    } else if (this.dupAcks === 3 && a > this.recover) {
+    } else if (this.dupAcks === DUP_THRESH && a > this.recover) {
       // RFC 6582 §3.2 steps 1–2 (the "recover" check stops a second fast retransmit for losses
       // from before the last one or a timeout), RFC 5681 §3.2 (4).
-      this.ssthresh = Math.max(Math.floor(this.flight() / 2), 2 * this.cfg.mss);
+      this.ssthresh = this.cc.ssthreshOnLoss(this, now);
       this.recover = this.sndMax;
       this.inRecovery = true;
       this.partialAckSeen = false;
       this.stats.fastRetransmits++;
       this.sendSegment(this.sndUna, true);
       this.cwnd = this.ssthresh + 3 * this.cfg.mss;
-      this.trace?.({ kind: 'fast_retransmit', at: now, flow: this.flow, cwnd: this.cwnd, ssthresh: this.ssthresh, rto: this.rto });
+      this.traceEvent('fast_retransmit');
       this.sendMore();
     }
   }
 
-  private flight(): number {
-    return this.sndNxt - this.sndUna;
+  /** RFC 6675 §5: the ACK processing of a SACK sender. */
+  private receiveWithSack(ack: AckSegment, sb: Scoreboard): void {
+    const now = this.events.now();
+    const a = ack.ack;
+    const newlySacked = sb.update(ack.sack, Math.max(a, this.sndUna));
+    const advanced = a > this.sndUna;
+    if (advanced) {
+      const acked = a - this.sndUna;
+      this.newlyAcked(ack, a);
+      this.dupAcks = 0; // RFC 6675 §5: a cumulative ACK resets DupAcks
+      if (this.highRxt < a) this.highRxt = a;
+      if (this.recovering && a >= this.recover) {
+        // (A): a cumulative ACK covering RecoveryPoint ends recovery; the scoreboard is kept.
+        // cwnd stayed at ssthresh through fast recovery (4.2); after a timeout it grew from 1 MSS.
+        this.inRecovery = false;
+        this.lossMode = false;
+        this.traceEvent('recovery_end');
+      } else if (!this.inRecovery) this.grow(acked, now); // (after a timeout: slow start, RFC 5681 §3.1)
+      // RFC 6298 §5.2, §5.3.
+      if (this.sndUna === this.sndMax) this.rtoTimer.cancel();
+      else this.armRto();
+    } else if (a === this.sndUna && this.sndUna < this.sndMax && newlySacked > 0 && !this.recovering) {
+      this.dupAcks++; // RFC 6675 §2: a duplicate ACK SACKs data not SACKed before
+    }
+    // RFC 6675 §5 steps (1), (2) and (4); §5.1: not again before HighACK reaches RecoveryPoint.
+    if (!this.recovering && this.sndUna >= this.recover && this.sndUna < this.sndMax && (this.dupAcks >= DUP_THRESH || sb.isLost(this.sndUna))) {
+      this.ssthresh = this.cc.ssthreshOnLoss(this, now);
+      this.cwnd = this.ssthresh; // (4.2)
+      this.recover = this.sndMax; // (4.1)
+      this.inRecovery = true;
+      this.highRxt = this.sndUna;
+      this.stats.fastRetransmits++;
+      // (4.3): retransmit the first segment presumed dropped, whatever cwnd and pipe say.
+      this.highRxt = this.sndUna + this.sendSegment(this.sndUna, true, Math.min(sb.sacked.nextStart(this.sndUna), this.sndMax));
+      this.traceEvent('fast_retransmit');
+    }
+    this.sackSend(sb); // (C)
+    if (advanced && this.sndUna === this.appEnd) this.onAllAcked?.();
   }
 
-  /** Sends new (or go-back-N resent) data while the window and TSQ allow. */
+  /** An ACK of new data: RTT sample, snd_una, backoff. */
+  private newlyAcked(ack: Packet, a: number): void {
+    // RFC 7323 §4.1 / RFC 6298 §2.3: timestamps give a valid sample even for retransmissions
+    // (Karn's problem does not arise); samples come only from ACKs of new data, as in Linux.
+    if (ack.tsEcr >= 0) this.rttSample(this.events.now() - ack.tsEcr);
+    this.sndUna = a;
+    this.backoffs = 0;
+  }
+
+  /** RFC 5681 §3.1: slow start below ssthresh, else the congestion control's avoidance. */
+  private grow(acked: number, now: TimeNs): void {
+    if (this.cwnd < this.ssthresh) this.cwnd += Math.min(acked, this.cfg.mss); // RFC 5681 §3.1 (2)
+    else this.cwnd = this.cc.avoid(this, acked, now);
+  }
+
+  private transmit(): void {
+    if (this.sb) this.sackSend(this.sb);
+    else this.sendMore();
+  }
+
+  /** Without SACK: sends new (or go-back-N resent) data while the window, TSQ and pacing allow. */
   private sendMore(): void {
-    while (this.sndNxt < this.appEnd && this.flight() < this.cwnd && this.inHost < this.cfg.tsqBytes) {
+    while (this.sndNxt < this.appEnd && this.flightSize() < this.cwnd && this.inHost < this.cfg.tsqBytes && (!this.pacing || this.pacing.mayDepart())) {
       const seq = this.sndNxt;
       const len = this.sendSegment(seq, seq < this.sndMax);
       this.sndNxt = seq + len;
@@ -231,8 +255,43 @@ export class TcpSender implements PacketSink {
     }
   }
 
-  private sendSegment(seq: number, retransmit: boolean): number {
-    const len = Math.min(this.cfg.mss, this.appEnd - seq);
+  /**
+   * With SACK: RFC 6675 step (C) in recovery: while cwnd − pipe ≥ 1 SMSS, send what NextSeg
+   * picks. Outside recovery, new data while the bytes in flight, less those SACKed (Linux's
+   * packets_in_flight), are below cwnd.
+   */
+  private sackSend(sb: Scoreboard): void {
+    const mss = this.cfg.mss;
+    while (this.inHost < this.cfg.tsqBytes) {
+      const recovering = this.recovering;
+      // After a timeout every un-SACKed byte below RecoveryPoint counts as lost (Linux tcp_enter_loss).
+      const lostBelow = this.lossMode ? Math.max(this.recover, sb.lostBelow()) : recovering ? sb.lostBelow() : 0;
+      if (recovering) {
+        if (this.cwnd - sb.pipe(this.sndUna, this.sndMax, this.highRxt, lostBelow) < mss) return;
+      } else if (this.sndMax - this.sndUna - sb.sacked.bytes >= this.cwnd) return;
+      // NextSeg() (RFC 6675 §4).
+      let seq = -1;
+      let end = 0;
+      const hole = recovering ? sb.sacked.firstGap(Math.max(this.highRxt, this.sndUna)) : Infinity;
+      if (hole < lostBelow && hole < this.sndMax) {
+        seq = hole; // rule 1: the first lost, un-SACKed byte above HighRxt
+        end = Math.min(sb.sacked.nextStart(hole), this.sndMax);
+      } else if (this.sndMax < this.appEnd) {
+        seq = this.sndMax; // rule 2: new data
+        end = this.appEnd;
+      } else if (hole < sb.sacked.highest) {
+        seq = hole; // rule 3: an un-SACKed byte below the highest SACKed one, not yet deemed lost
+        end = Math.min(sb.sacked.nextStart(hole), this.sndMax);
+      } else return;
+      if (this.pacing && !this.pacing.mayDepart()) return;
+      const len = this.sendSegment(seq, seq < this.sndMax, end);
+      if (seq < this.sndMax) this.highRxt = seq + len; // (C.2)
+      else this.sndMax = this.sndNxt = seq + len; // (C.3)
+    }
+  }
+
+  private sendSegment(seq: number, retransmit: boolean, end = this.appEnd): number {
+    const len = Math.min(this.cfg.mss, end - seq);
     const p = new Packet('data', this.flow, this.cls, len + this.cfg.headerBytes);
     p.seq = seq;
     p.payload = len;
@@ -244,6 +303,7 @@ export class TcpSender implements PacketSink {
     this.lastSend = this.events.now();
     // RFC 6298 §5.1: start the timer when sending data if it is not running.
     if (!this.rtoTimer.pending) this.armRto();
+    if (this.pacing) this.pacing.sent(len, this.stats.segmentsSent, this.pacing.rate(this.cwnd, this.ssthresh, this.sndMax - this.sndUna, this.srtt));
     p.send(this.route);
     return len;
   }
@@ -276,84 +336,29 @@ export class TcpSender implements PacketSink {
   private onRto(): void {
     const c = this.cfg;
     this.stats.timeouts++;
-    // RFC 5681 §3.1 (4): ssthresh from FlightSize, but not again for a segment already retransmitted by a timeout.
-    if (this.backoffs++ === 0) this.ssthresh = Math.max(Math.floor(this.flight() / 2), 2 * c.mss);
+    // RFC 5681 §3.1 (4) (RFC 9438 §4.8 with β_cubic): ssthresh from the loss, but not again for
+    // a segment already retransmitted by a timeout.
+    if (this.backoffs++ === 0) this.ssthresh = this.cc.ssthreshOnLoss(this, this.events.now());
+    this.cc.onTimeout();
     this.cwnd = c.mss; // RFC 5681 §3.1: loss window
-    this.recover = this.sndMax; // RFC 6582 §3.2 step 1 / §4: no fast retransmit for what was sent before
+    this.recover = this.sndMax; // RFC 6582 §3.2 step 1 / §4, RFC 6675 §5.1: no new recovery for what was sent before
     this.inRecovery = false;
     this.dupAcks = 0;
-    this.sndNxt = this.sndUna; // go back N: everything outstanding is presumed lost
     this.rto = Math.min(this.rto * 2, c.rtoMaxNs); // RFC 6298 §5.5: back off
-    this.trace?.({ kind: 'rto', at: this.events.now(), flow: this.flow, cwnd: this.cwnd, ssthresh: this.ssthresh, rto: this.rto });
-    const len = this.sendSegment(this.sndUna, true); // §5.4: retransmit the earliest unacknowledged segment
-    this.sndNxt = this.sndUna + len;
+    this.traceEvent('rto');
+    if (this.sb) {
+      // RFC 6675 §5.1: use the SACK information; retransmit the holes from the left.
+      this.lossMode = true;
+      this.highRxt = this.sndUna + this.sendSegment(this.sndUna, true, Math.min(this.sb.sacked.nextStart(this.sndUna), this.sndMax));
+    } else {
+      this.sndNxt = this.sndUna; // go back N: everything outstanding is presumed lost
+      const len = this.sendSegment(this.sndUna, true); // §5.4: retransmit the earliest unacknowledged segment
+      this.sndNxt = this.sndUna + len;
+    }
     this.armRto(); // §5.6
   }
-}
 
-/** Cumulative-ACK receiver with an out-of-order store; ACKs every segment or delays per RFC 5681 §4.2. */
-export class TcpReceiver implements PacketSink {
-  /** Next in-order byte expected; everything before it has been delivered. */
-  rcvNxt = 0;
-  /** Called with the in-order total whenever it grows. */
-  onDelivered: ((total: number) => void) | undefined;
-  private readonly ooo = new Map<number, number>();
-  private tsRecent: TimeNs = -1;
-  private unacked = 0;
-  private readonly delAck: Timer;
-
-  constructor(
-    private readonly events: EventList,
-    readonly cfg: TcpConfig,
-    readonly flow: number,
-    readonly cls: number,
-    /** Path back to the sender, ending at it. */
-    private readonly route: readonly PacketSink[],
-  ) {
-    this.delAck = new Timer(events, () => this.sendAck());
-  }
-
-  receive(p: Packet): void {
-    const end = p.seq + p.payload;
-    const before = this.rcvNxt;
-    const hadHole = this.ooo.size > 0;
-    if (p.seq <= this.rcvNxt) {
-      // RFC 7323 §4.3: TS.Recent is taken from segments at the left window edge.
-      this.tsRecent = p.tsVal;
-      if (end > this.rcvNxt) this.rcvNxt = end;
-      this.drainOoo();
-    } else {
-      const have = this.ooo.get(p.seq);
-      if (have === undefined || have < end) this.ooo.set(p.seq, end);
-    }
-    if (this.rcvNxt > before) this.onDelivered?.(this.rcvNxt);
-    // RFC 5681 §4.2: out-of-order segments, and segments that fill a hole, are ACKed at once;
-    // otherwise ACK at least every second full segment, and within delAckNs.
-    const inOrderNoHole = this.rcvNxt > before && !hadHole && this.ooo.size === 0;
-    if (!this.cfg.delayedAck || !inOrderNoHole) return this.sendAck();
-    if (++this.unacked >= 2) return this.sendAck();
-    if (!this.delAck.pending) this.delAck.set(this.events.now() + this.cfg.delAckNs);
-  }
-
-  private drainOoo(): void {
-    for (let moved = true; moved && this.ooo.size > 0; ) {
-      moved = false;
-      for (const [s, e] of this.ooo) {
-        if (s > this.rcvNxt) continue;
-        if (e > this.rcvNxt) this.rcvNxt = e;
-        this.ooo.delete(s);
-        moved = true;
-      }
-    }
-  }
-
-  private sendAck(): void {
-    this.unacked = 0;
-    this.delAck.cancel();
-    const a = new Packet('ack', this.flow, this.cls, this.cfg.headerBytes);
-    a.ack = this.rcvNxt;
-    a.tsVal = this.events.now();
-    a.tsEcr = this.tsRecent;
-    a.send(this.route);
+  private traceEvent(kind: TcpTraceEvent['kind']): void {
+    this.trace?.({ kind, at: this.events.now(), flow: this.flow, cwnd: this.cwnd, ssthresh: this.ssthresh, rto: this.rto });
   }
 }
