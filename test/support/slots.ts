@@ -1,7 +1,7 @@
 /**
  * For tests that write the egress object's maps directly: classes keyed by class id, as the
  * tests think of them, given slots the way the Datapath does (the lowest free slot, recorded in
- * class_slot), with parents and selectors translated to slots, and settings.generation bumped
+ * class_slot, with a fresh delay histogram), with parents and selectors translated to slots, and settings.generation bumped
  * after each change of the prefix tries (what the Datapath does, so the destination caches
  * forget answers from before).
  */
@@ -19,6 +19,7 @@ export class TestClasses {
     let slot = 1;
     while (used.has(slot)) slot++;
     this.eg.slots.set(id, slot);
+    this.eg.hists.reset([slot]);
     return slot;
   }
 
@@ -67,6 +68,12 @@ export class TestClasses {
     return slot === undefined ? undefined : this.eg.config.get(slot);
   }
 
+  /** The class's delay histogram counts (undefined while it has no slot). */
+  delays(id: number): number[] | undefined {
+    const slot = this.eg.slots.get(id);
+    return slot === undefined ? undefined : this.eg.hists.get(slot);
+  }
+
   /** Every class's packets by class id (classes with a slot). */
   packets(): Map<number, number> {
     return new Map([...this.eg.slots.entries()].map(([id, slot]) => [id, this.eg.stats.get(slot)?.packets ?? 0]));
@@ -79,6 +86,7 @@ export class TestClasses {
     eg.config.setMany(slots.map((s) => [s, FREE_SLOT] as const));
     eg.state.setMany(slots.map((s) => [s, { t_last: 0 }] as const));
     eg.stats.zeroMany(slots);
+    eg.hists.remove(slots);
     for (const m of [eg.slots, eg.marks, eg.dst4, eg.dst6]) m.deleteMany([...m.entries().keys()] as never[]);
     eg.cgroups.deleteMany([...eg.cgroups.entries().keys()]);
     const now = eg.settings.get(0)!;

@@ -1,0 +1,238 @@
+/**
+ * Per-class queueing-delay histograms on the real object, through BPF_PROG_TEST_RUN at times the
+ * test chooses. A packet's delay is set exactly with its own timestamp (TCP's EDT): a class at
+ * 400 Gbit/s whose schedule is far in the past departs the packet at its tstamp, so the program
+ * holds it tstamp − now, which the test checks on the departure it stamped.
+ */
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { EgressObject } from '../../shaper-bpf/src/egress.js';
+import { ApplyFailed, Datapath, delayQuantile, memoryTables, type ShaperState } from '../../shaper-bpf/src/datapath.js';
+import { bucketLowerNs, bucketOf, bucketUpperNs, HIST_BUCKETS, histogramOf } from '../../shaper-bpf/src/delay-hist.js';
+import { readSkbContext, skbContext } from '../../shaper-bpf/src/libbpf/index.js';
+import type { ClassConfig } from '../../shaper-bpf/src/layout.js';
+import { frame } from '../support/packets.js';
+import { makePinDir, removePinDir } from '../support/bpffs.js';
+import { TestClasses } from '../support/slots.js';
+
+const TC_ACT_OK = 0;
+const TC_ACT_SHOT = 2;
+const T0 = 1_000_000_000_000_000;
+/** Far beyond any delay sent here: each packet's "now" starts a fresh, idle stretch of the schedule. */
+const GAP = 100_000_000_000;
+const FAST: ClassConfig = { rate_bps: 400_000_000_000, burst_ns: 0, horizon_ns: 60_000_000_000, ecn_ns: 0, parent_id: 0, flags: 0 };
+const DATA = frame('192.0.2.1');
+
+/** Delays at every bucket edge the rule has: each bound, one below it, and the ends. */
+function edgeDelays(): number[] {
+  const out = [0, 1, 1023];
+  for (let b = 1; b < HIST_BUCKETS; b++) out.push(bucketLowerNs(b) - 1, bucketLowerNs(b));
+  out.push(30_000_000_000);
+  return out;
+}
+
+function expectedCounts(delays: Iterable<number>): number[] {
+  const counts = new Array<number>(HIST_BUCKETS).fill(0);
+  for (const d of delays) counts[bucketOf(d)]!++;
+  return counts;
+}
+
+describe('per-class delay histograms (BPF_PROG_TEST_RUN on the real object)', function () {
+  this.timeout(300_000);
+  let eg: EgressObject;
+  let tc: TestClasses;
+  let pinRoot: string;
+  let now = T0;
+
+  before(() => {
+    pinRoot = makePinDir();
+    eg = EgressObject.load({ pinRoot });
+    tc = new TestClasses(eg);
+  });
+  after(() => {
+    eg?.close();
+    removePinDir(pinRoot);
+  });
+  afterEach(() => tc.clear());
+
+  /** One packet with `mark`, held exactly `delayNs` by the program (0: sent at once) if `shaped`; returns the verdict. */
+  function sendHeld(mark: number, delayNs: number, shaped = true): number {
+    now += GAP;
+    eg.setTestClock(BigInt(now));
+    const tstamp = delayNs === 0 ? 0 : now + delayNs;
+    const r = eg.program.testRun({ data: DATA, ctxIn: skbContext({ mark, tstamp: BigInt(tstamp), wireLen: 60 }), ctxOutSize: 192 });
+    if (r.retval === TC_ACT_OK) assert.equal(Number(readSkbContext(r.ctxOut!).tstamp), delayNs === 0 && shaped ? now : tstamp, 'the departure the program stamped');
+    return r.retval;
+  }
+
+  it('packets with known delays land in the exact buckets: every bound, one below it, under 1 µs and over 17 s', () => {
+    tc.set(1, FAST);
+    tc.mark(1, 1);
+    const delays = edgeDelays();
+    for (const d of delays) assert.equal(sendHeld(1, d), TC_ACT_OK);
+    const counts = tc.delays(1)!;
+    assert.deepEqual(counts, expectedCounts(delays));
+    // Spot checks that do not go through bucketOf: the first bucket holds 0, 1 and 1023 ns
+    // (and 1023 ns again, one below bucket 1's bound); bucket 1 is [1024, 1220); the last ≥ 2^34.
+    assert.equal(counts[0], 4);
+    assert.deepEqual([bucketLowerNs(1), bucketUpperNs(1), bucketLowerNs(2), bucketLowerNs(5)], [1024, 1220, 1220, 2048]);
+    assert.equal(counts[1], 2); // 1024 and 1219
+    assert.equal(counts[HIST_BUCKETS - 1], 2, '2^34 ns and 30 s');
+    assert.equal(counts.reduce((a, c) => a + c, 0), tc.stats(1)!.packets);
+  });
+
+  it('the kernel and bucketOf agree on random delays (fast-check)', () => {
+    tc.set(1, FAST);
+    tc.mark(1, 1);
+    const delay = fc.oneof(
+      fc.integer({ min: 0, max: 4096 }),
+      fc.integer({ min: 0, max: 2_000_000 }),
+      fc.integer({ min: 0, max: 20_000_000_000 }),
+      fc.integer({ min: 1, max: HIST_BUCKETS - 1 }).map((b) => bucketLowerNs(b)),
+      fc.integer({ min: 1, max: HIST_BUCKETS - 1 }).map((b) => bucketLowerNs(b) - 1),
+    );
+    fc.assert(
+      fc.property(fc.array(delay, { minLength: 1, maxLength: 40 }), (delays) => {
+        const before = tc.delays(1)!;
+        for (const d of delays) assert.equal(sendHeld(1, d), TC_ACT_OK);
+        const grown = tc.delays(1)!.map((c, i) => c - before[i]!);
+        assert.deepEqual(grown, expectedCounts(delays));
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('counts only the packets that pass: a horizon drop is counted in horizon_drops, not in the histogram', () => {
+    tc.set(1, { ...FAST, horizon_ns: 5_000_000 });
+    tc.mark(1, 1);
+    assert.equal(sendHeld(1, 4_000_000), TC_ACT_OK);
+    assert.equal(sendHeld(1, 6_000_000), TC_ACT_SHOT);
+    assert.equal(tc.stats(1)!.horizon_drops, 1);
+    assert.deepEqual(tc.delays(1), expectedCounts([4_000_000]));
+  });
+
+  it('counts in the leaf class only, and a class written without a histogram still passes its packets', () => {
+    tc.set(10, FAST);
+    tc.set(11, { ...FAST, parent_id: 10 });
+    tc.mark(11, 11);
+    assert.equal(sendHeld(11, 3000), TC_ACT_OK);
+    assert.deepEqual(tc.delays(11), expectedCounts([3000]));
+    assert.deepEqual(tc.delays(10), expectedCounts([]), 'the parent: no packet of its own');
+    eg.hists.remove([tc.slot(11)]);
+    assert.equal(sendHeld(11, 3000), TC_ACT_OK);
+    assert.equal(tc.stats(11)!.packets, 2);
+    assert.equal(tc.delays(11), undefined);
+  });
+
+  describe('through the Datapath', () => {
+    const cfg = FAST;
+    const state = (ids: number[]): ShaperState => ({
+      classes: new Map(ids.map((id) => [id, cfg])),
+      marks: new Map(ids.map((id) => [id, id])),
+      cgroups: new Map(),
+      dst4: new Map(),
+      dst6: new Map(),
+      settings: { default_class: 0, flags: 0 },
+    });
+
+    it('delayHistogram gives bucket bounds and counts, and delayQuantile the upper bound of the bucket that holds the quantile', () => {
+      const dp = new Datapath(eg);
+      dp.apply(state([1]));
+      // 90 packets not delayed, 9 held 100 µs, 1 held 5 ms.
+      const delays = [...Array(90).fill(0), ...Array(9).fill(100_000), 5_000_000];
+      for (const d of delays) sendHeld(1, d);
+      const h = dp.delayHistogram(1)!;
+      assert.equal(h.total, 100);
+      assert.equal(h.buckets.length, HIST_BUCKETS);
+      assert.deepEqual(h.buckets[0], { lowerNs: 0, upperNs: 1024, count: 90 });
+      const b100us = bucketOf(100_000);
+      assert.deepEqual(h.buckets[b100us], { lowerNs: bucketLowerNs(b100us), upperNs: bucketUpperNs(b100us), count: 9 });
+      assert.ok(h.buckets[b100us]!.lowerNs <= 100_000 && 100_000 < h.buckets[b100us]!.upperNs);
+      assert.equal(delayQuantile(h, 0.5), 1024, 'p50: under 1 µs');
+      assert.equal(delayQuantile(h, 0.9), 1024, 'p90: the 90th packet is still not delayed');
+      assert.equal(delayQuantile(h, 0.91), bucketUpperNs(b100us));
+      assert.equal(delayQuantile(h, 0.99), bucketUpperNs(b100us), 'p99: the 99th packet, held 100 µs');
+      assert.equal(delayQuantile(h, 1), bucketUpperNs(bucketOf(5_000_000)), 'max');
+      assert.ok(bucketUpperNs(b100us) / 100_000 < 1.191, 'the bound is within 19.1% of the delay');
+      assert.equal(dp.delayHistogram(42), undefined, 'an unknown class');
+      assert.deepEqual([...dp.delayHistograms().keys()], [1]);
+      dp.apply(state([]));
+    });
+
+    it('a freed slot\'s histogram is removed, and the class that reuses the slot starts from zero', () => {
+      const dp = new Datapath(eg);
+      dp.apply(state([1, 2]));
+      const slot2 = dp.slots().get(2)!;
+      for (const d of [0, 5000, 5000]) sendHeld(2, d);
+      const oldInner = eg.hists.innerId(slot2);
+      dp.apply(state([1]));
+      assert.equal(eg.hists.innerId(slot2), undefined, 'no histogram on a free slot');
+      dp.apply(state([1, 9]));
+      assert.equal(dp.slots().get(9), slot2, 'class 9 reuses class 2\'s slot');
+      assert.notEqual(eg.hists.innerId(slot2), oldInner, 'a fresh inner map');
+      assert.equal(dp.delayHistogram(9)!.total, 0);
+      sendHeld(9, 2000);
+      assert.deepEqual(dp.delayHistogram(9)!.buckets.map((b) => b.count), expectedCounts([2000]));
+      dp.apply(state([]));
+    });
+
+    it('a failed apply leaves no histogram behind for the slots it allocated', () => {
+      const dp = new Datapath(eg);
+      dp.apply(state([1]));
+      // 40 new classes (slots and histograms are made first), then more marks than mark_class holds.
+      const tooMany = state(Array.from({ length: 41 }, (_, i) => i + 1));
+      for (let mark = 1000; mark < 1000 + 65_536; mark++) tooMany.marks.set(mark, 1);
+      assert.throws(() => dp.apply(tooMany), (err: unknown) => err instanceof ApplyFailed && err.rolledBack && /mark_class/.test(err.message));
+      assert.deepEqual([...eg.hists.present(Array.from({ length: 45 }, (_, i) => i))], [1]);
+      assert.deepEqual(dp.slots(), new Map([[1, 1]]));
+      dp.apply(state([]));
+    });
+
+    it('an apply gives a histogram to kept classes that have none (maps pinned before histograms existed)', () => {
+      new Datapath(eg).apply(state([1, 2]));
+      eg.hists.remove([1, 2]);
+      const restarted = new Datapath(eg);
+      assert.deepEqual(restarted.apply(state([1, 2])).changes, {});
+      assert.deepEqual([...eg.hists.present([1, 2])], [1, 2]);
+      restarted.apply(state([]));
+    });
+
+    it('memory tables agree with the kernel on random applies and packets (fast-check)', () => {
+      const op = fc.oneof(
+        fc.record({ kind: fc.constant('apply' as const), ids: fc.uniqueArray(fc.integer({ min: 1, max: 6 }), { maxLength: 6 }) }),
+        fc.record({ kind: fc.constant('send' as const), id: fc.integer({ min: 1, max: 6 }), delay: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 50_000_000 })) }),
+      );
+      fc.assert(
+        fc.property(fc.array(op, { minLength: 1, maxLength: 25 }), (ops) => {
+          tc.clear();
+          const kernel = new Datapath(eg);
+          const tables = memoryTables();
+          const memory = new Datapath(tables);
+          for (const o of ops) {
+            if (o.kind === 'apply') {
+              kernel.apply(state(o.ids));
+              memory.apply(state(o.ids));
+            } else {
+              const slot = memory.slots().get(o.id);
+              const verdict = sendHeld(o.id, o.delay, slot !== undefined); // an unknown mark passes unclassified
+              assert.equal(verdict, TC_ACT_OK);
+              if (slot !== undefined) tables.hists.record(slot, o.delay);
+            }
+            assert.deepEqual(kernel.slots(), memory.slots());
+            assert.deepEqual(kernel.delayHistograms(), memory.delayHistograms());
+          }
+          kernel.apply(state([]));
+        }),
+        { numRuns: 40 },
+      );
+    });
+  });
+
+  it('histogramOf refuses a wrong number of counts, and delayQuantile a q outside (0, 1]', () => {
+    assert.throws(() => histogramOf([1, 2]), /98 counts/);
+    const h = histogramOf(new Array(HIST_BUCKETS).fill(0));
+    assert.equal(delayQuantile(h, 0.5), undefined, 'empty');
+    assert.throws(() => delayQuantile(h, 0), /\(0, 1\]/);
+    assert.throws(() => delayQuantile(h, 1.5), /\(0, 1\]/);
+  });
+});
