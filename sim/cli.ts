@@ -7,11 +7,14 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { CliError } from '../api/cli/client.js';
+import { UnitError, parseDuration } from '../api/contract/units.js';
+import { writeInflux } from './influx.js';
 import { out, run, table } from '../api/cli/output.js';
 import { ScenarioError, loadScenarioFile, type Scenario } from './scenario/load.js';
 import { Simulation, type Progress, type SimResult } from './run.js';
 import { runReport, sweepReport } from './report.js';
 import { SweepError, defaultWorkers, runSweep, type SweepResult } from './sweep.js';
+import type { ExactSummary } from './stats.js';
 
 /** Exit status after Ctrl-C, as a shell reports a process ended by SIGINT (128 + 2). */
 export const EXIT_INTERRUPTED = 130;
@@ -23,11 +26,25 @@ function parseSeed(v: string): number {
   return n;
 }
 
+function parseDurationFlag(v: string): number {
+  try {
+    const ns = parseDuration(v);
+    if (ns < 1) throw new InvalidArgumentError('--duration must be above 0');
+    return ns;
+  } catch (e) {
+    if (e instanceof UnitError) throw new InvalidArgumentError(e.message);
+    throw e;
+  }
+}
+
 interface RunFlags {
   seed?: number;
+  duration?: number;
   out?: string;
   json?: boolean;
   progress?: boolean;
+  influx?: string;
+  influxRun?: string;
 }
 
 export function simCommand(): Command {
@@ -37,9 +54,12 @@ export function simCommand(): Command {
     .description('run a scenario file; writes DIR/result.json and prints a summary')
     .argument('<scenario>', 'scenario YAML file')
     .option('--seed <n>', "override the scenario's seed", parseSeed)
+    .option('--duration <time>', "override the scenario's duration (e.g. 200ms)", parseDurationFlag)
     .option('--out <dir>', 'directory for result.json (default: sim-results/<scenario name>)')
     .option('--json', 'print the result JSON instead of the summary')
     .option('--progress', 'show progress on stderr even when it is not a terminal')
+    .option('--influx <url>', 'also write the time series to InfluxDB 1.x, e.g. http://127.0.0.1:8086/pacer (see docs/simulator.md)')
+    .option('--influx-run <name>', 'the `run` tag of the InfluxDB points (default: the start time, ISO 8601)')
     .action(run(async (file: string, o: RunFlags) => runCommand(file, o)));
   sim
     .command('sweep')
@@ -47,7 +67,7 @@ export function simCommand(): Command {
     .argument('<scenario>', 'scenario YAML file')
     .requiredOption(
       '--vary <path=values>',
-      'a field and comma-separated values, e.g. tcp.rtoMin=200ms,1ms or incast.servers=1,2,4 (repeatable; shorthands incast.X, bulk.X = the first such workload, switch.X = topology.switch.X)',
+      'a field and comma-separated values, e.g. tcp.rtoMin=200ms,1ms or incast.servers=1,2,4 (repeatable; shorthands incast.X, bulk.X, rpc.X, onoff.X = the first such workload, switch.X = topology.switch.X)',
       (v: string, acc: string[] = []) => [...acc, v],
     )
     .option('--seed <n>', "the seed of every point (default: the scenario's)", parseSeed)
@@ -157,7 +177,9 @@ function sweepSummary(s: SweepResult, dir: string): string {
 }
 
 async function runCommand(file: string, o: RunFlags): Promise<void> {
-  const scenario = load(file);
+  const loaded = load(file);
+  const scenario = o.duration === undefined ? loaded : { ...loaded, durationNs: o.duration };
+  const startedAt = new Date();
   const simulation = new Simulation(scenario, o.seed);
   let interrupted = false;
   // First Ctrl-C: stop between slices and still write what was simulated. A second one: leave now.
@@ -185,6 +207,16 @@ async function runCommand(file: string, o: RunFlags): Promise<void> {
   }
   if (o.json) process.stdout.write(text);
   else out(summary(result, join(dir, 'result.json')));
+  if (o.influx !== undefined) {
+    // After the files: a down InfluxDB must not lose the run.
+    const run = o.influxRun ?? startedAt.toISOString();
+    try {
+      const n = await writeInflux(result, { url: o.influx, epochNs: BigInt(startedAt.getTime()) * 1_000_000n, run });
+      process.stderr.write(`pacer: wrote ${n} points to ${o.influx.replace(/\/\/[^@/]*@/, '//')} (run ${run})\n`);
+    } catch (e) {
+      throw new CliError(`could not write to InfluxDB at ${o.influx.replace(/\/\/[^@/]*@/, '//')}: ${(e as Error).message} (the result is in ${join(dir, 'result.json')})`);
+    }
+  }
   if (interrupted) {
     process.stderr.write(`pacer: interrupted at ${time(result.simulatedNs)} simulated; partial result (complete: false) in ${join(dir, 'result.json')}\n`);
     process.exitCode = EXIT_INTERRUPTED;
@@ -219,6 +251,14 @@ function progressPrinter(tty: boolean) {
       if (tty && printed) process.stderr.write('\n');
     },
   };
+}
+
+function pct(x: number): string {
+  return `${Math.round(x * 1000) / 10}%`;
+}
+
+function fctCells(s: ExactSummary): Array<string | number> {
+  return s.count === 0 ? [0, '-', '-', '-', '-', '-'] : [s.count, time(s.fctP50Ns), time(s.fctP99Ns), s.slowdownMean, s.slowdownP50, s.slowdownP99];
 }
 
 function rate(bps: number): string {
@@ -257,10 +297,25 @@ function summary(r: SimResult, file: string): string {
       i.workload, i.servers, `${i.roundsCompleted}/${i.rounds}`, rate(i.goodputBps), time(i.roundNs.p50), time(i.roundNs.p99), i.retransmits, i.timeouts,
     ])));
   }
+  if (r.rpc.length > 0) {
+    const rows = r.rpc.flatMap((w) => [
+      [w.workload, w.sizes, w.class, `${w.load === null ? '-' : pct(w.load)} / ${pct(w.offeredLoad)}`, `${w.completed}/${w.arrivals}`, 'all', ...fctCells(w.fct)],
+      ...w.buckets.map((b) => ['', '', '', '', '', b.label, ...fctCells(b)]),
+    ]);
+    parts.push('', table(['RPC', 'SIZES', 'CLASS', 'LOAD ASKED/OFFERED', 'DONE', 'SIZE', 'COUNT', 'FCT P50', 'FCT P99', 'SLOWDOWN MEAN', 'P50', 'P99'], rows));
+  }
+  if (r.onoff.length > 0) {
+    parts.push('', table(['ON/OFF', 'FROM', 'TO', 'CLASS', 'RATE', 'ON / OFF', 'DUTY EXPECTED', 'DUTY MEASURED', 'GOODPUT'], r.onoff.map((w) => [
+      w.workload, w.from, w.to, w.class, w.rate, `${w.on} / ${w.off} (${w.periods})`, w.dutyCycleExpected, w.flows.map((f) => f.dutyCycle).join(' '), rate(w.goodputBps),
+    ])));
+  }
   const busy = [...r.hosts, ...r.switchPorts.map((p) => ({ ...p, shaperDelay: undefined }))].filter((p) => p.sentPackets > 0 || p.drops > 0);
-  parts.push('', table(['PORT', 'SENT', 'DROPS', 'MAX QUEUE', 'DELAY P50', 'DELAY P99', 'SHAPER P99'], capped(busy.map((p) => [
-    p.name, p.sentPackets, p.drops, `${p.maxQueueBytes} B`, time(p.queueDelay.p50Ns), time(p.queueDelay.p99Ns), p.shaperDelay ? time(p.shaperDelay.p99Ns) : '-',
+  parts.push('', table(['PORT', 'SENT', 'DROPS', 'MAX QUEUE', 'MEAN QUEUE', 'DELAY P50', 'DELAY P99', 'SHAPER P99'], capped(busy.map((p) => [
+    p.name, p.sentPackets, p.drops, `${p.maxQueueBytes} B`, `${p.meanQueueBytes} B`, time(p.queueDelay.p50Ns), time(p.queueDelay.p99Ns), p.shaperDelay ? time(p.shaperDelay.p99Ns) : '-',
   ]))));
+  if (r.switch) {
+    parts.push(`shared buffer ${r.switch.sharedBufferBytes} B, alpha ${r.switch.alpha ?? 'none'}: max used ${r.switch.maxUsedBytes} B, mean ${r.switch.meanUsedBytes} B, ${r.switch.drops} drops`);
+  }
   const drops = Object.entries(r.drops).filter(([, n]) => n > 0).map(([k, n]) => `${k}=${n}`).join(' ') || 'none';
   parts.push('', `drops: ${drops}; retransmits ${r.retransmits}; RTO timeouts ${r.timeouts}`, `result: ${file}, report: ${file.replace(/result\.json$/, 'report.html')}`);
   return parts.join('\n');

@@ -81,6 +81,7 @@ export async function runReport(r: SimResult): Promise<string> {
     },
   });
   const drops = Object.entries(r.drops).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none';
+  const rpc = r.rpc.length > 0 ? await rpcSection(r) : [];
   return page(`pacer sim run: ${r.scenario}`, [
     `<h1>pacer sim run: ${esc(r.scenario)}</h1>`,
     `<p>seed ${r.seed}; ${(r.simulatedNs / 1e9).toFixed(3)} s simulated of ${(r.durationNs / 1e9).toFixed(3)} s; ${r.events} events${r.complete ? '' : ' <b class="warn">(interrupted: partial result)</b>'}. Drops: ${esc(drops)}; retransmits ${r.retransmits}; RTO timeouts ${r.timeouts}.</p>`,
@@ -95,8 +96,42 @@ export async function runReport(r: SimResult): Promise<string> {
     ...(r.incast.length > 0
       ? ['<h2>Incast</h2>', htmlTable(['workload', 'servers', 'rounds', 'goodput (Mbit/s)', 'round p50 (µs)', 'round p99 (µs)', 'retransmits', 'RTO'], r.incast.map((i) => [i.workload, i.servers, `${i.roundsCompleted}/${i.rounds}`, mbit(i.goodputBps), us(i.roundNs.p50), us(i.roundNs.p99), i.retransmits, i.timeouts]))]
       : []),
+    ...rpc,
+    ...(r.onoff.length > 0
+      ? ['<h2>On/off sources</h2>', htmlTable(['workload', 'from', 'to', 'class', 'rate', 'on / off', 'duty expected', 'duty measured', 'goodput (Mbit/s)'], r.onoff.map((w) => [w.workload, w.from, w.to, w.class, w.rate, `${w.on} / ${w.off} (${w.periods})`, w.dutyCycleExpected, w.flows.map((f) => f.dutyCycle).join(' '), mbit(w.goodputBps)]))]
+      : []),
+    ...(r.switch ? [`<p>Shared buffer ${r.switch.sharedBufferBytes} B, alpha ${r.switch.alpha ?? 'none'}: max used ${r.switch.maxUsedBytes} B, mean ${r.switch.meanUsedBytes} B, ${r.switch.drops} drops.</p>`] : []),
     ...(r.fct.completed > 0 ? [`<p>FCT p50 ${us(r.fct.p50Ns)} µs, p99 ${us(r.fct.p99Ns)} µs; slowdown p50 ${r.fct.slowdownP50}, p99 ${r.fct.slowdownP99} (${r.fct.completed} flows).</p>`] : []),
   ]);
+}
+
+/** RPCs: slowdown per size bucket (mean and p99, as pFabric and HOMA plot), and the table. */
+async function rpcSection(r: SimResult): Promise<string[]> {
+  const values = r.rpc.flatMap((w) =>
+    w.buckets.filter((b) => b.count > 0).flatMap((b) => [
+      { rpc: `${w.workload}: ${w.sizes} (${w.class})`, bucket: b.label, stat: 'mean', slowdown: b.slowdownMean },
+      { rpc: `${w.workload}: ${w.sizes} (${w.class})`, bucket: b.label, stat: 'p99', slowdown: b.slowdownP99 },
+    ]),
+  );
+  const chart = await svg({
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: 'RPC slowdown (FCT / ideal) per response size',
+    width: 520,
+    data: { values },
+    mark: 'bar',
+    encoding: {
+      y: { field: 'bucket', type: 'nominal', title: null, sort: null },
+      yOffset: { field: 'stat', sort: ['mean', 'p99'] },
+      x: { field: 'slowdown', type: 'quantitative', title: 'slowdown', scale: { type: 'log' } },
+      color: { field: 'stat', type: 'nominal', title: 'statistic', sort: ['mean', 'p99'] },
+      row: { field: 'rpc', type: 'nominal', title: null },
+    },
+  });
+  const rows = r.rpc.flatMap((w) => [
+    [w.workload, w.sizes, w.class, w.load, w.offeredLoad, `${w.completed}/${w.arrivals}`, 'all', w.fct.count, us(w.fct.fctP50Ns), us(w.fct.fctP99Ns), w.fct.slowdownMean, w.fct.slowdownP99],
+    ...w.buckets.map((b) => ['', '', '', '', '', '', b.label, b.count, us(b.fctP50Ns), us(b.fctP99Ns), b.slowdownMean, b.slowdownP99]),
+  ]);
+  return ['<h2>RPCs</h2>', chart, htmlTable(['workload', 'sizes', 'class', 'load asked', 'load offered', 'done', 'size', 'count', 'FCT p50 (µs)', 'FCT p99 (µs)', 'slowdown mean', 'slowdown p99'], rows)];
 }
 
 /** Sweep metrics that can be plotted, with their axis titles and scale. */
@@ -104,6 +139,7 @@ const SWEEP_METRICS = [
   { key: 'goodputBps', title: 'goodput (Mbit/s)', scale: 1e-6 },
   { key: 'incastRoundGoodputMeanBps', title: 'incast goodput per round, mean (Mbit/s)', scale: 1e-6 },
   { key: 'fctP99Ns', title: 'FCT p99 (ms)', scale: 1e-6 },
+  { key: 'slowdownP99', title: 'slowdown p99 (FCT / ideal)', scale: 1 },
   { key: 'timeouts', title: 'RTO timeouts', scale: 1 },
 ] as const;
 

@@ -8,14 +8,19 @@
  */
 import { EventList, Timer, type TimeNs } from './engine/events.js';
 import { Rng } from './engine/rng.js';
-import { DROP_REASONS, wireBytes, type DropReason, type Packet } from './net/packet.js';
+import { DROP_REASONS, type DropReason, type Packet } from './net/packet.js';
 import type { Port } from './net/port.js';
+import { SharedBuffer } from './net/shared-buffer.js';
 import { Star } from './topology/star.js';
 import { Incast } from './workload/incast.js';
+import { idealTransferNs } from './workload/ideal.js';
+import { OnOffSource } from './workload/onoff.js';
+import { streamSeed } from './workload/random.js';
+import { RpcWorkload, type RpcBucket } from './workload/rpc.js';
 import type { TcpReceiver, TcpSender } from './tcp/tcp.js';
-import type { Scenario, SimHost, SimWorkload } from './scenario/load.js';
-import { formatRate } from '../api/contract/units.js';
-import { Histogram, percentile, type Percentiles } from './stats.js';
+import type { RpcRoute, Scenario, SimHost, SimWorkload } from './scenario/load.js';
+import { formatDuration, formatRate } from '../api/contract/units.js';
+import { CumulativeSeries, Histogram, percentile, type ExactSummary, type Percentiles } from './stats.js';
 
 export const UNCLASSIFIED = '(unclassified)';
 /** Simulated time between checks for completion, progress and Ctrl-C. */
@@ -51,14 +56,22 @@ interface FlowState {
   idealNs: number | null;
   sender: TcpSender;
   receiver: TcpReceiver;
+  /** Delivered bytes, per bin. */
+  delivered: CumulativeSeries;
 }
 
 class PortProbe {
   readonly queue = new Histogram();
   /** Host NICs only: the EDT hold (time to send − arrival) and fq queueing after it. */
   readonly shaper = new Histogram();
+  /** ∫ queue bytes dt and drops, per bin. */
+  queueSeries!: CumulativeSeries;
+  dropSeries!: CumulativeSeries;
   constructor(readonly port: Port, readonly kind: 'host' | 'switch') {}
 }
+
+type RpcEntry = { w: Extract<SimWorkload, { kind: 'rpc' }>; rpc: RpcWorkload; delivered: CumulativeSeries; completed: CumulativeSeries; clientRateBps: number };
+type OnOffEntry = { w: Extract<SimWorkload, { kind: 'onoff' }>; flows: Array<{ id: number; source: OnOffSource; sender: TcpSender; receiver: TcpReceiver; delivered: CumulativeSeries }> };
 
 export class Simulation {
   readonly events = new EventList();
@@ -66,7 +79,12 @@ export class Simulation {
   private readonly star: Star;
   private readonly flows: FlowState[] = [];
   private readonly incasts: Array<{ w: Extract<SimWorkload, { kind: 'incast' }>; incast: Incast; startNs: TimeNs }> = [];
+  private readonly rpcs: RpcEntry[] = [];
+  private readonly onoffs: OnOffEntry[] = [];
   private readonly probes: PortProbe[] = [];
+  private readonly shared: SharedBuffer | null;
+  /** Every per-bin series, marked at each bin boundary. */
+  private readonly series: CumulativeSeries[] = [];
   /** Bytes leaving host NICs per class id per bin. */
   private readonly bins = new Map<number, number[]>();
   private lastCompletion: TimeNs = 0;
@@ -75,26 +93,46 @@ export class Simulation {
     this.seed = seed;
     const rng = new Rng(seed);
     this.star = new Star(this.events);
+    this.shared = scenario.sharedBuffer ? new SharedBuffer(scenario.sharedBuffer) : null;
+    const switchPort = this.shared ? { ...scenario.switchPort, shared: this.shared } : scenario.switchPort;
     for (const h of scenario.hosts) {
-      const sh = this.star.addHost({ name: h.name, link: h.link, switchPort: scenario.switchPort, classes: h.classes });
+      const sh = this.star.addHost({ name: h.name, link: h.link, switchPort, classes: h.classes });
       this.probe(new PortProbe(sh.egress.nic, 'host'));
       this.probe(new PortProbe(sh.port, 'switch'));
     }
     for (const w of scenario.workloads) {
       const start = (): TimeNs => w.startNs + (w.jitterNs > 0 ? Math.floor(rng.next() * w.jitterNs) : 0);
       if (w.kind === 'bulk') for (let i = 0; i < w.flows; i++) this.addFlow(w, start());
-      else {
+      else if (w.kind === 'incast') {
         const incast = new Incast(this.events, this.star, { client: w.client, servers: w.servers, blockBytes: w.blockBytes, rounds: w.rounds, cls: w.cls, ackCls: w.ackCls }, w.tcp);
         const startNs = start();
         this.incasts.push({ w, incast, startNs });
         this.at(startNs, () => incast.start());
-      }
+      } else if (w.kind === 'rpc') this.addRpc(w);
+      else this.addOnOff(w, start);
     }
+    // Series are marked at every bin boundary: one event per bin, whatever the traffic.
+    const sampler = new Timer(this.events, () => {
+      for (const x of this.series) x.mark();
+      sampler.set(this.events.now() + scenario.binNs);
+    });
+    sampler.set(scenario.binNs);
   }
 
   /** True when every workload is finite and finished: the rest of `duration` would be idle. */
   get finished(): boolean {
-    return this.flows.every((f) => f.bytes !== null && f.endNs !== null) && this.incasts.every((i) => i.incast.done);
+    return (
+      this.flows.every((f) => f.bytes !== null && f.endNs !== null) &&
+      this.incasts.every((i) => i.incast.done) &&
+      this.rpcs.every((r) => r.rpc.done) &&
+      this.onoffs.length === 0
+    );
+  }
+
+  private seriesOf(read: () => number): CumulativeSeries {
+    const x = new CumulativeSeries(read);
+    this.series.push(x);
+    return x;
   }
 
   /** Runs until the duration, completion, or shouldStop(); resolves with the result. */
@@ -120,6 +158,8 @@ export class Simulation {
 
   private probe(p: PortProbe): void {
     this.probes.push(p);
+    p.queueSeries = this.seriesOf(() => p.port.queueIntegralTo(this.events.now()));
+    p.dropSeries = this.seriesOf(() => p.port.stats.dropped);
     p.port.onService = (pkt: Packet, waited: TimeNs) => {
       p.queue.add(waited);
       if (p.kind !== 'host') return;
@@ -139,7 +179,10 @@ export class Simulation {
 
   private addFlow(w: Extract<SimWorkload, { kind: 'bulk' }>, startNs: TimeNs): void {
     const c = this.star.connect(w.from, w.to, w.tcp, w.cls, w.ackCls);
-    const f: FlowState = { workload: w.index, from: w.from, to: w.to, cls: w.cls, bytes: w.bytes, startNs, endNs: null, idealNs: null, sender: c.sender, receiver: c.receiver };
+    const f: FlowState = {
+      workload: w.index, from: w.from, to: w.to, cls: w.cls, bytes: w.bytes, startNs, endNs: null, idealNs: null, sender: c.sender, receiver: c.receiver,
+      delivered: this.seriesOf(() => (w.bytes === null ? c.receiver.rcvNxt : Math.min(c.receiver.rcvNxt, w.bytes))),
+    };
     this.flows.push(f);
     if (w.bytes === null) {
       this.at(startNs, () => c.sender.write(CHUNK));
@@ -147,7 +190,7 @@ export class Simulation {
       return;
     }
     const bytes = w.bytes;
-    f.idealNs = this.idealNs(w, bytes);
+    f.idealNs = this.idealNs(w.from, w.to, w, bytes);
     c.receiver.onDelivered = (total) => {
       if (f.endNs === null && total >= bytes) {
         f.endNs = this.events.now();
@@ -157,27 +200,32 @@ export class Simulation {
     this.at(startNs, () => c.sender.write(bytes));
   }
 
-  /**
-   * FCT on an idle network: propagation both links, every wire byte at the bottleneck (the slower
-   * link or the class budget on the sender), one segment's store-and-forward at the switch.
-   * Slow start and the handshake are not in it, so short flows show slowdowns above 1 even alone.
-   */
-  private idealNs(w: Extract<SimWorkload, { kind: 'bulk' }>, bytes: number): number {
-    const a = this.host(w.from);
-    const b = this.host(w.to);
-    let budget = Infinity;
-    for (let id = w.cls; id !== 0; ) {
-      const c = a.classes.get(id);
-      if (!c) break;
-      budget = Math.min(budget, c.rateBps);
-      id = c.parentId;
+  /** FCT on an idle network, a true lower bound (workload/ideal.ts): slowdown = FCT / this ≥ 1. */
+  private idealNs(from: string, to: string, route: RpcRoute, bytes: number): number {
+    const a = this.host(from);
+    return idealTransferNs({ from: a.link, to: this.host(to).link, classes: a.classes, cls: route.cls, mss: route.tcp.mss, headerBytes: route.tcp.headerBytes }, bytes);
+  }
+
+  private addRpc(w: Extract<SimWorkload, { kind: 'rpc' }>): void {
+    const rpc = new RpcWorkload(
+      this.events, this.star,
+      { pairs: w.pairs, cdf: w.cdf, arrivalsPerSecond: w.arrivalsPerSecond, requestBytes: w.requestBytes, count: w.count, buckets: w.buckets, startNs: w.startNs },
+      streamSeed(this.seed, w.index), (from, to, route, bytes) => this.idealNs(from, to, route, bytes),
+    );
+    const clientRateBps = w.clients.reduce((a, c) => a + this.host(c).link.rateBps, 0);
+    this.rpcs.push({ w, rpc, clientRateBps, delivered: this.seriesOf(() => rpc.deliveredBytes), completed: this.seriesOf(() => rpc.completed) });
+    rpc.start();
+  }
+
+  private addOnOff(w: Extract<SimWorkload, { kind: 'onoff' }>, start: () => TimeNs): void {
+    const entry: OnOffEntry = { w, flows: [] };
+    for (let i = 0; i < w.flows; i++) {
+      const c = this.star.connect(w.from, w.to, w.tcp, w.cls, w.ackCls);
+      const source = new OnOffSource(this.events, c.sender, { rateBps: w.rateBps, onNs: w.onNs, offNs: w.offNs, periods: w.periods, startNs: start(), chunkBytes: w.tcp.mss }, streamSeed(this.seed, w.index, i));
+      entry.flows.push({ id: c.flow, source, sender: c.sender, receiver: c.receiver, delivered: this.seriesOf(() => c.receiver.rcvNxt) });
+      source.start();
     }
-    const links = [a.link, b.link];
-    const segs = Math.ceil(bytes / w.tcp.mss);
-    const segWire = (l: (typeof links)[number]) => wireBytes(w.tcp.mss + w.tcp.headerBytes, l.overheadBytes ?? 38);
-    const totalWire = bytes + segs * (w.tcp.headerBytes + (b.link.overheadBytes ?? 38));
-    const bottleneck = Math.min(a.link.rateBps, b.link.rateBps, budget);
-    return a.link.delayNs + b.link.delayNs + Math.ceil((totalWire * 8e9) / bottleneck) + Math.ceil((segWire(a.link) * 8e9) / a.link.rateBps);
+    this.onoffs.push(entry);
   }
 
   private host(name: string): SimHost {
@@ -191,6 +239,9 @@ export class Simulation {
     const bps = (bytes: number, ns: number) => (ns > 0 ? Math.round((bytes * 8e9) / ns) : 0);
     const className = (id: number) => (id === 0 ? UNCLASSIFIED : s.classes[id - 1]!.spec.name);
     const nBins = Math.ceil(endNs / s.binNs);
+    const binWidth = (b: number) => Math.min(s.binNs, endNs - b * s.binNs);
+    /** A cumulative byte counter as bits/s per bin. */
+    const bpsSeries = (x: CumulativeSeries) => x.increments(nBins).map((bytes, b) => bps(bytes, binWidth(b)));
 
     const flows = this.flows.map((f, i) => {
       const delivered = Math.min(f.receiver.rcvNxt, f.bytes ?? Infinity);
@@ -208,9 +259,65 @@ export class Simulation {
         slowdown: fct === null || f.idealNs === null ? null : round3(fct / f.idealNs),
         retransmits: f.sender.stats.retransmits,
         timeouts: f.sender.stats.timeouts,
+        goodputSeriesBps: bpsSeries(f.delivered),
       };
     });
     const done = flows.filter((f) => f.fctNs !== null);
+
+    const rpc = this.rpcs.map(({ w, rpc: r, clientRateBps, delivered, completed }) => {
+      const windowNs = Math.max(endNs - w.startNs, 0);
+      const tcp = r.tcpStats();
+      const { all, buckets } = r.fctSummary();
+      return {
+        workload: w.index,
+        class: className(w.cls),
+        sizes: w.cdf.name,
+        meanSizeBytes: Math.round(w.cdf.meanBytes),
+        load: w.load,
+        arrivalsPerSecond: round3(w.arrivalsPerSecond),
+        requestBytes: w.requestBytes,
+        arrivals: r.arrivals,
+        completed: r.completed,
+        inFlight: r.inFlight,
+        offeredBps: bps(r.offeredBytes, windowNs),
+        /** Offered response bytes per second over the clients' total link rate. */
+        offeredLoad: windowNs > 0 ? round3((r.offeredBytes * 8e9) / windowNs / clientRateBps) : 0,
+        goodputBps: bps(r.deliveredBytes, windowNs),
+        fct: all,
+        buckets,
+        retransmits: tcp.retransmits,
+        timeouts: tcp.timeouts,
+        goodputSeriesBps: bpsSeries(delivered),
+        completedSeries: completed.increments(nBins),
+      };
+    });
+
+    const onoff = this.onoffs.map(({ w, flows: fs }) => {
+      const windowNs = Math.max(endNs - w.startNs, 0);
+      const list = fs.map((f) => ({
+        id: f.id,
+        onPeriods: f.source.onPeriods,
+        dutyCycle: windowNs > 0 ? round3(f.source.onTimeTo(endNs) / windowNs) : 0,
+        offeredBps: bps(f.source.written, windowNs),
+        goodputBps: bps(f.receiver.rcvNxt, windowNs),
+        retransmits: f.sender.stats.retransmits,
+        timeouts: f.sender.stats.timeouts,
+        goodputSeriesBps: bpsSeries(f.delivered),
+      }));
+      return {
+        workload: w.index,
+        class: className(w.cls),
+        from: w.from,
+        to: w.to,
+        rate: formatRate(w.rateBps),
+        on: formatDuration(w.onNs),
+        off: formatDuration(w.offNs),
+        periods: w.periods,
+        dutyCycleExpected: round3(w.onNs / (w.onNs + w.offNs)),
+        goodputBps: list.reduce((a, f) => a + f.goodputBps, 0),
+        flows: list,
+      };
+    });
 
     const incast = this.incasts.map(({ w, incast, startNs }) => {
       const r = incast.result();
@@ -236,7 +343,11 @@ export class Simulation {
       const series = (this.bins.get(id) ?? []).slice(0, nBins);
       const bytes = series.reduce((a, b) => a + b, 0);
       const spec = id === 0 ? null : s.classes[id - 1]!.spec;
-      const goodput = flows.filter((f) => f.class === className(id)).reduce((a, f) => a + f.goodputBps, 0) + incast.filter((x) => x.class === className(id)).reduce((a, x) => a + x.goodputBps, 0);
+      const goodput =
+        flows.filter((f) => f.class === className(id)).reduce((a, f) => a + f.goodputBps, 0) +
+        incast.filter((x) => x.class === className(id)).reduce((a, x) => a + x.goodputBps, 0) +
+        this.rpcs.reduce((a, x) => a + bps(x.rpc.deliveredByClass.get(id) ?? 0, Math.max(endNs - x.w.startNs, 0)), 0) +
+        onoff.filter((x) => x.class === className(id)).reduce((a, x) => a + x.goodputBps, 0);
       return {
         name: className(id),
         rate: spec ? formatRate(spec.rate) : null,
@@ -252,13 +363,21 @@ export class Simulation {
     const drops = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
     const port = (p: PortProbe) => {
       for (const r of DROP_REASONS) drops[r] += p.port.stats.drops[r];
+      // Series only for ports where something happened: a 48-server incast has ~100 idle ones.
+      const busy = p.port.stats.maxQueueBytes > 0 || p.port.stats.dropped > 0;
       return {
         name: p.port.name,
         sentPackets: p.port.stats.sentPackets,
         drops: p.port.stats.dropped,
+        dropsByReason: Object.fromEntries(DROP_REASONS.filter((r) => p.port.stats.drops[r] > 0).map((r) => [r, p.port.stats.drops[r]])),
         maxQueueBytes: p.port.stats.maxQueueBytes,
+        meanQueueBytes: endNs > 0 ? Math.round(p.port.queueIntegralTo(Math.min(this.events.now(), endNs)) / endNs) : 0,
         queueDelay: p.queue.summary(),
         ...(p.kind === 'host' && { shaperDelay: p.shaper.summary() }),
+        ...(busy && {
+          queueSeriesBytes: p.queueSeries.increments(nBins).map((byteNs, b) => Math.round(byteNs / binWidth(b))),
+          dropSeries: p.dropSeries.increments(nBins),
+        }),
       };
     };
     const hostPorts = this.probes.filter((p) => p.kind === 'host').map(port);
@@ -282,11 +401,20 @@ export class Simulation {
         slowdownP99: percentile(done.map((f) => f.slowdown!), 0.99),
       },
       incast,
+      rpc,
+      onoff,
       hosts: hostPorts,
       switchPorts,
+      switch: this.shared && {
+        sharedBufferBytes: this.shared.poolBytes,
+        alpha: this.shared.alpha,
+        maxUsedBytes: this.shared.maxUsed,
+        meanUsedBytes: endNs > 0 ? Math.round(this.shared.integralTo(Math.min(this.events.now(), endNs)) / endNs) : 0,
+        drops: this.shared.drops,
+      },
       drops,
-      retransmits: flows.reduce((a, f) => a + f.retransmits, 0) + incast.reduce((a, x) => a + x.retransmits, 0),
-      timeouts: flows.reduce((a, f) => a + f.timeouts, 0) + incast.reduce((a, x) => a + x.timeouts, 0),
+      retransmits: flows.reduce((a, f) => a + f.retransmits, 0) + incast.reduce((a, x) => a + x.retransmits, 0) + rpc.reduce((a, x) => a + x.retransmits, 0) + onoff.reduce((a, x) => a + x.flows.reduce((b, f) => b + f.retransmits, 0), 0),
+      timeouts: flows.reduce((a, f) => a + f.timeouts, 0) + incast.reduce((a, x) => a + x.timeouts, 0) + rpc.reduce((a, x) => a + x.timeouts, 0) + onoff.reduce((a, x) => a + x.flows.reduce((b, f) => b + f.timeouts, 0), 0),
     };
   }
 
@@ -313,14 +441,70 @@ export type SimResult = {
   events: number;
   binNs: number;
   classes: Array<{ name: string; rate: string | null; parent: string | null; bytes: number; throughputBps: number; goodputBps: number; throughputSeriesBps: number[] }>;
-  flows: Array<{ id: number; workload: number; from: string; to: string; class: string; bytes: number; goodputBps: number; completed: boolean; fctNs: number | null; slowdown: number | null; retransmits: number; timeouts: number }>;
+  flows: Array<{ id: number; workload: number; from: string; to: string; class: string; bytes: number; goodputBps: number; completed: boolean; fctNs: number | null; slowdown: number | null; retransmits: number; timeouts: number; goodputSeriesBps: number[] }>;
   fct: { completed: number; p50Ns: number; p99Ns: number; slowdownP50: number; slowdownP99: number };
   incast: Array<{ workload: number; class: string; client: string; servers: number; blockBytes: number; rounds: number; roundsCompleted: number; startNs: number; goodputBps: number; roundNs: { p50: number; p99: number; max: number }; roundGoodputBps: number[]; retransmits: number; timeouts: number }>;
-  hosts: Array<{ name: string; sentPackets: number; drops: number; maxQueueBytes: number; queueDelay: Percentiles; shaperDelay?: Percentiles }>;
-  switchPorts: Array<{ name: string; sentPackets: number; drops: number; maxQueueBytes: number; queueDelay: Percentiles }>;
+  rpc: RpcResult[];
+  onoff: OnOffResult[];
+  hosts: PortResult[];
+  switchPorts: PortResult[];
+  /** The shared buffer, when the switch has one. */
+  switch: { sharedBufferBytes: number; alpha: number | null; maxUsedBytes: number; meanUsedBytes: number; drops: number } | null;
   drops: Record<DropReason, number>;
   retransmits: number;
   timeouts: number;
+};
+
+export type PortResult = {
+  name: string;
+  sentPackets: number;
+  drops: number;
+  dropsByReason: Partial<Record<DropReason, number>>;
+  maxQueueBytes: number;
+  /** Time-average queue over the run. */
+  meanQueueBytes: number;
+  queueDelay: Percentiles;
+  shaperDelay?: Percentiles;
+  /** Mean queue per bin, and drops per bin: only for ports that queued or dropped. */
+  queueSeriesBytes?: number[];
+  dropSeries?: number[];
+};
+
+export type RpcResult = {
+  workload: number;
+  /** The class of responses to the first client (classes can differ per client by prefix). */
+  class: string;
+  sizes: string;
+  meanSizeBytes: number;
+  load: number | null;
+  arrivalsPerSecond: number;
+  requestBytes: number;
+  arrivals: number;
+  completed: number;
+  inFlight: number;
+  offeredBps: number;
+  offeredLoad: number;
+  goodputBps: number;
+  fct: ExactSummary;
+  buckets: RpcBucket[];
+  retransmits: number;
+  timeouts: number;
+  goodputSeriesBps: number[];
+  completedSeries: number[];
+};
+
+export type OnOffResult = {
+  workload: number;
+  class: string;
+  from: string;
+  to: string;
+  rate: string;
+  on: string;
+  off: string;
+  periods: string;
+  dutyCycleExpected: number;
+  goodputBps: number;
+  flows: Array<{ id: number; onPeriods: number; dutyCycle: number; offeredBps: number; goodputBps: number; retransmits: number; timeouts: number; goodputSeriesBps: number[] }>;
 };
 
 /** Convenience: build and run. */

@@ -71,3 +71,61 @@ export function percentile(xs: readonly number[], q: number): number {
   const sorted = [...xs].sort((a, b) => a - b);
   return sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]!;
 }
+
+/** FCT and slowdown of a set of completed transfers (exact: the lists are kept). */
+export interface ExactSummary {
+  count: number;
+  fctMeanNs: number;
+  fctP50Ns: number;
+  fctP99Ns: number;
+  fctMaxNs: number;
+  /** FCT / ideal FCT (≥ 1), rounded to 3 decimals; the mean is what pFabric plots as "normalized FCT". */
+  slowdownMean: number;
+  slowdownP50: number;
+  slowdownP99: number;
+  slowdownMax: number;
+}
+
+export function summarizeExact(fcts: readonly number[], slowdowns: readonly number[]): ExactSummary {
+  const n = fcts.length;
+  const mean = (xs: readonly number[]) => (n === 0 ? 0 : xs.reduce((a, b) => a + b, 0) / n);
+  const r3 = (x: number) => Math.round(x * 1000) / 1000;
+  return {
+    count: n,
+    fctMeanNs: Math.round(mean(fcts)),
+    fctP50Ns: percentile(fcts, 0.5),
+    fctP99Ns: percentile(fcts, 0.99),
+    fctMaxNs: fcts.reduce((a, b) => Math.max(a, b), 0),
+    slowdownMean: r3(mean(slowdowns)),
+    slowdownP50: r3(percentile(slowdowns, 0.5)),
+    slowdownP99: r3(percentile(slowdowns, 0.99)),
+    slowdownMax: r3(n === 0 ? 0 : slowdowns.reduce((a, b) => Math.max(a, b), 0)),
+  };
+}
+
+/**
+ * A time series of a cumulative counter (bytes delivered, drops, ∫queue dt): the value is
+ * recorded at each bin boundary, and a bin's figure is the increase over it. The last bin may
+ * be partial: its end value is read when the series is taken.
+ */
+export class CumulativeSeries {
+  private readonly marks: number[] = [];
+  constructor(private readonly read: () => number) {}
+
+  /** Called at the end of each bin, in order. */
+  mark(): void {
+    this.marks.push(this.read());
+  }
+
+  /** The increase in each of the first nBins bins. */
+  increments(nBins: number): number[] {
+    const out: number[] = [];
+    let prev = 0;
+    for (let b = 0; b < nBins; b++) {
+      const v = b < this.marks.length ? this.marks[b]! : this.read();
+      out.push(v - prev);
+      prev = v;
+    }
+    return out;
+  }
+}

@@ -71,7 +71,7 @@ function expand(name: string, segs: string[], doc: unknown): Array<string | numb
   const head = segs[0]!;
   const rest = segs.slice(1).map((s) => (/^\d+$/.test(s) ? Number(s) : s));
   if (head === 'switch') return ['topology', 'switch', ...rest];
-  if (head === 'incast' || head === 'bulk') {
+  if (head === 'incast' || head === 'bulk' || head === 'rpc' || head === 'onoff') {
     const list = (doc as { workloads?: unknown } | null)?.workloads;
     const i = Array.isArray(list) ? list.findIndex((w) => w !== null && typeof w === 'object' && head in w) : -1;
     if (i < 0) throw new SweepError(`--vary ${name}: the shorthand ${head}.… names the first ${head} workload, and the scenario has none`);
@@ -172,13 +172,15 @@ export interface PointMetrics {
   complete: boolean;
   simulatedNs: number;
   events: number;
-  /** Application bytes delivered per second: every flow and incast together. */
+  /** Application bytes delivered per second: every flow, incast, RPC and on/off source together. */
   goodputBps: number;
   /** Mean over every incast round of (block bytes · 8 / round time); null without incast. */
   incastRoundGoodputMeanBps: number | null;
-  /** Completion times of finite flows, or of incast rounds when there are no finite flows. */
+  /** Completion times of finite flows; else of RPCs; else of incast rounds (see fctOf). */
   fctP50Ns: number | null;
   fctP99Ns: number | null;
+  /** p99 of FCT / ideal FCT of the same transfers (null for incast rounds). */
+  slowdownP99: number | null;
   drops: number;
   retransmits: number;
   timeouts: number;
@@ -187,15 +189,20 @@ export interface PointMetrics {
 export function metricsOf(r: SimResult): PointMetrics {
   const rounds = r.incast.flatMap((i) => i.roundGoodputBps);
   const fromFlows = r.fct.completed > 0;
+  // The first RPC workload with completions (several would mix distributions).
+  const rpc = r.rpc.find((w) => w.fct.count > 0);
   const incastP = r.incast[0];
+  const fromRounds = incastP && incastP.roundsCompleted > 0 ? incastP.roundNs : null;
   return {
     complete: r.complete,
     simulatedNs: r.simulatedNs,
     events: r.events,
-    goodputBps: r.flows.reduce((a, f) => a + f.goodputBps, 0) + r.incast.reduce((a, i) => a + i.goodputBps, 0),
+    goodputBps:
+      r.flows.reduce((a, f) => a + f.goodputBps, 0) + r.incast.reduce((a, i) => a + i.goodputBps, 0) + r.rpc.reduce((a, w) => a + w.goodputBps, 0) + r.onoff.reduce((a, w) => a + w.goodputBps, 0),
     incastRoundGoodputMeanBps: rounds.length > 0 ? Math.round(rounds.reduce((a, b) => a + b, 0) / rounds.length) : null,
-    fctP50Ns: fromFlows ? r.fct.p50Ns : incastP && incastP.roundsCompleted > 0 ? incastP.roundNs.p50 : null,
-    fctP99Ns: fromFlows ? r.fct.p99Ns : incastP && incastP.roundsCompleted > 0 ? incastP.roundNs.p99 : null,
+    fctP50Ns: fromFlows ? r.fct.p50Ns : rpc ? rpc.fct.fctP50Ns : fromRounds ? fromRounds.p50 : null,
+    fctP99Ns: fromFlows ? r.fct.p99Ns : rpc ? rpc.fct.fctP99Ns : fromRounds ? fromRounds.p99 : null,
+    slowdownP99: fromFlows ? r.fct.slowdownP99 : rpc ? rpc.fct.slowdownP99 : null,
     drops: Object.values(r.drops).reduce((a, b) => a + b, 0),
     retransmits: r.retransmits,
     timeouts: r.timeouts,
@@ -209,7 +216,7 @@ export interface SweepResult {
   complete: boolean;
   axes: Array<{ name: string; path: string; values: string[] }>;
   /** What fctP50Ns/fctP99Ns measure in this sweep. */
-  fctOf: 'flows' | 'incast rounds' | 'none';
+  fctOf: 'flows' | 'rpcs' | 'incast rounds' | 'none';
   points: Array<SweepPoint & { status: 'done' | 'partial' | 'not run'; metrics: PointMetrics | null }>;
 }
 
@@ -293,7 +300,13 @@ export async function runSweep(scenarioText: string, file: string, varies: strin
     seed: opts.seed ?? base.seed,
     complete: all.length === points.length && all.every((m) => m.complete),
     axes: axes.map((a) => ({ name: a.name, path: a.path.join('.'), values: a.raw })),
-    fctOf: base.workloads.some((w) => w.kind === 'bulk' && w.bytes !== null) ? 'flows' : base.workloads.some((w) => w.kind === 'incast') ? 'incast rounds' : 'none',
+    fctOf: base.workloads.some((w) => w.kind === 'bulk' && w.bytes !== null)
+      ? 'flows'
+      : base.workloads.some((w) => w.kind === 'rpc')
+        ? 'rpcs'
+        : base.workloads.some((w) => w.kind === 'incast')
+          ? 'incast rounds'
+          : 'none',
     points: points.map(({ index, params }) => {
       const m = results.get(index) ?? null;
       return { index, params, status: m === null ? 'not run' : m.complete ? 'done' : 'partial', metrics: m };

@@ -22,7 +22,11 @@ export const ETHERNET_MIN_PAYLOAD = 46;
 export type PacketKind = 'data' | 'ack' | 'request';
 
 /** Why a packet was dropped. Every drop in the simulator carries one of these. */
-export const DROP_REASONS = ['buffer', 'edt_horizon', 'fq_horizon', 'fq_flow_limit', 'fq_limit'] as const;
+/**
+ * buffer: a switch port's own limit; shared_buffer: the switch's shared pool or its dynamic
+ * threshold (shared-buffer.ts); edt_horizon: pacer's shaper; fq_*: the host's fq qdisc.
+ */
+export const DROP_REASONS = ['buffer', 'shared_buffer', 'edt_horizon', 'fq_horizon', 'fq_flow_limit', 'fq_limit'] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 
 export interface PacketSink {

@@ -8,6 +8,7 @@
 import { EventList, Timer, type EventSource, type TimeNs } from '../engine/events.js';
 import { delayNs } from '../../shaper-bpf/src/edt.js';
 import { Fifo } from './fifo.js';
+import type { SharedBuffer } from './shared-buffer.js';
 import { DROP_REASONS, ETHERNET_OVERHEAD, type DropReason, type Packet, type PacketSink, wireBytes } from './packet.js';
 
 export interface Qdisc {
@@ -39,6 +40,8 @@ export class PortStats {
   /** Sum and max of time from enqueue to start of serialization, ns. */
   queueDelaySumNs = 0;
   queueDelayMaxNs = 0;
+  /** ∫ queued bytes dt, byte·ns, up to the last change (Port.queueIntegralTo adds the rest). */
+  queueByteNs = 0;
 
   get dropped(): number {
     return DROP_REASONS.reduce((s, r) => s + this.drops[r], 0);
@@ -57,6 +60,8 @@ export class Port implements PacketSink, EventSource {
   onService: ((p: Packet, waitedNs: TimeNs) => void) | undefined;
   private inService: Packet | null = null;
   private readonly watchdog: Timer;
+  /** When the queue last changed, for the time integral of its length. */
+  private queueSince: TimeNs = 0;
 
   constructor(private readonly events: EventList, readonly qdisc: Qdisc, cfg: PortConfig) {
     this.name = cfg.name;
@@ -70,6 +75,7 @@ export class Port implements PacketSink, EventSource {
   receive(pkt: Packet): void {
     const now = this.events.now();
     pkt.enqueuedAt = now;
+    this.advanceQueue(now);
     const reason = this.qdisc.enqueue(pkt, now);
     if (reason !== null) {
       this.drop(pkt, reason);
@@ -86,6 +92,16 @@ export class Port implements PacketSink, EventSource {
     this.trace?.({ kind: 'drop', at: this.events.now(), port: this.name, reason, flow: pkt.flow, cls: pkt.cls });
   }
 
+  /** ∫ queued bytes dt from 0 to `now` (byte·ns): divided by elapsed time, the mean queue. */
+  queueIntegralTo(now: TimeNs): number {
+    return this.stats.queueByteNs + this.qdisc.bytes * (now - this.queueSince);
+  }
+
+  private advanceQueue(now: TimeNs): void {
+    this.stats.queueByteNs += this.qdisc.bytes * (now - this.queueSince);
+    this.queueSince = now;
+  }
+
   /** Serialization time of a datagram, exact integer ns (same rounding as the shaper). */
   serializationNs(size: number): TimeNs {
     return delayNs(wireBytes(size, this.overheadBytes), this.rateBps);
@@ -94,6 +110,7 @@ export class Port implements PacketSink, EventSource {
   private beginService(): void {
     if (this.inService !== null) return;
     const now = this.events.now();
+    this.advanceQueue(now);
     const pkt = this.qdisc.dequeue(now);
     if (pkt === null) {
       const wake = this.qdisc.nextWake();
@@ -124,13 +141,19 @@ export class Port implements PacketSink, EventSource {
 export interface DropTailConfig {
   /** Buffer limit in bytes of queued datagrams (the packet on the wire is not counted). */
   bufferBytes?: number;
-  /** Buffer limit in packets. At least one of the two limits is required. */
+  /** Buffer limit in packets. At least one limit is required: these, or a shared pool. */
   bufferPackets?: number;
   /** Mark CE on ECT packets when the queue holds at least this many bytes on arrival; 0 = off. */
   ecnThresholdBytes?: number;
+  /** The switch's shared packet memory, if the port draws from one (its own limits still apply). */
+  shared?: SharedBuffer;
 }
 
-/** A switch port's drop-tail FIFO with an optional ECN marking threshold (DCTCP-style, instantaneous). */
+/**
+ * A switch port's drop-tail FIFO with an optional ECN marking threshold (DCTCP-style,
+ * instantaneous), limited by its own buffer, by a pool shared with the switch's other ports, or
+ * both.
+ */
 export class DropTail implements Qdisc {
   private readonly q = new Fifo<Packet>();
   private nBytes = 0;
@@ -138,13 +161,16 @@ export class DropTail implements Qdisc {
   private readonly bufferBytes: number;
   private readonly bufferPackets: number;
   private readonly ecnThresholdBytes: number;
+  private readonly shared: SharedBuffer | undefined;
 
   constructor(cfg: DropTailConfig) {
     this.bufferBytes = cfg.bufferBytes ?? Infinity;
     this.bufferPackets = cfg.bufferPackets ?? Infinity;
     this.ecnThresholdBytes = cfg.ecnThresholdBytes ?? 0;
-    if (cfg.bufferBytes === undefined && cfg.bufferPackets === undefined) throw new RangeError('a drop-tail queue needs bufferBytes or bufferPackets');
-    for (const [k, v] of Object.entries(cfg)) {
+    this.shared = cfg.shared;
+    if (cfg.bufferBytes === undefined && cfg.bufferPackets === undefined && cfg.shared === undefined) throw new RangeError('a drop-tail queue needs bufferBytes or bufferPackets, or a shared buffer');
+    for (const k of ['bufferBytes', 'bufferPackets', 'ecnThresholdBytes'] as const) {
+      const v = cfg[k];
       if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) throw new RangeError(`drop-tail ${k} must be a non-negative integer, got ${v}`);
     }
   }
@@ -157,8 +183,15 @@ export class DropTail implements Qdisc {
     return this.nBytes;
   }
 
-  enqueue(pkt: Packet): DropReason | null {
+  enqueue(pkt: Packet, now: TimeNs): DropReason | null {
     if (this.nBytes + pkt.size > this.bufferBytes || this.q.length + 1 > this.bufferPackets) return 'buffer';
+    if (this.shared) {
+      if (!this.shared.admits(this.nBytes, pkt.size)) {
+        this.shared.drops++;
+        return 'shared_buffer';
+      }
+      this.shared.take(pkt.size, now);
+    }
     if (this.ecnThresholdBytes > 0 && pkt.ect && this.nBytes >= this.ecnThresholdBytes) {
       pkt.ce = true;
       this.ecnMarks++;
@@ -168,10 +201,11 @@ export class DropTail implements Qdisc {
     return null;
   }
 
-  dequeue(): Packet | null {
+  dequeue(now: TimeNs): Packet | null {
     const pkt = this.q.shift();
     if (!pkt) return null;
     this.nBytes -= pkt.size;
+    this.shared?.release(pkt.size, now);
     return pkt;
   }
 

@@ -13,9 +13,12 @@ import { toSpec, selectsHost, type ClassSpec } from '../../api/contract/class.js
 import { checkClassSet } from '../../api/contract/consistency.js';
 import type { EdtClassConfig } from '../../shaper-bpf/src/edt.js';
 import type { DropTailConfig } from '../net/port.js';
+import type { SharedBufferConfig } from '../net/shared-buffer.js';
 import { tcpConfig, type TcpConfig } from '../tcp/tcp.js';
 import type { LinkSpec } from '../topology/star.js';
-import { scenarioSchema, type BulkInput, type IncastInput, type ScenarioInput } from './schema.js';
+import { CdfError, loadCdf, scenarioDir, type SizeCdf } from '../workload/cdf.js';
+import type { PeriodKind } from '../workload/random.js';
+import { scenarioSchema, type BulkInput, type IncastInput, type OnoffInput, type RpcInput, type ScenarioInput } from './schema.js';
 
 export type Path = ReadonlyArray<string | number>;
 
@@ -64,9 +67,45 @@ interface Traffic {
   jitterNs: number;
 }
 
+/** One direction of an RPC between two hosts: its class, its ACKs' class and its TCP settings. */
+export interface RpcRoute {
+  cls: number;
+  ackCls: number;
+  tcp: TcpConfig;
+}
+
+/** A client–server pair of an RPC workload and how each direction is classified. */
+export interface RpcPair {
+  client: string;
+  server: string;
+  /** Server → client: the workload's selectors, or the client's destination prefix. */
+  response: RpcRoute;
+  /** Client → server: the server's destination prefix. */
+  request: RpcRoute;
+}
+
+/** Default FCT buckets, bytes: (0, 100 KB], (100 KB, 10 MB], above — the pFabric and HOMA papers' split. */
+export const DEFAULT_RPC_BUCKETS = [100_000, 10_000_000];
+
 export type SimWorkload =
   | ({ kind: 'bulk'; index: number; from: string; to: string; flows: number; bytes: number | null } & Traffic)
-  | ({ kind: 'incast'; index: number; client: string; servers: string[]; blockBytes: number; rounds: number } & Traffic);
+  | ({ kind: 'incast'; index: number; client: string; servers: string[]; blockBytes: number; rounds: number } & Traffic)
+  | ({
+      kind: 'rpc';
+      index: number;
+      clients: string[];
+      servers: string[];
+      /** By client, in `clients` order: the pairs a request from that client may use. */
+      pairs: RpcPair[][];
+      cdf: SizeCdf;
+      /** The load asked for (fraction of the clients' total link rate), or null when given as a rate. */
+      load: number | null;
+      arrivalsPerSecond: number;
+      requestBytes: number;
+      count: number | null;
+      buckets: number[];
+    } & Traffic)
+  | ({ kind: 'onoff'; index: number; from: string; to: string; flows: number; rateBps: number; onNs: number; offNs: number; periods: PeriodKind } & Traffic);
 
 export interface Scenario {
   name: string;
@@ -75,6 +114,8 @@ export interface Scenario {
   durationNs: number;
   binNs: number;
   switchPort: DropTailConfig;
+  /** The switch's shared packet memory, if any (every port draws from it). */
+  sharedBuffer: SharedBufferConfig | null;
   hosts: SimHost[];
   classes: SimClass[];
   workloads: SimWorkload[];
@@ -99,7 +140,7 @@ export function loadScenario(text: string, file = '<scenario>'): Scenario {
   const parsed = scenarioSchema.safeParse(doc.toJS({ maxAliasCount: 100 }), { reportInput: true });
   if (!parsed.success) throw new ScenarioError(file, parsed.error.issues.flatMap((i) => zodIssues(i, issue)));
   const problems: ScenarioIssue[] = [];
-  const scenario = resolve(parsed.data, basename(file, extname(file)), (path, message) => problems.push(issue(path, message)));
+  const scenario = resolve(parsed.data, basename(file, extname(file)), scenarioDir(file), (path, message) => problems.push(issue(path, message)));
   if (problems.length > 0) throw new ScenarioError(file, problems);
   return scenario;
 }
@@ -142,7 +183,7 @@ function locate(doc: Document, path: Path, key?: string): number {
 type Report = (path: Path, message: string) => void;
 
 /** Cross-references, then the canonical, integer-only scenario. */
-function resolve(input: ScenarioInput, name: string, report: Report): Scenario {
+function resolve(input: ScenarioInput, name: string, dir: string, report: Report): Scenario {
   const hosts = resolveHosts(input, report);
   const classes = resolveClasses(input, report);
   for (const h of hosts.list) {
@@ -187,9 +228,22 @@ function resolve(input: ScenarioInput, name: string, report: Report): Scenario {
       // Every server sends to the client, so they share the client's dst-prefix class.
       const traffic = classify(c, servers[0]!, client, classes, baseTcp, p, report);
       if (traffic) workloads.push({ kind: 'incast', index, client: client.name, servers: servers.map((s) => s.name), blockBytes, rounds: c.rounds, ...traffic });
+    } else if (w.rpc) {
+      const r = resolveRpc(w.rpc, index, hosts, classes, baseTcp, dir, [...path, 'rpc'], report);
+      if (r) workloads.push(r);
+    } else if (w.onoff) {
+      const o = w.onoff;
+      const p = [...path, 'onoff'];
+      const from = hosts.single(o.from, [...p, 'from']);
+      const to = hosts.single(o.to, [...p, 'to']);
+      if (!from || !to) return;
+      if (from === to) return report([...p, 'to'], `a flow from ${from.name} to itself never crosses the switch`);
+      const traffic = classify(o, from, to, classes, baseTcp, p, report);
+      if (traffic) workloads.push({ kind: 'onoff', index, from: from.name, to: to.name, flows: o.flows ?? 1, rateBps: o.rate, onNs: o.on, offNs: o.off, periods: o.periods ?? 'exponential', ...traffic });
     }
   });
   const sw = input.topology.switch;
+  const alpha = sw.alpha === undefined ? 1 : sw.alpha === 'none' ? null : sw.alpha;
   return {
     name,
     description: input.description ?? '',
@@ -201,10 +255,72 @@ function resolve(input: ScenarioInput, name: string, report: Report): Scenario {
       ...(sw.bufferPackets !== undefined && { bufferPackets: sw.bufferPackets }),
       ...(sw.ecnThreshold !== undefined && { ecnThresholdBytes: sw.ecnThreshold }),
     },
+    sharedBuffer: sw.sharedBuffer === undefined ? null : { poolBytes: sw.sharedBuffer, alpha },
     hosts: hosts.list,
     classes,
     workloads,
   };
+}
+
+type Hosts = ReturnType<typeof resolveHosts>;
+
+/**
+ * An RPC workload: its hosts, the CDF, the arrival rate (from the load when given so: load ×
+ * the clients' total link rate ÷ 8 ÷ the mean response size), and the class of each direction
+ * of each client–server pair.
+ */
+function resolveRpc(r: RpcInput, index: number, hosts: Hosts, classes: SimClass[], base: TcpConfig, dir: string, p: Path, report: Report): SimWorkload | undefined {
+  const clients = r.clients.flatMap((c, i) => hosts.members(c, [...p, 'clients', i]));
+  const servers = r.servers.flatMap((s, i) => hosts.members(s, [...p, 'servers', i]));
+  if (clients.length === 0 || servers.length === 0) return undefined;
+  for (const [list, key] of [[clients, 'clients'], [servers, 'servers']] as const) {
+    const dup = list.find((h, i) => list.indexOf(h) !== i);
+    if (dup) return report([...p, key], `host ${dup.name} is listed twice`), undefined;
+  }
+  if (r.jitter !== undefined) return report([...p, 'jitter'], 'rpc arrivals are already random (Poisson): give start, not jitter'), undefined;
+  let cdf: SizeCdf;
+  try {
+    cdf = loadCdf(r.sizes, dir);
+  } catch (e) {
+    if (e instanceof CdfError) return report([...p, 'sizes'], e.message), undefined;
+    throw e;
+  }
+  const pairs: RpcPair[][] = [];
+  for (const client of clients) {
+    const row: RpcPair[] = [];
+    for (const server of servers) {
+      if (server === client) continue;
+      const response = classify(r, server, client, classes, base, p, report);
+      if (!response) return undefined; // a bad selector: reported once, not for every pair
+      const request = classify({}, client, server, classes, base, p, report)!;
+      row.push({ client: client.name, server: server.name, response: pick(response), request: pick(request) });
+    }
+    if (row.length === 0) return report([...p, 'servers'], `client ${client.name} has no server but itself`), undefined;
+    pairs.push(row);
+  }
+  const clientRateBps = clients.reduce((a, h) => a + h.link.rateBps, 0);
+  const arrivalsPerSecond = r.arrivalsPerSecond ?? (r.load! * clientRateBps) / 8 / cdf.meanBytes;
+  const first = pairs[0]![0]!;
+  return {
+    kind: 'rpc',
+    index,
+    clients: clients.map((h) => h.name),
+    servers: servers.map((h) => h.name),
+    pairs,
+    cdf,
+    load: r.load ?? null,
+    arrivalsPerSecond,
+    requestBytes: r.requestBytes ?? 64,
+    count: r.count ?? null,
+    buckets: r.buckets ?? DEFAULT_RPC_BUCKETS,
+    ...first.response,
+    startNs: r.start ?? 0,
+    jitterNs: 0,
+  };
+}
+
+function pick(t: Traffic): RpcRoute {
+  return { cls: t.cls, ackCls: t.ackCls, tcp: t.tcp };
 }
 
 function resolveHosts(input: ScenarioInput, report: Report) {
@@ -312,28 +428,40 @@ function bytesToNs(bytes: number, rateBps: number): number {
   return Number((num + r - 1n) / r);
 }
 
+type Selectors = Partial<Pick<BulkInput, 'class' | 'mark' | 'cgroup' | 'start' | 'jitter'>>;
+
 /**
  * The data plane's order (docs/data-plane.md, classify.h): socket mark → cgroup → longest
  * destination prefix → unclassified. `class:` names the class outright, as a mark would. A
- * selector that matches no class is refused: it is almost surely a typo.
+ * selector that matches no class is refused: it is almost surely a typo. Classification runs on
+ * the sending host, which knows only the classes installed there (their hosts.matchLabels select
+ * it): a selector whose class is not installed on the sender is refused too, since the data
+ * plane would leave that traffic unclassified. ACKs are classified on the receiving host by
+ * their own destination.
  */
-function classify(w: BulkInput | IncastInput, from: SimHost, to: SimHost, classes: SimClass[], base: TcpConfig, path: Path, report: Report): Traffic | undefined {
+function classify(w: Selectors, from: SimHost, to: SimHost, classes: SimClass[], base: TcpConfig, path: Path, report: Report): Traffic | undefined {
   const given = (['class', 'mark', 'cgroup'] as const).filter((k) => w[k] !== undefined);
   if (given.length > 1) return report([...path, given[1]!], `give one of class, mark and cgroup, not ${given.join(' and ')}`), undefined;
+  const onSender = classes.filter((c) => from.classes.has(c.id));
+  const notInstalled = (key: string, c: SimClass) =>
+    report([...path, key], `${key} ${String(w[key as 'class'])} selects class ${c.spec.name}, which is not installed on ${from.name} (its hosts.matchLabels do not select ${from.name}'s labels)`);
   let cls: SimClass | undefined;
   if (w.class !== undefined) {
     cls = classes.find((c) => c.spec.name === w.class);
     if (!cls) return report([...path, 'class'], `class ${w.class} does not exist (scenario classes: ${classes.map((c) => c.spec.name).join(', ') || 'none'})`), undefined;
+    if (!onSender.includes(cls)) return notInstalled('class', cls), undefined;
   } else if (w.mark !== undefined) {
     cls = classes.find((c) => c.spec.match.marks.includes(w.mark!));
     if (!cls) return report([...path, 'mark'], `mark ${w.mark} selects no class`), undefined;
+    if (!onSender.includes(cls)) return notInstalled('mark', cls), undefined;
   } else if (w.cgroup !== undefined) {
     cls = classes.find((c) => c.spec.match.cgroups.includes(w.cgroup!));
     if (!cls) return report([...path, 'cgroup'], `cgroup ${w.cgroup} selects no class`), undefined;
+    if (!onSender.includes(cls)) return notInstalled('cgroup', cls), undefined;
   } else {
-    cls = byPrefix(to, classes);
+    cls = byPrefix(to, onSender);
   }
-  const ack = byPrefix(from, classes);
+  const ack = byPrefix(from, classes.filter((c) => to.classes.has(c.id)));
   // A class's own TCP tuning (pacer's sock_ops program) applies to the sockets it selects.
   const tcp = cls?.spec.tcp
     ? tcpConfig({ ...base, ...(cls.spec.tcp.rtoMin !== null && { rtoMinNs: cls.spec.tcp.rtoMin }), ...(cls.spec.tcp.delackMax !== null && { delackMaxNs: cls.spec.tcp.delackMax }) })

@@ -71,14 +71,21 @@ const switchSpec = z
   .strictObject({
     /** Per-port drop-tail buffer as a size ("32kb"; a bare number is bytes) … */
     buffer: size('switch.buffer').optional(),
-    /** … or in packets. Exactly one of the two. */
+    /** … or in packets. Exactly one of the two, unless a shared buffer is given (then at most one: a per-port cap). */
     bufferPackets: count('switch.bufferPackets').optional(),
     ecnThreshold: size('switch.ecnThreshold').optional(),
+    /** One pool of packet memory for all ports (sim/net/shared-buffer.ts). */
+    sharedBuffer: size('switch.sharedBuffer').optional(),
+    /** The pool's dynamic threshold α (Choudhury–Hahne); "none" = complete sharing. Default 1. */
+    alpha: z.union([z.number().positive('switch.alpha must be above 0').max(1024, 'switch.alpha must be at most 1024'), z.literal('none')]).optional(),
   })
   .superRefine((s, ctx) => {
-    if ((s.buffer === undefined) === (s.bufferPackets === undefined)) {
-      ctx.addIssue({ code: 'custom', message: 'the switch needs exactly one of buffer (bytes) and bufferPackets' });
+    if (s.buffer !== undefined && s.bufferPackets !== undefined) {
+      ctx.addIssue({ code: 'custom', message: 'give one of buffer (bytes) and bufferPackets, not both' });
+    } else if (s.sharedBuffer === undefined && s.buffer === undefined && s.bufferPackets === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'the switch needs a per-port buffer (buffer or bufferPackets), a sharedBuffer, or both' });
     }
+    if (s.alpha !== undefined && s.sharedBuffer === undefined) ctx.addIssue({ code: 'custom', path: ['alpha'], message: 'alpha is the shared buffer\'s dynamic threshold: it needs sharedBuffer' });
   });
 
 const tcp = z.strictObject({
@@ -140,9 +147,64 @@ const incast = z
     }
   });
 
-/** One key says the kind (`- bulk: {...}` or `- incast: {...}`); a union would blur the errors. */
-const workload = z.strictObject({ bulk: bulk.optional(), incast: incast.optional() }).superRefine((w, ctx) => {
-  if ((w.bulk === undefined) === (w.incast === undefined)) ctx.addIssue({ code: 'custom', message: 'a workload is exactly one of bulk or incast' });
+/** A fraction of a link's rate: 0.6 or "60%". */
+const fraction = z.union([z.number(), z.string()]).transform((v, ctx) => {
+  const n = typeof v === 'number' ? v : /^\d+(\.\d+)?%$/.test(v.trim()) ? Number(v.trim().slice(0, -1)) / 100 : NaN;
+  if (!(n > 0 && n <= 10)) {
+    ctx.addIssue({ code: 'custom', message: `load is a fraction of the link rate above 0 (0.6 or "60%"; at most 10 for overload), got ${JSON.stringify(v)}` });
+    return z.NEVER;
+  }
+  return n;
+});
+
+/**
+ * Request/response RPCs with open-loop Poisson arrivals (sim/workload/rpc.ts): each arrival, a
+ * client picked at random sends a request to a server picked at random, which answers with a
+ * response whose size is drawn from the CDF.
+ */
+const rpc = z
+  .strictObject({
+    clients: z.array(hostName).min(1),
+    servers: z.array(hostName).min(1),
+    /** A built-in distribution (web-search, data-mining) or a CDF file (a path with "/" or ending .cdf, relative to the scenario). */
+    sizes: z.string().min(1),
+    /** Offered load: mean response bytes per second as a fraction of the clients' total link rate … */
+    load: fraction.optional(),
+    /** … or the arrival rate, RPCs per second over all clients. Exactly one. */
+    arrivalsPerSecond: z.number().positive('arrivalsPerSecond must be above 0').optional(),
+    /** Request bytes (default 64); 0 = no request: the response starts at the arrival. */
+    requestBytes: size('requestBytes', 0).optional(),
+    /** Stop after this many arrivals (the run may then end before its duration). */
+    count: count('count').optional(),
+    /** Upper bounds of the FCT size buckets (default 100000 and 10000000 bytes, as the pFabric and HOMA papers bucket). */
+    buckets: z.array(size('buckets')).min(1).optional(),
+    ...selectors,
+  })
+  .superRefine((w, ctx) => {
+    if ((w.load === undefined) === (w.arrivalsPerSecond === undefined)) ctx.addIssue({ code: 'custom', message: 'rpc needs exactly one of load (a fraction of the clients\' link rate) and arrivalsPerSecond' });
+    if (w.buckets?.some((b, i) => i > 0 && b <= w.buckets![i - 1]!)) ctx.addIssue({ code: 'custom', path: ['buckets'], message: 'bucket bounds must increase' });
+  });
+
+/** On/off sources (sim/workload/onoff.ts): a TCP flow whose application writes at `rate` while on and nothing while off. */
+const onoff = z.strictObject({
+  from: hostName,
+  to: hostName,
+  flows: count('flows').optional(),
+  /** Application rate while on (payload bits per second). */
+  rate: rate('onoff.rate'),
+  /** Mean on and off period lengths. */
+  on: duration(1, 'onoff.on'),
+  off: duration(0, 'onoff.off'),
+  /** exponential (default; ns-2's Exponential On/Off) or fixed periods. */
+  periods: z.enum(['exponential', 'fixed']).optional(),
+  ...selectors,
+});
+
+const WORKLOAD_KINDS = ['bulk', 'incast', 'rpc', 'onoff'] as const;
+
+/** One key says the kind (`- bulk: {...}`, `- rpc: {...}` …); a union would blur the errors. */
+const workload = z.strictObject({ bulk: bulk.optional(), incast: incast.optional(), rpc: rpc.optional(), onoff: onoff.optional() }).superRefine((w, ctx) => {
+  if (WORKLOAD_KINDS.filter((k) => w[k] !== undefined).length !== 1) ctx.addIssue({ code: 'custom', message: `a workload is exactly one of ${WORKLOAD_KINDS.join(', ')}` });
 });
 
 /** Fields `pacer class get --json` adds that are the API's, not the planner's: dropped before validation. */
@@ -174,3 +236,5 @@ export const scenarioSchema = z.strictObject({
 export type ScenarioInput = z.output<typeof scenarioSchema>;
 export type BulkInput = z.output<typeof bulk>;
 export type IncastInput = z.output<typeof incast>;
+export type RpcInput = z.output<typeof rpc>;
+export type OnoffInput = z.output<typeof onoff>;
