@@ -34,8 +34,8 @@ export interface AgentRigOptions {
   peers: number;
   host: string;
   labels: Record<string, string>;
-  /** Flags added to the agent's (e.g. --borrow-interval, --influx). */
-  agentArgs?: readonly string[];
+  /** Flags added to the agent's (e.g. --borrow-interval, --influx); a function is called when the agent starts. */
+  agentArgs?: readonly string[] | (() => readonly string[]);
 }
 
 export interface AgentRig {
@@ -134,12 +134,18 @@ export function useAgentRig(o: AgentRigOptions): AgentRig {
     api = await startApiChild(join(apiDir, 'pacer.db'), await freePort());
     const token = await tokenFor(api.url, 'agent', o.host);
     const labels = Object.entries(o.labels).flatMap(([k, v]) => ['--label', `${k}=${v}`]);
+    const extra = typeof o.agentArgs === 'function' ? o.agentArgs() : (o.agentArgs ?? []);
     agent = startAgentChild(
-      ['--api', api.url, '--iface', o.iface, '--netns', netnsPath(), '--host', o.host, ...labels, '--state-dir', stateDir, '--pin-base', pinBase, '--cgroup-root', cg.base, '--heartbeat', '1s', '--backoff-max', '1s', ...(o.agentArgs ?? [])],
+      ['--api', api.url, '--iface', o.iface, '--netns', netnsPath(), '--host', o.host, ...labels, '--state-dir', stateDir, '--pin-base', pinBase, '--cgroup-root', cg.base, '--heartbeat', '1s', '--backoff-max', '1s', ...extra],
       token,
     );
     // Installed and registered: the pins exist and the host has heartbeated once.
-    await rig.withLog(until('the agent to install and heartbeat', async () => ((await rig.hostRecord())?.status?.mode ? true : undefined), 20_000, 50));
+    await rig.withLog(
+      until('the agent to install and heartbeat', async () => {
+        if (!agent!.running) throw new Error('the agent exited');
+        return (await rig.hostRecord())?.status?.mode ? true : undefined;
+      }, 20_000, 50),
+    );
     egress = EgressObject.load({ pinRoot: join(pinBase, o.iface) });
     kernel = new Datapath(egress);
   });

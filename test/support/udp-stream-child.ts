@@ -10,7 +10,8 @@
  * longer skips the rest instead of coming back with a burst). A send the kernel refuses (e.g.
  * ENOBUFS) is counted as failed, not retried.
  * Prints `{"sent":N,"failed":N,"skipped":N}` once the socket is open and for every line on stdin;
- * exits when stdin closes, so it never outlives the test that started it.
+ * the line `stop` stops the sending first (so the counts printed are final). It exits when stdin
+ * closes, so it never outlives the test that started it.
  */
 import { createInterface } from 'node:readline';
 import { UdpSender } from './traffic.js';
@@ -46,12 +47,18 @@ const tick = () => {
   }
 };
 const timer = setInterval(tick, TICK_MS);
+const stop = () => {
+  clearInterval(timer);
+  sender.close();
+};
 const report = () => process.stdout.write(JSON.stringify(counts) + '\n');
 report();
 createInterface({ input: process.stdin })
-  .on('line', report)
+  .on('line', (line) => {
+    if (line === 'stop') stop();
+    report();
+  })
   .on('close', () => {
-    clearInterval(timer);
-    sender.close();
+    stop();
     process.exit(0);
   });

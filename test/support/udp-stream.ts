@@ -4,7 +4,7 @@
  *
  *   const s = await startUdpStream(sender, { to: '10.94.0.2', port: 9, size: 1200, bitsPerSecond: 50e6 });
  *   … await s.counts() …
- *   await s.stop();
+ *   const { sent } = await s.stop();    // the final counts; nothing is sent after
  *
  * Only to addresses inside namespaces the test made (the caller's veth peers).
  */
@@ -25,8 +25,8 @@ export interface UdpStreamCounts {
 export interface UdpStream {
   /** Datagrams sent, refused by the kernel, and skipped because the sender was descheduled. */
   counts(): Promise<UdpStreamCounts>;
-  /** Ends the sending process; safe to call twice. */
-  stop(): Promise<void>;
+  /** Ends the sending process and returns its final counts (undefined if it had died); safe to call twice. */
+  stop(): Promise<UdpStreamCounts | undefined>;
 }
 
 const CHILD = join(process.cwd(), 'dist/test/support/udp-stream-child.js');
@@ -55,11 +55,15 @@ export async function startUdpStream(netns: string, o: { to: string; port: numbe
       return read();
     },
     stop: async () => {
-      const exited = child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise<void>((r) => child.once('exit', () => r()));
+      if (child.exitCode !== null || child.signalCode !== null) return undefined;
+      const exited = new Promise<void>((r) => child.once('exit', () => r()));
+      child.stdin!.write('stop\n');
+      const last = await read().catch(() => undefined);
       child.stdin!.end();
       const force = setTimeout(() => child.kill('SIGKILL'), 3_000);
       await exited;
       clearTimeout(force);
+      return last;
     },
   };
 }
