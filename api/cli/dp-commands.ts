@@ -8,8 +8,8 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { formatDuration, formatRate } from '../contract/units.js';
-import { EgressObject } from '../../shaper-bpf/src/egress.js';
-import { Datapath, SETTINGS_POLICING, type ShaperState } from '../../shaper-bpf/src/datapath.js';
+import { EgressObject, PinsMissingError } from '../../shaper-bpf/src/egress.js';
+import { Datapath, delayQuantile, SETTINGS_POLICING, type DelayHistogram, type ShaperState } from '../../shaper-bpf/src/datapath.js';
 import { PIN_BASE, POLICING_DETAIL, requireBpffs } from '../../shaper-bpf/src/interface.js';
 import type { ClassStats } from '../../shaper-bpf/src/layout.js';
 import { CliError } from './client.js';
@@ -26,6 +26,8 @@ interface InterfaceView {
   mode: string;
   state: ShaperState;
   stats: ReturnType<Datapath['stats']>;
+  /** class id → its queueing-delay histogram. */
+  delays: Map<number, DelayHistogram>;
 }
 
 /** Interfaces with pacer's pins. Reading never creates pins: a directory without them is skipped. */
@@ -40,12 +42,19 @@ function interfaces(o: DpOptions): string[] {
 
 function read(o: DpOptions): InterfaceView[] {
   return interfaces(o).map((iface) => {
-    const egress = EgressObject.load({ pinRoot: join(o.pinBase, iface) });
+    let egress: EgressObject;
+    try {
+      // Reading never creates pins: maps pinned by an older pacer are an error that says how to upgrade.
+      egress = EgressObject.load({ pinRoot: join(o.pinBase, iface), requirePinned: true });
+    } catch (err) {
+      if (err instanceof PinsMissingError) throw new CliError(`${iface}: ${err.message}`);
+      throw err;
+    }
     try {
       const dp = new Datapath(egress);
       const state = dp.read();
       const mode = state.settings.flags & SETTINGS_POLICING ? POLICING_DETAIL : 'shaping';
-      return { iface, mode, state, stats: dp.stats() };
+      return { iface, mode, state, stats: dp.stats(), delays: dp.delayHistograms() };
     } finally {
       egress.close();
     }
@@ -63,6 +72,36 @@ function selectorsOf(state: ShaperState, id: number): string {
 }
 
 const meanDelay = (s: ClassStats) => (s.delayed === 0 ? NONE : formatDuration(Math.round(s.delay_ns / s.delayed)));
+
+/** 3 significant digits, rounded up: a bucket's upper bound must not print below itself. */
+function ceil3(ns: number): string {
+  const [unit, scale] = ns < 1e3 ? ['ns', 1] : ns < 1e6 ? ['us', 1e3] : ns < 1e9 ? ['ms', 1e6] : ['s', 1e9];
+  const v = ns / (scale as number);
+  const step = 10 ** (Math.floor(Math.log10(v)) - 2);
+  return `${Number((Math.ceil(v / step - 1e-9) * step).toPrecision(3))}${unit}`;
+}
+
+/**
+ * A delay quantile as the bound of its histogram bucket (delay-hist.ts): "<230us" means the
+ * quantile is below 230 µs and within 19.1% of it; "<1.03us" includes packets not delayed;
+ * ">=17.2s" is the overflow bucket.
+ */
+export function formatQuantile(h: DelayHistogram | undefined, q: number): string {
+  const bound = h && delayQuantile(h, q);
+  if (bound === undefined) return NONE;
+  return bound === Infinity ? `>=${ceil3(h!.buckets[h!.buckets.length - 1]!.lowerNs)}` : `<${ceil3(bound)}`;
+}
+
+/** JSON of a histogram: total, p50/p99 as bucket upper bounds in ns (null: overflow), and the non-empty buckets. */
+const delaysJson = (h: DelayHistogram) => {
+  const ns = (v: number | undefined) => (v === undefined || v === Infinity ? null : v);
+  return {
+    total: h.total,
+    p50Ns: ns(delayQuantile(h, 0.5)),
+    p99Ns: ns(delayQuantile(h, 0.99)),
+    buckets: h.buckets.filter((b) => b.count > 0).map((b) => ({ lowerNs: b.lowerNs, upperNs: ns(b.upperNs), count: b.count })),
+  };
+};
 
 function withGlobal(cmd: Command): Command {
   return cmd
@@ -125,15 +164,36 @@ export function dpCommand(): Command {
     }),
   );
 
-  withGlobal(dp.command('stats').description('per-class counters, summed over CPUs')).action(
+  withGlobal(dp.command('stats').description('per-class counters, summed over CPUs, and queueing-delay percentiles (p50/p99: the upper bound of the histogram bucket)')).action(
     run(async (o: DpOptions) => {
       const views = read(o);
-      if (o.json) return printJson(views.map((v) => ({ iface: v.iface, mode: v.mode, stats: Object.fromEntries(v.stats.classes), unclassified: v.stats.unclassified })));
+      if (o.json) {
+        return printJson(
+          views.map((v) => ({
+            iface: v.iface,
+            mode: v.mode,
+            stats: Object.fromEntries(v.stats.classes),
+            delays: Object.fromEntries([...v.delays].map(([id, h]) => [id, delaysJson(h)])),
+            unclassified: v.stats.unclassified,
+          })),
+        );
+      }
       out(
         table(
-          ['IFACE', 'CLASS-ID', 'PACKETS', 'BYTES', 'DELAYED', 'MEAN-DELAY', 'HORIZON-DROPS', 'CE-MARKS'],
+          ['IFACE', 'CLASS-ID', 'PACKETS', 'BYTES', 'DELAYED', 'MEAN-DELAY', 'P50-DELAY', 'P99-DELAY', 'HORIZON-DROPS', 'CE-MARKS'],
           views.flatMap((v) =>
-            [...v.stats.classes].map(([id, s]) => [v.iface, id, s.packets, s.bytes, s.delayed, meanDelay(s), s.horizon_drops, s.ce_marks]),
+            [...v.stats.classes].map(([id, s]) => [
+              v.iface,
+              id,
+              s.packets,
+              s.bytes,
+              s.delayed,
+              meanDelay(s),
+              formatQuantile(v.delays.get(id), 0.5),
+              formatQuantile(v.delays.get(id), 0.99),
+              s.horizon_drops,
+              s.ce_marks,
+            ]),
           ),
         ),
       );

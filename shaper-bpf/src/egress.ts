@@ -11,6 +11,7 @@
  * slots. The Datapath allocates slots; use it, or keep `slots` and `settings.generation` right
  * when writing these maps directly.
  */
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { BpfObject, type BpfProgram } from './libbpf/index.js';
 import * as layout from './layout.js';
@@ -28,6 +29,24 @@ export interface EgressLoadOptions {
   /** Directory in bpffs where the maps are pinned (and found again). */
   pinRoot: string;
   objectPath?: string;
+  /**
+   * Only adopt: every map of the object must already be pinned under pinRoot (readers such as
+   * `pacer dp`, which must not create pins). Otherwise missing maps are created and pinned.
+   */
+  requirePinned?: boolean;
+}
+
+/** Pins under a pin root lack maps this build's object has: they were made by an older pacer. */
+export class PinsMissingError extends Error {
+  constructor(
+    readonly pinRoot: string,
+    readonly missing: string[],
+  ) {
+    super(
+      `the maps pinned under ${pinRoot} lack ${missing.join(', ')}: they were made by an older pacer. ` +
+        'Restart the agent (pacer agent): it adopts the pins, creates the missing maps and replaces the attached program with this build\'s in place, keeping every schedule and counter (docs/data-plane.md, "Upgrades")',
+    );
+  }
 }
 
 export class EgressObject {
@@ -76,6 +95,10 @@ export class EgressObject {
   static load(options: EgressLoadOptions): EgressObject {
     const object = BpfObject.open(options.objectPath ?? objectPath('pacer_tc'), { pinRoot: options.pinRoot });
     try {
+      if (options.requirePinned) {
+        const missing = object.pinnedMaps().filter((m) => !existsSync(m.path)).map((m) => m.name);
+        if (missing.length > 0) throw new PinsMissingError(options.pinRoot, missing);
+      }
       object.load();
       return new EgressObject(object);
     } catch (err) {

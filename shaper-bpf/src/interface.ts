@@ -39,6 +39,11 @@ export interface InstalledInterface {
   modeDetail: string;
   /** The attached program was already there (agent restart): nothing was reloaded. */
   adopted: boolean;
+  /**
+   * The program that was attached before and was replaced in place: one from another pacer build
+   * (an upgrade, e.g. pins from before delay_hist). Maps, schedules and counters are kept.
+   */
+  replacedProgramId?: number;
   programId: number;
   egress: EgressObject;
   datapath: Datapath;
@@ -82,7 +87,9 @@ export async function installInterface(o: InstallOptions): Promise<InstalledInte
     const pinned = existsSync(programPin) ? BpfProgram.openPinned(programPin) : undefined;
     let adopted = false;
     let programId: number;
-    if (pinned && attachedId === pinned.id) {
+    // Adopt only this build's program (same tag): an older one would not feed maps this build
+    // added (delay_hist), a silent half state. Replacing it is atomic and keeps every map.
+    if (pinned && attachedId === pinned.id && pinned.tag === egress.program.tag) {
       adopted = true;
       programId = pinned.id;
     } else {
@@ -103,7 +110,8 @@ export async function installInterface(o: InstallOptions): Promise<InstalledInte
     // Recorded in the maps too, so `pacer dp status` tells operators without asking the agent.
     const settings = egress.settings.get(0)!; // an array entry: always there
     egress.settings.set(0, { ...settings, flags: mode === 'policing' ? settings.flags | SETTINGS_POLICING : settings.flags & ~SETTINGS_POLICING });
-    return { iface: o.iface, mode, modeDetail: mode === 'policing' ? POLICING_DETAIL : 'shaping (fq)', adopted, programId, egress, datapath: new Datapath(egress) };
+    const replacedProgramId = !adopted && attachedId !== undefined && attachedId !== programId ? attachedId : undefined;
+    return { iface: o.iface, mode, modeDetail: mode === 'policing' ? POLICING_DETAIL : 'shaping (fq)', adopted, replacedProgramId, programId, egress, datapath: new Datapath(egress) };
   } catch (err) {
     egress.close();
     // A failed first install leaves nothing behind; a failed re-install keeps what was enforcing.

@@ -1,7 +1,7 @@
 /** `pacer dp` reads what an interface enforces from the pinned maps, with no API and no agent. */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -36,7 +36,11 @@ describe('pacer dp (reading the pinned maps)', function () {
         dst6: new Map(),
         settings: installed.datapath.read().settings,
       });
+      // At a fixed clock: 1500 B at 20 Mbit/s is 600 µs, and 1 ms of burst lets the first two
+      // leave at once; the third is held 200 µs, the fourth 800 µs.
+      installed.egress.setTestClock(9_000_000_000n);
       for (let i = 0; i < 4; i++) installed.egress.program.testRun({ data: frame('10.78.0.2'), ctxIn: skbContext({ wireLen: 1500 }) });
+      installed.egress.setTestClock(0n);
     } finally {
       installed.egress.close();
     }
@@ -61,9 +65,32 @@ describe('pacer dp (reading the pinned maps)', function () {
     assert.equal(json[0].dst4['10.78.0.0/24'], 5);
   });
 
-  it('stats shows the per-class counters summed over CPUs', async () => {
+  it('stats shows the per-class counters summed over CPUs, and p50/p99 of the queueing delay', async () => {
     const { stdout } = await pacer('dp', 'stats', '--pin-base', base, '--iface', 'dp0');
-    assert.match(stdout, /dp0\s+5\s+4\s+6000\s/);
+    // p50: the 2nd of 4 packets, not delayed (the first bucket, under 1.024 µs); p99: the 4th, 800 µs
+    // (bucket [743,424, 882,688) ns, printed as its upper bound rounded up).
+    assert.match(stdout, /MEAN-DELAY\s+P50-DELAY\s+P99-DELAY/);
+    assert.match(stdout, /dp0\s+5\s+4\s+6000\s+2\s+500us\s+<1\.03us\s+<883us\s/);
+  });
+
+  it('stats --json carries each class\'s delay buckets (the non-empty ones) and p50/p99 in ns', async () => {
+    const json = JSON.parse((await pacer('dp', 'stats', '--json', '--pin-base', base, '--iface', 'dp0')).stdout);
+    assert.deepEqual(json[0].delays['5'], {
+      total: 4,
+      p50Ns: 1024,
+      p99Ns: 882_688,
+      buckets: [
+        { lowerNs: 0, upperNs: 1024, count: 2 },
+        { lowerNs: 185_856, upperNs: 220_672, count: 1 },
+        { lowerNs: 743_424, upperNs: 882_688, count: 1 },
+      ],
+    });
+  });
+
+  it('maps pinned by an older pacer (no delay_hist) are a clear error that says how to upgrade, and reading creates no pin', async () => {
+    rmSync(join(base, 'dp0', 'delay_hist'));
+    await assert.rejects(pacer('dp', 'stats', '--pin-base', base, '--iface', 'dp0'), (err: { code: number; stderr: string }) => err.code === 1 && /lack delay_hist/.test(err.stderr) && /Restart the agent/.test(err.stderr));
+    assert.equal(existsSync(join(base, 'dp0', 'delay_hist')), false);
   });
 
   it('an interface without pacer is a clear error with exit code 1', async () => {

@@ -7,7 +7,12 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { installInterface, uninstallInterface, requireBpffs, BpffsMissingError, POLICING_DETAIL, type InstallOptions, filterOf } from '../../shaper-bpf/src/interface.js';
-import { tcQuery, skbContext } from '../../shaper-bpf/src/libbpf/index.js';
+import { BpfObject, tcAttach, tcHookCreate, tcQuery, skbContext } from '../../shaper-bpf/src/libbpf/index.js';
+import { EgressObject, EGRESS_PROGRAM, PinsMissingError } from '../../shaper-bpf/src/egress.js';
+import { classConfig, FREE_SLOT } from '../../shaper-bpf/src/layout.js';
+import { struct, TypedMap, u32 } from '../../shaper-bpf/src/typed-map.js';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { readRootQdisc } from '../../shaper-bpf/src/qdisc.js';
 import { useTestNetns, execIn } from '../support/netns.js';
 import { makePinDir, removePinDir } from '../support/bpffs.js';
@@ -80,6 +85,58 @@ describe('installing pacer on an interface', function () {
     const qdiscs = await execIn(options.netns!.split('/').pop()!, 'tc', ['qdisc', 'show', 'dev', 'pa0']);
     assert.doesNotMatch(qdiscs, /clsact/);
     assert.match(qdiscs, /pfifo .*limit 77/);
+  });
+
+  it('an agent adopting pins of a pacer from before delay histograms replaces the old program in place: schedules kept, histograms from then on', async () => {
+    // The tc object as committed before delay_hist existed (ee8e105), from git.
+    const oldObject = join(stateDir, 'pacer_tc-before-delay-hist.o');
+    writeFileSync(oldObject, execFileSync('git', ['show', 'ee8e105:shaper-bpf/obj/pacer_tc.o'], { maxBuffer: 16 << 20 }));
+    // What the older agent left: its maps pinned, a class with a schedule, its program attached and pinned.
+    const old = BpfObject.open(oldObject, { pinRoot });
+    let oldId: number;
+    try {
+      old.load();
+      new TypedMap(old.map('class_slot'), u32, u32).set(1, 1);
+      new TypedMap(old.map('class_config'), u32, struct(classConfig)).set(1, { ...FREE_SLOT, rate_bps: 8_000_000, horizon_ns: 2e9, class_id: 1 });
+      new TypedMap(old.map('mark_class'), u32, u32).set(9, 1);
+      old.map('class_state').update(Buffer.from([1, 0, 0, 0]), Buffer.from(new BigUint64Array([5_000_000_000n]).buffer));
+      tcHookCreate({ iface: 'pa0', netns: options.netns }, 'egress');
+      oldId = tcAttach({ ...filterOf(options), program: old.program(EGRESS_PROGRAM), replace: true }).progId;
+      old.program(EGRESS_PROGRAM).pin(join(pinRoot, EGRESS_PROGRAM));
+    } finally {
+      old.close();
+    }
+    assert.equal(existsSync(join(pinRoot, 'delay_hist')), false);
+    // A reader that must not create pins is told what to do.
+    assert.throws(() => EgressObject.load({ pinRoot, requirePinned: true }), (err: unknown) => err instanceof PinsMissingError && err.missing.join() === 'delay_hist');
+    assert.equal(existsSync(join(pinRoot, 'delay_hist')), false);
+
+    const installed = await installInterface(options);
+    try {
+      assert.equal(installed.adopted, false);
+      assert.equal(installed.replacedProgramId, oldId);
+      assert.notEqual(installed.programId, oldId);
+      assert.equal(tcQuery(filterOf(options)), installed.programId, 'this build\'s program is attached');
+      assert.ok(existsSync(join(pinRoot, 'delay_hist')));
+      const slot = installed.egress.slots.get(1)!;
+      assert.equal(installed.egress.state.get(slot)!.t_last, 5_000_000_000, 'the schedule was kept');
+      // The agent's first apply gives the adopted class a histogram; the attached program counts into it.
+      installed.datapath.apply(installed.datapath.read());
+      assert.equal(installed.datapath.delayHistogram(1)!.total, 0);
+      installed.egress.setTestClock(7_000_000_000n);
+      installed.egress.program.testRun({ data: frame('10.77.0.2'), ctxIn: skbContext({ mark: 9, wireLen: 1000 }) });
+      assert.equal(installed.datapath.delayHistogram(1)!.total, 1);
+    } finally {
+      installed.egress.close();
+    }
+    const again = await installInterface(options);
+    try {
+      assert.equal(again.adopted, true, 'this build\'s own program is adopted');
+      assert.equal(again.replacedProgramId, undefined);
+    } finally {
+      again.egress.close();
+    }
+    await uninstallInterface(options);
   });
 
   it('an unknown interface is a clear error naming it, and a failed first install leaves no pins', async () => {

@@ -177,6 +177,7 @@ export const lib = {
 
   bpf_map__fd: libbpf.func('int bpf_map__fd(const bpf_map *map)') as Fn,
   bpf_map__name: libbpf.func('const char *bpf_map__name(const bpf_map *map)') as Fn,
+  bpf_map__pin_path: libbpf.func('const char *bpf_map__pin_path(const bpf_map *map)') as Fn,
   bpf_map__type: libbpf.func('int bpf_map__type(const bpf_map *map)') as Fn,
   bpf_map__key_size: libbpf.func('uint32_t bpf_map__key_size(const bpf_map *map)') as Fn,
   bpf_map__value_size: libbpf.func('uint32_t bpf_map__value_size(const bpf_map *map)') as Fn,

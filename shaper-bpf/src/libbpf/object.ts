@@ -52,6 +52,19 @@ export class BpfObject {
   }
 
   /**
+   * The maps this object pins by name (LIBBPF_PIN_BY_NAME), with the paths load() pins them at
+   * or reuses them from; available before load().
+   */
+  pinnedMaps(): Array<{ name: string; path: string }> {
+    const out: Array<{ name: string; path: string }> = [];
+    for (let m = lib.bpf_object__next_map(this.ptr(), null) as Ptr | null; m; m = lib.bpf_object__next_map(this.ptr(), m) as Ptr | null) {
+      const path = lib.bpf_map__pin_path(m) as string | null;
+      if (path) out.push({ name: lib.bpf_map__name(m) as string, path });
+    }
+    return out;
+  }
+
+  /**
    * Creates the maps and loads every program. When the verifier rejects a program, libbpf
    * retries with logging on and prints the log through libbpf_set_print; that text becomes
    * the BpfError's detail.

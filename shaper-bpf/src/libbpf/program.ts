@@ -28,7 +28,7 @@ export interface TestRunResult {
   ctxOut: Buffer | undefined;
 }
 
-interface ProgInfoStruct { type: number; id: number; name: string }
+interface ProgInfoStruct { type: number; id: number; tag: number[]; name: string }
 
 export class BpfProgram {
   readonly name: string;
@@ -78,6 +78,16 @@ export class BpfProgram {
   /** Kernel program id (what `bpftool prog`, tc and cgroup listings show). */
   get id(): number {
     return this.kernelInfo().id;
+  }
+
+  /**
+   * The kernel's tag of the program: a hash of its instructions with map references blanked
+   * (bpf_prog_calc_tag), as hex. Two loads of the same object have the same tag; a program
+   * built from other sources has another, which is how an agent tells an attached program from
+   * an older build from its own.
+   */
+  get tag(): string {
+    return Buffer.from(this.kernelInfo().tag).toString('hex');
   }
 
   /** enum bpf_prog_type value (3 = sched_cls, 13 = sock_ops). */
