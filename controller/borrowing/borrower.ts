@@ -14,6 +14,13 @@
  *   alone are not a signal: pacing delays packets of a bursty sender far below its rate too.
  * - Demand: a demanding class wants its ceil; any other wants its smoothed usage × `headroom`
  *   (110%), so it has room to grow and a class using less than its guarantee keeps the guarantee.
+ * - Squeezed by its parent: a class that is not demanding although its horizon drops grew (it
+ *   used less than half its rate), under a parent that used at least `saturation` of its own
+ *   rate, wants at least its guarantee. The parent's schedule is shared first come, first served, so while a sibling
+ *   holds a borrowed rate a class waking up can be held far below its guarantee by the parent
+ *   alone; its drops say it wants more, the full parent says why. It gets its guarantee back in
+ *   one allocation, instead of 10% more per interval. (Drops under a parent with room are the
+ *   class's own bursts beyond its depth: more rate for it would not help, so nothing changes.)
  * - No flapping: a new allocation is published only when some class's effective rate moves by
  *   more than `threshold` (2%) from the published one, or the tree (ids, parents, rates, ceils,
  *   weights) changed. The whole allocation is kept or replaced as one, so the published rates
@@ -89,12 +96,13 @@ export class Borrower {
     const current = this.published?.tree === key ? this.published.rates : undefined;
     const usage = this.usageOf(tree);
     const kids = childrenOf(tree);
+    // The rate in force during the interval (the published one, also across a tree change).
+    const inForce = (c: TreeClass) => Math.min(c.ceil, Math.max(c.rate, this.published?.rates.get(c.id) ?? c.rate));
     const demanding = new Map<number, boolean>();
     const isDemanding = (c: TreeClass): boolean => {
       const known = demanding.get(c.id);
       if (known !== undefined) return known;
-      // The rate in force during the interval (the published one, also across a tree change).
-      const eff = Math.min(c.ceil, Math.max(c.rate, this.published?.rates.get(c.id) ?? c.rate));
+      const eff = inForce(c);
       const u = usage.get(c.id) ?? 0;
       // Every child is visited (no short-circuit), so each one's verdict is cached.
       const childDemanding = (kids.get(c.id) ?? []).map(isDemanding).some(Boolean);
@@ -102,8 +110,17 @@ export class Borrower {
       demanding.set(c.id, v);
       return v;
     };
+    const byId = new Map(tree.map((c) => [c.id, c]));
+    const full = (id: number): boolean => {
+      const p = byId.get(id);
+      return p !== undefined && (usage.get(id) ?? 0) >= this.o.saturation * inForce(p);
+    };
     const demand = new Map<number, number>();
-    for (const c of tree) demand.set(c.id, isDemanding(c) ? c.ceil : (usage.get(c.id) ?? 0) * this.o.headroom);
+    for (const c of tree) {
+      const headroom = (usage.get(c.id) ?? 0) * this.o.headroom;
+      const squeezed = this.dropping.has(c.id) && full(c.parentId);
+      demand.set(c.id, isDemanding(c) ? c.ceil : squeezed ? Math.max(c.rate, headroom) : headroom);
+    }
     const next = effectiveRates(tree, demand);
     if (current && [...next].every(([id, r]) => Math.abs(r - current.get(id)!) <= this.o.threshold * current.get(id)!)) return current;
     this.published = { tree: key, rates: next };

@@ -213,4 +213,31 @@ describe('Borrower', () => {
     c.sample(1000, stats(0.75e6, 0, 5)); // 6 Mbit/s of a 10 Mbit/s rate, with drops
     assert.equal(c.rates(t).get(A), 40 * M, 'demanding: its ceil, B being idle');
   });
+
+  it('a class held far below its guarantee by a full parent (drops, little usage) gets its guarantee back in one allocation', () => {
+    // A small guarantee that borrows up to the parent, and a large one; the parent's schedule is
+    // first come, first served, so while A holds 40 a waking B can pass far less than half its rate.
+    const lopsided = [
+      { id: P, parentId: 0, rate: 40 * M, ceil: 40 * M, weight: 1 },
+      { id: A, parentId: P, rate: 2 * M, ceil: 40 * M, weight: 1 },
+      { id: B, parentId: P, rate: 38 * M, ceil: 40 * M, weight: 1 },
+    ];
+    /** Cumulative counters: Mbit passed and drops so far, per child. */
+    const at = (a: [number, number], b: [number, number]) =>
+      new Map([[P, { bytes: 0, horizon_drops: 0 }], [A, { bytes: (a[0] * M) / 8, horizon_drops: a[1] }], [B, { bytes: (b[0] * M) / 8, horizon_drops: b[1] }]]);
+    const squeezed = new Borrower();
+    squeezed.sample(0, at([0, 0], [0, 0]));
+    squeezed.sample(1000, at([40, 500], [0, 0])); // A alone, policed at 40
+    assert.deepEqual([squeezed.rates(lopsided).get(A), squeezed.rates(lopsided).get(B)], [40 * M, 38 * M]);
+    squeezed.sample(2000, at([76, 1000], [4, 300])); // the parent full: A 36, B 4 of its 38 with drops
+    const r = squeezed.rates(lopsided);
+    assert.deepEqual([r.get(A), r.get(B)], [2 * M, 38 * M], 'B counts its whole guarantee against the parent at once');
+
+    // The same drops under a parent with room are B's own bursts: more rate would not help B, A keeps borrowing.
+    const bursty = new Borrower();
+    bursty.sample(0, at([0, 0], [0, 0]));
+    bursty.sample(1000, at([10, 0], [4, 300])); // parent at 14 of 40
+    const q = bursty.rates(lopsided);
+    assert.ok(q.get(A)! > 30 * M, `A keeps B's unused guarantee: ${q.get(A)}`);
+  });
 });
