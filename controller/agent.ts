@@ -6,6 +6,7 @@
 import 'reflect-metadata';
 import { createServer, type Server } from 'node:http';
 import { existsSync, readFileSync } from 'node:fs';
+import { isDeepStrictEqual } from 'node:util';
 import { join } from 'node:path';
 import { inject, injectable, optional } from 'inversify';
 import { Registry, Gauge } from 'prom-client';
@@ -21,6 +22,8 @@ import { LOGGER, type Logger } from './config/module.js';
 import { INTERFACE_INSTALLER, type InstalledDatapath, type InterfaceInstaller } from './datapath/installer.js';
 import { modeAfterCheck, type ModeState } from './datapath/fq-watch.js';
 import { TCP_TUNER, type InstalledTcp, type TcpTuner } from './datapath/tcp-tuner.js';
+import { ROUTE_TUNER, type RouteTuner } from './datapath/route-tuner.js';
+import type { RouteState } from './datapath/route-plan.js';
 import { desiredState, type ClassError, type Inventory } from './desired/desired-state.js';
 import { Reconciler, type ReconcileResult } from './reconciler/reconciler.js';
 import { shaperDesired$ } from './borrowing/shaper-desired.js';
@@ -56,6 +59,14 @@ export class Agent {
   private readonly ifaces: IfaceStatus[] = [];
   /** TCP tuning (host-wide), when configured: what is installed and how its last apply went. */
   private tcp?: { installed?: InstalledTcp; lastError: string | null };
+  /**
+   * Per class with TCP tuning: tcp_stats' `failed` when its tuning was last written. Only sockets
+   * refused since then are reported, so fixing a class clears its error (the counters are the
+   * kernel's and keep counting).
+   */
+  private readonly tcpFailedBaseline = new Map<number, number>();
+  /** Route tuning (rto_min route metrics), when enabled: how its last apply went. */
+  private routes?: { lastError: string | null };
   /** class id → name, from the API's latest classes: names the kernel's per-class TCP errors. */
   private classNames = new Map<number, string>();
   private heartbeatTimer?: NodeJS.Timeout;
@@ -71,6 +82,7 @@ export class Agent {
     @inject(INTERFACE_INSTALLER) private readonly installer: InterfaceInstaller,
     @inject(LOGGER) private readonly log: Logger,
     @inject(TCP_TUNER) @optional() private readonly tcpTuner?: TcpTuner,
+    @inject(ROUTE_TUNER) @optional() private readonly routeTuner?: RouteTuner,
   ) {}
 
   async start(): Promise<void> {
@@ -118,6 +130,7 @@ export class Agent {
       this.subscriptions.push(reconciler.run(desired$).subscribe((r) => this.onResult(st, r)));
     }
     this.startTcp(budgets$, inventoryFor(true));
+    if (s.routeTuning) this.startRoutes(budgets$, inventoryFor(true));
     // Subscribed last, so every consumer above sees the first list.
     this.subscriptions.push(
       this.api
@@ -204,7 +217,15 @@ export class Agent {
     const tcp = (this.tcp = { installed, lastError: null as string | null });
     this.log.info({ cgroupRoot: installed.cgroupRoot, attach: installed.attach }, 'TCP tuning ready');
     const reconciler = new Reconciler<TcpState>({
-      apply: (state) => installed.datapath.apply(state),
+      apply: (state) => {
+        const before = installed.datapath.read().tuning;
+        const report = installed.datapath.apply(state);
+        // A class whose tuning was written (new or changed) starts counting refusals afresh.
+        const stats = installed.datapath.stats();
+        for (const [id, tuning] of state.tuning) if (!isDeepStrictEqual(before.get(id), tuning)) this.tcpFailedBaseline.set(id, stats.get(id)?.failed ?? 0);
+        for (const id of this.tcpFailedBaseline.keys()) if (!state.tuning.has(id)) this.tcpFailedBaseline.delete(id);
+        return report;
+      },
       snapshotFile: join(s.stateDir, 'tcp.last-known-good.json'),
       resyncMs: s.resyncMs,
       backoff: { minMs: s.backoffMinMs, maxMs: s.backoffMaxMs },
@@ -225,15 +246,50 @@ export class Agent {
     );
   }
 
-  /** What the kernel refused, per class with tuning (from tcp_stats). */
+  /**
+   * rto_min route metrics for prefix-selected classes: pacer's own routes (proto 112) reconciled
+   * to the desired routes like the maps (resync repairs a route deleted by hand). Refusals are
+   * per class; a failed apply is retried and reported, and never stops shaping.
+   */
+  private startRoutes(budgets$: ReplaySubject<Budgets>, inventory: Inventory): void {
+    const tuner = this.routeTuner;
+    if (tuner === undefined) return;
+    const s = this.config.settings;
+    const routes = (this.routes = { lastError: null as string | null });
+    const reconciler = new Reconciler<RouteState>({
+      apply: (state) => tuner.apply(state),
+      snapshotFile: join(s.stateDir, 'routes.last-known-good.json'),
+      resyncMs: s.resyncMs,
+      backoff: { minMs: s.backoffMinMs, maxMs: s.backoffMaxMs },
+    });
+    const desired$ = budgets$.pipe(map((b) => ({ revision: b.revision, state: desiredState(b.classes, s.label, inventory).routes })));
+    let refused = '';
+    this.subscriptions.push(
+      reconciler.run(desired$).subscribe((r) => {
+        if (r.ok) {
+          if (Object.keys(r.report.changes).length > 0) this.log.info({ revision: r.revision, why: r.why, changes: r.report.changes }, 'route tuning applied');
+          routes.lastError = null;
+          const errors = JSON.stringify(tuner.classErrors());
+          if (errors !== refused && errors !== '[]') this.log.warn({ classErrors: tuner.classErrors() }, 'route tuning refused for some classes; the others are applied');
+          refused = errors;
+        } else {
+          routes.lastError = r.error;
+          this.log.error({ err: r.error, retryInMs: r.retryInMs }, 'route tuning apply failed; retrying');
+        }
+      }),
+    );
+  }
+
+  /** What the kernel refused, per class with tuning (from tcp_stats), since its tuning was written. */
   private tcpClassErrors(): ClassError[] {
     const installed = this.tcp?.installed;
     if (!installed) return [];
     const tuned = installed.datapath.read().tuning;
     const out: ClassError[] = [];
     for (const [id, st] of installed.datapath.stats()) {
-      if (!tuned.has(id) || st.failed === 0 || st.last_error === 0) continue;
-      out.push({ class: this.classNames.get(id) ?? `id ${id}`, error: `tcp: ${describeTcpError(st.last_error, st.last_option)} (${st.failed} sockets)` });
+      const refused = st.failed - (this.tcpFailedBaseline.get(id) ?? 0);
+      if (!tuned.has(id) || refused <= 0 || st.last_error === 0) continue;
+      out.push({ class: this.classNames.get(id) ?? `id ${id}`, error: `tcp: ${describeTcpError(st.last_error, st.last_option)} (${refused} sockets)` });
     }
     return out;
   }
@@ -280,13 +336,20 @@ export class Agent {
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'could not read the TCP tuning stats');
     }
-    const lastError = failed ? `${failed.installed.iface}: ${failed.lastError}` : this.tcp?.lastError ? `tcp: ${this.tcp.lastError}` : null;
+    const routeErrors = this.routes ? (this.routeTuner?.classErrors() ?? []) : [];
+    const lastError = failed
+      ? `${failed.installed.iface}: ${failed.lastError}`
+      : this.tcp?.lastError
+        ? `tcp: ${this.tcp.lastError}`
+        : this.routes?.lastError
+          ? `routes: ${this.routes.lastError}`
+          : null;
     return {
       appliedRevision: Math.min(...this.ifaces.map((i) => i.applied ?? 0)),
       // A TCP tuning failure is an error to report, but shaping/policing goes on: the mode says what the interfaces do.
       mode: failed ? 'error' : policing ? 'policing' : 'shaping',
       modeDetail: policing?.modeDetail ?? this.ifaces[0]?.modeDetail,
-      classErrors: [...classErrors, ...tcpErrors].slice(0, 10_000).map((e) => ({ class: e.class, error: e.error.slice(0, 1024) })),
+      classErrors: [...classErrors, ...tcpErrors, ...routeErrors].slice(0, 10_000).map((e) => ({ class: e.class, error: e.error.slice(0, 1024) })),
       lastError: lastError === null ? null : lastError.slice(0, 4096),
     };
   }
@@ -359,5 +422,6 @@ export class Agent {
     this.ifaces.length = 0;
     this.tcp?.installed?.close(); // the pinned link keeps sock_ops attached
     this.tcp = undefined;
+    this.routes = undefined; // pacer's routes stay: they keep tuning while the agent is away
   }
 }

@@ -13,6 +13,7 @@ import { kernelDatapathModule } from './datapath/module.js';
 import { resolveAgentConfig } from './config/config.js';
 import { KernelInstaller } from './datapath/installer.js';
 import { uninstallTcp } from './datapath/tcp-tuner.js';
+import { KernelRouteTuner } from './datapath/route-tuner.js';
 import { parseDuration } from '../api/contract/units.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -61,7 +62,7 @@ export function agentCommand(): Command {
     });
   cmd
     .command('teardown')
-    .description('remove what the agent installed on the interfaces and restore their previous qdiscs')
+    .description('remove what the agent installed on the interfaces, restore their previous qdiscs, and delete pacer\'s rto_min routes (proto 112)')
     .option('--iface <name>', 'interface; repeatable (required)', collect)
     .option('--state-dir <dir>', 'state directory the agent used (default /var/lib/pacer)')
     .option('--netns <path>', 'network namespace of the interfaces')
@@ -77,6 +78,8 @@ export function agentCommand(): Command {
       for (const iface of opts.iface) await installer.uninstall(iface);
       // TCP tuning is host-wide: its pinned sock_ops link and maps go too.
       uninstallTcp(opts.pinBase);
+      // pacer's rto_min routes (proto 112) in the interfaces' network namespace.
+      new KernelRouteTuner({ netns: opts.netns }).uninstall();
     });
   return cmd;
 }

@@ -40,7 +40,7 @@ export const agentConfigSchema = z.strictObject({
   /** How often each interface's root qdisc is checked for fq (policing without it); 0 = only at start. */
   qdiscCheckMs: z.coerce.number().int().refine((v) => v === 0 || v >= 100, 'must be 0 (off) or at least 100 ms').default(1_000),
   /** TCP rto_min for prefix-matched classes as a route metric on pacer's own routes (docs/agent.md). */
-  routeTuning: z.union([z.boolean(), z.enum(['on', 'off', 'true', 'false'])]).transform((v) => v === true || v === 'on' || v === 'true').default(true),
+  routeTuning: z.union([z.boolean(), z.enum(['on', 'off', 'true', 'false'])], { message: 'must be on or off' }).transform((v) => v === true || v === 'on' || v === 'true').default(true),
   backoffMinMs: z.coerce.number().int().min(1).default(500),
   backoffMaxMs: z.coerce.number().int().min(1).default(30_000),
   logLevel: z.string().default('info'),

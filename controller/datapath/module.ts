@@ -3,6 +3,7 @@ import { ContainerModule } from 'inversify';
 import { AgentConfig } from '../config/config.js';
 import { INTERFACE_INSTALLER, KernelInstaller, type InterfaceInstaller } from './installer.js';
 import { KernelTcpTuner, TCP_TUNER, type TcpTuner } from './tcp-tuner.js';
+import { KernelRouteTuner, ROUTE_TUNER, type RouteTuner } from './route-tuner.js';
 
 export const kernelDatapathModule = new ContainerModule(({ bind }) => {
   bind<InterfaceInstaller>(INTERFACE_INSTALLER)
@@ -17,5 +18,9 @@ export const kernelDatapathModule = new ContainerModule(({ bind }) => {
       const { cgroupRoot, pinBase } = ctx.get(AgentConfig).settings;
       return new KernelTcpTuner({ cgroupRoot, pinBase });
     })
+    .inSingletonScope();
+  // rto_min routes in the interfaces' network namespace (used only with --route-tuning on, the default).
+  bind<RouteTuner>(ROUTE_TUNER)
+    .toDynamicValue((ctx) => new KernelRouteTuner({ netns: ctx.get(AgentConfig).settings.netns }))
     .inSingletonScope();
 });

@@ -19,6 +19,7 @@ import type { TcpState } from '../../shaper-bpf/src/tcp-datapath.js';
 import type { ClassConfig } from '../../shaper-bpf/src/layout.js';
 import { MAX_DEPTH } from '../../shaper-bpf/src/edt.js';
 import { canonicalCidr } from '../../api/contract/class.js';
+import type { RouteState } from '../datapath/route-plan.js';
 
 export interface Inventory {
   /** fq is available: shaping. Without it the interface polices (docs/data-plane.md). */
@@ -37,6 +38,8 @@ export interface ClassError {
 export interface DesiredState {
   shaper: ShaperState;
   tcp: TcpState;
+  /** rto_min route metrics for prefix-selected classes with tcp.rtoMin (controller/datapath/route-plan.ts). */
+  routes: RouteState;
   classErrors: ClassError[];
 }
 
@@ -113,6 +116,7 @@ export function desiredState(
     settings: { default_class: 0, flags: policing ? SETTINGS_POLICING : 0 },
   };
   const tcp: TcpState = { tuning: new Map(), cgroups: new Map(), dst4: new Map(), dst6: new Map() };
+  const routes: RouteState = new Map();
   const owners = new Map<string, string>(); // selector key → class name, for conflict messages
 
   /** Claims a selector for a class; false (and an error) when another class holds it. */
@@ -175,11 +179,13 @@ export function desiredState(
       tcp.tuning.set(c.id, { rto_min_us: toUs(c.tcp.rtoMin), delack_max_us: toUs(c.tcp.delackMax) });
       for (const id of cgroups) tcp.cgroups.set(id, c.id);
       for (const cidr of prefixes) (cidr.includes(':') ? tcp.dst6 : tcp.dst4).set(cidr, c.id);
+      // The route metric has ms granularity: rounded up, like the sock_ops µs.
+      if (c.tcp.rtoMin !== null) for (const cidr of prefixes) routes.set(cidr, { classId: c.id, className: c.name, rtoMinMs: Math.ceil(c.tcp.rtoMin / 1e6) });
     }
   }
 
   errors.sort((a, b) => cmp(a.class, b.class) || cmp(a.error, b.error));
-  return { shaper, tcp, classErrors: errors };
+  return { shaper, tcp, routes, classErrors: errors };
 }
 
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);

@@ -107,6 +107,22 @@ describe('desiredState', () => {
     assert.ok(d.shaper.classes.has(2), 'the class is still shaped');
   });
 
+  it('rto_min route metrics for the prefixes of classes with tcp.rtoMin, in whole ms rounded up; delackMax alone has no route metric', () => {
+    const d = desiredState(
+      [
+        record('t', 1, { match: { marks: [], cgroups: ['/web'], dst: ['10.1.0.0/16', 'fd00:1::/64'] }, tcp: { rtoMin: 5_000_001, delackMax: null } }),
+        record('d', 2, { match: { marks: [], cgroups: [], dst: ['10.2.0.0/16'] }, tcp: { rtoMin: null, delackMax: 2_000_000 } }),
+        record('n', 3, { match: { marks: [], cgroups: [], dst: ['10.3.0.0/16'] } }),
+      ],
+      {},
+      inv(),
+    );
+    assert.deepEqual([...d.routes], [
+      ['10.1.0.0/16', { classId: 1, className: 't', rtoMinMs: 6 }],
+      ['fd00:1::/64', { classId: 1, className: 't', rtoMinMs: 6 }],
+    ]);
+  });
+
   const names = ['a', 'b', 'c', 'd', 'e', 'f'];
   const arbClasses = fc
     .uniqueArray(
