@@ -7,14 +7,13 @@
  * Modelled: slow start and congestion avoidance (RFC 5681) with NewReno or CUBIC (RFC 9438,
  * cubic.ts) growth; without SACK, fast retransmit and NewReno recovery (RFC 6582) and go-back-N
  * after a timeout; with SACK (sack.ts), RFC 6675 recovery driven by the scoreboard (IsLost,
- * SetPipe, NextSeg rules 1–3) and, after a timeout, retransmission of only the un-SACKed bytes
- * (Linux tcp_enter_loss); the RTO per RFC 6298 or Linux's form with backoff on a tick clock; TCP
+ * SetPipe, NextSeg rules 1–3) with PRR (RFC 6937) sizing the sends, as in Linux, and after a
+ * timeout retransmission of only the un-SACKed bytes (Linux tcp_enter_loss); the RTO per RFC 6298 or Linux's form with backoff on a tick clock; TCP
  * Small Queues; TCP's own pacing (pacing.ts); delayed ACKs with quick-ack (receiver.ts).
  *
  * Not modelled: the handshake and FIN (connections exist from t = 0, with the SYN's RTT sample),
- * receive-window limits, limited transmit (RFC 3042) without SACK, PRR (RFC 6937: Linux's
- * recovery sizes its sends with PRR, this model with RFC 6675's cwnd = ssthresh and pipe),
- * RACK-TLP (RFC 8985), F-RTO and spurious-retransmission undo, HyStart, ECN response, the
+ * receive-window limits, limited transmit (RFC 3042) without SACK, PRR without SACK (NewReno
+ * recovery inflates cwnd per RFC 6582, as the incast papers' stacks did), RACK-TLP (RFC 8985), F-RTO and spurious-retransmission undo, HyStart, ECN response, the
  * Linux mdev_max decay (rttvar follows RFC 6298's EWMA in both RTO styles; only the floor
  * differs), Linux's adaptive ATO for delayed ACKs.
  */
@@ -63,6 +62,10 @@ export class TcpSender implements PacketSink, CcSender {
   private readonly sb: Scoreboard | null;
   private highRxt = 0;
   private lossMode = false;
+  /** PRR (RFC 6937 §3.1) in SACK recovery: bytes delivered and sent since it began, FlightSize then. */
+  private prrDelivered = 0;
+  private prrOut = 0;
+  private recoverFs = 0;
   srtt: TimeNs = 0;
   rttvar: TimeNs = 0;
   rto: TimeNs;
@@ -189,6 +192,8 @@ export class TcpSender implements PacketSink, CcSender {
   private receiveWithSack(ack: AckSegment, sb: Scoreboard): void {
     const now = this.events.now();
     const a = ack.ack;
+    const una0 = this.sndUna;
+    const sacked0 = sb.sacked.bytes;
     const newlySacked = sb.update(ack.sack, Math.max(a, this.sndUna));
     const advanced = a > this.sndUna;
     if (advanced) {
@@ -198,7 +203,8 @@ export class TcpSender implements PacketSink, CcSender {
       if (this.highRxt < a) this.highRxt = a;
       if (this.recovering && a >= this.recover) {
         // (A): a cumulative ACK covering RecoveryPoint ends recovery; the scoreboard is kept.
-        // cwnd stayed at ssthresh through fast recovery (4.2); after a timeout it grew from 1 MSS.
+        // PRR hands over at ssthresh (Linux tcp_end_cwnd_reduction); after a timeout cwnd grew from 1 MSS.
+        if (this.inRecovery) this.cwnd = this.ssthresh;
         this.inRecovery = false;
         this.lossMode = false;
         this.traceEvent('recovery_end');
@@ -211,18 +217,39 @@ export class TcpSender implements PacketSink, CcSender {
     }
     // RFC 6675 §5 steps (1), (2) and (4); §5.1: not again before HighACK reaches RecoveryPoint.
     if (!this.recovering && this.sndUna >= this.recover && this.sndUna < this.sndMax && (this.dupAcks >= DUP_THRESH || sb.isLost(this.sndUna))) {
-      this.ssthresh = this.cc.ssthreshOnLoss(this, now);
-      this.cwnd = this.ssthresh; // (4.2)
+      this.ssthresh = this.cc.ssthreshOnLoss(this, now); // (4.2)
       this.recover = this.sndMax; // (4.1)
       this.inRecovery = true;
       this.highRxt = this.sndUna;
       this.stats.fastRetransmits++;
+      this.prrDelivered = 0; // RFC 6937 §3.1
+      this.prrOut = 0;
+      this.recoverFs = this.sndMax - this.sndUna;
       // (4.3): retransmit the first segment presumed dropped, whatever cwnd and pipe say.
-      this.highRxt = this.sndUna + this.sendSegment(this.sndUna, true, Math.min(sb.sacked.nextStart(this.sndUna), this.sndMax));
+      const len = this.sendSegment(this.sndUna, true, Math.min(sb.sacked.nextStart(this.sndUna), this.sndMax));
+      this.highRxt = this.sndUna + len;
+      this.prrOut += len;
+      this.cwnd = this.ssthresh;
       this.traceEvent('fast_retransmit');
     }
+    if (this.inRecovery) this.prrAck(sb, this.sndUna - una0 + (sb.sacked.bytes - sacked0));
     this.sackSend(sb); // (C)
     if (advanced && this.sndUna === this.appEnd) this.onAllAcked?.();
+  }
+
+  /**
+   * PRR (RFC 6937 §3.1, PRR-SSRB), which Linux uses to size its sends in recovery instead of
+   * RFC 6675's cwnd = ssthresh (4.2): while pipe > ssthresh, send ssthresh/RecoverFS of what is
+   * delivered; below it, grow back to ssthresh by at most one MSS more than delivered.
+   */
+  private prrAck(sb: Scoreboard, delivered: number): void {
+    this.prrDelivered += delivered;
+    const pipe = sb.pipe(this.sndUna, this.sndMax, this.highRxt, sb.lostBelow());
+    const sndcnt =
+      pipe > this.ssthresh
+        ? Math.ceil((this.prrDelivered * this.ssthresh) / this.recoverFs) - this.prrOut
+        : Math.min(this.ssthresh - pipe, Math.max(this.prrDelivered - this.prrOut, delivered) + this.cfg.mss);
+    this.cwnd = pipe + Math.max(sndcnt, 0);
   }
 
   /** An ACK of new data: RTT sample, snd_una, backoff. */
@@ -285,6 +312,7 @@ export class TcpSender implements PacketSink, CcSender {
       } else return;
       if (this.pacing && !this.pacing.mayDepart()) return;
       const len = this.sendSegment(seq, seq < this.sndMax, end);
+      if (this.inRecovery) this.prrOut += len;
       if (seq < this.sndMax) this.highRxt = seq + len; // (C.2)
       else this.sndMax = this.sndNxt = seq + len; // (C.3)
     }

@@ -1,35 +1,14 @@
 import assert from 'node:assert/strict';
 import { EventList } from '../../sim/engine/events.js';
-import type { Packet, PacketSink } from '../../sim/net/packet.js';
+import type { Packet } from '../../sim/net/packet.js';
 import { Star } from '../../sim/topology/star.js';
-import { TcpReceiver, TcpSender, tcpConfig, type TcpConfig } from '../../sim/tcp/tcp.js';
+import { TcpSender, tcpConfig, type TcpConfig } from '../../sim/tcp/tcp.js';
 import { runIncast } from '../../sim/workload/incast.js';
 import { runDumbbell } from '../../sim/workload/bulk.js';
-
-const US = 1_000;
-const MS = 1_000_000;
-const GBIT = 1_000_000_000;
-/** Application bytes per second a 1 Gbit/s Ethernet link can carry: 1448 of every 1538 byte times. */
-const CEILING = (GBIT * 1448) / 1538;
+import { CEILING, GBIT, MS, US, tcpPair } from '../support/sim-tcp.js';
 
 /** Two hosts on one switch (1 Gbit/s, 25 us per link) with a sink in front of the receiver that may drop. */
-function pair(tcp: TcpConfig, dropIf: (p: Packet, n: number) => boolean = () => false) {
-  const ev = new EventList();
-  const star = new Star(ev);
-  for (const name of ['a', 'b']) star.addHost({ name, link: { rateBps: GBIT, delayNs: 25 * US }, switchPort: { bufferBytes: 1 << 20 } });
-  const fwd: PacketSink[] = [];
-  const rev: PacketSink[] = [];
-  const sender = new TcpSender(ev, tcp, 1, 0, fwd);
-  const receiver = new TcpReceiver(ev, tcp, 1, 0, rev);
-  let n = 0;
-  const dropper: PacketSink = { receive: (p) => (dropIf(p, ++n) ? undefined : receiver.receive(p)) };
-  fwd.push(...star.route('a', 'b', dropper));
-  rev.push(...star.route('b', 'a', sender));
-  sender.handshake(star.baseRtt('a', 'b', tcp.headerBytes));
-  const events: Array<{ kind: string; at: number; rto: number }> = [];
-  sender.trace = (e) => events.push(e);
-  return { ev, sender, receiver, events };
-}
+const pair = (tcp: TcpConfig, dropIf?: (p: Packet, n: number) => boolean) => tcpPair(tcp, { dropIf });
 
 describe('sim tcp: NewReno (RFC 5681, RFC 6582) and the RTO (RFC 6298, Linux)', () => {
   it('RTO: Linux floors rttvar at rto_min (SRTT + max(4·RTTVAR, RTOmin)); RFC 6298 floors the sum (§2.4)', () => {
