@@ -81,6 +81,7 @@ export interface ExactSummary {
   fctMaxNs: number;
   /** FCT / ideal FCT (≥ 1), rounded to 3 decimals; the mean is what pFabric plots as "normalized FCT". */
   slowdownMean: number;
+  slowdownMin: number;
   slowdownP50: number;
   slowdownP99: number;
   slowdownMax: number;
@@ -97,6 +98,8 @@ export function summarizeExact(fcts: readonly number[], slowdowns: readonly numb
     fctP99Ns: percentile(fcts, 0.99),
     fctMaxNs: fcts.reduce((a, b) => Math.max(a, b), 0),
     slowdownMean: r3(mean(slowdowns)),
+    // Floored to 3 decimals, so a slowdown just above 1 never shows as below it.
+    slowdownMin: n === 0 ? 0 : Math.floor(slowdowns.reduce((a, b) => Math.min(a, b), Infinity) * 1000) / 1000,
     slowdownP50: r3(percentile(slowdowns, 0.5)),
     slowdownP99: r3(percentile(slowdowns, 0.99)),
     slowdownMax: r3(n === 0 ? 0 : slowdowns.reduce((a, b) => Math.max(a, b), 0)),
