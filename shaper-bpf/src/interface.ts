@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { EgressObject, EGRESS_PROGRAM } from './egress.js';
 import { Datapath, SETTINGS_POLICING } from './datapath.js';
 import { BpfProgram, tcAttach, tcDetach, tcHookCreate, tcHookDestroy, tcQuery, type TcFilterRef } from './libbpf/index.js';
-import { FqUnavailableError, restoreQdisc, setupFq, type QdiscTarget } from './qdisc.js';
+import { FqUnavailableError, fqPresence, readRootQdisc, restoreQdisc, setupFq, type QdiscTarget } from './qdisc.js';
 
 export const PIN_BASE = '/sys/fs/bpf/pacer';
 /** The tc filter pacer owns on each interface: fixed, so a restarted agent finds it. */
@@ -122,7 +122,9 @@ export async function installInterface(o: InstallOptions): Promise<InstalledInte
 
 /**
  * Removes what pacer installed on the interface: its tc filter, the clsact hook if pacer created
- * it, its pins, and puts the previous root qdisc back.
+ * it, its pins, and puts the previous root qdisc back — if pacer's fq is still there. When someone
+ * replaced it since (the agent then polices and leaves their qdisc alone), their qdisc stays too:
+ * there is no fq of pacer's left to undo, and restoring the old root would undo their change.
  */
 export async function uninstallInterface(o: InstallOptions): Promise<void> {
   tcDetach(filterOf(o));
@@ -131,6 +133,11 @@ export async function uninstallInterface(o: InstallOptions): Promise<void> {
     tcHookDestroy({ iface: o.iface, netns: o.netns });
     rmSync(clsact);
   }
-  if (existsSync(recordOf(o, 'qdisc.json'))) await restoreQdisc({ iface: o.iface, netns: o.netns }, { saveFrom: recordOf(o, 'qdisc.json') });
+  const record = recordOf(o, 'qdisc.json');
+  if (existsSync(record)) {
+    const target = { iface: o.iface, netns: o.netns };
+    if (fqPresence(await readRootQdisc(target)).fq) await restoreQdisc(target, { saveFrom: record });
+    else rmSync(record);
+  }
   rmSync(pinRootOf(o), { recursive: true, force: true });
 }

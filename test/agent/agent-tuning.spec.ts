@@ -14,7 +14,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -51,6 +51,7 @@ describe('pacer agent: live mode, rto_min routes and TCP refusals (real API, rea
   let apiDir: string;
   let api: ApiChild | undefined;
   let agent: AgentChild | undefined;
+  let startAgent: () => AgentChild;
   let egress: EgressObject | undefined;
   let tcp: TcpTuningObject | undefined;
   let kernel: Datapath;
@@ -128,11 +129,10 @@ describe('pacer agent: live mode, rto_min routes and TCP refusals (real API, rea
     tuned = cg.child('tuned');
     api = await startApiChild(join(apiDir, 'pacer.db'), await freePort());
     const token = await tokenFor(api.url, 'agent', HOST);
-    agent = startAgentChild(
-      ['--api', api.url, '--iface', IFACE, '--netns', netnsPath, '--host', HOST, '--label', 'zone=tu', '--state-dir', stateDir, '--pin-base', pinBase,
-        '--cgroup-root', cg.base, '--resync', '1s', '--heartbeat', '1s', '--backoff-max', '1s', '--qdisc-check', '200ms', '--borrow-interval', '0s'],
-      token,
-    );
+    const args = ['--api', api.url, '--iface', IFACE, '--netns', netnsPath, '--host', HOST, '--label', 'zone=tu', '--state-dir', stateDir, '--pin-base', pinBase,
+      '--cgroup-root', cg.base, '--resync', '1s', '--heartbeat', '1s', '--backoff-max', '1s', '--qdisc-check', '200ms', '--borrow-interval', '0s'];
+    startAgent = () => (agent = startAgentChild(args, token));
+    startAgent();
     await statusWhere('the agent to install and heartbeat', (s) => s.mode !== undefined);
     egress = EgressObject.load({ pinRoot: join(pinBase, IFACE) });
     kernel = new Datapath(egress);
@@ -254,11 +254,33 @@ describe('pacer agent: live mode, rto_min routes and TCP refusals (real API, rea
     await patch('peer', { tcp: { rtoMin: '30ms' } });
     await withLog(until('the route back', async () => ((await routeRtoMin(PEER)) === 30 ? true : undefined), 10_000, 50));
     assert.deepEqual(agent!.lines.filter((l) => l.level >= 50).map((l) => l.msg), [], 'no errors logged');
+
+    // A SIGKILLed agent leaves the route; a restarted one finds it (proto 112) and changes nothing.
+    await killed(agent!.child);
+    assert.equal(await routeRtoMin(PEER), 30);
+    const restartedAt = Date.now();
+    startAgent();
+    await withLog(until('a heartbeat from the restarted agent', async () => {
+      const h = await host();
+      return h?.status && Date.parse(h.lastSeenAt) >= restartedAt && h.status.appliedRevision > 0 ? true : undefined;
+    }, 15_000, 100));
+    await sleep(1500); // past a resync
+    assert.equal(agent!.find('route tuning applied'), undefined, 'adopted: no route written');
+    assert.equal(await routeRtoMin(PEER), 30);
     agent!.child.kill('SIGTERM');
     assert.equal((await agent!.exited).code, 0);
     assert.equal(await routeRtoMin(PEER), 30, 'SIGTERM leaves the route (it keeps tuning while the agent is away)');
+    // What an install with fq records (this kernel has none, so the record is written here as the
+    // install would have): the root before pacer was bfifo. Since then an operator replaced
+    // pacer's fq with pfifo: teardown has no fq of pacer's to undo and leaves the operator's root.
+    const record = join(stateDir, `${IFACE}.qdisc.json`);
+    writeFileSync(record, JSON.stringify({ version: 1, iface: IFACE, netns: netnsPath, savedAt: new Date().toISOString(), restorable: true, root: { kind: 'bfifo', handle: '1:', options: { limit: 10000 }, children: [] } }));
+    await execIn(sender, 'tc', ['qdisc', 'replace', 'dev', IFACE, 'root', 'pfifo', 'limit', '500']);
     await teardown();
     assert.deepEqual(await pacerRoutes(), [], 'teardown deleted pacer\'s routes');
+    const root = await readRootQdisc({ iface: IFACE, netns: sender });
+    assert.deepEqual([root?.kind, root?.options.limit], ['pfifo', 500], 'the operator\'s qdisc stays');
+    assert.equal(existsSync(record), false, 'the record of the replaced fq is dropped');
     const others = JSON.parse(await execIn(sender, 'ip', ['-4', '-j', 'route', 'show'])) as Array<{ dst: string }>;
     assert.deepEqual(others.map((r) => r.dst), ['10.95.0.0/24'], 'and nothing else');
   });
