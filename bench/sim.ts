@@ -4,13 +4,17 @@
  *   - the 10 s dumbbell: two NewReno flows, 1 Gbit/s bottleneck, 100-packet drop-tail buffer
  *     (10 Gbit/s access links, 25 us per link, as in test/sim/tcp.spec.ts);
  *   - the incast sweep: sim/examples/incast.yaml (1 MB block, 100 rounds, 32 KB buffer) for
- *     N = 1, 2, 4, 8, 16, 32, 48 servers at RTOmin 200 ms and 1 ms.
+ *     N = 1, 2, 4, 8, 16, 32, 48 servers at RTOmin 200 ms and 1 ms;
+ *   - RPCs: sim/examples/rpc-web-search.yaml (web-search sizes, open-loop Poisson arrivals at
+ *     60% of the front-end's link in two classes, a new TCP connection per request and per
+ *     response) for 10 s simulated.
  * Prints simulated events per wall second, CPU µs (user + system, process.cpuUsage) per delivered
  * data segment — the unit that compares across simulators — and memory: RSS at 25/50/75/100% of
  * the dumbbell's simulated time and the peak RSS (process.resourceUsage().maxRSS).
  *
  * Delivered data segments are counted from delivered application bytes: ceil(bytes / MSS) per
- * bulk flow, and per incast round ceil(share / MSS) for each server's share of the block.
+ * bulk flow, per incast round ceil(share / MSS) for each server's share of the block, and for
+ * RPCs the workload's own count (requests and responses, sim/workload/rpc.ts).
  * Retransmitted copies are not counted: they are cost, not delivery.
  *
  * Reference (issue 6): ns-3 3.37 (Debian build) on this machine, ~31 µs/segment on the dumbbell
@@ -26,6 +30,7 @@ import { grid, parseAxis, pointText } from '../sim/sweep.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const INCAST = join(here, '../../sim/examples/incast.yaml');
+const RPC = join(here, '../../sim/examples/rpc-web-search.yaml');
 const TARGET_US = 5;
 
 const DUMBBELL = `description: dumbbell, two NewReno flows, 1 Gbit/s bottleneck, 100-packet drop-tail
@@ -55,10 +60,12 @@ function segmentsOf(r: SimResult, mss: number): number {
   let n = 0;
   for (const f of r.flows) n += Math.ceil(f.bytes / mss);
   for (const i of r.incast) n += i.roundsCompleted * i.servers * Math.ceil(i.blockBytes / i.servers / mss);
+  for (const w of r.rpc) n += w.deliveredSegments;
   return n;
 }
 
 async function measure(text: string, name: string, onFraction?: (f: number) => void): Promise<Measured> {
+  // The file's path when there is one: an RPC scenario may name a CDF relative to it.
   const scenario = loadScenario(text, name);
   const mss = scenario.workloads[0]!.tcp.mss;
   const sim = new Simulation(scenario);
@@ -116,6 +123,16 @@ async function main(): Promise<void> {
     );
   }
   console.log(`  all 14 points: ${total.events} events, ${(total.wallMs / 1000).toFixed(2)} s wall, ${(total.events / (total.wallMs / 1000) / 1e6).toFixed(2)} M events/s, ${(total.cpuUs / total.segments).toFixed(2)} µs/segment (ns-3 3.37 at N=48: ~44)`);
+
+  console.log('\nRPCs (sim/examples/rpc-web-search.yaml: web-search sizes, Poisson arrivals, 60% load, two classes; 10 s simulated)');
+  const rpcRss: string[] = [];
+  const rpcText = readFileSync(RPC, 'utf8').replace(/^duration: .*$/m, 'duration: 10s');
+  const q = await measure(rpcText, RPC, (f) => rpcRss.push(`${Math.round(f * 100)}%: ${mib(process.memoryUsage.rss())}`));
+  const rpcs = q.result.rpc.reduce((a, w) => a + w.completed, 0);
+  console.log(`  events ${q.result.events}, wall ${(q.wallMs / 1000).toFixed(2)} s, ${(evPerS(q) / 1e6).toFixed(2)} M events/s`);
+  console.log(`  delivered segments ${q.segments}, CPU ${(q.cpuUs / 1e6).toFixed(2)} s → ${perSeg(q).toFixed(2)} µs/segment (target ≤ ${TARGET_US})`);
+  console.log(`  RPCs completed ${rpcs} (${(rpcs / 10).toFixed(0)}/s), connections opened ${2 * q.result.rpc.reduce((a, w) => a + w.arrivals, 0)}, goodput ${(q.result.rpc.reduce((a, w) => a + w.goodputBps, 0) / 1e6).toFixed(1)} Mbit/s`);
+  console.log(`  RSS over simulated time: ${rpcRss.join(', ')}`);
 
   console.log(`\npeak RSS (process.resourceUsage().maxRSS): ${mib(process.resourceUsage().maxRSS * 1024)}`);
 }

@@ -283,6 +283,7 @@ export class Simulation {
         /** Offered response bytes per second over the clients' total link rate. */
         offeredLoad: windowNs > 0 ? round3((r.offeredBytes * 8e9) / windowNs / clientRateBps) : 0,
         goodputBps: bps(r.deliveredBytes, windowNs),
+        deliveredSegments: r.deliveredSegments,
         fct: all,
         buckets,
         retransmits: tcp.retransmits,
@@ -485,6 +486,8 @@ export type RpcResult = {
   offeredBps: number;
   offeredLoad: number;
   goodputBps: number;
+  /** Data segments delivered in order (requests and responses). */
+  deliveredSegments: number;
   fct: ExactSummary;
   buckets: RpcBucket[];
   retransmits: number;

@@ -53,7 +53,9 @@ export class Histogram {
 
 function bucketOf(v: number): number {
   if (v < EXACT) return Math.max(0, Math.floor(v));
-  let e = 6; // v in [2^e, 2^(e+1))
+  // e with v in [2^e, 2^(e+1)): clz32 for 32-bit values, log2 (corrected to be exact) above.
+  let e = v < 2 ** 32 ? 31 - Math.clz32(v) : Math.floor(Math.log2(v));
+  while (2 ** e > v) e--;
   while (2 ** (e + 1) <= v) e++;
   const width = 2 ** (e - 5);
   return EXACT + (e - 6) * SUB + Math.floor((v - 2 ** e) / width);

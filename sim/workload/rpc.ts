@@ -63,6 +63,8 @@ export class RpcWorkload {
   offeredBytes = 0;
   /** Response bytes delivered to clients so far. */
   deliveredBytes = 0;
+  /** Data segments delivered in order, requests and responses (the cost unit of bench/sim.ts). */
+  deliveredSegments = 0;
   /** Delivered response bytes by the response's class id. */
   readonly deliveredByClass = new Map<number, number>();
   private readonly active = new Set<Call>();
@@ -125,6 +127,7 @@ export class RpcWorkload {
     c.receiver.onDelivered = (total) => {
       if (!answered && total >= req) {
         answered = true;
+        this.deliveredSegments += Math.ceil(req / pair.request.tcp.mss);
         this.respond(call);
       }
     };
@@ -139,6 +142,9 @@ export class RpcWorkload {
     c.receiver.onDelivered = (total) => {
       const more = Math.min(total, call.size) - call.delivered;
       if (more <= 0) return;
+      // Segments of the response delivered so far: whole MSS blocks, and the last one when complete.
+      const mss = r.tcp.mss;
+      this.deliveredSegments += Math.ceil(Math.min(total, call.size) / mss) - Math.ceil(call.delivered / mss);
       call.delivered += more;
       this.deliveredBytes += more;
       this.deliveredByClass.set(r.cls, (this.deliveredByClass.get(r.cls) ?? 0) + more);
