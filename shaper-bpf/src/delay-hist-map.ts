@@ -4,7 +4,7 @@
  * struct pacer_delay_hist. The program only counts into inner maps; creating, replacing and
  * removing them is the agent's (the Datapath's), here.
  */
-import { BpfMap } from './libbpf/index.js';
+import { BpfMap, type MapBtf } from './libbpf/index.js';
 import { delayHist, u32Key } from './layout.js';
 
 /** What the Datapath needs of the histograms; the kernel map and memoryTables implement it. */
@@ -25,8 +25,22 @@ const BPF_MAP_TYPE_ARRAY_OF_MAPS = 12;
 /** The inner map every slot gets: what struct pacer_hist_inner declares (the verifier requires the same). */
 export const INNER_MAP = { type: BPF_MAP_TYPE_ARRAY, name: 'pacer_hist', keySize: 4, valueSize: delayHist.size, maxEntries: 1 } as const;
 
+/** BTF kinds (linux/btf.h) of the inner map's key (__u32) and value (struct pacer_delay_hist). */
+const BTF_KIND_STRUCT = 4;
+const BTF_KIND_TYPEDEF = 8;
+/** The types struct pacer_hist_inner declares, to find in the object's BTF (BpfObject.btfFor). */
+export const INNER_MAP_TYPES = { key: { name: '__u32', kind: BTF_KIND_TYPEDEF }, value: { name: 'pacer_delay_hist', kind: BTF_KIND_STRUCT } } as const;
+
 export class DelayHistMap implements HistogramTable {
-  constructor(readonly map: BpfMap) {
+  /**
+   * `innerBtf`: the object's BTF for INNER_MAP_TYPES. The inner maps are created with it, as
+   * libbpf creates the template from the declaration: kernel 6.1 refuses an inner map whose BTF
+   * presence differs from the template's (EINVAL on every update of delay_hist).
+   */
+  constructor(
+    readonly map: BpfMap,
+    private readonly innerBtf?: MapBtf,
+  ) {
     if (map.type !== BPF_MAP_TYPE_ARRAY_OF_MAPS || map.keySize !== 4 || map.valueSize !== 4) {
       throw new Error(`map ${map.name}: expected an array of maps with u32 keys (delay_hist), got a ${map.typeName} map with key/value sizes ${map.keySize}/${map.valueSize}`);
     }
@@ -69,7 +83,7 @@ export class DelayHistMap implements HistogramTable {
     // memlock) replaces nothing. The outer map keeps its own reference: our fds close after.
     const created: BpfMap[] = [];
     try {
-      for (let i = 0; i < n; i++) created.push(BpfMap.create(INNER_MAP));
+      for (let i = 0; i < n; i++) created.push(BpfMap.create({ ...INNER_MAP, btf: this.innerBtf }));
       const keys = Buffer.alloc(4 * n);
       const fds = Buffer.alloc(4 * n);
       for (let i = 0; i < n; i++) {

@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { BpfObject, type BpfProgram } from './libbpf/index.js';
 import * as layout from './layout.js';
 import { address, prefix, struct, SummedPerCpuMap, TypedMap, u32, u64 } from './typed-map.js';
-import { DelayHistMap } from './delay-hist-map.js';
+import { DelayHistMap, INNER_MAP_TYPES } from './delay-hist-map.js';
 
 /** The committed objects, found from this module (dist/shaper-bpf/src → shaper-bpf/obj). */
 export function objectPath(name: 'pacer_tc' | 'pacer_sockops'): string {
@@ -89,7 +89,7 @@ export class EgressObject {
     this.dst6Cache = new TypedMap(object.map('dst6_cache'), address('ipv6'), struct(layout.dstCache));
     this.settings = new TypedMap(object.map('settings'), u32, struct(layout.settings));
     this.ifaceStats = new SummedPerCpuMap(object.map('iface_stats'), u32, layout.ifaceStats);
-    this.hists = new DelayHistMap(object.map('delay_hist'));
+    this.hists = new DelayHistMap(object.map('delay_hist'), object.btfFor(INNER_MAP_TYPES.key, INNER_MAP_TYPES.value));
   }
 
   static load(options: EgressLoadOptions): EgressObject {

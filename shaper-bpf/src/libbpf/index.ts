@@ -2,7 +2,7 @@
 // an implementation detail; import from here.
 export { BpfError, errnoName } from './errors.js';
 export { BpfObject, type OpenOptions } from './object.js';
-export { BpfMap, MAP_TYPE_NAMES, UpdateFlags } from './map.js';
+export { BpfMap, MAP_TYPE_NAMES, UpdateFlags, type MapBtf } from './map.js';
 export {
   BpfProgram,
   readSkbContext,

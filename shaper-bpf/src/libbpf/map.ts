@@ -4,7 +4,7 @@
 import { constants } from 'node:os';
 import { check } from './errors.js';
 import { closeFd, objInfo, openPinnedFd, pinFd, unpinPath } from './info.js';
-import { lib, MapBatchOpts, MapInfo, numPossibleCpus } from './native.js';
+import { lib, MapBatchOpts, MapCreateOpts, MapInfo, numPossibleCpus } from './native.js';
 import koffi from 'koffi';
 
 const { ENOENT, EINVAL, EOPNOTSUPP, E2BIG, ENOSPC } = constants.errno;
@@ -23,6 +23,13 @@ const PER_CPU_TYPES = new Set([5, 6, 10, 21]); // percpu_hash, percpu_array, lru
 
 /** Flags of bpf_map_update_elem (BPF_ANY, BPF_NOEXIST, BPF_EXIST). */
 export const UpdateFlags = { ANY: 0, NOEXIST: 1, EXIST: 2 } as const;
+
+/** BTF for a map created with BpfMap.create: a loaded BTF's fd and the key and value type ids in it. */
+export interface MapBtf {
+  fd: number;
+  keyTypeId: number;
+  valueTypeId: number;
+}
 
 export interface BpfMapDescription {
   fd: number;
@@ -69,9 +76,14 @@ export class BpfMap {
    * maps. The caller owns the fd: close() it once the map is referenced elsewhere (an outer map
    * holds its own reference).
    */
-  static create(spec: { type: number; name: string; keySize: number; valueSize: number; maxEntries: number }): BpfMap {
-    const fd = check(lib.bpf_map_create(spec.type, spec.name, spec.keySize, spec.valueSize, spec.maxEntries, null) as number, 'create map', `map "${spec.name}"`);
-    return new BpfMap({ fd, ...spec }, true);
+  static create(spec: { type: number; name: string; keySize: number; valueSize: number; maxEntries: number; btf?: MapBtf }): BpfMap {
+    // With `btf`, the map carries the key and value types like a map an object declares: the
+    // inner maps of a map of maps must, because kernel 6.1's bpf_map_meta_equal compares
+    // timer_off, which is -ENOENT for a map with BTF and -EINVAL for one without (EINVAL on update).
+    const { btf, ...plain } = spec;
+    const opts = btf ? { sz: koffi.sizeof(MapCreateOpts), btf_fd: btf.fd, btf_key_type_id: btf.keyTypeId, btf_value_type_id: btf.valueTypeId } : null;
+    const fd = check(lib.bpf_map_create(spec.type, spec.name, spec.keySize, spec.valueSize, spec.maxEntries, opts) as number, 'create map', `map "${spec.name}"`);
+    return new BpfMap({ fd, ...plain }, true);
   }
 
   /** Opens a map by its kernel id (what a map of maps returns for an entry, and bpftool shows). */

@@ -13,6 +13,7 @@ export const EXPECTED_SIZES = {
   bpf_tc_opts: 32,
   bpf_test_run_opts: 80,
   bpf_map_batch_opts: 24,
+  bpf_map_create_opts: 48,
   bpf_object_open_opts: 80,
   bpf_map_info: 88,
   bpf_prog_info_head: 80, // prefix of bpf_prog_info up to and including name[16]
@@ -30,6 +31,7 @@ koffi.opaque('bpf_object');
 koffi.opaque('bpf_program');
 koffi.opaque('bpf_map');
 koffi.opaque('bpf_link');
+koffi.opaque('btf');
 
 // ---- structs (field names follow the C headers) ----------------------------------------------
 
@@ -72,6 +74,19 @@ export const MapBatchOpts = koffi.struct('bpf_map_batch_opts', {
   sz: 'size_t',
   elem_flags: 'uint64_t',
   flags: 'uint64_t',
+});
+
+export const MapCreateOpts = koffi.struct('bpf_map_create_opts', {
+  sz: 'size_t',
+  btf_fd: 'uint32_t',
+  btf_key_type_id: 'uint32_t',
+  btf_value_type_id: 'uint32_t',
+  btf_vmlinux_value_type_id: 'uint32_t',
+  inner_map_fd: 'uint32_t',
+  map_flags: 'uint32_t',
+  map_extra: 'uint64_t',
+  numa_node: 'uint32_t',
+  map_ifindex: 'uint32_t',
 });
 
 export const ObjectOpenOpts = koffi.struct('bpf_object_open_opts', {
@@ -131,6 +146,7 @@ export function assertStructLayouts(): void {
     bpf_tc_opts: koffi.sizeof(TcOpts),
     bpf_test_run_opts: koffi.sizeof(TestRunOpts),
     bpf_map_batch_opts: koffi.sizeof(MapBatchOpts),
+    bpf_map_create_opts: koffi.sizeof(MapCreateOpts),
     bpf_object_open_opts: koffi.sizeof(ObjectOpenOpts),
     bpf_map_info: koffi.sizeof(MapInfo),
     bpf_prog_info_head: koffi.sizeof(ProgInfoHead),
@@ -198,7 +214,10 @@ export const lib = {
   bpf_link__destroy: libbpf.func('int bpf_link__destroy(bpf_link *link)') as Fn,
 
   // Low-level (bpf.h) wrappers: return -errno on failure in libbpf 1.x.
-  bpf_map_create: libbpf.func('int bpf_map_create(int map_type, const char *map_name, uint32_t key_size, uint32_t value_size, uint32_t max_entries, const void *opts)') as Fn,
+  bpf_map_create: libbpf.func('int bpf_map_create(int map_type, const char *map_name, uint32_t key_size, uint32_t value_size, uint32_t max_entries, const bpf_map_create_opts *opts)') as Fn,
+  bpf_object__btf: libbpf.func('btf *bpf_object__btf(const bpf_object *obj)') as Fn,
+  bpf_object__btf_fd: libbpf.func('int bpf_object__btf_fd(const bpf_object *obj)') as Fn,
+  btf__find_by_name_kind: libbpf.func('int32_t btf__find_by_name_kind(const btf *btf, const char *type_name, uint32_t kind)') as Fn,
   bpf_map_get_fd_by_id: libbpf.func('int bpf_map_get_fd_by_id(uint32_t id)') as Fn,
   bpf_map_lookup_elem: libbpf.func('int bpf_map_lookup_elem(int fd, const void *key, void *value)') as Fn,
   bpf_map_update_elem: libbpf.func('int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags)') as Fn,

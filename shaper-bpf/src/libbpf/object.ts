@@ -5,7 +5,7 @@ import { constants } from 'node:os';
 import { basename } from 'node:path';
 import koffi from 'koffi';
 import { BpfError, checkPtr } from './errors.js';
-import { BpfMap } from './map.js';
+import { BpfMap, type MapBtf } from './map.js';
 import { lib, logMark, logSince, ObjectOpenOpts, type Ptr } from './native.js';
 import { BpfProgram } from './program.js';
 
@@ -44,6 +44,23 @@ export class BpfObject {
   /** libbpf's object name: the `name` option, else the file name up to its first dot. */
   get name(): string {
     return lib.bpf_object__name(this.ptr()) as string;
+  }
+
+  /**
+   * BTF of this loaded object for a map created outside it (BpfMap.create) with the same key and
+   * value types as a map the object declares: the type ids by name and kind (BTF_KIND_*).
+   */
+  btfFor(key: { name: string; kind: number }, value: { name: string; kind: number }): MapBtf {
+    if (!this.loaded) throw new Error(`BPF object ${this.path}: BTF is loaded with the object; load() first`);
+    const fd = lib.bpf_object__btf_fd(this.ptr()) as number;
+    const btf = lib.bpf_object__btf(this.ptr()) as Ptr | null;
+    if (fd < 0 || !btf) throw new Error(`BPF object ${this.path} has no BTF loaded in the kernel`);
+    const id = (t: { name: string; kind: number }): number => {
+      const found = lib.btf__find_by_name_kind(btf, t.name, t.kind) as number;
+      if (found <= 0) throw new Error(`BPF object ${this.path}: no BTF type ${t.name} of kind ${t.kind}`);
+      return found;
+    };
+    return { fd, keyTypeId: id(key), valueTypeId: id(value) };
   }
 
   private ptr(): Ptr {
