@@ -24,7 +24,7 @@ import { EgressObject } from '../../shaper-bpf/src/egress.js';
 import { TcpTuningObject } from '../../shaper-bpf/src/sockops.js';
 import { filterOf, POLICING_DETAIL } from '../../shaper-bpf/src/interface.js';
 import { tcQuery } from '../../shaper-bpf/src/libbpf/index.js';
-import { readRootQdisc } from '../../shaper-bpf/src/qdisc.js';
+import { fqPresence, readRootQdisc } from '../../shaper-bpf/src/qdisc.js';
 import { PACER_ROUTE_PROTO } from '../../controller/datapath/route-plan.js';
 import { request, tokenFor } from '../support/api-server.js';
 import { makePinDir, removePinDir } from '../support/bpffs.js';
@@ -153,7 +153,9 @@ describe('pacer agent: live mode, rto_min routes and TCP refusals (real API, rea
     for (const [kind, argv] of swaps) {
       await execIn(sender, 'tc', ['qdisc', 'replace', 'dev', IFACE, 'root', ...argv]);
       await sleep(700); // several checks (every 200 ms)
-      assert.equal((await readRootQdisc({ iface: IFACE, netns: sender }))?.kind, kind, `the agent left ${kind} in place`);
+      const root = await readRootQdisc({ iface: IFACE, netns: sender });
+      assert.equal(root?.kind, kind, `the agent left ${kind} in place`);
+      assert.deepEqual(fqPresence(root), { fq: false, found: kind }, 'what the agent\'s check reads (KernelInstaller.checkQdisc)');
       const h = await host();
       assert.equal(h.status.mode, 'policing');
       assert.equal(h.status.modeDetail, POLICING_DETAIL, 'still the reason found at install: this kernel has no fq');

@@ -67,7 +67,8 @@ describe('Agent: the mode follows the root qdisc while it runs (in-memory instal
       register: async () => {},
       heartbeat: async (s: HostStatus) => void heartbeats.push(s),
     } as unknown as ApiClient;
-    const config = resolveAgentConfig({ api: 'http://127.0.0.1:1', iface: ['eth0'], host: 'h', stateDir: dir, heartbeatMs: '600000', borrowIntervalMs: '0' }, { PACER_TOKEN: 't' });
+    // InfluxDB on a port nobody listens on: the sink queues its points, which the test reads.
+    const config = resolveAgentConfig({ api: 'http://127.0.0.1:1', iface: ['eth0'], host: 'h', stateDir: dir, heartbeatMs: '600000', borrowIntervalMs: '0', influx: 'http://127.0.0.1:1/pacer' }, { PACER_TOKEN: 't' });
     const log = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line)) });
     agent = new Agent(config, api, installer, log);
     await agent.start();
@@ -113,6 +114,20 @@ describe('Agent: the mode follows the root qdisc while it runs (in-memory instal
     assert.equal(enforced().settings.flags & SETTINGS_POLICING, 0);
     assert.equal(heartbeats.at(-1)?.mode, 'shaping');
     assert.ok(logs.some((l) => l.msg.startsWith('fq is back')));
+  });
+
+  it('the InfluxDB points carry the mode the interface has now', async () => {
+    const sink = agent.influxSink()!;
+    const modes = async () => {
+      await clock.tickAsync(100);
+      sink.sample();
+      return (sink as unknown as { buffer: Array<{ tags: Record<string, string> }> }).buffer.map((p) => p.tags.mode);
+    };
+    sink.sample(); // the first sample only sets the baseline
+    assert.deepEqual((await modes()).slice(-1), ['shaping']);
+    installer.setRootQdisc('eth0', 'pfifo');
+    await clock.tickAsync(1000);
+    assert.deepEqual((await modes()).slice(-1), ['policing']);
   });
 
   it('mq with a queue that lost fq polices; a qdisc that cannot be read keeps the mode and warns once', async () => {
