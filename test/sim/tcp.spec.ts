@@ -5,6 +5,7 @@ import { Star } from '../../sim/topology/star.js';
 import { TcpSender, tcpConfig, type TcpConfig } from '../../sim/tcp/tcp.js';
 import { runIncast } from '../../sim/workload/incast.js';
 import { runDumbbell } from '../../sim/workload/bulk.js';
+import { loadScenario } from '../../sim/scenario/load.js';
 import { CEILING, GBIT, MS, US, tcpPair } from '../support/sim-tcp.js';
 
 /** Two hosts on one switch (1 Gbit/s, 25 us per link) with a sink in front of the receiver that may drop. */
@@ -27,10 +28,34 @@ describe('sim tcp: NewReno (RFC 5681, RFC 6582) and the RTO (RFC 6298, Linux)', 
     assert.equal(rto('rfc6298', 10 * US, 200), 100 * US + US);
   });
 
+  it("a scenario's tcp block sets variant, sack, pacing and delayed ACKs (delack_max); bad values are named", () => {
+    const scenario = (tcp: string) => `duration: 1s
+topology:
+  switch: { buffer: 32kb }
+  hosts:
+    a: { link: { rate: 1gbit, delay: 25us } }
+    b: { link: { rate: 1gbit, delay: 25us } }
+tcp: { ${tcp} }
+workloads:
+  - bulk: { from: a, to: b }
+`;
+    const tcpOf = (tcp: string) => loadScenario(scenario(tcp)).workloads[0]!.tcp;
+    const t = tcpOf('variant: cubic, sack: true, pacing: true, pacingCaRatio: 110, delayedAck: 5ms');
+    assert.deepEqual([t.variant, t.sack, t.pacing, t.pacingSsRatio, t.pacingCaRatio, t.delayedAck, t.delackMaxNs], ['cubic', true, true, 200, 110, true, 5 * MS]);
+    const d = tcpOf('delayedAck: true');
+    assert.deepEqual([d.variant, d.sack, d.pacing, d.delayedAck, d.delackMaxNs], ['newreno', false, false, true, 200 * MS]);
+    assert.throws(() => tcpOf('variant: bbr'), /tcp\.variant is "newreno" or "cubic"/);
+    assert.throws(() => tcpOf('sack: yes'), /tcp\.sack is true or false/);
+    assert.throws(() => tcpOf('delayedAck: 40'), /tcp\.delayedAck/);
+  });
+
   it('rejects bad parameters (CheckConfig)', () => {
     assert.throws(() => tcpConfig({ mss: 0 }), /tcp.mss/);
     assert.throws(() => tcpConfig({ rtoMinNs: 2e11 }), /rtoMinNs/);
     assert.throws(() => tcpConfig({ rtoStyle: 'bsd' as never }), /rtoStyle/);
+    assert.throws(() => tcpConfig({ variant: 'bbr' as never }), /tcp.variant/);
+    assert.throws(() => tcpConfig({ pacingCaRatio: 0 }), /pacingCaRatio/);
+    assert.throws(() => tcpConfig({ sack: 1 as never }), /tcp.sack/);
   });
 
   it('a 1 MB transfer without loss arrives whole, in about the ideal time, with no retransmission', () => {

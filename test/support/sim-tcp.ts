@@ -17,19 +17,26 @@ export const CEILING = (GBIT * 1448) / 1538;
 export interface PairOptions {
   /** Link rate of both hosts (default 1 Gbit/s). */
   rateBps?: number;
+  /** The sender's link rate, if different (a faster sender makes the switch port to b the bottleneck). */
+  senderRateBps?: number;
   /** One-way delay of each link (default 25 us: a 100 us base RTT). */
   delayNs?: TimeNs;
   /** Buffer of each switch port (default 1 MB). */
   bufferBytes?: number;
   /** Drop this data segment (n counts data segments reaching the receiver's side, from 1). */
   dropIf?: (p: Packet, n: number) => boolean;
+  /** Called as the sender hands a segment to its host (before the EDT shaper and fq). */
+  onHandOff?: (p: Packet) => void;
 }
 
 export function tcpPair(tcp: TcpConfig, o: PairOptions = {}) {
   const ev = new EventList();
   const star = new Star(ev);
   const link = { rateBps: o.rateBps ?? GBIT, delayNs: o.delayNs ?? 25 * US };
-  for (const name of ['a', 'b']) star.addHost({ name, link, switchPort: { bufferBytes: o.bufferBytes ?? 1 << 20 } });
+  for (const name of ['a', 'b']) {
+    const rateBps = name === 'a' ? (o.senderRateBps ?? link.rateBps) : link.rateBps;
+    star.addHost({ name, link: { ...link, rateBps }, switchPort: { bufferBytes: o.bufferBytes ?? 1 << 20 } });
+  }
   const fwd: PacketSink[] = [];
   const rev: PacketSink[] = [];
   const sender = new TcpSender(ev, tcp, 1, 0, fwd);
@@ -45,6 +52,8 @@ export function tcpPair(tcp: TcpConfig, o: PairOptions = {}) {
       sender.receive(p);
     },
   };
+  const onHandOff = o.onHandOff;
+  if (onHandOff) fwd.push({ receive: (p) => (onHandOff(p), p.forward()) });
   fwd.push(...star.route('a', 'b', dropper));
   rev.push(...star.route('b', 'a', ackTap));
   sender.handshake(star.baseRtt('a', 'b', tcp.headerBytes));
