@@ -6,7 +6,9 @@
  *   packet at its own class only), so a class's usage is its own plus its descendants'.
  * - Smoothing, fast up and slow down: a rise is taken at once (a class that starts sending gets
  *   its share within one interval), a fall is an EWMA (`decay` of the gap per interval), so a
- *   short dip does not give away what a busy class holds.
+ *   short dip does not give away what a busy class holds. A class that passed nothing for
+ *   `idleAfter` (3) intervals in a row is idle: its usage is 0, not the tail of the EWMA, so what
+ *   it held goes back whole (a sibling reaches its ceil exactly, not a few kbit/s short).
  * - A class is *demanding* when its smoothed usage is at least `saturation` (95%) of the
  *   effective rate it had during the interval, or when its horizon drops grew and it used at
  *   least half of that rate (under policing, and for senders that ignore pacing, the excess is
@@ -23,8 +25,12 @@
  *   class's own bursts beyond its depth: more rate for it would not help, so nothing changes.)
  * - No flapping: a new allocation is published only when some class's effective rate moves by
  *   more than `threshold` (2%) from the published one, or the tree (ids, parents, rates, ceils,
- *   weights) changed. The whole allocation is kept or replaced as one, so the published rates
- *   are always one allocation: never below rate, above ceil, or more than the parent.
+ *   weights) changed, or the allocation has settled: every rate within `settled` (0.1%) of the
+ *   previous interval's allocation while some rate is more than that away from the published one
+ *   (so a steady state ends exactly where the allocation says, not up to 2% short, while noisy
+ *   traffic, whose allocation moves from interval to interval, is not re-applied). The whole
+ *   allocation is kept or replaced as one, so the published rates are always one allocation:
+ *   never below rate, above ceil, or more than the parent.
  */
 import type { ClassStats } from '../../shaper-bpf/src/layout.js';
 import { effectiveRates, type TreeClass } from '../allocation/allocate.js';
@@ -34,6 +40,8 @@ export interface BorrowerOptions {
   headroom?: number;
   decay?: number;
   threshold?: number;
+  settled?: number;
+  idleAfter?: number;
 }
 
 interface Sample {
@@ -50,10 +58,14 @@ export class Borrower {
   private usage = new Map<number, number>();
   /** Classes whose horizon drops grew in the last interval. */
   private dropping = new Set<number>();
+  /** Intervals in a row in which the class passed nothing. */
+  private quiet = new Map<number, number>();
   private published?: { tree: string; rates: Map<number, number> };
+  /** The allocation computed at the previous call of rates(), published or not. */
+  private previous?: { tree: string; rates: Map<number, number> };
 
   constructor(o: BorrowerOptions = {}) {
-    this.o = { saturation: 0.95, headroom: 1.1, decay: 0.5, threshold: 0.02, ...o };
+    this.o = { saturation: 0.95, headroom: 1.1, decay: 0.5, threshold: 0.02, settled: 0.001, idleAfter: 3, ...o };
   }
 
   /** Takes one reading of the stats maps (class id → counters), at `nowMs`. */
@@ -61,6 +73,7 @@ export class Borrower {
     const next = new Map<number, Sample>();
     const dropping = new Set<number>();
     const usage = new Map<number, number>();
+    const quiet = new Map<number, number>();
     for (const [id, s] of stats) {
       const cur = { atMs: nowMs, bytes: s.bytes, drops: s.horizon_drops };
       next.set(id, cur);
@@ -69,11 +82,14 @@ export class Borrower {
       if (!prev || cur.bytes < prev.bytes || cur.drops < prev.drops || nowMs <= prev.atMs) continue;
       const measured = ((cur.bytes - prev.bytes) * 8 * 1000) / (nowMs - prev.atMs);
       const old = this.usage.get(id) ?? 0;
-      usage.set(id, measured >= old ? measured : old + this.o.decay * (measured - old));
+      const q = measured === 0 ? (this.quiet.get(id) ?? 0) + 1 : 0;
+      quiet.set(id, q);
+      usage.set(id, q >= this.o.idleAfter ? 0 : measured >= old ? measured : old + this.o.decay * (measured - old));
       if (cur.drops > prev.drops) dropping.add(id);
     }
     this.last = next;
     this.usage = usage;
+    this.quiet = quiet;
     this.dropping = dropping;
   }
 
@@ -122,7 +138,10 @@ export class Borrower {
       demand.set(c.id, isDemanding(c) ? c.ceil : squeezed ? Math.max(c.rate, headroom) : headroom);
     }
     const next = effectiveRates(tree, demand);
-    if (current && [...next].every(([id, r]) => Math.abs(r - current.get(id)!) <= this.o.threshold * current.get(id)!)) return current;
+    const previous = this.previous?.tree === key ? this.previous.rates : undefined;
+    this.previous = { tree: key, rates: next };
+    const within = (from: ReadonlyMap<number, number>, part: number) => [...next].every(([id, r]) => Math.abs(r - from.get(id)!) <= part * from.get(id)!);
+    if (current && within(current, this.o.threshold) && !(previous && within(previous, this.o.settled) && !within(current, this.o.settled))) return current;
     this.published = { tree: key, rates: next };
     return next;
   }
