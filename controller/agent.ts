@@ -336,7 +336,9 @@ export class Agent {
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'could not read the TCP tuning stats');
     }
-    const routeErrors = this.routes ? (this.routeTuner?.classErrors() ?? []) : [];
+    // With sock_ops attached, a class's prefixes still tune new connections when its route is refused: say so.
+    const viaSockops = this.tcp?.installed ? ' (sock_ops still tunes the class\'s new connections)' : '';
+    const routeErrors = this.routes ? (this.routeTuner?.classErrors() ?? []).map((e) => ({ ...e, error: `${e.error}${viaSockops}` })) : [];
     const lastError = failed
       ? `${failed.installed.iface}: ${failed.lastError}`
       : this.tcp?.lastError

@@ -212,13 +212,24 @@ describe('pacer agent: live mode, rto_min routes and TCP refusals (real API, rea
     await create({ name: 'subnet', rate: '1mbit', match: { dst: ['10.95.0.0/24', '10.95.0.3/32'] }, tcp: { rtoMin: '20ms' } });
     const status = await statusWhere('both refusals in the status', (s) => ['noroute', 'subnet'].every((c) => s.classErrors.some((e: { class: string }) => e.class === c)));
     const error = (c: string) => status.classErrors.find((e: { class: string }) => e.class === c).error;
-    assert.equal(error('noroute'), 'route rto_min for 10.250.0.0/16: no route in the main table carries it');
+    assert.equal(error('noroute'), 'route rto_min for 10.250.0.0/16: no route in the main table carries it (sock_ops still tunes the class\'s new connections)');
     assert.match(error('subnet'), /^route rto_min for 10\.95\.0\.0\/24: the route 10\.95\.0\.0\/24 dev au0 proto kernel exists for exactly this prefix and is not pacer's/);
     assert.deepEqual((await pacerRoutes()).map((r) => r.dst), [PEER], 'subnet\'s valid /32 is not installed either (all or none); peer\'s route stays');
     assert.equal(status.lastError, null, 'refusals are per class, not an apply failure');
     await remove('noroute');
     await remove('subnet');
     await statusWhere('the refusals gone with their classes', (s) => !s.classErrors.some((e: { class: string }) => e.class === 'noroute' || e.class === 'subnet'));
+  });
+
+  it('IPv6: a prefix class gets its rto_min route in the IPv6 main table, and loses it with the class', async () => {
+    await execIn(sender, 'ip', ['-6', 'addr', 'add', 'fd00:95::1/64', 'dev', IFACE, 'nodad']);
+    await execIn(receiver, 'ip', ['-6', 'addr', 'add', 'fd00:95::2/64', 'dev', PEER_IFACE, 'nodad']);
+    await create({ name: 'v6peer', rate: '10mbit', match: { dst: ['fd00:95::2/128'] }, tcp: { rtoMin: '25ms' } });
+    const v6routes = async () => JSON.parse(await execIn(sender, 'ip', ['-6', '-j', 'route', 'show', 'proto', String(PACER_ROUTE_PROTO)])) as Array<{ dst: string; dev?: string; metrics?: Array<{ rto_min?: number }> }>;
+    const route = await withLog(until('the IPv6 route', async () => (await v6routes()).find((r) => r.dst === 'fd00:95::2'), 10_000, 50));
+    assert.deepEqual([route.dev, route.metrics?.[0]?.rto_min], [IFACE, 25]);
+    await remove('v6peer');
+    await withLog(until('the IPv6 route gone', async () => ((await v6routes()).length === 0 ? true : undefined), 10_000, 50));
   });
 
   it('TCP refusal: a class asking sock_ops for an RTOmin the kernel refuses shows the reason in GET /v1/hosts; fixing the class clears it', async () => {
