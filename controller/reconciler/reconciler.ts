@@ -6,12 +6,17 @@
  * Per target there is one key (the whole state): its apply is all or nothing, so a per-key
  * backoff is one backoff per target. A failure does not end the stream: it is a result with
  * ok: false, and the latest state is applied again after an exponential backoff.
+ *
+ * After a successful apply of a state not snapshotted yet, the last-known-good snapshot is
+ * queued (snapshot.ts SnapshotWriter): serialized here, written to disk off the event loop, so
+ * a slow disk never holds back the next apply, the heartbeat or the watch. A resync of the same
+ * state writes nothing. On unsubscribe the newest state is written synchronously.
  */
 import { isDeepStrictEqual } from 'node:util';
 import { Subject, concatMap, defer, distinctUntilChanged, finalize, interval, map, merge, of, shareReplay, startWith, tap, timer, withLatestFrom, type Observable, type Subscription } from 'rxjs';
 import type { ApplyReport } from '../../shaper-bpf/src/steps.js';
 import { backoffDelay, type Backoff } from '../api-client/api-client.js';
-import { readSnapshot, writeSnapshot } from './snapshot.js';
+import { readSnapshot, SnapshotWriter } from './snapshot.js';
 
 export interface Desired<S> {
   /** The API revision this state was computed from (reported as appliedRevision). */
@@ -19,9 +24,15 @@ export interface Desired<S> {
   state: S;
 }
 
+/** How long an apply took on this thread, ms: the target's apply, and serializing the snapshot (0 when none was due; the disk write runs off the event loop). */
+export interface ReconcileTimings {
+  applyMs: number;
+  snapshotMs: number;
+}
+
 export type ReconcileResult =
-  | { ok: true; revision: number; why: 'change' | 'resync'; report: ApplyReport; snapshotError?: string }
-  | { ok: false; revision: number; why: 'change' | 'resync'; error: string; retryInMs: number };
+  | { ok: true; revision: number; why: 'change' | 'resync'; report: ApplyReport; snapshotError?: string; timings: ReconcileTimings }
+  | { ok: false; revision: number; why: 'change' | 'resync'; error: string; retryInMs: number; timings: ReconcileTimings };
 
 export interface ReconcilerOptions<S> {
   apply(state: S): ApplyReport;
@@ -33,7 +44,14 @@ export interface ReconcilerOptions<S> {
 }
 
 export class Reconciler<S> {
+  private writer?: SnapshotWriter;
+
   constructor(private readonly o: ReconcilerOptions<S>) {}
+
+  /** Resolves when the snapshot writes queued so far are on disk (or failed). */
+  snapshotsWritten(): Promise<void> {
+    return this.writer?.idle() ?? Promise.resolve();
+  }
 
   /** The snapshot of the last successful apply, if any. */
   lastKnownGood(): Desired<S> | undefined {
@@ -47,6 +65,9 @@ export class Reconciler<S> {
       let attempt = 0;
       let pendingRetry: Subscription | undefined;
       const saved = this.lastKnownGood();
+      const writer = (this.writer = this.o.snapshotFile === undefined ? undefined : new SnapshotWriter(this.o.snapshotFile));
+      /** The state whose snapshot was last queued: a resync of the same state needs no new one. */
+      let snapshotted: Desired<S> | undefined = saved;
 
       // Enforce the last-known-good state at once, before the API answers (or while it cannot).
       const latest$ = (saved ? desired$.pipe(startWith(saved)) : desired$).pipe(
@@ -62,7 +83,23 @@ export class Reconciler<S> {
       );
       return merge(latest$.pipe(map((d) => ({ why: 'change' as const, d }))), again$).pipe(
         // Applies run one at a time, in order: two applies must never interleave on the maps.
-        concatMap(({ why, d }) => of(this.applyOnce(d, why, attempt))),
+        concatMap(({ why, d }) => {
+          const r = this.applyOnce(d, why, attempt);
+          if (r.ok && writer && d !== snapshotted) {
+            const t = performance.now();
+            try {
+              writer.write(d);
+              snapshotted = d;
+            } catch (err) {
+              r.snapshotError = (err as Error).message; // not serializable: reported, enforcement is in place
+            }
+            r.timings.snapshotMs = performance.now() - t;
+          }
+          // A failed disk write comes back with the next result (it finishes after this one).
+          const failed = r.ok ? writer?.takeError() : undefined;
+          if (r.ok && failed !== undefined) r.snapshotError ??= failed;
+          return of(r);
+        }),
         tap((r) => {
           pendingRetry?.unsubscribe();
           if (r.ok) attempt = 0;
@@ -71,25 +108,29 @@ export class Reconciler<S> {
             pendingRetry = timer(r.retryInMs).subscribe(() => retry$.next());
           }
         }),
-        finalize(() => pendingRetry?.unsubscribe()),
+        finalize(() => {
+          pendingRetry?.unsubscribe();
+          // Stopping: the newest applied state goes to disk now, not after the process has gone.
+          try {
+            writer?.flushSync();
+          } catch {
+            /* the previous snapshot stays; the maps and the API hold the newer state */
+          }
+        }),
       );
     });
   }
 
   private applyOnce(d: Desired<S>, why: 'change' | 'resync', attempt: number): ReconcileResult {
     let report: ApplyReport;
+    const started = performance.now();
     try {
       report = this.o.apply(d.state);
     } catch (err) {
-      return { ok: false, revision: d.revision, why, error: (err as Error).message, retryInMs: backoffDelay(attempt, this.o.backoff, this.o.random ?? Math.random) };
+      const timings = { applyMs: performance.now() - started, snapshotMs: 0 };
+      return { ok: false, revision: d.revision, why, error: (err as Error).message, retryInMs: backoffDelay(attempt, this.o.backoff, this.o.random ?? Math.random), timings };
     }
-    if (this.o.snapshotFile === undefined) return { ok: true, revision: d.revision, why, report };
-    try {
-      writeSnapshot(this.o.snapshotFile, d);
-      return { ok: true, revision: d.revision, why, report };
-    } catch (err) {
-      // Enforcement is in place; only a restart without the API would miss it. Reported, not retried.
-      return { ok: true, revision: d.revision, why, report, snapshotError: (err as Error).message };
-    }
+    // The snapshot is queued by run(); enforcement is in place either way.
+    return { ok: true, revision: d.revision, why, report, timings: { applyMs: performance.now() - started, snapshotMs: 0 } };
   }
 }

@@ -5,6 +5,7 @@
  * Maps and bigints (cgroup ids) are tagged in the JSON so they come back as they were.
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync, rmSync } from 'node:fs';
+import { mkdir, open, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 const replacer = (_key: string, v: unknown) =>
@@ -18,11 +19,17 @@ const reviver = (_key: string, v: unknown) => {
   return v;
 };
 
+export const serializeSnapshot = (value: unknown): string => JSON.stringify(value, replacer);
+
 export function writeSnapshot(file: string, value: unknown): void {
+  writeSnapshotText(file, serializeSnapshot(value));
+}
+
+function writeSnapshotText(file: string, text: string): void {
   mkdirSync(dirname(file), { recursive: true });
   const tmp = `${file}.${process.pid}.tmp`;
   try {
-    writeFileSync(tmp, JSON.stringify(value, replacer));
+    writeFileSync(tmp, text);
     renameSync(tmp, file);
   } finally {
     if (existsSync(tmp)) rmSync(tmp, { force: true });
@@ -33,4 +40,77 @@ export function writeSnapshot(file: string, value: unknown): void {
 export function readSnapshot<T>(file: string): T | undefined {
   if (!existsSync(file)) return undefined;
   return JSON.parse(readFileSync(file, 'utf8'), reviver) as T;
+}
+
+/**
+ * Writes one file's snapshots without blocking the event loop on the disk: the value is
+ * serialized at once (so later changes to it do not matter), the temporary file is written and
+ * fdatasync'ed on libuv's thread pool, and only the rename (cheap once the data is on disk) runs
+ * on this thread. Writes are queued one at a time; a write superseded by a newer one before its
+ * turn is skipped, and a finished write is renamed only if no newer one exists, so the file only
+ * ever moves forward. An applied state is thus in the maps before its snapshot is on disk; a
+ * crash in between leaves the previous snapshot (never a torn one), and the API brings the
+ * newer state back. flushSync() writes the newest state at once (on stop).
+ */
+export class SnapshotWriter {
+  private generation = 0;
+  private renamed = 0;
+  private latest?: string;
+  private queue: Promise<void> = Promise.resolve();
+  private error?: string;
+  private dirMade = false;
+
+  constructor(private readonly file: string) {}
+
+  write(value: unknown): void {
+    const gen = ++this.generation;
+    const text = (this.latest = serializeSnapshot(value));
+    this.queue = this.queue.then(() => (gen === this.generation ? this.writeAsync(gen, text) : undefined));
+  }
+
+  private async writeAsync(gen: number, text: string): Promise<void> {
+    const tmp = `${this.file}.${process.pid}.${gen}.tmp`;
+    try {
+      if (!this.dirMade) {
+        await mkdir(dirname(this.file), { recursive: true });
+        this.dirMade = true;
+      }
+      const fh = await open(tmp, 'w');
+      try {
+        await fh.writeFile(text);
+        await fh.datasync();
+      } finally {
+        await fh.close();
+      }
+      if (gen === this.generation && gen > this.renamed) {
+        renameSync(tmp, this.file);
+        this.renamed = gen;
+        this.error = undefined;
+      }
+    } catch (err) {
+      if (gen === this.generation) this.error = (err as Error).message;
+    } finally {
+      await rm(tmp, { force: true }).catch(() => {});
+    }
+  }
+
+  /** The error of the newest write, if it failed and was not taken yet. */
+  takeError(): string | undefined {
+    const e = this.error;
+    this.error = undefined;
+    return e;
+  }
+
+  /** Writes the newest state now, synchronously, unless it is on disk already; later queued writes are dropped. Throws on failure. */
+  flushSync(): void {
+    if (this.latest === undefined || this.renamed === this.generation) return;
+    const gen = ++this.generation; // whatever is in flight is now superseded: it will not rename
+    writeSnapshotText(this.file, this.latest);
+    this.renamed = gen;
+  }
+
+  /** Resolves when every queued write has finished (tests, and a clean stop). */
+  idle(): Promise<void> {
+    return this.queue;
+  }
 }

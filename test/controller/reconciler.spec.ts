@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Subject } from 'rxjs';
 import { Datapath, memoryTables, type ShaperState } from '../../shaper-bpf/src/datapath.js';
 import { Reconciler, type Desired, type ReconcileResult } from '../../controller/reconciler/reconciler.js';
-import { readSnapshot, writeSnapshot } from '../../controller/reconciler/snapshot.js';
+import { readSnapshot, SnapshotWriter, writeSnapshot } from '../../controller/reconciler/snapshot.js';
 import { desiredState } from '../../controller/desired/desired-state.js';
 import { record } from './fixtures.js';
 
@@ -22,9 +22,10 @@ describe('Reconciler', () => {
   let applies: number;
   let results: ReconcileResult[];
   let desired$: Subject<Desired<ShaperState>>;
+  let reconciler: Reconciler<ShaperState>;
 
   const start = (apply?: (s: ShaperState) => ReturnType<Datapath['apply']>) => {
-    const r = new Reconciler<ShaperState>({
+    const r = (reconciler = new Reconciler<ShaperState>({
       apply: (s) => {
         applies++;
         return (apply ?? ((x) => datapath.apply(x)))(s);
@@ -33,7 +34,7 @@ describe('Reconciler', () => {
       resyncMs: 30_000,
       backoff: { minMs: 1000, maxMs: 8000 },
       random: () => 1,
-    });
+    }));
     return r.run(desired$).subscribe((x) => results.push(x));
   };
 
@@ -111,10 +112,11 @@ describe('Reconciler', () => {
     sub.unsubscribe();
   });
 
-  it('writes a snapshot after each successful apply and enforces it at the next start before the API answers', () => {
+  it('writes a snapshot after each successful apply and enforces it at the next start before the API answers', async () => {
     let sub = start();
     desired$.next({ revision: 5, state: state() });
     sub.unsubscribe();
+    await reconciler.snapshotsWritten();
     assert.deepEqual(readdirSync(dir), ['eth0.last-known-good.json'], 'no temporary file left');
     assert.deepEqual(readSnapshot<Desired<ShaperState>>(join(dir, 'eth0.last-known-good.json')), { revision: 5, state: state() });
 
@@ -129,6 +131,44 @@ describe('Reconciler', () => {
     desired$.next({ revision: 5, state: state() });
     assert.equal(results.length, 1, 'the API agreeing with the snapshot is a repeat');
     sub.unsubscribe();
+  });
+
+  it('a resync of the same state writes no new snapshot; a new state does', async () => {
+    const write = sinon.spy(SnapshotWriter.prototype, 'write');
+    try {
+      const sub = start();
+      desired$.next({ revision: 1, state: state() });
+      clock.tick(60_000); // two resyncs
+      assert.equal(results.length, 3);
+      assert.equal(write.callCount, 1);
+      desired$.next({ revision: 2, state: state(20_000_000) });
+      assert.equal(write.callCount, 2);
+      await reconciler.snapshotsWritten();
+      assert.equal(readSnapshot<Desired<ShaperState>>(join(dir, 'eth0.last-known-good.json'))!.revision, 2);
+      sub.unsubscribe();
+    } finally {
+      write.restore();
+    }
+  });
+
+  it('SnapshotWriter: the file only moves forward; flushSync writes the newest at once; no temporary files stay', async () => {
+    const file = join(dir, 'w.json');
+    const w = new SnapshotWriter(file);
+    for (const revision of [1, 2, 3]) w.write({ revision });
+    await w.idle();
+    assert.deepEqual(readSnapshot(file), { revision: 3 });
+    w.write({ revision: 4 });
+    w.flushSync();
+    assert.deepEqual(readSnapshot(file), { revision: 4 }, 'on disk before the queued write ran');
+    await w.idle();
+    assert.deepEqual(readSnapshot(file), { revision: 4 });
+    assert.deepEqual(readdirSync(dir), ['w.json']);
+    writeFileSync(join(dir, 'blocker'), '');
+    const broken = new SnapshotWriter(join(dir, 'blocker', 'x.json'));
+    broken.write({ revision: 1 });
+    await broken.idle();
+    assert.match(broken.takeError() ?? '', /ENOTDIR|EEXIST/);
+    assert.equal(broken.takeError(), undefined, 'reported once');
   });
 
   it('snapshot: atomic write keeps the old file when the write fails; Maps and bigints round-trip', () => {

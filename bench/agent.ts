@@ -1,0 +1,199 @@
+/**
+ * `npm run bench:agent`: what the agent costs, in one run.
+ *
+ * 1. kernel   REST PUT acknowledged → the new rate in the kernel map on this host: a real API child
+ *             process, a real `pacer agent` child process on a veth in a network namespace this
+ *             bench makes (pacer-b-*), 1,000 rate changes one at a time (bench/agent-kernel.ts).
+ * 2. reconcile  100,000 classes from empty and a no-op resync through the agent's Reconciler and
+ *             the kernel Datapath on pinned maps, against the raw batch update of the same entries
+ *             (bench/agent-reconcile.ts).
+ * 3. fleet    200 agents with in-memory datapaths against one API child: PUT → all 200 applied
+ *             (bench/agent-fleet.ts).
+ *
+ * Namespaces, pins, child processes and temporary files are removed on success, error, Ctrl-C and
+ * SIGTERM. Results: bench/results/agent-<timestamp>.json.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { kernelBench, type Distribution, type KernelBenchResult } from './agent-kernel.js';
+import { reconcileBench, type ReconcileBenchResult } from './agent-reconcile.js';
+import { fleetBench, type FleetBenchResult } from './agent-fleet.js';
+import { cleanupOnSignals, runCleanups } from './cleanup.js';
+import { removeStaleBenchNetns } from './netns.js';
+import { removeStalePinDirs } from './pins.js';
+import { fmt, git, log, machineInfo, met, resultsDir, table } from './report.js';
+import { round } from './stats.js';
+
+const { values: argv } = parseArgs({
+  options: {
+    changes: { type: 'string', default: '1000' },
+    classes: { type: 'string', default: '100000' },
+    'per-iface': { type: 'string', default: '50000' },
+    rounds: { type: 'string', default: '5' },
+    agents: { type: 'string', default: '200' },
+    puts: { type: 'string', default: '30' },
+    'fleet-workers': { type: 'string', default: '2' },
+    only: { type: 'string', default: 'kernel,reconcile,fleet' },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+  strict: true,
+});
+if (argv.help) {
+  process.stdout.write(
+    'usage: npm run bench:agent -- [--changes 1000] [--classes 100000] [--per-iface 50000] [--rounds 5]\n' +
+      '                             [--agents 200] [--puts 30] [--fleet-workers 2] [--only kernel,reconcile,fleet]\n',
+  );
+  process.exit(0);
+}
+const int = (name: string, s: string, min: number) => {
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < min) {
+    process.stderr.write(`--${name} must be an integer ≥ ${min}, got ${s}\n`);
+    process.exit(2);
+  }
+  return n;
+};
+const opts = {
+  changes: int('changes', argv.changes, 1),
+  classes: int('classes', argv.classes, 1),
+  perIface: int('per-iface', argv['per-iface'], 1),
+  rounds: int('rounds', argv.rounds, 1),
+  agents: int('agents', argv.agents, 1),
+  puts: int('puts', argv.puts, 1),
+  fleetWorkers: int('fleet-workers', argv['fleet-workers'], 1),
+  only: new Set(argv.only.split(',').map((s) => s.trim())),
+};
+for (const s of opts.only) {
+  if (!['kernel', 'reconcile', 'fleet'].includes(s)) {
+    process.stderr.write(`--only: unknown part ${s}\n`);
+    process.exit(2);
+  }
+}
+
+const TARGETS = { kernelP99Ms: 20, reconcileRatio: 2, resyncMs: 100, fleetP99Ms: 500 };
+
+cleanupOnSignals();
+
+async function main(): Promise<void> {
+  const startedAt = new Date();
+  const stale = removeStalePinDirs();
+  if (stale.length > 0) log(`removed pins of earlier runs that are gone: ${stale.join(', ')}`);
+  const staleNetns = await removeStaleBenchNetns();
+  if (staleNetns.length > 0) log(`removed namespaces of earlier runs that are gone: ${staleNetns.join(', ')}`);
+  const machine = machineInfo();
+  const code = { head: git(['rev-parse', '--short', 'HEAD']), dirty: git(['status', '--porcelain', '--', 'controller', 'shaper-bpf', 'api', 'bench']).length > 0 };
+  log(`pacer agent benchmark: ${machine.cpus} × ${machine.cpuModel}, Linux ${machine.kernel}, load ${machine.loadAverageAtStart.join(' ')}`);
+
+  let kern: KernelBenchResult | undefined;
+  if (opts.only.has('kernel')) {
+    kern = await kernelBench({ changes: opts.changes });
+    await runCleanups(); // the API and agent children stop before the next part
+  }
+  const rec: ReconcileBenchResult | undefined = opts.only.has('reconcile') ? await reconcileBench({ classes: opts.classes, perIface: opts.perIface, rounds: opts.rounds }) : undefined;
+
+  let fleet: FleetBenchResult | undefined;
+  if (opts.only.has('fleet')) {
+    fleet = await fleetBench({ agents: opts.agents, workers: opts.fleetWorkers, puts: opts.puts });
+    await runCleanups();
+  }
+
+  const out: string[] = [];
+  out.push(`\npacer agent — ${startedAt.toISOString()} — ${machine.cpus} × ${machine.cpuModel}, Linux ${machine.kernel}, Node ${machine.node}, HEAD ${code.head}${code.dirty ? ' (+ uncommitted changes)' : ''}, load at start ${machine.loadAverageAtStart.join(' ')}`);
+  const dist = (d: Distribution) => [fmt(d.p50, 2), fmt(d.p90, 2), fmt(d.p99, 2), fmt(d.max, 2)];
+  if (kern) {
+    out.push(
+      `\nREST PUT → kernel map: ${fmt(kern.changes)} rate changes one at a time (after 20 not counted); pacer api and pacer agent in child processes, ` +
+        `the agent on a veth in a bench namespace (${kern.mode}); class_config read through pacer's binding every ~1 ms after the PUT's answer ` +
+        `(one lookup: ${kern.lookupUs} µs median)\n`,
+    );
+    out.push(
+      table([
+        ['what', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'target', 'result'],
+        ['PUT answered → new rate in class_config', ...dist(kern.answerToKernel), `p99 ≤ ${TARGETS.kernelP99Ms} ms`, met(kern.answerToKernel.p99 <= TARGETS.kernelP99Ms)],
+        ['PUT sent → new rate in class_config', ...dist(kern.sendToKernel), '(information)', ''],
+        ['PUT round trip', ...dist(kern.put), '(information)', ''],
+        ["PUT answered → agent's 'applied' log line (ms clock)", ...dist(kern.answerToAgentLog), '(cross-check)', ''],
+        ['polls until seen (count)', ...dist(kern.polls), '', ''],
+      ]),
+    );
+  }
+  if (rec) {
+    out.push(
+      `\n${fmt(rec.classes)} classes (${rec.interfaces} interfaces × ${fmt(rec.perIface)}; one mark each, ${fmt(ROOTS_NOTE)} roots per interface and the rest their children) ` +
+        `through the Reconciler + kernel Datapath on pinned maps, from empty; median of ${rec.rounds} rounds, ms summed over the interfaces` +
+        (rec.perIface < rec.perIfaceAsked
+          ? `. Not ${fmt(rec.perIfaceAsked)} per interface: an apply holds one open fd per new class (its delay-histogram map) and this process may open ${fmt(rec.openFiles.soft)} files`
+          : '') +
+        '\n',
+    );
+    const s = (x: { median: number; min: number; max: number }) => [fmt(x.median, 1), `${fmt(x.min, 1)}–${fmt(x.max, 1)}`];
+    out.push(
+      table([
+        ['what', 'ms (median)', 'spread (min–max)', 'vs raw', 'target', 'result'],
+        ['raw: the same entries, batch writes + histogram maps created (floor)', ...s(rec.raw), '1.00', '—', '—'],
+        ['  of which: batch writes of the pre-encoded entries', ...s(rec.rawMaps), '', '', ''],
+        ['  of which: one delay-histogram map per class (BPF_MAP_CREATE each + one batch)', ...s(rec.rawHists), '', '', ''],
+        ['reconcile from empty (apply + last-known-good snapshot)', ...s(rec.reconcile), rec.ratio.toFixed(2), `≤ ${TARGETS.reconcileRatio}× raw`, met(rec.ratio <= TARGETS.reconcileRatio)],
+        ['  of which: Datapath.apply', ...s(rec.reconcileApply), round(rec.reconcileApply.median / rec.raw.median, 2).toFixed(2), '', ''],
+        ['  of which: serializing the snapshot (written to disk off the event loop)', ...s(rec.reconcileSnapshot), '', '', ''],
+        ['no-op resync (desired == kernel)', ...s(rec.resync), '', `≤ ${TARGETS.resyncMs} ms`, met(rec.resync.median <= TARGETS.resyncMs)],
+        ['  of which: Datapath.apply (reads the maps, diffs)', ...s(rec.resyncApply), '', '', ''],
+        ['  of which: serializing the snapshot (none: the state was snapshotted)', ...s(rec.resyncSnapshot), '', '', ''],
+        ['floor: reading class_slot, class_config, mark_class with BPF_MAP_LOOKUP_BATCH', ...s(rec.resyncFloor), '', '', ''],
+      ]),
+    );
+    out.push(`\nentries the reconcile wrote on one interface: ${JSON.stringify(rec.entriesWritten)}`);
+  }
+  if (fleet) {
+    out.push(
+      `\n${fleet.agents} agents (in-memory datapaths, ${fleet.workers} worker threads of this process, each agent its own host, token and watch) against one pacer api child; ` +
+        `${fleet.puts} PUTs of one class matching every host, one at a time (after 3 not counted), ${500} ms apart; started and converged in ${fmt(fleet.startupMs / 1000, 1)} s\n`,
+    );
+    out.push(
+      table([
+        ['what', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'target', 'result'],
+        [`PUT answered → all ${fleet.agents} applied`, ...dist(fleet.answerToAll), `p99 ≤ ${TARGETS.fleetP99Ms} ms`, met(fleet.answerToAll.p99 <= TARGETS.fleetP99Ms)],
+        [`PUT sent → all ${fleet.agents} applied`, ...dist(fleet.sendToAll), '(information)', ''],
+        ['PUT answered → each agent applied', ...dist(fleet.answerToEach), '(information)', ''],
+        ['PUT round trip', ...dist(fleet.put), '(information)', ''],
+      ]),
+    );
+    const e = fleet.workerEventLoopUtilization;
+    out.push(
+      `\nis this process the bottleneck? worker threads' event-loop utilization while a PUT propagated: p50 ${e.p50}, p90 ${e.p90}, max ${e.max} (1 = busy the whole time); ` +
+        `CPU over those windows: this process ${fleet.benchCpuPct}% of one core (all threads), the API child ${fleet.apiCpuPct}%`,
+    );
+  }
+  const printed = out.join('\n');
+  process.stdout.write(`${printed}\n`);
+  mkdirSync(resultsDir, { recursive: true });
+  const file = join(resultsDir, `agent-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
+  const result = {
+    date: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    command: `npm run bench:agent${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}`,
+    machine: { ...machine, loadAverageAtEnd: os.loadavg().map((n) => round(n, 2)) },
+    code,
+    options: { ...opts, only: [...opts.only] },
+    targets: TARGETS,
+    kernel: kern,
+    reconcile: rec,
+    fleet,
+    printed,
+  };
+  writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
+  process.stdout.write(`\nresults: ${file}\n`);
+}
+
+const ROOTS_NOTE = 1000;
+
+main().then(
+  () => runCleanups(),
+  async (err: unknown) => {
+    process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
+    await runCleanups();
+    process.exit(1);
+  },
+);
