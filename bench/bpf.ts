@@ -308,9 +308,10 @@ async function packets() {
   const runs: Run[] = [];
   const checks: Array<Record<string, unknown>> = [];
   for (const mode of modes) {
-    // Fresh schedules and counters for every mode.
+    // Fresh schedules, counters and delay histograms for every mode.
     eg.state.setMany(pathClasses.map((id) => [slotOf(id), { t_last: 0 }] as const));
     eg.stats.zeroMany(pathClasses.map(slotOf));
+    eg.hists.reset(pathClasses.map(slotOf));
     eg.ifaceStats.zero(0);
     baselineFill();
     eg.setTestClock(mode.clock);
@@ -353,6 +354,8 @@ async function packets() {
       }
       const s = stats.get(p.classId);
       const drops = (s?.horizon_drops ?? 0) + (s?.contention_drops ?? 0);
+      // Every passed packet is in the class's delay histogram too.
+      const histTotal = (eg.hists.get(slotOf(p.classId)) ?? []).reduce((a, c) => a + c, 0);
       checks.push({
         mode: mode.key,
         path: p.key,
@@ -363,7 +366,8 @@ async function packets() {
         contentionDrops: s?.contention_drops ?? 0,
         delayedPct: s ? round((s.delayed / Math.max(1, s.packets)) * 100, 1) : 0,
         meanDelayNs: s && s.delayed ? round(s.delay_ns / s.delayed, 0) : 0,
-        ok: s?.packets === n && drops === 0,
+        delayHistogramTotal: histTotal,
+        ok: s?.packets === n && drops === 0 && histTotal === n,
       });
     }
     const strays = [...stats].filter(([id, s]) => s.packets > 0 && !pathClasses.includes(id)).map(([id]) => id);
@@ -421,16 +425,18 @@ async function packets() {
   };
   const bills: Record<string, Partial<Record<CostKey, number>>> = {
     baseline: { loop: 1, hash: 1, plainWrite: 1, clock: 1 },
-    // Arrays: settings, class_config and class_state per level. The one hash is the mark lookup,
-    // or the destination cache (an LRU hash; no probe of its own, costed as a hash lookup).
-    // No cgroup helper: there are no cgroup selectors.
-    mark: { loop: 1, array: 3, hash: 1, cas: 1, percpuArray: 1, clock: 1 },
-    ipv4: { loop: 1, array: 3, hash: 1, cas: 1, percpuArray: 1, clock: 1 },
-    ipv6: { loop: 1, array: 3, hash: 1, cas: 1, percpuArray: 1, clock: 1 },
-    vlan: { loop: 1, array: 3, hash: 1, cas: 1, percpuArray: 1, clock: 1 },
-    default: { loop: 1, array: 3, hash: 1, cas: 1, percpuArray: 1, clock: 1 },
+    // Arrays: settings, class_config and class_state per level, and the delay histogram's two
+    // (delay_hist, an array of maps, and the class's inner array: both inlined). The one hash is
+    // the mark lookup, or the destination cache (an LRU hash; no probe of its own, costed as a
+    // hash lookup). The histogram's atomic add has no probe either: costed as a CAS (both are one
+    // locked read-modify-write). No cgroup helper: there are no cgroup selectors.
+    mark: { loop: 1, array: 5, hash: 1, cas: 2, percpuArray: 1, clock: 1 },
+    ipv4: { loop: 1, array: 5, hash: 1, cas: 2, percpuArray: 1, clock: 1 },
+    ipv6: { loop: 1, array: 5, hash: 1, cas: 2, percpuArray: 1, clock: 1 },
+    vlan: { loop: 1, array: 5, hash: 1, cas: 2, percpuArray: 1, clock: 1 },
+    default: { loop: 1, array: 5, hash: 1, cas: 2, percpuArray: 1, clock: 1 },
     unclassified: { loop: 1, array: 1, hash: 1, percpuArray: 1 },
-    parent: { loop: 1, array: 5, hash: 1, cas: 2, percpuArray: 1, clock: 1 },
+    parent: { loop: 1, array: 7, hash: 1, cas: 3, percpuArray: 1, clock: 1 },
   };
   const realRows = results.find((m) => m.mode === 'real-clock')!.rows;
   const attribution = Object.entries(bills).map(([path, bill]) => {
@@ -643,7 +649,7 @@ async function main(): Promise<void> {
       ]),
     );
     const failed = pkt.checks.filter((c) => !c.ok);
-    out.push(failed.length === 0 ? '\nchecks: every packet counted in its class, 0 horizon and 0 contention drops, the parent\'s schedule advanced' : `\nCHECKS FAILED: ${JSON.stringify(failed)}`);
+    out.push(failed.length === 0 ? '\nchecks: every packet counted in its class and in its delay histogram, 0 horizon and 0 contention drops, the parent\'s schedule advanced' : `\nCHECKS FAILED: ${JSON.stringify(failed)}`);
   }
   if (cfg) {
     out.push(`\n${fmt(cfg.changes)} class changes: ${cfg.split}; median of ${opts.configRounds} interleaved rounds\n`);

@@ -10,7 +10,7 @@ import { EgressObject } from '../../shaper-bpf/src/egress.js';
 import { ApplyFailed, Datapath, delayQuantile, memoryTables, type ShaperState } from '../../shaper-bpf/src/datapath.js';
 import { bucketLowerNs, bucketOf, bucketUpperNs, HIST_BUCKETS, histogramOf } from '../../shaper-bpf/src/delay-hist.js';
 import { readSkbContext, skbContext } from '../../shaper-bpf/src/libbpf/index.js';
-import type { ClassConfig } from '../../shaper-bpf/src/layout.js';
+import { delayHist, type ClassConfig } from '../../shaper-bpf/src/layout.js';
 import { frame } from '../support/packets.js';
 import { makePinDir, removePinDir } from '../support/bpffs.js';
 import { TestClasses } from '../support/slots.js';
@@ -226,6 +226,14 @@ describe('per-class delay histograms (BPF_PROG_TEST_RUN on the real object)', fu
         { numRuns: 40 },
       );
     });
+  });
+
+  it('the counts codec round-trips every u64 up to 2^53 - 1 and refuses a count above', () => {
+    const counts = Array.from({ length: HIST_BUCKETS }, (_, i) => [0, 1, 2 ** 32 - 1, 2 ** 32, 2 ** 40 + 5, Number.MAX_SAFE_INTEGER][i % 6]!);
+    assert.deepEqual(delayHist.decode(delayHist.encode({ counts })), { counts });
+    const big = delayHist.encode({ counts: new Array(HIST_BUCKETS).fill(0) });
+    big.writeBigUInt64LE(2n ** 53n, 8 * 7);
+    assert.throws(() => delayHist.decode(big), /counts\[7\] = 9007199254740992 does not fit a safe integer/);
   });
 
   it('histogramOf refuses a wrong number of counts, and delayQuantile a q outside (0, 1]', () => {
