@@ -160,13 +160,14 @@ function sweepSummary(s: SweepResult, dir: string): string {
   return [
     `sweep of ${s.scenario}: ${s.points.length} points${s.complete ? '' : ' (INTERRUPTED: partial sweep)'}; FCT of ${s.fctOf}`,
     '',
-    table([...s.axes.map((a) => a.name.toUpperCase()), 'STATUS', 'GOODPUT', 'ROUND MEAN', 'FCT P50', 'FCT P99', 'DROPS', 'RETRANS', 'RTO'], s.points.map((p) => [
+    table([...s.axes.map((a) => a.name.toUpperCase()), 'STATUS', 'GOODPUT', 'ROUND MEAN', 'FCT P50', 'FCT P99', 'SLOWDOWN P99', 'DROPS', 'RETRANS', 'RTO'], s.points.map((p) => [
       ...s.axes.map((a) => p.params[a.name] ?? null),
       p.status,
       opt(p.metrics?.goodputBps, rate),
       opt(p.metrics?.incastRoundGoodputMeanBps, rate),
       opt(p.metrics?.fctP50Ns, time),
       opt(p.metrics?.fctP99Ns, time),
+      p.metrics?.slowdownP99 ?? null,
       p.metrics?.drops ?? null,
       p.metrics?.retransmits ?? null,
       p.metrics?.timeouts ?? null,

@@ -187,6 +187,7 @@ export async function sweepReport(s: SweepResult): Promise<string> {
     mbit(p.metrics?.incastRoundGoodputMeanBps ?? null),
     us(p.metrics?.fctP50Ns ?? null),
     us(p.metrics?.fctP99Ns ?? null),
+    p.metrics?.slowdownP99 ?? null,
     p.metrics?.drops ?? null,
     p.metrics?.retransmits ?? null,
     p.metrics?.timeouts ?? null,
@@ -196,6 +197,6 @@ export async function sweepReport(s: SweepResult): Promise<string> {
     `<p>${s.points.length} points (${s.axes.map((a) => `${esc(a.name)} = ${esc(a.values.join(', '))}`).join(' × ')}), seed ${s.seed}${s.complete ? '' : '; <b class="warn">interrupted: partial sweep</b>'}. FCT is of ${s.fctOf}.</p>`,
     ...plots,
     '<h2>Points</h2>',
-    htmlTable([...s.axes.map((a) => a.name), 'status', 'goodput (Mbit/s)', 'round mean (Mbit/s)', 'FCT p50 (µs)', 'FCT p99 (µs)', 'drops', 'retransmits', 'RTO'], rows),
+    htmlTable([...s.axes.map((a) => a.name), 'status', 'goodput (Mbit/s)', 'round mean (Mbit/s)', 'FCT p50 (µs)', 'FCT p99 (µs)', 'slowdown p99', 'drops', 'retransmits', 'RTO'], rows),
   ]);
 }
