@@ -141,8 +141,9 @@ export class TcpSender implements PacketSink, CcSender {
       this.newlyAcked(ack, a);
       if (this.sndNxt < a) this.sndNxt = a; // after go-back-N, an ACK may cover what we are resending
       if (this.inRecovery) {
-        if (a > this.recover) {
-          // RFC 6582 §3.2 step 3 (full acknowledgment): deflate the window.
+        if (a >= this.recover) {
+          // RFC 6582 §3.2 step 3 (full acknowledgment: "all of the data up to and including
+          // recover", the highest byte sent, which is this.recover − 1): deflate the window.
           this.cwnd = Math.min(this.ssthresh, Math.max(this.sndMax - a, this.cfg.mss) + this.cfg.mss);
           this.inRecovery = false;
           this.dupAcks = 0;

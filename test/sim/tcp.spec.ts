@@ -89,6 +89,19 @@ workloads:
     assert.equal(events[0]!.kind, 'fast_retransmit');
   });
 
+  it('an ACK of exactly everything sent before the loss ends recovery (RFC 6582 §3.2 step 3, "up to and including recover")', () => {
+    // 20 segments, all sent before the third duplicate ACK: the retransmission's ACK covers them all.
+    const size = 20 * 1448;
+    const p = tcpPair(tcpConfig(), { dropIf: (pkt) => pkt.seq === 5 * 1448 && p.sender.stats.retransmits === 0 });
+    p.sender.write(size);
+    p.ev.run();
+    assert.equal(p.receiver.rcvNxt, size);
+    assert.equal(p.sender.stats.fastRetransmits, 1);
+    assert.equal(p.sender.stats.retransmits, 1, 'no second, spurious retransmission');
+    assert.ok(p.departures.every((d) => d.payload > 0), 'no empty data segment');
+    assert.deepEqual(p.events.map((e) => e.kind), ['fast_retransmit', 'recovery_end']);
+  });
+
   it('a lost tail segment needs the RTO; a lost retransmission doubles it (RFC 6298 §5.5)', () => {
     const size = 20 * 1448;
     const lastSeq = 19 * 1448;
