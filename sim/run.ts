@@ -421,6 +421,7 @@ export class Simulation {
 
   private lastCompletionTime(): TimeNs {
     let t = this.lastCompletion;
+    for (const { rpc } of this.rpcs) t = Math.max(t, rpc.lastCompletionNs);
     for (const { incast, startNs } of this.incasts) {
       const r = incast.result();
       t = Math.max(t, startNs + r.totalNs);

@@ -63,6 +63,8 @@ export class RpcWorkload {
   offeredBytes = 0;
   /** Response bytes delivered to clients so far. */
   deliveredBytes = 0;
+  /** When the last RPC completed (0 = none yet). */
+  lastCompletionNs: TimeNs = 0;
   /** Data segments delivered in order, requests and responses (the cost unit of bench/sim.ts). */
   deliveredSegments = 0;
   /** Delivered response bytes by the response's class id. */
@@ -155,6 +157,7 @@ export class RpcWorkload {
 
   private complete(call: Call): void {
     const fct = this.events.now() - call.startNs;
+    this.lastCompletionNs = this.events.now();
     this.completed++;
     this.sizes.push(call.size);
     this.fcts.push(fct);

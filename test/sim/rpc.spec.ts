@@ -133,6 +133,15 @@ describe('sim workload: RPCs with open-loop Poisson arrivals', function () {
     assert.ok(w.fct.slowdownP99 < 1.1, `p99 slowdown ${w.fct.slowdownP99}`);
   });
 
+  it('count: after that many arrivals the run ends when the last RPC completes, not at its duration', async () => {
+    const r = await runScenario(loadScenario(scenario('{ clients: [fe], servers: [be], sizes: web-search, arrivalsPerSecond: 100, count: 50 }', { duration: '60s' })));
+    const w = r.rpc[0]!;
+    assert.equal(r.complete, true);
+    assert.deepEqual([w.arrivals, w.completed, w.inFlight], [50, 50, 0]);
+    assert.ok(r.simulatedNs < 5 * SEC, `ended at ${r.simulatedNs} ns`);
+    assert.ok(r.simulatedNs >= w.fct.fctMaxNs, 'the end is the last completion, not before');
+  });
+
   it('responses are assigned to classes by the workload selectors, and the requests by destination prefix', async () => {
     const r = await runScenario({ ...loadScenarioFile(join(EXAMPLES, 'rpc-web-search.yaml')), durationNs: SEC });
     const cls = (n: string) => r.classes.find((c) => c.name === n)!;
