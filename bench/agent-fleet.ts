@@ -59,6 +59,8 @@ export interface FleetBenchResult {
   /** Summed over the windows from sending each PUT until every agent had it, % of one core: this process (all threads), the API child. */
   benchCpuPct: number;
   apiCpuPct: number;
+  /** This process's CPU over those windows per (PUT × agent), ms: what one agent spends on one change, plus the PUT and the bench's bookkeeping. */
+  cpuMsPerAgentChange: number;
 }
 
 /** CPU seconds (user + system) of a process, from /proc. */
@@ -215,5 +217,6 @@ export async function fleetBench(o: FleetBenchOptions): Promise<FleetBenchResult
     workerEventLoopUtilization: distribution(rows.elu),
     benchCpuPct,
     apiCpuPct,
+    cpuMsPerAgentChange: round((benchCpu * 1000) / (o.puts * o.agents), 2),
   };
 }

@@ -163,7 +163,9 @@ async function main(): Promise<void> {
     const e = fleet.workerEventLoopUtilization;
     out.push(
       `\nis this process the bottleneck? worker threads' event-loop utilization while a PUT propagated: p50 ${e.p50}, p90 ${e.p90}, max ${e.max} (1 = busy the whole time); ` +
-        `CPU over those windows: this process ${fleet.benchCpuPct}% of one core (all threads), the API child ${fleet.apiCpuPct}%`,
+        `CPU over those windows: this process ${fleet.benchCpuPct}% of one core (all threads), the API child ${fleet.apiCpuPct}%; ` +
+        `this process's CPU per agent per change ${fleet.cpuMsPerAgentChange} ms, so ${fleet.agents} agents need ${fmt(fleet.cpuMsPerAgentChange * fleet.agents, 0)} ms of CPU per change, ` +
+        `${fmt((fleet.cpuMsPerAgentChange * fleet.agents) / Math.min(fleet.workers, os.cpus().length), 0)} ms on each of ${Math.min(fleet.workers, os.cpus().length)} cores if they had them to themselves`,
     );
   }
   const printed = out.join('\n');

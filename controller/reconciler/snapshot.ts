@@ -5,7 +5,7 @@
  * Maps and bigints (cgroup ids) are tagged in the JSON so they come back as they were.
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync, rmSync } from 'node:fs';
-import { mkdir, open, rm } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 const replacer = (_key: string, v: unknown) =>
@@ -45,7 +45,7 @@ export function readSnapshot<T>(file: string): T | undefined {
 /**
  * Writes one file's snapshots without blocking the event loop on the disk: the value is
  * serialized at once (so later changes to it do not matter), the temporary file is written and
- * fdatasync'ed on libuv's thread pool, and only the rename (cheap once the data is on disk) runs
+ * fsync'ed on libuv's thread pool, and only the rename (cheap once the data is on disk) runs
  * on this thread. Writes are queued one at a time; a write superseded by a newer one before its
  * turn is skipped, and a finished write is renamed only if no newer one exists, so the file only
  * ever moves forward. An applied state is thus in the maps before its snapshot is on disk; a
@@ -70,27 +70,23 @@ export class SnapshotWriter {
 
   private async writeAsync(gen: number, text: string): Promise<void> {
     const tmp = `${this.file}.${process.pid}.${gen}.tmp`;
+    let renamed = false;
     try {
       if (!this.dirMade) {
         await mkdir(dirname(this.file), { recursive: true });
         this.dirMade = true;
       }
-      const fh = await open(tmp, 'w');
-      try {
-        await fh.writeFile(text);
-        await fh.datasync();
-      } finally {
-        await fh.close();
-      }
+      await writeFile(tmp, text, { flush: true }); // flush: fsync'ed before the rename makes it the snapshot
       if (gen === this.generation && gen > this.renamed) {
         renameSync(tmp, this.file);
+        renamed = true;
         this.renamed = gen;
         this.error = undefined;
       }
     } catch (err) {
       if (gen === this.generation) this.error = (err as Error).message;
     } finally {
-      await rm(tmp, { force: true }).catch(() => {});
+      if (!renamed) await rm(tmp, { force: true }).catch(() => {});
     }
   }
 
