@@ -42,7 +42,9 @@ describe('pacer sim run: every example in sim/examples', function () {
       assert.equal(r.durationNs, 300_000_000);
       assert.ok(r.simulatedNs <= 300_000_000);
       assert.ok(r.classes.reduce((a: number, c: { bytes: number }) => a + c.bytes, 0) > 0, 'packets left the hosts');
-      assert.match(readFileSync(join(out, 'report.html'), 'utf8'), /<svg/);
+      const html = readFileSync(join(out, 'report.html'), 'utf8');
+      assert.match(html, /<svg/);
+      assert.doesNotMatch(html, /https?:\/\/|<script/, 'self-contained');
     });
   }
 
