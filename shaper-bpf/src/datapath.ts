@@ -11,7 +11,9 @@
  * records it in class_slot (class id → slot, which is also how a restarted agent finds it
  * again), translates every parent, selector and the default to slots, and frees the slot when
  * the class is deleted: after its selectors and children are gone; its state and counters are
- * zeroed then and again before the slot is reused.
+ * zeroed then and again before the slot is reused. Each class's slot has its own delay histogram
+ * (delay_hist, shaper-bpf/bpf/delay_hist.h), created with the slot, removed when it is freed, and
+ * created fresh when the slot is reused.
  *
  * An apply is all or nothing: the state is validated before any map is touched, and when the
  * kernel refuses a write halfway (a full map, no free slot), every change already made (slot
