@@ -55,6 +55,20 @@ describe('sim workload: on/off sources', function () {
     assert.ok(Math.max(...bins) > 1.3 * Math.min(...bins));
   });
 
+  it('selectors: a cgroup puts the source in its class, whose budget then shapes it while on', async () => {
+    const text = scenario('{ from: a, to: b, rate: 500mbit, on: 20ms, off: 20ms, periods: fixed, cgroup: /video.slice }', '400ms', '20ms').replace(
+      'workloads:',
+      'classes:\n  - { name: video, rate: 100mbit, burst: 10kb, match: { cgroups: [/video.slice] } }\nworkloads:',
+    );
+    const r = await runScenario(loadScenario(text));
+    const w = r.onoff[0]!;
+    assert.equal(w.class, 'video');
+    assert.equal(r.classes.find((c) => c.name === 'video')!.goodputBps, w.goodputBps);
+    // 500 Mbit/s offered while on, half the time: 250 Mbit/s on average, held to the 100 Mbit/s budget.
+    assert.ok(w.flows[0]!.offeredBps > 240e6);
+    assert.ok(w.goodputBps < 101e6 && w.goodputBps > 90e6, `goodput ${w.goodputBps}`);
+  });
+
   it('the same seed repeats the periods; another seed draws others', async () => {
     const s = loadScenario(scenario('{ from: a, to: b, rate: 100mbit, on: 5ms, off: 5ms, flows: 2 }', '200ms'));
     const a = JSON.stringify(await runScenario(s));
