@@ -124,6 +124,23 @@ async function main(): Promise<void> {
   }
   console.log(`  all 14 points: ${total.events} events, ${(total.wallMs / 1000).toFixed(2)} s wall, ${(total.events / (total.wallMs / 1000) / 1e6).toFixed(2)} M events/s, ${(total.cpuUs / total.segments).toFixed(2)} µs/segment (ns-3 3.37 at N=48: ~44)`);
 
+  // The TCP models beyond NewReno cost more per ACK (CUBIC's cube root, the SACK scoreboard, pacing timers).
+  console.log('\nTCP variants (the same dumbbell; incast N = 48 at RTOmin 1 ms)');
+  console.log('  SCENARIO   TCP                                            EVENTS     M EV/S  SEGMENTS  µs/SEG  GOODPUT');
+  const variants: Array<[string, string, string]> = [];
+  for (const tcp of ['variant: cubic, sack: true', 'variant: cubic, sack: true, pacing: true', 'variant: newreno, sack: true, delayedAck: true']) {
+    variants.push(['dumbbell', tcp, DUMBBELL.replace(/variant: newreno,[^}]*delayedAck: false/, `${tcp}, mss: 1448, initialWindow: 10, rtoMin: 200ms`)]);
+  }
+  const n48 = [parseAxis('tcp.rtoMin=1ms', text), parseAxis('incast.servers=48', text)];
+  const incast48 = pointText(text, n48, [0, 0]).replace(/^  variant: newreno$/m, '  variant: cubic\n  sack: true');
+  if (!incast48.includes('sack: true')) throw new Error('bench: could not set CUBIC + SACK in the incast scenario');
+  variants.push(['incast 48', 'variant: cubic, sack: true', incast48]);
+  for (const [name, tcp, scenario] of variants) {
+    const m = await measure(scenario, name);
+    const g = m.result.flows.reduce((a, f) => a + f.goodputBps, 0) + m.result.incast.reduce((a, i) => a + i.goodputBps, 0);
+    console.log(`  ${name.padEnd(9)}  ${tcp.padEnd(45)}  ${String(m.result.events).padStart(9)}  ${(evPerS(m) / 1e6).toFixed(2).padStart(5)}  ${String(m.segments).padStart(8)}  ${perSeg(m).toFixed(2).padStart(6)}  ${(g / 1e6).toFixed(1).padStart(6)} Mbit/s`);
+  }
+
   console.log('\nRPCs (sim/examples/rpc-web-search.yaml: web-search sizes, Poisson arrivals, 60% load, two classes; 10 s simulated)');
   const rpcRss: string[] = [];
   const rpcText = readFileSync(RPC, 'utf8').replace(/^duration: .*$/m, 'duration: 10s');
