@@ -23,6 +23,9 @@
  *   alone; its drops say it wants more, the full parent says why. It gets its guarantee back in
  *   one allocation, instead of 10% more per interval. (Drops under a parent with room are the
  *   class's own bursts beyond its depth: more rate for it would not help, so nothing changes.)
+ * - A restarted agent adopts the allocation the kernel enforces (`adopt`) and keeps it until an
+ *   interval has been measured: a restart neither drops a borrowed rate to the guarantee for a
+ *   second nor writes anything.
  * - No flapping: a new allocation is published only when some class's effective rate moves by
  *   more than `threshold` (2%) from the published one, or the tree (ids, parents, rates, ceils,
  *   weights) changed, or the allocation has settled: every rate within `settled` (0.1%) of the
@@ -63,6 +66,8 @@ export class Borrower {
   private published?: { tree: string; rates: Map<number, number> };
   /** The allocation computed at the previous call of rates(), published or not. */
   private previous?: { tree: string; rates: Map<number, number> };
+  /** Whether an interval between two readings has been measured yet. */
+  private measured = false;
 
   constructor(o: BorrowerOptions = {}) {
     this.o = { saturation: 0.95, headroom: 1.1, decay: 0.5, threshold: 0.02, settled: 0.001, idleAfter: 3, ...o };
@@ -81,6 +86,7 @@ export class Borrower {
       // A first reading, or counters that went back (the slot was freed and reused): a new baseline.
       if (!prev || cur.bytes < prev.bytes || cur.drops < prev.drops || nowMs <= prev.atMs) continue;
       const measured = ((cur.bytes - prev.bytes) * 8 * 1000) / (nowMs - prev.atMs);
+      this.measured = true;
       const old = this.usage.get(id) ?? 0;
       const q = measured === 0 ? (this.quiet.get(id) ?? 0) + 1 : 0;
       quiet.set(id, q);
@@ -91,6 +97,31 @@ export class Borrower {
     this.usage = usage;
     this.quiet = quiet;
     this.dropping = dropping;
+  }
+
+  /**
+   * Takes the rates the kernel enforces (class id → rate) as the published allocation for `tree`,
+   * before anything is published: a restarted agent finds the previous agent's allocation in the
+   * maps (or its snapshot) and keeps it until an interval has been measured. Adopted only if it is
+   * an allocation this tree allows: every class within rate..ceil, and under each parent the
+   * classes above their guarantee (the borrowers) together within the parent's rate. Otherwise
+   * (classes changed while the agent was down) nothing is adopted and the guarantees apply.
+   */
+  adopt(tree: readonly TreeClass[], enforced: ReadonlyMap<number, number>): boolean {
+    if (this.published) return false;
+    const rates = new Map<number, number>();
+    for (const c of tree) {
+      const r = enforced.get(c.id);
+      if (r === undefined || r < c.rate || r > c.ceil || (c.parentId === 0 && r !== c.rate)) return false;
+      rates.set(c.id, r);
+    }
+    for (const [parentId, kids] of childrenOf(tree)) {
+      if (parentId === 0) continue;
+      const borrowed = kids.filter((k) => rates.get(k.id)! > k.rate).reduce((sum, k) => sum + rates.get(k.id)!, 0);
+      if (borrowed > (rates.get(parentId) ?? 0)) return false;
+    }
+    this.published = { tree: treeKey(tree), rates };
+    return true;
   }
 
   /** Smoothed usage of a class and its descendants, bits/s (for logs and tests). */
@@ -108,8 +139,10 @@ export class Borrower {
 
   /** The effective rates to enforce for `tree` now: the published ones unless they moved enough. */
   rates(tree: readonly TreeClass[]): Map<number, number> {
-    const key = JSON.stringify([...tree].sort((a, b) => a.id - b.id).map((c) => [c.id, c.parentId, c.rate, c.ceil, c.weight]));
+    const key = treeKey(tree);
     const current = this.published?.tree === key ? this.published.rates : undefined;
+    // Adopted, and nothing measured since: keep what is enforced.
+    if (current && !this.measured) return current;
     const usage = this.usageOf(tree);
     const kids = childrenOf(tree);
     // The rate in force during the interval (the published one, also across a tree change).
@@ -145,6 +178,11 @@ export class Borrower {
     this.published = { tree: key, rates: next };
     return next;
   }
+}
+
+/** What identifies a tree for the allocation: ids, parents, rates, ceils, weights. */
+function treeKey(tree: readonly TreeClass[]): string {
+  return JSON.stringify([...tree].sort((a, b) => a.id - b.id).map((c) => [c.id, c.parentId, c.rate, c.ceil, c.weight]));
 }
 
 function childrenOf(tree: readonly TreeClass[]): Map<number, TreeClass[]> {

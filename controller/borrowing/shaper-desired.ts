@@ -2,8 +2,10 @@
  * An interface's desired shaper state over time: the API's classes for this host, with the
  * effective rates of the borrowing loop. Every `intervalMs` the interface's stats maps are read
  * and the allocation recomputed; a change of classes recomputes it at once with the demand known
- * so far. Repeats are not dropped here: the reconciler drops them (a tick whose rates did not move
- * enough yields the same state, so nothing is applied).
+ * so far. The first time, the allocation the kernel enforces is adopted (a restarted agent keeps
+ * the previous one's borrowed rates until it has measured an interval). Repeats are not dropped
+ * here: the reconciler drops them (a tick whose rates did not move enough yields the same state,
+ * so nothing is applied).
  */
 import { combineLatest, interval, map, startWith, tap, type Observable } from 'rxjs';
 import type { ClassRecord } from '../../api/contract/class.js';
@@ -17,7 +19,7 @@ import { Borrower } from './borrower.js';
 export interface ShaperDesiredOptions {
   labels: Record<string, string>;
   inventory: Inventory;
-  datapath: Pick<Datapath, 'stats'>;
+  datapath: Pick<Datapath, 'stats' | 'read'>;
   /** 0: no borrowing (every class at its rate). */
   intervalMs: number;
   borrower?: Borrower;
@@ -34,6 +36,16 @@ export function borrowingTree(shaper: ShaperState, classes: readonly ClassRecord
     const c = byId.get(id)!;
     return { id, parentId: cfg.parent_id, rate: cfg.rate_bps, ceil: Math.max(cfg.rate_bps, c.ceil ?? cfg.rate_bps), weight: c.weight };
   });
+}
+
+/** The first allocation is the one the kernel enforces, if it fits the tree (Borrower.adopt). */
+function adoptEnforced(borrower: Borrower, tree: TreeClass[], o: ShaperDesiredOptions): void {
+  try {
+    const enforced = new Map([...o.datapath.read().classes].map(([id, c]) => [id, c.rate_bps]));
+    borrower.adopt(tree, enforced);
+  } catch (err) {
+    o.log?.warn({ err: (err as Error).message }, 'could not read the enforced rates; borrowing starts from the guarantees');
+  }
 }
 
 export function shaperDesired$(budgets$: Observable<{ revision: number; classes: readonly ClassRecord[] }>, o: ShaperDesiredOptions): Observable<Desired<ShaperState>> {
@@ -59,6 +71,7 @@ export function shaperDesired$(budgets$: Observable<{ revision: number; classes:
       if (base?.classes !== b.classes) {
         const d = desiredState(b.classes, o.labels, o.inventory);
         base = { classes: b.classes, d, tree: borrowingTree(d.shaper, b.classes) };
+        if (o.intervalMs > 0) adoptEnforced(borrower, base.tree, o);
       }
       let d = base.d;
       if (o.intervalMs > 0) {

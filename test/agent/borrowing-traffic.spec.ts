@@ -146,6 +146,31 @@ for (const [CEIL, n] of [[30 * MBIT, 0], [PARENT, 1]] as const) describe(`borrow
     assert.equal(rateOf(ids.idle), GUARANTEE, 'the idle class keeps its guarantee configured');
   });
 
+  it('a restarted agent keeps the borrowed rate it finds enforced: no dip to the guarantee, no write', async () => {
+    assert.equal(rateOf(ids.busy), CEIL);
+    const rates: number[] = [];
+    let polling = true;
+    const poll = (async () => {
+      while (polling) {
+        rates.push(rateOf(ids.busy)!);
+        await sleep(10);
+      }
+    })();
+    try {
+      const agent = await rig.restartAgent();
+      // Three borrowing intervals of the new agent, measured on live traffic.
+      await sleep(3_500);
+      const applied = agent.lines.filter((l) => l.msg === 'applied');
+      assert.ok(applied.length > 0, 'the restarted agent applied its state');
+      assert.deepEqual(applied.map((l) => l.changes), applied.map(() => ({})), 'it wrote nothing');
+    } finally {
+      polling = false;
+      await poll;
+    }
+    figures.restartMinMbit = Math.min(...rates) / MBIT;
+    assert.deepEqual([...new Set(rates)], [CEIL], `class_config while the agent restarted (${rates.length} readings)`);
+  });
+
   it('when the idle class starts sending, both come back to the fair split of the parent within seconds', async () => {
     await stream(1);
     const settled = await settle('busy and idle at the fair split', (busy, idle) => Math.abs(busy - FAIR) <= 0.1 * FAIR && Math.abs(idle - FAIR) <= 0.1 * FAIR);

@@ -10,8 +10,10 @@ import { Reconciler, type ReconcileResult } from '../../controller/reconciler/re
 import { fakeStatsTables } from '../support/agent-stats.js';
 import { record } from './fixtures.js';
 import { resolveAgentConfig } from '../../controller/config/config.js';
+import { desiredState } from '../../controller/desired/desired-state.js';
 
 const M = 1_000_000;
+const INVENTORY = { fq: true, cgroupRoot: undefined, cgroupIds: () => undefined };
 const P = 1, A = 2, B = 3;
 
 function tree(ceilA = 40 * M, ceilB = 40 * M): ClassRecord[] {
@@ -28,14 +30,16 @@ function tree(ceilA = 40 * M, ceilB = 40 * M): ClassRecord[] {
  * the parent's rate when together they exceed it (the parent's schedule); the excess is dropped
  * (horizon drops). Then the clock advances one second and the loop samples.
  */
-function harness(classes: ClassRecord[], noise = () => 1) {
+function harness(classes: ClassRecord[], noise = () => 1, enforced?: Map<number, number>) {
   const clock = sinon.useFakeTimers({ now: 0 });
   const tables = fakeStatsTables();
   const datapath = new Datapath(tables);
+  // What a previous agent left in the maps: these classes at these effective rates.
+  if (enforced) datapath.apply(desiredState(classes, {}, INVENTORY, enforced).shaper);
   const budgets$ = new BehaviorSubject({ revision: 1, classes });
   const results: ReconcileResult[] = [];
   const reconciler = new Reconciler({ apply: (s: ReturnType<Datapath['read']>) => datapath.apply(s), resyncMs: 1e9, backoff: { minMs: 100, maxMs: 1000 } });
-  const sub = reconciler.run(shaperDesired$(budgets$, { labels: {}, inventory: { fq: true, cgroupRoot: undefined, cgroupIds: () => undefined }, datapath, intervalMs: 1000 })).subscribe((r) => results.push(r));
+  const sub = reconciler.run(shaperDesired$(budgets$, { labels: {}, inventory: INVENTORY, datapath, intervalMs: 1000 })).subscribe((r) => results.push(r));
   const rates = () => new Map([...datapath.read().classes].map(([id, c]) => [id, c.rate_bps]));
   const history: Map<number, number>[] = [];
   const run = (seconds: number, offered: Record<number, number>) => {
@@ -152,6 +156,19 @@ describe('borrowing loop (fake timers, in-memory datapath)', () => {
     }
   });
 
+  it('a restarted loop adopts the borrowed rates the kernel enforces: no dip to the guarantee, nothing written', () => {
+    const classes = tree();
+    const h = harness(classes, () => 1, new Map([[P, 40 * M], [A, 40 * M], [B, 10 * M]]));
+    try {
+      assert.equal(h.rates().get(A), 40 * M);
+      h.run(5, { [A]: 100 * M });
+      assert.ok(h.history.every((r) => r.get(A) === 40 * M), `A stayed at 40: ${h.history.map((r) => r.get(A)).join(', ')}`);
+      assert.ok(h.results.length > 0 && h.results.every((r) => r.ok && Object.keys(r.report.changes).length === 0), `no writes: ${JSON.stringify(h.results.map((r) => r.ok && r.report.changes))}`);
+    } finally {
+      h.done();
+    }
+  });
+
   it('property: under any sequence of offered loads, rates stay within rate..ceil and the parent', () => {
     fc.assert(
       fc.property(
@@ -244,6 +261,22 @@ describe('Borrower', () => {
     }
     const a = b.rates(t).get(A)!;
     assert.ok(Math.abs(a - 39.89 * M) <= 0.001 * 39.89 * M, `A at ${a}`);
+  });
+
+  it('adopts an enforced allocation only if the tree allows it; keeps it until an interval is measured', () => {
+    const rates = (a: number, b: number, p = 40 * M) => new Map([[P, p], [A, a], [B, b]]);
+    assert.equal(new Borrower().adopt(t, rates(41 * M, 10 * M)), false, 'above ceil');
+    assert.equal(new Borrower().adopt(t, rates(9 * M, 10 * M)), false, 'below rate');
+    assert.equal(new Borrower().adopt(t, rates(30 * M, 20 * M)), false, 'the borrowers exceed the parent');
+    assert.equal(new Borrower().adopt(t, rates(40 * M, 10 * M, 50 * M)), false, 'a root is at its rate');
+    assert.equal(new Borrower().adopt(t, new Map([[P, 40 * M], [A, 40 * M]])), false, 'a class not enforced');
+    const b = new Borrower();
+    assert.equal(b.adopt(t, rates(40 * M, 10 * M)), true, 'a lone borrower with the idle guarantee lent');
+    assert.equal(b.adopt(t, rates(10 * M, 10 * M)), false, 'only before anything is published');
+    b.sample(0, stats(0, 0)); // a baseline only: nothing measured yet
+    assert.equal(b.rates(t).get(A), 40 * M);
+    b.sample(1000, stats(0, 0)); // an idle interval measured: back to the guarantees
+    assert.equal(b.rates(t).get(A), 10 * M);
   });
 
   it('a class held far below its guarantee by a full parent (drops, little usage) gets its guarantee back in one allocation', () => {

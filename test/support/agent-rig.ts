@@ -53,6 +53,8 @@ export interface AgentRig {
   hostRecord(): Promise<any>;
   /** p, or its error with the agent's last output appended. */
   withLog<T>(p: Promise<T>): Promise<T>;
+  /** SIGKILLs the agent and starts it again with the same flags; resolves once it logged that its interface is ready. */
+  restartAgent(): Promise<AgentChild>;
 }
 
 export function useAgentRig(o: AgentRigOptions): AgentRig {
@@ -66,6 +68,8 @@ export function useAgentRig(o: AgentRigOptions): AgentRig {
   let stateDir: string | undefined;
   let apiDir: string | undefined;
   let cg: PrivateCgroup2 | undefined;
+  let agentArgs: string[] = [];
+  let token = '';
   const netnsPath = () => `/run/netns/${sender}`;
 
   const rig: AgentRig = {
@@ -101,6 +105,15 @@ export function useAgentRig(o: AgentRigOptions): AgentRig {
         throw new Error(`${(err as Error).message}\n--- agent output ---\n${agent?.tail() ?? '(no agent)'}`);
       }
     },
+    restartAgent: async () => {
+      await killed(agent?.child);
+      agent = startAgentChild(agentArgs, token);
+      await rig.withLog(until('the restarted agent\'s interface to be ready', () => {
+        if (!agent!.running) throw new Error('the agent exited');
+        return agent!.find('interface ready');
+      }, 20_000, 20));
+      return agent;
+    },
   };
 
   // Registered before useTestNetns, so it runs first: the interface still exists for teardown.
@@ -132,13 +145,11 @@ export function useAgentRig(o: AgentRigOptions): AgentRig {
     // A private cgroup v2 root, so the agent's sock_ops never attaches anywhere another test uses.
     cg = await PrivateCgroup2.create();
     api = await startApiChild(join(apiDir, 'pacer.db'), await freePort());
-    const token = await tokenFor(api.url, 'agent', o.host);
+    token = await tokenFor(api.url, 'agent', o.host);
     const labels = Object.entries(o.labels).flatMap(([k, v]) => ['--label', `${k}=${v}`]);
     const extra = typeof o.agentArgs === 'function' ? o.agentArgs() : (o.agentArgs ?? []);
-    agent = startAgentChild(
-      ['--api', api.url, '--iface', o.iface, '--netns', netnsPath(), '--host', o.host, ...labels, '--state-dir', stateDir, '--pin-base', pinBase, '--cgroup-root', cg.base, '--heartbeat', '1s', '--backoff-max', '1s', ...extra],
-      token,
-    );
+    agentArgs = ['--api', api.url, '--iface', o.iface, '--netns', netnsPath(), '--host', o.host, ...labels, '--state-dir', stateDir, '--pin-base', pinBase, '--cgroup-root', cg.base, '--heartbeat', '1s', '--backoff-max', '1s', ...extra];
+    agent = startAgentChild(agentArgs, token);
     // Installed and registered: the pins exist and the host has heartbeated once.
     await rig.withLog(
       until('the agent to install and heartbeat', async () => {
