@@ -14,7 +14,11 @@ export interface HistogramTable {
   get(slot: number): number[] | undefined;
   /** Which of `slots` have a histogram. */
   present(slots: ReadonlyArray<number>): Set<number>;
-  /** Gives each slot a fresh, empty histogram, replacing the one it had (all or none: on a failure, none is replaced). */
+  /**
+   * Gives each slot a fresh, empty histogram, replacing the one it had. Every inner map is made
+   * before any entry is written, so running out of memory replaces nothing; the Datapath's undo
+   * removes what a half-done write left.
+   */
   reset(slots: ReadonlyArray<number>): void;
   /** Removes the slots' histograms (missing ones are ignored). */
   remove(slots: ReadonlyArray<number>): void;

@@ -3,7 +3,8 @@
  * mode this fq-less kernel forces, adoption by a second install, and a clean uninstall.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { installInterface, uninstallInterface, requireBpffs, BpffsMissingError, POLICING_DETAIL, type InstallOptions, filterOf } from '../../shaper-bpf/src/interface.js';
@@ -11,8 +12,6 @@ import { BpfObject, tcAttach, tcHookCreate, tcQuery, skbContext } from '../../sh
 import { EgressObject, EGRESS_PROGRAM, PinsMissingError } from '../../shaper-bpf/src/egress.js';
 import { classConfig, FREE_SLOT } from '../../shaper-bpf/src/layout.js';
 import { struct, TypedMap, u32 } from '../../shaper-bpf/src/typed-map.js';
-import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import { readRootQdisc } from '../../shaper-bpf/src/qdisc.js';
 import { useTestNetns, execIn } from '../support/netns.js';
 import { makePinDir, removePinDir } from '../support/bpffs.js';
@@ -65,7 +64,7 @@ describe('installing pacer on an interface', function () {
     }
   });
 
-  it('a second install adopts the attached program and the maps, schedules included', async () => {
+  it('a second install adopts the attached program and the maps, schedules and delay histograms included', async () => {
     const again = await installInterface(options);
     try {
       assert.equal(again.adopted, true);
@@ -73,6 +72,7 @@ describe('installing pacer on an interface', function () {
       assert.equal(again.datapath.read().classes.get(1)?.rate_bps, 8_000_000);
       const slot = again.egress.slots.get(1)!;
       assert.equal(again.egress.state.get(slot)?.t_last, 7_000_000_000 + 2_000_000);
+      assert.equal(again.datapath.delayHistogram(1)?.total, 3, 'the delay histogram is adopted with its counts');
     } finally {
       again.egress.close();
     }
