@@ -6,6 +6,8 @@
  *
  *   web    20 Mbit/s → peer(0), a 10 Mbit/s UDP stream (below its rate: nothing is dropped)
  *   quiet   5 Mbit/s → peer(1), no traffic
+ *   agg    40 Mbit/s
+ *   └─ bulk 5 Mbit/s, ceil 30 → peer(2), 50 Mbit/s: borrows up to its ceil (borrowing every second)
  */
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -58,18 +60,20 @@ describe('pacer agent --influx: per class points for real traffic in a real Infl
     iface: IFACE,
     peerIface: 'ai1',
     subnet: '10.95.0',
-    peers: 2,
+    peers: 3,
     host: HOST,
     labels: { zone: 'ai' },
-    agentArgs: () => ['--influx', `${influxd!.url}/${DATABASE}`, '--borrow-interval', '0ms'],
+    agentArgs: () => ['--influx', `${influxd!.url}/${DATABASE}`, '--borrow-interval', '1s'],
   });
-  const ids = { web: 0, quiet: 0 };
+  const ids = { web: 0, quiet: 0, bulk: 0 };
   const rows = (cls: string) => new InfluxDB(`${influxd!.url}/${DATABASE}`).query<Row>(`SELECT * FROM ${INFLUX_MEASUREMENT} WHERE "class" = '${cls}' ORDER BY time`);
 
   before(async () => {
     ids.web = await rig.createClass({ name: 'web', rate: '20mbit', burst: '20ms', match: { dst: [`${rig.peer(0)}/32`] } });
     ids.quiet = await rig.createClass({ name: 'quiet', rate: '5mbit', match: { dst: [`${rig.peer(1)}/32`] } });
-    await rig.withLog(until('both classes in the kernel', () => (rig.kernel.read().dst4.size === 2 ? true : undefined), 10_000, 50));
+    await rig.createClass({ name: 'agg', rate: '40mbit', burst: '20ms' });
+    ids.bulk = await rig.createClass({ name: 'bulk', rate: '5mbit', ceil: '30mbit', burst: '20ms', parent: 'agg', match: { dst: [`${rig.peer(2)}/32`] } });
+    await rig.withLog(until('the classes in the kernel', () => (rig.kernel.read().dst4.size === 3 ? true : undefined), 10_000, 50));
   });
 
   it('writes pacer_class points whose bytes/s are what was sent, and add up to the kernel\'s counter', async () => {
@@ -123,7 +127,8 @@ describe('pacer agent --influx: per class points for real traffic in a real Infl
     const bps = inside.map((p) => p.bytes_per_s * 8).sort((a, b) => a - b);
     const median = bps[Math.floor(bps.length / 2)]!;
     assert.ok(Math.abs(median - sentBps) <= 0.05 * sentBps, `median ${median} bit/s in InfluxDB vs ${sentBps} sent`);
-    assert.ok(Math.abs(sentBps - SENT_BPS) <= 0.05 * SENT_BPS, `the stream ran at its rate: ${sentBps} bit/s`);
+    // The sender is paced by its clock on a shared machine; what matters is what it really sent.
+    assert.ok(sentBps >= 0.8 * SENT_BPS && sentBps <= 1.05 * SENT_BPS, `the stream ran at about its rate: ${sentBps} bit/s`);
     console.log(`      sent ${(sentBps / 1e6).toFixed(2)} Mbit/s; in InfluxDB per second: ${bps.map((b) => (b / 1e6).toFixed(2)).join(', ')}`);
   });
 
@@ -132,6 +137,27 @@ describe('pacer agent --influx: per class points for real traffic in a real Infl
     assert.ok(quiet.length > 0, 'points for the quiet class');
     for (const p of quiet) {
       assert.deepEqual([p.host, p.iface, p.class_id, p.mode, p.bytes_per_s, p.packets_per_s, p.effective_rate_bps], [HOST, IFACE, String(ids.quiet), 'policing', 0, 0, 5_000_000]);
+    }
+  });
+
+  it('effective_rate_bps follows the borrowing loop: a busy child\'s points rise from its rate to its ceil, and so do its bytes/s', async () => {
+    const bulk = await startUdpStream(rig.sender, { to: rig.peer(2), port: 9, size: PAYLOAD, bitsPerSecond: 50_000_000 });
+    const startedAt = Date.now();
+    try {
+      // Two points at the ceil: the second one's whole interval was at that rate.
+      const atCeil = await rig.withLog(
+        until('two bulk points at its ceil', async () => {
+          const r = (await rows('bulk')).filter((p) => p.time.getTime() > startedAt && p.effective_rate_bps === 30_000_000);
+          return r.length >= 2 ? r : undefined;
+        }, 20_000, 200),
+      );
+      const last = atCeil.at(-1)!;
+      assert.ok(Math.abs(last.bytes_per_s * 8 - 30_000_000) <= 0.1 * 30_000_000, `bulk passed ${last.bytes_per_s * 8} bit/s at a 30 Mbit/s ceil`);
+      assert.ok(last.horizon_drops > 0, 'the excess over the ceil is policed, and counted');
+      const before = (await rows('bulk')).filter((p) => p.time.getTime() <= startedAt);
+      assert.ok(before.length > 0 && before.every((p) => p.effective_rate_bps === 5_000_000), 'its rate before it sent');
+    } finally {
+      await bulk.stop();
     }
   });
 
