@@ -12,8 +12,13 @@
  *   horizonNs        10 s; a packet whose time to send is further ahead is dropped
  *                    (horizon_drop, the default)           → drop 'fq_horizon'
  *   flowRefillDelayNs 40 ms: a flow idle longer than this gets at least one quantum back
+ * Flow garbage collection (fq_gc): a flow detached (empty) for more than 3 s (FQ_GC_AGE) is
+ * freed, so a host that opens a connection per RPC does not keep every flow it ever saw. Linux
+ * frees up to 8 such flows whenever a lookup passes them in its rb-tree; here they are swept
+ * whenever the table has doubled since the last sweep (amortised O(1) per new flow). A freed flow
+ * that sends again is a new flow (initial quantum), as in Linux.
  * Not modelled: the per-socket pacing rate (sk_pacing_rate, maxrate), the three priority bands
- * (6.x), ce_threshold, orphan-mask hashing and flow garbage collection. Packets of a flow leave in
+ * (6.x), ce_threshold and orphan-mask hashing. Packets of a flow leave in
  * arrival order (Linux sorts a flow's packets by tstamp; EDT schedules per class are monotonic, so
  * a flow's tstamps never go backwards here).
  */
@@ -39,6 +44,8 @@ export const FQ_DEFAULTS = {
   mtu: 1500 + L2_HEADER,
   horizonNs: 10_000_000_000,
   flowRefillDelayNs: 40_000_000,
+  /** FQ_GC_AGE: 3 s (3·HZ). */
+  gcAgeNs: 3_000_000_000,
 } as const;
 
 type List = 'new' | 'old' | 'throttled' | 'detached';
@@ -70,6 +77,8 @@ export class Fq implements Qdisc {
   private throttled: Flow[] = [];
   private nPackets = 0;
   private nBytes = 0;
+  /** Table size after the last garbage collection: the next runs when it has doubled. */
+  private gcMark = 64;
 
   constructor(cfg: FqConfig = {}) {
     const mtu = cfg.mtu ?? FQ_DEFAULTS.mtu;
@@ -103,6 +112,7 @@ export class Fq implements Qdisc {
     if (pkt.tstamp > now + this.horizonNs) return 'fq_horizon';
     let f = this.flows.get(pkt.flow);
     if (!f) {
+      if (this.flows.size >= 2 * this.gcMark) this.gc(now);
       f = new Flow(this.initialQuantum);
       f.age = now;
       this.flows.set(pkt.flow, f);
@@ -156,6 +166,17 @@ export class Fq implements Qdisc {
       this.nBytes -= head.size;
       return head;
     }
+  }
+
+  /** Number of flows in the table (for tests of the garbage collection). */
+  get flowCount(): number {
+    return this.flows.size;
+  }
+
+  /** fq_gc(): frees flows detached for longer than FQ_GC_AGE. */
+  private gc(now: TimeNs): void {
+    for (const [key, f] of this.flows) if (f.list === 'detached' && now - f.age > FQ_DEFAULTS.gcAgeNs) this.flows.delete(key);
+    this.gcMark = Math.max(64, this.flows.size);
   }
 
   nextWake(): TimeNs {
