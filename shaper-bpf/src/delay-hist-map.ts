@@ -15,9 +15,8 @@ export interface HistogramTable {
   /** Which of `slots` have a histogram. */
   present(slots: ReadonlyArray<number>): Set<number>;
   /**
-   * Gives each slot a fresh, empty histogram, replacing the one it had. Every inner map is made
-   * before any entry is written, so running out of memory replaces nothing; the Datapath's undo
-   * removes what a half-done write left.
+   * Gives each slot a fresh, empty histogram, replacing the one it had. On a failure (out of
+   * memory) some slots may have theirs already: the Datapath's undo removes them.
    */
   reset(slots: ReadonlyArray<number>): void;
   /** Removes the slots' histograms (missing ones are ignored). */
@@ -27,6 +26,8 @@ export interface HistogramTable {
 const BPF_MAP_TYPE_ARRAY = 2;
 const BPF_MAP_TYPE_ARRAY_OF_MAPS = 12;
 /** The inner map every slot gets: what struct pacer_hist_inner declares (the verifier requires the same). */
+/** Inner maps made (and fds held) at once by reset. */
+const RESET_CHUNK = 1024;
 export const INNER_MAP = { type: BPF_MAP_TYPE_ARRAY, name: 'pacer_hist', keySize: 4, valueSize: delayHist.size, maxEntries: 1 } as const;
 
 /** BTF kinds (linux/btf.h) of the inner map's key (__u32) and value (struct pacer_delay_hist). */
@@ -60,20 +61,24 @@ export class DelayHistMap implements HistogramTable {
   }
 
   get(slot: number): number[] | undefined {
-    const id = this.innerId(slot);
-    if (id === undefined) return undefined;
-    let inner: BpfMap;
-    try {
-      inner = BpfMap.openById(id);
-    } catch {
-      return undefined; // replaced or removed since the lookup: the slot's histogram is gone
+    // The agent may replace or remove the slot's inner map between the two reads: look again.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const id = this.innerId(slot);
+      if (id === undefined) return undefined;
+      let inner: BpfMap;
+      try {
+        inner = BpfMap.openById(id);
+      } catch {
+        continue; // that inner map is gone (ENOENT): the outer entry has changed since
+      }
+      try {
+        const raw = inner.lookup(u32Key(0));
+        return raw && delayHist.decode(raw).counts;
+      } finally {
+        inner.close();
+      }
     }
-    try {
-      const raw = inner.lookup(u32Key(0));
-      return raw && delayHist.decode(raw).counts;
-    } finally {
-      inner.close();
-    }
+    return undefined;
   }
 
   present(slots: ReadonlyArray<number>): Set<number> {
@@ -81,10 +86,14 @@ export class DelayHistMap implements HistogramTable {
   }
 
   reset(slots: ReadonlyArray<number>): void {
+    // In chunks, so that thousands of new classes never hold thousands of fds open at once.
+    for (let start = 0; start < slots.length; start += RESET_CHUNK) this.resetChunk(slots.slice(start, start + RESET_CHUNK));
+  }
+
+  private resetChunk(slots: ReadonlyArray<number>): void {
     const n = slots.length;
-    if (n === 0) return;
-    // Every inner map is created before any entry is written, so a failed creation (memory,
-    // memlock) replaces nothing. The outer map keeps its own reference: our fds close after.
+    // The chunk's inner maps are all made before any entry is written, so a failed creation
+    // (memory) replaces nothing of it. The outer map keeps its own reference: our fds close after.
     const created: BpfMap[] = [];
     try {
       for (let i = 0; i < n; i++) created.push(BpfMap.create({ ...INNER_MAP, btf: this.innerBtf }));

@@ -228,6 +228,15 @@ describe('per-class delay histograms (BPF_PROG_TEST_RUN on the real object)', fu
     });
   });
 
+  it('gives thousands of slots a histogram at once (in chunks of fds) and removes them all', () => {
+    const slots = Array.from({ length: 2500 }, (_, i) => i + 1);
+    eg.hists.reset(slots);
+    assert.equal(eg.hists.present(slots).size, 2500);
+    assert.deepEqual(eg.hists.get(2500), Array(HIST_BUCKETS).fill(0));
+    eg.hists.remove(slots);
+    assert.equal(eg.hists.present(slots).size, 0);
+  });
+
   it('the counts codec round-trips every u64 up to 2^53 - 1 and refuses a count above', () => {
     const counts = Array.from({ length: HIST_BUCKETS }, (_, i) => [0, 1, 2 ** 32 - 1, 2 ** 32, 2 ** 40 + 5, Number.MAX_SAFE_INTEGER][i % 6]!);
     assert.deepEqual(delayHist.decode(delayHist.encode({ counts })), { counts });
