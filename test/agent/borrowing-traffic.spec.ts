@@ -15,7 +15,7 @@
  *
  * Alone, busy borrows idle's unused guarantee up to its ceil; once idle sends too, both come back
  * to the fair split of the parent (20 + 20); when busy stops, idle borrows up to its ceil. Each
- * stream offers 50 Mbit/s, more than any ceil, so a class is limited by pacer alone. Twice:
+ * stream offers 60 Mbit/s, 1.5 times the largest ceil, so a class is limited by pacer alone. Twice:
  * C = 30 Mbit/s (the configured rates never add up to more than the parent), and C = 40 Mbit/s,
  * the parent's rate, as HTB users write it: then the idle class's guarantee plus the borrower's
  * ceil exceed the parent, and when idle wakes up the parent's own schedule in the kernel caps the
@@ -32,8 +32,8 @@ const MBIT = 1_000_000;
 const PARENT = 40 * MBIT;
 const GUARANTEE = 10 * MBIT;
 const FAIR = PARENT / 2;
-const OFFERED = 50 * MBIT;
-const PAYLOAD = 1200;
+const OFFERED = 60 * MBIT;
+const PAYLOAD = 1400;
 const UDP_PORT = 9;
 /** How long one measurement of passed bytes lasts. */
 const WINDOW_MS = 3_000;
@@ -136,7 +136,7 @@ for (const [CEIL, n] of [[30 * MBIT, 0], [PARENT, 1]] as const) describe(`borrow
     const settled = await settle('busy at its ceil', (busy) => busy === CEIL);
     figures.busyToCeil = settled;
     inSteps(settled, 3);
-    // What the kernel passed follows the rate, and the excess of the 50 Mbit/s is policed.
+    // What the kernel passed follows the rate, and the excess of the 60 Mbit/s is policed.
     const [busy, idle] = await measure(ids.busy, ids.idle);
     figures.busyAloneMbit = +(busy!.bps / MBIT).toFixed(2);
     near(busy!.bps, CEIL, 'busy passed');
