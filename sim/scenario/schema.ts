@@ -9,7 +9,7 @@
  * a scenario's own `tcp` defaults may go below the API's 1 ms floor, for RTOmin sweeps.
  */
 import { z } from 'zod';
-import { classCreateSchema, labelsSchema, canonicalCidr } from '../../api/contract/class.js';
+import { classCreateSchema, labelsSchema, canonicalCidr, matchInputSchema } from '../../api/contract/class.js';
 import { UnitError, parseDuration, parseRate, parseSize } from '../../api/contract/units.js';
 
 /** A tc-style quantity parsed by one of the API's unit parsers; UnitError becomes a field error. */
@@ -112,7 +112,14 @@ const tcp = z.strictObject({
 /** How a workload's traffic finds its class: the API's selectors, or the class by name. */
 const selectors = {
   mark: z.number().int().min(1).max(0xffffffff).optional(),
-  cgroup: z.string().optional(),
+  /** Checked with the API's own rule for a class's match.cgroups entry (an absolute cgroup v2 path). */
+  cgroup: z
+    .string()
+    .superRefine((v, ctx) => {
+      const r = matchInputSchema.safeParse({ cgroups: [v] });
+      if (!r.success) ctx.addIssue({ code: 'custom', message: r.error.issues[0]!.message });
+    })
+    .optional(),
   class: z.string().optional(),
   start: duration(0, 'start').optional(),
   /** Start uniformly at random in [start, start + jitter), drawn from the scenario's seed. */

@@ -159,6 +159,7 @@ describe('sim workload: RPCs with open-loop Poisson arrivals', function () {
       ['{ clients: [fe], servers: [be], sizes: web-search, load: 10%, mark: 3 }', /workloads\[0\]\.rpc\.mark: mark 3 selects class fast, which is not installed on be1/],
       ['{ clients: [fe], servers: [be], sizes: web-search, load: 10%, jitter: 1ms }', /workloads\[0\]\.rpc\.jitter: rpc arrivals are already random/],
       ['{ clients: [fe], servers: [be], sizes: web-search }', /rpc needs exactly one of load .* and arrivalsPerSecond/],
+      ['{ clients: [fe], servers: [be], sizes: web-search, load: 10%, cgroup: app.slice }', /workloads\[0\]\.rpc\.cgroup: a cgroup is an absolute cgroup v2 path/],
       ['{ clients: [fe], servers: [be], sizes: web-search, load: 150 }', /load is a fraction of the link rate/],
       ['{ clients: [fe], servers: [be], sizes: web-search, load: 10%, buckets: [10mb, 1mb] }', /bucket bounds must increase/],
     ] as const) {
