@@ -8,14 +8,18 @@
  * cubic.ts) growth; without SACK, fast retransmit and NewReno recovery (RFC 6582) and go-back-N
  * after a timeout; with SACK (sack.ts), RFC 6675 recovery driven by the scoreboard (IsLost,
  * SetPipe, NextSeg rules 1–3) with PRR (RFC 6937) sizing the sends, as in Linux, and after a
- * timeout retransmission of only the un-SACKed bytes (Linux tcp_enter_loss); the RTO per RFC 6298 or Linux's form with backoff on a tick clock; TCP
- * Small Queues; TCP's own pacing (pacing.ts); delayed ACKs with quick-ack (receiver.ts).
+ * timeout retransmission of only the un-SACKed bytes (Linux tcp_enter_loss); the RTO per
+ * RFC 6298 or Linux's form with backoff on a tick clock; TCP Small Queues (a fixed byte limit);
+ * TCP's own pacing (pacing.ts, the socket holds segments until their departure time); delayed
+ * ACKs with quick-ack (receiver.ts).
  *
  * Not modelled: the handshake and FIN (connections exist from t = 0, with the SYN's RTT sample),
  * receive-window limits, limited transmit (RFC 3042) without SACK, PRR without SACK (NewReno
- * recovery inflates cwnd per RFC 6582, as the incast papers' stacks did), RACK-TLP (RFC 8985), F-RTO and spurious-retransmission undo, HyStart, ECN response, the
- * Linux mdev_max decay (rttvar follows RFC 6298's EWMA in both RTO styles; only the floor
- * differs), Linux's adaptive ATO for delayed ACKs.
+ * recovery inflates cwnd per RFC 6582, as the incast papers' stacks did), RACK-TLP (RFC 8985)
+ * (so a lost retransmission waits for the RTO), F-RTO and spurious-retransmission undo, D-SACK,
+ * HyStart, ECN response, TSQ's limit following the pacing rate, the Linux mdev_max decay (rttvar
+ * follows RFC 6298's EWMA in both RTO styles; only the floor differs), Linux's adaptive ATO and
+ * ping-pong mode for delayed ACKs.
  */
 import { Timer, type EventList, type TimeNs } from '../engine/events.js';
 import { Packet, type PacketSink } from '../net/packet.js';
