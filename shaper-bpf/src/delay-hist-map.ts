@@ -3,6 +3,12 @@
  * shaper-bpf/bpf/delay_hist.h): slot → the class's own inner map, a 1-entry ARRAY holding a
  * struct pacer_delay_hist. The program only counts into inner maps; creating, replacing and
  * removing them is the agent's (the Datapath's), here.
+ *
+ * Removing is a replacement too. The kernel waits for an RCU grace period after every write to
+ * a map of maps (maybe_wait_bpf_programs: 10-20 ms each on a loaded machine), once per batch,
+ * but arrays have no delete batch: deleting 200 entries one by one took 3.4 s here. So a removed
+ * slot points at one shared, never-read "retired" inner map kept in entry 0 (slot 0 is no class),
+ * written with one batch; the slot's own inner map is freed as it loses its last reference.
  */
 import { BpfMap, type MapBtf } from './libbpf/index.js';
 import { delayHist, u32Key } from './layout.js';
@@ -55,15 +61,29 @@ export class DelayHistMap implements HistogramTable {
     return this.map.name;
   }
 
-  /** The kernel id of the slot's inner map (what bpftool shows), or undefined. */
+  /** The kernel id of the slot's inner map (what bpftool shows), or undefined; the retired map's id for a removed slot. */
   innerId(slot: number): number | undefined {
     return this.map.lookup(u32Key(slot))?.readUInt32LE(0);
+  }
+
+  /** The id of the shared inner map removed slots point at (entry 0), made on first use. */
+  private retiredId(): number {
+    const have = this.innerId(0);
+    if (have !== undefined) return have;
+    this.resetChunk([0]);
+    return this.innerId(0)!;
+  }
+
+  /** The slot's inner map id if it is the slot's own histogram (not retired, not empty). */
+  private ownId(slot: number): number | undefined {
+    const id = this.innerId(slot);
+    return id === undefined || id === this.innerId(0) ? undefined : id;
   }
 
   get(slot: number): number[] | undefined {
     // The agent may replace or remove the slot's inner map between the two reads: look again.
     for (let attempt = 0; attempt < 3; attempt++) {
-      const id = this.innerId(slot);
+      const id = this.ownId(slot);
       if (id === undefined) return undefined;
       let inner: BpfMap;
       try {
@@ -82,7 +102,13 @@ export class DelayHistMap implements HistogramTable {
   }
 
   present(slots: ReadonlyArray<number>): Set<number> {
-    return new Set(slots.filter((slot) => this.innerId(slot) !== undefined));
+    const retired = this.innerId(0);
+    return new Set(
+      slots.filter((slot) => {
+        const id = this.innerId(slot);
+        return id !== undefined && id !== retired;
+      }),
+    );
   }
 
   reset(slots: ReadonlyArray<number>): void {
@@ -110,10 +136,20 @@ export class DelayHistMap implements HistogramTable {
   }
 
   remove(slots: ReadonlyArray<number>): void {
-    const n = slots.length;
+    const own = [...this.present(slots.filter((slot) => slot !== 0))];
+    const n = own.length;
     if (n === 0) return;
-    const keys = Buffer.alloc(4 * n);
-    slots.forEach((slot, i) => keys.writeUInt32LE(slot, 4 * i));
-    this.map.deleteBatch(keys, n);
+    const retired = BpfMap.openById(this.retiredId());
+    try {
+      const keys = Buffer.alloc(4 * n);
+      const fds = Buffer.alloc(4 * n);
+      own.forEach((slot, i) => {
+        keys.writeUInt32LE(slot, 4 * i);
+        fds.writeUInt32LE(retired.fd, 4 * i);
+      });
+      this.map.updateBatch(keys, fds, n);
+    } finally {
+      retired.close();
+    }
   }
 }
