@@ -82,12 +82,14 @@ export async function runReport(r: SimResult): Promise<string> {
   });
   const drops = Object.entries(r.drops).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none';
   const rpc = r.rpc.length > 0 ? await rpcSection(r) : [];
+  const overTime = await seriesSection(r);
   return page(`pacer sim run: ${r.scenario}`, [
     `<h1>pacer sim run: ${esc(r.scenario)}</h1>`,
     `<p>seed ${r.seed}; ${(r.simulatedNs / 1e9).toFixed(3)} s simulated of ${(r.durationNs / 1e9).toFixed(3)} s; ${r.events} events${r.complete ? '' : ' <b class="warn">(interrupted: partial result)</b>'}. Drops: ${esc(drops)}; retransmits ${r.retransmits}; RTO timeouts ${r.timeouts}.</p>`,
     '<h2>Classes</h2>',
     htmlTable(['class', 'budget', 'throughput (Mbit/s)', 'goodput (Mbit/s)'], r.classes.map((c) => [c.name, c.rate, mbit(c.throughputBps), mbit(c.goodputBps)])),
     throughput,
+    ...overTime,
     '<h2>Queueing delay</h2>',
     delay,
     htmlTable(['port', 'sent', 'drops', 'max queue (B)', 'p50 (µs)', 'p99 (µs)', 'max (µs)', 'shaper p99 (µs)'], ports.map((p) => [
@@ -103,6 +105,63 @@ export async function runReport(r: SimResult): Promise<string> {
     ...(r.switch ? [`<p>Shared buffer ${r.switch.sharedBufferBytes} B, alpha ${r.switch.alpha ?? 'none'}: max used ${r.switch.maxUsedBytes} B, mean ${r.switch.meanUsedBytes} B, ${r.switch.drops} drops.</p>`] : []),
     ...(r.fct.completed > 0 ? [`<p>FCT p50 ${us(r.fct.p50Ns)} µs, p99 ${us(r.fct.p99Ns)} µs; slowdown p50 ${r.fct.slowdownP50}, p99 ${r.fct.slowdownP99} (${r.fct.completed} flows).</p>`] : []),
   ]);
+}
+
+const MAX_LINES = 10;
+
+/**
+ * Over time: goodput of flows and RPC workloads (at most MAX_LINES, the busiest), and the mean
+ * queue of the ports that queued most.
+ */
+async function seriesSection(r: SimResult): Promise<string[]> {
+  const t = (b: number) => Math.min((b + 1) * r.binNs, r.simulatedNs) / 1e9;
+  const busiest = <T>(xs: T[], weight: (x: T) => number) => [...xs].sort((a, b) => weight(b) - weight(a)).slice(0, MAX_LINES);
+  const flows = busiest(
+    [
+      ...r.flows.map((f) => ({ name: `flow ${f.id} ${f.from}→${f.to} (${f.class})`, series: f.goodputSeriesBps, weight: f.bytes })),
+      ...r.onoff.flatMap((w) => w.flows.map((f) => ({ name: `on/off ${f.id} ${w.from}→${w.to} (${w.class})`, series: f.goodputSeriesBps, weight: f.goodputBps }))),
+      ...r.rpc.map((w) => ({ name: `RPCs ${w.workload}: ${w.sizes} (${w.class})`, series: w.goodputSeriesBps, weight: w.goodputBps })),
+    ],
+    (x) => x.weight,
+  );
+  const ports = busiest([...r.hosts, ...r.switchPorts].filter((p) => p.queueSeriesBytes), (p) => p.meanQueueBytes);
+  const out: string[] = [];
+  if (flows.length > 0) {
+    out.push(
+      await svg({
+        $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+        title: 'Goodput over time (delivered, per bin)',
+        width: 640,
+        height: 240,
+        data: { values: flows.flatMap((f) => f.series.map((bps, b) => ({ what: f.name, t: t(b), mbit: bps / 1e6 }))) },
+        mark: { type: 'line', interpolate: 'step-before' },
+        encoding: {
+          x: { field: 't', type: 'quantitative', title: 'simulated time (s, end of bin)' },
+          y: { field: 'mbit', type: 'quantitative', title: 'Mbit/s' },
+          color: { field: 'what', type: 'nominal', title: null },
+        },
+      }),
+    );
+  }
+  if (ports.length > 0) {
+    out.push(
+      '<h2>Queues over time</h2>',
+      await svg({
+        $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+        title: 'Mean queue per bin (ports that queued most)',
+        width: 640,
+        height: 240,
+        data: { values: ports.flatMap((p) => p.queueSeriesBytes!.map((q, b) => ({ port: p.name, t: t(b), kb: q / 1e3 }))) },
+        mark: { type: 'line', interpolate: 'step-before' },
+        encoding: {
+          x: { field: 't', type: 'quantitative', title: 'simulated time (s, end of bin)' },
+          y: { field: 'kb', type: 'quantitative', title: 'queue (KB)' },
+          color: { field: 'port', type: 'nominal', title: 'port' },
+        },
+      }),
+    );
+  }
+  return out;
 }
 
 /** RPCs: slowdown per size bucket (mean and p99, as pFabric and HOMA plot), and the table. */
