@@ -10,7 +10,7 @@
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { killed } from './api-process.js';
+// Only what the sending child needs too (it imports this file's constant): no API modules.
 import { lineReader } from './traffic.js';
 
 /** UDP (8) + IPv4 (20) + Ethernet (14) header bytes: what the data plane counts besides the payload. */
@@ -46,7 +46,7 @@ export async function startUdpStream(netns: string, o: { to: string; port: numbe
   try {
     await read(); // the socket is open
   } catch (err) {
-    await killed(child);
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     throw err;
   }
   return {
