@@ -270,6 +270,21 @@ function buildInitrd(out: string, kernelRoot: string, version: string, init: str
 
 // ---- runInVm ------------------------------------------------------------------------------------
 
+/**
+ * The guest never reported an exit code (boot failure, timeout). Whatever the script had written
+ * under $RESULTS by then is kept, so a tier that writes as it goes still reports its early steps.
+ */
+export class VmRunError extends Error {
+  override name = 'VmRunError';
+  constructor(
+    message: string,
+    readonly results: Record<string, string>,
+    readonly console: string,
+  ) {
+    super(message);
+  }
+}
+
 /** qemu processes alive now; killed when this process exits however it exits (mocha abort too). */
 const live = new Set<ChildProcess>();
 process.on('exit', () => {
@@ -374,7 +389,7 @@ export async function runInVm(options: RunOptions, vm: Vm = prepareVm()): Promis
           ? `timed out after ${options.timeoutMs} ms (qemu killed)`
           : `qemu exited (code ${outcome.code}, signal ${outcome.signal}) without the guest writing an exit code`;
       const results = readResults(share);
-      throw new Error(`VM tier: ${why}; results so far: [${Object.keys(results).join(', ')}]. Console (end):\n${tail(consoleText, 40)}`);
+      throw new VmRunError(`VM tier: ${why}; results so far: [${Object.keys(results).join(', ')}]. Console (end):\n${tail(consoleText, 40)}`, results, consoleText);
     }
     return { exitCode: Number(readFileSync(exitFile, 'utf8').trim()), results: readResults(share), console: consoleText, bootMs, totalMs };
   } finally {

@@ -1,0 +1,69 @@
+/**
+ * What the guest of the enforcement tier reports (result.json) and the arithmetic both sides use
+ * on it. The guest measures and records; the host-side spec and the benchmark judge.
+ */
+import type { ClassStats } from '../../shaper-bpf/src/layout.js';
+import type { IperfRun } from './guest-lab.js';
+
+export interface ScenarioResult {
+  ok: boolean;
+  /** How long the scenario took in the guest. */
+  ms: number;
+  error?: string;
+  [measured: string]: unknown;
+}
+
+export interface EnforcementReport {
+  kernel: string;
+  /** /proc/loadavg in the guest at the start and at the end. */
+  loadStart: string;
+  loadEnd?: string;
+  /** Lab start (namespaces, API, agent installed and heartbeating), guest ms. */
+  setupMs?: number;
+  setupError?: string;
+  scenarios: Record<string, ScenarioResult>;
+  /** The end of the agent's log, for failure messages. */
+  agentLog?: string;
+}
+
+export type StatsDelta = Pick<ClassStats, 'packets' | 'bytes' | 'delayed' | 'delay_ns' | 'horizon_drops'>;
+
+export function statsDelta(before: ClassStats, after: ClassStats): StatsDelta {
+  return {
+    packets: after.packets - before.packets,
+    bytes: after.bytes - before.bytes,
+    delayed: after.delayed - before.delayed,
+    delay_ns: after.delay_ns - before.delay_ns,
+    horizon_drops: after.horizon_drops - before.horizon_drops,
+  };
+}
+
+export const mean = (xs: readonly number[]): number => (xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length);
+export const round2 = (x: number): number => Math.round(x * 100) / 100;
+
+/**
+ * A run's 1 s receiver samples as wire rates, Mbit/s: what pacer's budget limits (the frames'
+ * bytes, as tc counts them) rather than iperf3's TCP payload, which is MSS / (MSS + 66) of it.
+ */
+export const wireMbps = (run: IperfRun): number[] => run.receiverMbps.map((x) => round2(x * run.wireFactor));
+
+/**
+ * The steady-state samples of a run (wire rates): every 1 s interval except the first, which
+ * holds the connection's set-up and slow start, and the last, in which the sender stops (the
+ * receiver's intervals start when the connection is up, so its last one runs past the sender's
+ * end). A rate is judged on what the shaper does while the sender has something to send, as
+ * conformance is measured for Carousel.
+ */
+export const steady = (run: IperfRun): number[] => wireMbps(run).slice(1, -1);
+
+/** The samples of whole seconds from index `from` on, without the last (the sender stops in it). */
+export const whileSending = (run: IperfRun, from: number, to?: number): number[] => wireMbps(run).slice(from, to ?? -1);
+
+/** Relative error of `x` against `budget`, in percent (signed: negative is below budget). */
+export const errorPct = (x: number, budget: number): number => round2(((x - budget) / budget) * 100);
+
+/**
+ * The receiver sample index of `run` that covers lab time `ms` (the server's intervals start
+ * when the connection is up, a few ms after the spawn: alignment is within that).
+ */
+export const sampleAt = (run: IperfRun, ms: number): number => Math.floor((ms - run.spawnedAtMs) / 1000);
