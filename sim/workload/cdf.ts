@@ -61,7 +61,7 @@ export function parseCdf(text: string, file: string, name = file): SizeCdf {
     if (!DECIMAL.test(p)) throw new CdfError(file, line, `probability "${p}" is not a decimal number`);
     const size = Number(s);
     const prob = Number(p);
-    if (prob > 1) throw new CdfError(file, line, `probability ${p} is above 1`);
+    if (prob > 1) throw new CdfError(file, line, `probability ${p} is above 1${prob <= 100 ? ' (a percentage? write it as a fraction: 0.15, not 15)' : ''}`);
     if (sizes.length > 0 && size < sizes[sizes.length - 1]!) throw new CdfError(file, line, `sizes must not decrease: ${size} after ${sizes[sizes.length - 1]}`);
     if (probs.length > 0 && prob < probs[probs.length - 1]!) throw new CdfError(file, line, `probabilities must not decrease: ${p} after ${probs[probs.length - 1]}`);
     sizes.push(size);

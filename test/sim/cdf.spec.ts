@@ -112,6 +112,7 @@ describe('sim workload: size distributions from CDF files', () => {
     refused('10kb 0.5\n200 1\n', /^my\.cdf:1: size "10kb" is not a whole number of bytes ≥ 1 \(no units/);
     refused('0 0\n200 1\n', /^my\.cdf:1: size "0" is not a whole number/);
     refused('100 1.5\n', /^my\.cdf:1: probability 1\.5 is above 1/);
+    refused('100 15\n200 100\n', /^my\.cdf:1: probability 15 is above 1 \(a percentage\? write it as a fraction/);
     refused('100 0.5 1\n200 1\n', /^my\.cdf:1: expected "<size in bytes> <cumulative probability>", got 3 fields/);
     refused('# only a comment\n\n', /^my\.cdf: no points/);
   });

@@ -133,6 +133,22 @@ describe('sim workload: RPCs with open-loop Poisson arrivals', function () {
     assert.ok(w.fct.slowdownP99 < 1.1, `p99 slowdown ${w.fct.slowdownP99}`);
   });
 
+  it('all-to-all: a host is never its own server, and the load is of the clients\' links', async () => {
+    const s = loadScenario(scenario('{ clients: [be], servers: [be], sizes: web-search, load: 10% }', { servers: 4, duration: '200ms' }));
+    const w = s.workloads[0]!;
+    assert.ok(w.kind === 'rpc');
+    assert.deepEqual(w.pairs.map((row) => row.map((p) => `${p.client}>${p.server}`)), [
+      ['be1>be2', 'be1>be3', 'be1>be4'],
+      ['be2>be1', 'be2>be3', 'be2>be4'],
+      ['be3>be1', 'be3>be2', 'be3>be4'],
+      ['be4>be1', 'be4>be2', 'be4>be3'],
+    ]);
+    // 10% of 4 × 1 Gbit/s.
+    assert.ok(Math.abs(w.arrivalsPerSecond - (0.1 * 4e9) / 8 / w.cdf.meanBytes) < 1e-9);
+    const r = await runScenario(s);
+    assert.ok(r.rpc[0]!.arrivals > 0);
+  });
+
   it('count: after that many arrivals the run ends when the last RPC completes, not at its duration', async () => {
     const r = await runScenario(loadScenario(scenario('{ clients: [fe], servers: [be], sizes: web-search, arrivalsPerSecond: 100, count: 50 }', { duration: '60s' })));
     const w = r.rpc[0]!;
