@@ -62,6 +62,40 @@ describe('sim tcp: pacing (Linux tcp_pacing_ss_ratio / tcp_pacing_ca_ratio)', fu
     }
   });
 
+  it("the host's EDT shaper (edt.ts) departs each segment at the later of TCP's pacing and the class's slot", () => {
+    // A paced flow in a pacer class on a 10 Gbit/s host, 1 ms RTT. With no burst allowance the
+    // class's next slot is the previous departure plus the segment's time at the class rate
+    // (1514 bytes as the tc program counts a 1500-byte datagram), so every segment must leave
+    // at max(TCP's hand-off, previous departure + class gap), whichever is later.
+    const check = (classRateBps: number, runNs: number) => {
+      const classes = new Map([[1, { rateBps: classRateBps, burstNs: 0, horizonNs: 10_000_000_000, ecnNs: 0, parentId: 0 }]]);
+      const handOff = new Map<number, number>();
+      const p = tcpPair(tcpConfig({ pacing: true }), { rateBps: 10 * GBIT, delayNs: 250 * US, classes, cls: 1, onHandOff: (pkt) => void handOff.set(pkt.seq, p.ev.now()) });
+      p.sender.write(2 ** 40);
+      p.ev.run(runNs);
+      assert.equal(p.sender.stats.retransmits, 0);
+      const classGap = Math.ceil((1514 * 8 * 1e9) / classRateBps);
+      let byClass = 0;
+      let byTcp = 0;
+      p.departures.forEach((d, i) => {
+        const tcp = handOff.get(d.seq)!;
+        const slot = (i === 0 ? 0 : p.departures[i - 1]!.at) + classGap; // edt.ts: max(t_last + delay, now)
+        assert.equal(d.at, Math.max(tcp, slot), `segment ${d.seq / MSS}`);
+        if (i < PACING_FREE_SEGMENTS) return; // the unpaced initial burst
+        if (slot > tcp) byClass++;
+        else byTcp++;
+      });
+      return { byClass, byTcp };
+    };
+    // 100 Mbit/s: far below TCP's pacing rate, the class's slots decide almost every departure.
+    const slow = check(100_000_000, 50_000_000);
+    assert.ok(slow.byClass > 20 * slow.byTcp, `100 Mbit/s class: ${slow.byClass} by the class, ${slow.byTcp} by TCP`);
+    // 9 Gbit/s, the first 4 ms of slow start (TCP's rate 2·cwnd/srtt is still below the class's):
+    // TCP's own pacing (and its window) decides.
+    const fast = check(9 * GBIT, 4_000_000);
+    assert.ok(fast.byTcp > 20 * fast.byClass, `9 Gbit/s class: ${fast.byClass} by the class, ${fast.byTcp} by TCP`);
+  });
+
   it('pacing keeps a slow-start flow from a 10 Gbit/s host to a 1 Gbit/s port from bursting: fewer drops, lower queue', () => {
     // 192 KB over a 1 ms RTT: the window stays below the path's BDP, so every queue is a burst.
     const run = (pacing: boolean, bufferBytes: number) => {

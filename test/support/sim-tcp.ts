@@ -6,6 +6,7 @@
 import { EventList, Timer, type TimeNs } from '../../sim/engine/events.js';
 import type { Packet, PacketSink } from '../../sim/net/packet.js';
 import { Star } from '../../sim/topology/star.js';
+import type { EdtClassConfig } from '../../shaper-bpf/src/edt.js';
 import { TcpReceiver, TcpSender, type TcpConfig, type TcpTraceEvent } from '../../sim/tcp/tcp.js';
 
 export const US = 1_000;
@@ -27,6 +28,9 @@ export interface PairOptions {
   dropIf?: (p: Packet, n: number) => boolean;
   /** Called as the sender hands a segment to its host (before the EDT shaper and fq). */
   onHandOff?: (p: Packet) => void;
+  /** pacer classes installed on the sender's host, and the class of the connection's data. */
+  classes?: ReadonlyMap<number, EdtClassConfig>;
+  cls?: number;
 }
 
 export function tcpPair(tcp: TcpConfig, o: PairOptions = {}) {
@@ -35,11 +39,11 @@ export function tcpPair(tcp: TcpConfig, o: PairOptions = {}) {
   const link = { rateBps: o.rateBps ?? GBIT, delayNs: o.delayNs ?? 25 * US };
   for (const name of ['a', 'b']) {
     const rateBps = name === 'a' ? (o.senderRateBps ?? link.rateBps) : link.rateBps;
-    star.addHost({ name, link: { ...link, rateBps }, switchPort: { bufferBytes: o.bufferBytes ?? 1 << 20 } });
+    star.addHost({ name, link: { ...link, rateBps }, switchPort: { bufferBytes: o.bufferBytes ?? 1 << 20 }, ...(name === 'a' && o.classes && { classes: o.classes }) });
   }
   const fwd: PacketSink[] = [];
   const rev: PacketSink[] = [];
-  const sender = new TcpSender(ev, tcp, 1, 0, fwd);
+  const sender = new TcpSender(ev, tcp, 1, o.cls ?? 0, fwd);
   const receiver = new TcpReceiver(ev, tcp, 1, 0, rev);
   let n = 0;
   const dropIf = o.dropIf ?? (() => false);
