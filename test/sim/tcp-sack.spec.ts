@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { EventList } from '../../sim/engine/events.js';
 import { Rng } from '../../sim/engine/rng.js';
 import { Packet } from '../../sim/net/packet.js';
-import { Scoreboard, type AckSegment } from '../../sim/tcp/sack.js';
+import { Scoreboard, sackBlocksFit, type AckSegment } from '../../sim/tcp/sack.js';
 import { TcpReceiver, tcpConfig } from '../../sim/tcp/tcp.js';
 import { MS, US, tcpPair } from '../support/sim-tcp.js';
 
@@ -61,6 +61,8 @@ describe('sim tcp: SACK (RFC 2018, RFC 6675)', function () {
     assert.equal(a.ack, 5 * MSS);
     assert.deepEqual(blocks(a), [[8, 9], [6, 7]]);
     assert.equal(a.size, 52 + 4 + 2 * 8, 'ACK grows by the SACK option (2 NOPs, kind, length, 8 bytes a block)');
+    assert.equal(sackBlocksFit(true), 3);
+    assert.equal(sackBlocksFit(false), 4, 'without timestamps (not modelled: they are always on) 4 blocks fit');
   });
 
   it('without SACK the receiver sends plain cumulative ACKs', () => {
