@@ -17,21 +17,24 @@
  * over 32/16/8/4/2/1 bits (BPF has no clz), the top 9 bits of the delay, three compares. Exact:
  * (d >> (e-8)) >= T  <=>  d >= T << (e-8), so bucket bounds are integers known to the reader.
  *
- * Storage: an ARRAY_OF_MAPS indexed by slot; each class's entry is its own inner map, a 1-entry
- * ARRAY holding the 784-byte histogram, shared by all CPUs and counted with atomic adds. Why:
+ * Storage: an ARRAY_OF_MAPS indexed by slot group (slot >> 4); each group of 16 slots has its
+ * own inner map, an ARRAY of 16 histograms (784 bytes each), shared by all CPUs and counted with
+ * atomic adds. Why:
  *   - cost: the JIT inlines both lookups (an outer array of maps and an inner array whose size
- *     matches the template; array_of_map_gen_lookup, array_map_gen_lookup), a few ns per packet.
+ *     matches the template; array_of_map_gen_lookup, array_map_gen_lookup): +4 ns per packet.
  *     A hash keyed by slot (created on the first packet, BPF_F_NO_PREALLOC) was measured first:
- *     +26 ns per packet (one more hash lookup), 1.58-1.68x the baseline with a fixed clock,
+ *     about +25 ns per packet (one more hash lookup), 1.58-1.68x the baseline with a fixed clock,
  *     over the 1.5x target (docs/benchmarks.md).
- *   - memory: the agent creates a class's inner map when it gives the class a slot and deletes
- *     it when it frees the slot, so memory follows the classes that exist: about 1-2 KiB each
- *     (the value plus the map's header, docs/data-plane.md), plus 8 bytes per slot for the outer
- *     array (512 KiB per interface), not 65,536 x 784 B preallocated (49 MiB), nor that times
- *     the CPU count (a per-CPU value would be 50 KiB per class on a 64-CPU host).
- *   - a clean slate for a reused slot: a fresh inner map replaces the old one in one update, so
- *     a packet of the old class still in flight counts into the old map, never the new class's.
- * A slot whose entry is empty (a class written without the Datapath) is not counted.
+ *   - memory: the agent creates a group's inner map when it gives the group's first slot to a
+ *     class, so memory follows the classes that exist (the agent gives the lowest free slots, so
+ *     groups fill up): 16 KiB per 16 classes (the kernel's allocation of 16 x 784 B plus the
+ *     map header), plus 8 bytes per group for the outer array (32 KiB per interface); not
+ *     65,536 x 784 B preallocated (49 MiB), nor that times the CPU count.
+ *   - few writes to the map of maps: the kernel waits an RCU grace period after each one (on
+ *     6.1, after each entry of a batch), so one inner map per class made adding 200 classes take
+ *     3.7 s on 6.1 in the VM. A group's map is written once per 16 classes; a class's own
+ *     histogram is zeroed in place (a plain array update) when its slot is given or freed.
+ * A slot whose group has no inner map (a class written without the Datapath) is not counted.
  */
 #ifndef PACER_DELAY_HIST_H
 #define PACER_DELAY_HIST_H
@@ -41,17 +44,18 @@
 #include <bpf/bpf_helpers.h>
 #include "pacer.h"
 
-/* The inner map of every slot: the agent creates one per class with exactly these parameters. */
+/* The inner map of every group of slots: the agent creates them with exactly these parameters. */
 struct pacer_hist_inner {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, PACER_HIST_GROUP);
 	__type(key, __u32);
 	__type(value, struct pacer_delay_hist);
 };
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, PACER_MAX_CLASSES);
+	/* One entry per group, and one more that the agent points retired groups at (never read here). */
+	__uint(max_entries, PACER_MAX_CLASSES / PACER_HIST_GROUP + 1);
 	__type(key, __u32);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 	__array(values, struct pacer_hist_inner); /* a flexible array: last */
@@ -103,13 +107,14 @@ static __always_inline __u32 pacer_hist_bucket(__u64 delay_ns)
 /* Counts one passed packet of the class in `slot`, held `delay_ns`. */
 static __always_inline void pacer_record_delay(__u32 slot, __u64 delay_ns)
 {
-	__u32 zero = 0, b = pacer_hist_bucket(delay_ns);
+	__u32 group = slot >> PACER_HIST_GROUP_SHIFT, index = slot & (PACER_HIST_GROUP - 1);
+	__u32 b = pacer_hist_bucket(delay_ns);
 	struct pacer_delay_hist *h;
-	void *inner = bpf_map_lookup_elem(&delay_hist, &slot);
+	void *inner = bpf_map_lookup_elem(&delay_hist, &group);
 
 	if (!inner)
 		return;
-	h = bpf_map_lookup_elem(inner, &zero);
+	h = bpf_map_lookup_elem(inner, &index);
 	/* The verifier needs the index bounded where it is used. */
 	if (!h || b >= PACER_HIST_BUCKETS)
 		return;

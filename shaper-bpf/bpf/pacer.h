@@ -15,7 +15,7 @@
  * Slot lifecycle (the agent's, shaper-bpf/src/datapath.ts): the lowest free slot is allocated
  * for a new class; its state and stats are zeroed before its config is written. A deleted
  * class's slot is freed after its selectors and children are gone (its config is rewritten with
- * rate 0 = no class = unshaped, state and stats zeroed, its delay_hist entry deleted; a reused slot gets a fresh one), and
+ * rate 0 = no class = unshaped, state, stats and delay histogram zeroed, and zeroed again when the slot is reused), and
  * settings.generation is bumped.
  */
 #ifndef PACER_H
@@ -67,11 +67,13 @@ struct pacer_class_stats {
 };
 
 /*
- * delay_hist (array of maps, slot -> the class's own 1-entry array holding this struct, created
- * by the agent with the slot): how long each passed packet of the class was held, in log-linear
- * buckets (delay_hist.h has the rule, the bounds and why this storage). Shared by all CPUs,
- * counted with atomic adds.
+ * delay_hist (array of maps, slot >> 4 -> the group's array of 16 of this struct, index
+ * slot & 15; created by the agent with the group's first class): how long each passed packet of
+ * the class was held, in log-linear buckets (delay_hist.h has the rule, the bounds and why this
+ * storage). Shared by all CPUs, counted with atomic adds.
  */
+#define PACER_HIST_GROUP_SHIFT 4
+#define PACER_HIST_GROUP (1 << PACER_HIST_GROUP_SHIFT) /* slots per inner map of delay_hist */
 #define PACER_HIST_MIN_SHIFT 10  /* bucket 0: delay < 2^10 ns, including packets not delayed */
 #define PACER_HIST_MAX_SHIFT 34  /* the last bucket: delay >= 2^34 ns (17.2 s) */
 #define PACER_HIST_SUBBUCKETS 4  /* buckets per power of two */

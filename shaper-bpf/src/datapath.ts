@@ -11,9 +11,9 @@
  * records it in class_slot (class id → slot, which is also how a restarted agent finds it
  * again), translates every parent, selector and the default to slots, and frees the slot when
  * the class is deleted: after its selectors and children are gone; its state and counters are
- * zeroed then and again before the slot is reused. Each class's slot has its own delay histogram
- * (delay_hist, shaper-bpf/bpf/delay_hist.h), created with the slot, removed when it is freed, and
- * created fresh when the slot is reused.
+ * zeroed then and again before the slot is reused, and so is its delay histogram (delay_hist,
+ * shaper-bpf/bpf/delay_hist.h), whose group of 16 slots gets its map with its first class and
+ * gives it back when its last class is gone.
  *
  * An apply is all or nothing: the state is validated before any map is touched, and when the
  * kernel refuses a write halfway (a full map, no free slot), every change already made (slot
@@ -171,12 +171,14 @@ export class Datapath {
     return counts && histogramOf(counts);
   }
 
-  /** delayHistogram of every class that has one, by class id (one read of class_slot). */
+  /** delayHistogram of every class that has one, by class id (one read of class_slot, each group's map opened once). */
   delayHistograms(): Map<number, DelayHistogram> {
+    const slots = [...this.tables.slots.entries()].sort((a, b) => a[0] - b[0]);
+    const counts = this.tables.hists.getMany(slots.map(([, slot]) => slot));
     const out = new Map<number, DelayHistogram>();
-    for (const [id, slot] of [...this.tables.slots.entries()].sort((a, b) => a[0] - b[0])) {
-      const counts = this.tables.hists.get(slot);
-      if (counts) out.set(id, histogramOf(counts));
+    for (const [id, slot] of slots) {
+      const c = counts.get(slot);
+      if (c) out.set(id, histogramOf(c));
     }
     return out;
   }
@@ -221,6 +223,7 @@ export class Datapath {
     // Everything in class_slot that is not wanted: deleted classes, and leftovers of a crashed apply.
     const removed = [...snap.slots.keys()].filter((id) => !desired.classes.has(id)).sort((a, b) => a - b);
     const freedSlots = removed.map((id) => snap.slots.get(id)!);
+    const usedAfter = new Set([...desired.classes.keys()].map((id) => slotOf.get(id)!));
     // Kept classes whose slot has no histogram (maps pinned by a pacer from before histograms, or
     // an apply that crashed): checked once per Datapath, then this apply gives them one.
     const kept = [...desired.classes.keys()].filter((id) => snap.slots.has(id)).map((id) => snap.slots.get(id)!);
@@ -288,15 +291,14 @@ export class Datapath {
         name: t.state.name,
         size: allocated.length,
         reported: false,
-        describe: `zeroing the schedules and counters of ${allocated.length} new slots, with fresh delay histograms`,
+        describe: `zeroing the schedules, counters and delay histograms of ${allocated.length} new slots`,
         run: () => {
           const slots = allocated.map(([, slot]) => slot);
           zeroSlots(slots);
-          // A reused slot gets a fresh histogram: one update replaces the inner map, so a packet of
-          // the slot's previous class still in flight counts into the old one, never the new class's.
           t.hists.reset(slots);
         },
-        undo: () => t.hists.remove(allocated.map(([, slot]) => slot)), // free slots: zero is what they should hold, and no histogram
+        // Free slots: zero is what they should hold; groups that only this apply needed go back.
+        undo: () => t.hists.remove(allocated.map(([, slot]) => slot), used),
       },
       {
         name: t.hists.name,
@@ -304,7 +306,7 @@ export class Datapath {
         reported: false,
         describe: `creating delay histograms for ${histless.length} classes that had none`,
         run: () => t.hists.reset(histless),
-        undo: () => t.hists.remove(histless),
+        undo: () => t.hists.remove(histless, new Set(kept.filter((slot) => !histless.includes(slot)))),
       },
       {
         name: t.config.name,
@@ -354,9 +356,9 @@ export class Datapath {
     this.histsChecked = true;
     // Schedules and counters of freed slots go last; losing them cannot misdirect a packet. (They
     // are zeroed again when the slot is reused, in case a packet in flight wrote them meanwhile.)
-    // A freed slot keeps no histogram: its memory goes back to the kernel.
+    // A freed slot's histogram is zeroed; a group no class uses any more gives its memory back.
     zeroSlots(freedSlots);
-    t.hists.remove(freedSlots);
+    t.hists.remove(freedSlots, usedAfter);
     return report;
   }
 }
@@ -452,6 +454,7 @@ export function memoryTables(capacity = 65_536, slotCount = MAX_CLASSES): Shaper
       name: 'delay_hist',
       map: hists,
       get: (slot) => hists.get(slot)?.slice(),
+      getMany: (slots) => new Map(slots.filter((slot) => hists.has(slot)).map((slot) => [slot, hists.get(slot)!.slice()] as const)),
       present: (slots) => new Set(slots.filter((slot) => hists.has(slot))),
       reset(slots) {
         for (const slot of slots) if (!(Number.isInteger(slot) && slot >= 0 && slot < slotCount)) throw new Error(`array "delay_hist" has ${slotCount} slots; ${slot} is out of range`);

@@ -118,7 +118,7 @@ describe('per-class delay histograms (BPF_PROG_TEST_RUN on the real object)', fu
     assert.equal(sendHeld(11, 3000), TC_ACT_OK);
     assert.deepEqual(tc.delays(11), expectedCounts([3000]));
     assert.deepEqual(tc.delays(10), expectedCounts([]), 'the parent: no packet of its own');
-    eg.hists.remove([tc.slot(11)]);
+    eg.hists.remove([tc.slot(10), tc.slot(11)], new Set()); // their group's map is given back
     assert.equal(sendHeld(11, 3000), TC_ACT_OK);
     assert.equal(tc.stats(11)!.packets, 2);
     assert.equal(tc.delays(11), undefined);
@@ -159,23 +159,25 @@ describe('per-class delay histograms (BPF_PROG_TEST_RUN on the real object)', fu
       dp.apply(state([]));
     });
 
-    it('a freed slot\'s histogram is removed, and the class that reuses the slot starts from zero', () => {
+    it('a freed slot\'s histogram is zeroed, the class that reuses the slot starts from zero, and a group with no class left is given back', () => {
       const dp = new Datapath(eg);
       dp.apply(state([1, 2]));
       const slot2 = dp.slots().get(2)!;
       for (const d of [0, 5000, 5000]) sendHeld(2, d);
-      const oldInner = eg.hists.innerId(slot2);
+      for (const d of [0, 7000]) sendHeld(1, d);
       dp.apply(state([1]));
-      assert.deepEqual([...eg.hists.present([slot2])], [], 'no histogram on a free slot');
       assert.equal(dp.delayHistogram(2), undefined);
-      assert.throws(() => BpfMap.openById(oldInner!), /ENOENT/, 'the freed slot\'s inner map is gone from the kernel');
+      assert.deepEqual(eg.hists.get(slot2), Array(HIST_BUCKETS).fill(0), 'the free slot\'s histogram is zero');
+      assert.deepEqual(dp.delayHistogram(1)!.buckets.map((b) => b.count), expectedCounts([0, 7000]), 'its group neighbour keeps its counts');
       dp.apply(state([1, 9]));
       assert.equal(dp.slots().get(9), slot2, 'class 9 reuses class 2\'s slot');
-      assert.notEqual(eg.hists.innerId(slot2), oldInner, 'a fresh inner map');
       assert.equal(dp.delayHistogram(9)!.total, 0);
       sendHeld(9, 2000);
       assert.deepEqual(dp.delayHistogram(9)!.buckets.map((b) => b.count), expectedCounts([2000]));
+      const group = eg.hists.groupMapId(0)!;
       dp.apply(state([]));
+      assert.deepEqual(eg.hists.liveGroups(), [], 'no class left in the group: its map is retired');
+      assert.throws(() => BpfMap.openById(group), /ENOENT/, 'and gone from the kernel');
     });
 
     it('a failed apply leaves no histogram behind for the slots it allocated', () => {
@@ -185,14 +187,15 @@ describe('per-class delay histograms (BPF_PROG_TEST_RUN on the real object)', fu
       const tooMany = state(Array.from({ length: 41 }, (_, i) => i + 1));
       for (let mark = 1000; mark < 1000 + 65_536; mark++) tooMany.marks.set(mark, 1);
       assert.throws(() => dp.apply(tooMany), (err: unknown) => err instanceof ApplyFailed && err.rolledBack && /mark_class/.test(err.message));
-      assert.deepEqual([...eg.hists.present(Array.from({ length: 45 }, (_, i) => i))], [1]);
+      assert.deepEqual(eg.hists.liveGroups(), [0], 'the groups of slots 16..41 were given back');
+      assert.deepEqual(eg.hists.get(17), undefined);
       assert.deepEqual(dp.slots(), new Map([[1, 1]]));
       dp.apply(state([]));
     });
 
     it('an apply gives a histogram to kept classes that have none (maps pinned before histograms existed)', () => {
       new Datapath(eg).apply(state([1, 2]));
-      eg.hists.remove([1, 2]);
+      eg.hists.remove([1, 2], new Set());
       const restarted = new Datapath(eg);
       assert.deepEqual(restarted.apply(state([1, 2])).changes, {});
       assert.deepEqual([...eg.hists.present([1, 2])], [1, 2]);
@@ -230,12 +233,15 @@ describe('per-class delay histograms (BPF_PROG_TEST_RUN on the real object)', fu
     });
   });
 
-  it('gives thousands of slots a histogram at once (in chunks of fds) and removes them all', () => {
-    const slots = Array.from({ length: 2500 }, (_, i) => i + 1);
+  it('gives every slot a histogram (groups of 16, made in chunks of fds) and gives them all back', () => {
+    const slots = Array.from({ length: 65_535 }, (_, i) => i + 1);
     eg.hists.reset(slots);
-    assert.equal(eg.hists.present(slots).size, 2500);
-    assert.deepEqual(eg.hists.get(2500), Array(HIST_BUCKETS).fill(0));
-    eg.hists.remove(slots);
+    assert.equal(eg.hists.present(slots).size, 65_535);
+    assert.equal(eg.hists.liveGroups().length, 4096);
+    assert.deepEqual(eg.hists.get(65_535), Array(HIST_BUCKETS).fill(0));
+    eg.hists.remove(slots, new Set([3]));
+    assert.deepEqual(eg.hists.liveGroups(), [0], 'the group of a slot still in use stays');
+    eg.hists.remove([3], new Set());
     assert.equal(eg.hists.present(slots).size, 0);
   });
 

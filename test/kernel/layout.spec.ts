@@ -13,7 +13,7 @@ import { EgressObject, objectPath } from '../../shaper-bpf/src/egress.js';
 import { BpfObject } from '../../shaper-bpf/src/libbpf/index.js';
 import { addr6KeySize, LAYOUTS, lpm4KeySize, lpm6KeySize, lpmKey } from '../../shaper-bpf/src/layout.js';
 import { SummedPerCpuMap, TypedMap, u32, u64 } from '../../shaper-bpf/src/typed-map.js';
-import { DelayHistMap, INNER_MAP } from '../../shaper-bpf/src/delay-hist-map.js';
+import { DelayHistMap, HIST_GROUP, INNER_MAP } from '../../shaper-bpf/src/delay-hist-map.js';
 import { BpfMap } from '../../shaper-bpf/src/libbpf/index.js';
 import { compareLayout, readBtf, type Btf } from '../support/btf.js';
 import { makePinDir, removePinDir } from '../support/bpffs.js';
@@ -144,9 +144,10 @@ describe('layout.ts mirrors pacer.h (BTF)', function () {
       try {
         eg.hists.reset([1]);
         assert.deepEqual(eg.hists.get(1), Array(98).fill(0));
-        const inner = BpfMap.openById(eg.hists.innerId(1)!);
+        assert.equal(eg.hists.map.maxEntries, 65_536 / HIST_GROUP + 1, 'one entry per group of slots, and the retired map');
+        const inner = BpfMap.openById(eg.hists.groupMapId(0)!);
         try {
-          assert.deepEqual([inner.typeName, inner.keySize, inner.valueSize, inner.maxEntries], ['array', 4, 784, 1]);
+          assert.deepEqual([inner.typeName, inner.keySize, inner.valueSize, inner.maxEntries], ['array', 4, 784, HIST_GROUP]);
         } finally {
           inner.close();
         }
@@ -157,7 +158,7 @@ describe('layout.ts mirrors pacer.h (BTF)', function () {
         } finally {
           wrong.close();
         }
-        eg.hists.remove([1]);
+        eg.hists.remove([1], new Set());
       } finally {
         eg.close();
       }

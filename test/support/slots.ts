@@ -1,7 +1,7 @@
 /**
  * For tests that write the egress object's maps directly: classes keyed by class id, as the
  * tests think of them, given slots the way the Datapath does (the lowest free slot, recorded in
- * class_slot, with a fresh delay histogram), with parents and selectors translated to slots, and settings.generation bumped
+ * class_slot, with an empty delay histogram), with parents and selectors translated to slots, and settings.generation bumped
  * after each change of the prefix tries (what the Datapath does, so the destination caches
  * forget answers from before).
  */
@@ -86,7 +86,7 @@ export class TestClasses {
     eg.config.setMany(slots.map((s) => [s, FREE_SLOT] as const));
     eg.state.setMany(slots.map((s) => [s, { t_last: 0 }] as const));
     eg.stats.zeroMany(slots);
-    eg.hists.remove(slots);
+    eg.hists.remove(slots, new Set());
     for (const m of [eg.slots, eg.marks, eg.dst4, eg.dst6]) m.deleteMany([...m.entries().keys()] as never[]);
     eg.cgroups.deleteMany([...eg.cgroups.entries().keys()]);
     const now = eg.settings.get(0)!;
