@@ -127,13 +127,58 @@ export function describeRoute(r: KernelRoute): string {
   return parts.join(' ');
 }
 
-const bitsOf = (cidr: string) => Number(cidr.split('/')[1]);
-
-/** Does prefix `outer` contain prefix `inner` (equal counts)? Same family assumed. */
+/** Does prefix `outer` contain prefix `inner` (equal counts)? */
 export function contains(outer: string, inner: string): boolean {
   const [oAddr, oBits] = ipaddr.parseCIDR(outer);
   const [iAddr, iBits] = ipaddr.parseCIDR(inner);
   return oAddr.kind() === iAddr.kind() && iBits >= oBits && iAddr.match(oAddr, oBits);
+}
+
+/** The prefixes that contain a canonical prefix: itself first, then each one bit shorter, down to /0. */
+export function supernets(cidr: string): string[] {
+  const [addr, bits] = ipaddr.parseCIDR(cidr);
+  const bytes = addr.toByteArray();
+  const out: string[] = [];
+  for (let b = bits; b >= 0; b--) {
+    const i = b >> 3;
+    if (i < bytes.length) bytes[i]! &= (0xff << (8 - (b & 7))) & 0xff; // keep the first b bits (the rest are zero already)
+    out.push(`${ipaddr.fromByteArray(bytes).toString()}/${b}`);
+  }
+  return out;
+}
+
+/**
+ * The main table, indexed so a plan costs (desired prefixes + routes) × address bits instead of
+ * desired prefixes × routes: routes by prefix, and every prefix that strictly contains a route.
+ */
+class RouteIndex {
+  private readonly byDst = new Map<string, KernelRoute[]>();
+  private readonly containing = new Set<string>();
+
+  constructor(private readonly routes: readonly KernelRoute[]) {
+    for (const r of routes) {
+      this.byDst.set(r.dst, [...(this.byDst.get(r.dst) ?? []), r]);
+      for (const s of supernets(r.dst).slice(1)) this.containing.add(s);
+    }
+  }
+
+  exact(dst: string): KernelRoute | undefined {
+    return this.byDst.get(dst)?.[0];
+  }
+
+  /** The routes strictly inside dst (computed only when there are some: for the message). */
+  inside(dst: string): KernelRoute[] {
+    return this.containing.has(dst) ? this.routes.filter((r) => r.dst !== dst && contains(dst, r.dst)) : [];
+  }
+
+  /** The route the kernel uses for dst: the longest strictly shorter prefix, then the lowest metric. */
+  via(dst: string): KernelRoute | undefined {
+    for (const s of supernets(dst).slice(1)) {
+      const routes = this.byDst.get(s);
+      if (routes) return [...routes].sort((a, b) => (a.metric ?? 0) - (b.metric ?? 0))[0];
+    }
+    return undefined;
+  }
 }
 
 /** The slot pacer's routes use: no metric (IPv4), the kernel's default 1024 (IPv6). */
@@ -147,7 +192,9 @@ const sameRoute = (r: KernelRoute, s: RouteSpec) =>
  */
 export function planRoutes(current: readonly KernelRoute[], desired: RouteState, unavailable: Partial<Record<Family, string>> = {}): RoutePlan {
   const ours = current.filter((r) => r.protocol === PACER_ROUTE_PROTO);
-  const others = current.filter((r) => r.protocol !== PACER_ROUTE_PROTO);
+  // Built only when some class wants a route: a host without any pays for the read alone.
+  let index: RouteIndex | undefined;
+  const others = () => (index ??= new RouteIndex(current.filter((r) => r.protocol !== PACER_ROUTE_PROTO)));
   const classErrors = new Map<number, { class: string; error: string }>();
   const target = new Map<string, RouteSpec>();
 
@@ -164,21 +211,18 @@ export function planRoutes(current: readonly KernelRoute[], desired: RouteState,
         refuse(`the IPv${family} routes cannot be read: ${unavailable[family]}`);
         continue;
       }
-      const routes = others.filter((r) => r.family === family);
-      const exact = routes.find((r) => r.dst === dst);
+      const exact = others().exact(dst);
       if (exact) {
         refuse(`the route ${describeRoute(exact)} exists for exactly this prefix and is not pacer's; pacer does not change routes it did not create (select a longer prefix, or set rto_min on that route yourself)`);
         continue;
       }
-      const inner = routes.filter((r) => contains(dst, r.dst));
+      const inner = others().inside(dst);
       if (inner.length > 0) {
         refuse(`it contains the more specific route${inner.length > 1 ? 's' : ''} ${inner.slice(0, 3).map(describeRoute).join(', ')}${inner.length > 3 ? ', …' : ''}, whose connections would not get rto_min`);
         continue;
       }
-      // The route the kernel uses for the prefix today: longest prefix, then lowest metric.
-      const via = routes
-        .filter((r) => contains(r.dst, dst))
-        .sort((a, b) => bitsOf(b.dst) - bitsOf(a.dst) || (a.metric ?? 0) - (b.metric ?? 0))[0];
+      // The route the kernel uses for the prefix today.
+      const via = others().via(dst);
       if (via === undefined) refuse('no route in the main table carries it');
       else if (via.type !== 'unicast') refuse(`it is routed by ${describeRoute(via)}: no path to copy`);
       else if (via.multipath) refuse(`it is routed by the multipath route ${describeRoute(via)}; pacer copies single-path routes only`);

@@ -255,7 +255,8 @@ describe('pacer agent: live mode, rto_min routes and TCP refusals (real API, rea
   });
 
   it('removing the tuning deletes pacer\'s route; `pacer agent teardown` deletes the ones left', async () => {
-    assert.ok((await rtoMs(sender, `sport = :${untunedClientPort}`)) < 70, 'tuned by the route (40 ms)');
+    // Tuned by the route (40 ms); a late RTT sample on this busy machine may lift it for a moment.
+    await until('the established connection on the route\'s floor', async () => ((await rtoMs(sender, `sport = :${untunedClientPort}`)) < 70 ? true : undefined), 10_000, 100);
     await patch('peer', { tcp: null });
     await withLog(until('the route gone', async () => ((await pacerRoutes()).length === 0 ? true : undefined), 10_000, 50));
     // A connection made now has the kernel's default floor again (neither the route nor sock_ops tunes it).

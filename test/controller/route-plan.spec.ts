@@ -1,6 +1,6 @@
 /** Planning pacer's rto_min routes from `ip -N -d -j route show` output: pure, no kernel. */
 import assert from 'node:assert/strict';
-import { canonicalDst, contains, deleteArgs, parseRoutes, planRoutes, putArgs, type KernelRoute, type RouteState } from '../../controller/datapath/route-plan.js';
+import { canonicalDst, contains, supernets, deleteArgs, parseRoutes, planRoutes, putArgs, type KernelRoute, type RouteState } from '../../controller/datapath/route-plan.js';
 
 // As `ip -4 -N -d -j route show table main` prints them on a host with a connected /24, a static
 // /16 via a gateway, a blackhole and a default route.
@@ -25,6 +25,10 @@ describe('route plan: rto_min routes for prefix-selected classes', () => {
     assert.equal(canonicalDst('10.94.0.2', 4), '10.94.0.2/32');
     assert.equal(canonicalDst('default', 6), '::/0');
     assert.ok(contains('10.94.0.0/24', '10.94.0.2/32') && !contains('10.94.0.2/32', '10.94.0.0/24') && contains('0.0.0.0/0', '10.1.0.0/16'));
+    assert.deepEqual(supernets('10.94.1.0/24').slice(0, 3), ['10.94.1.0/24', '10.94.0.0/23', '10.94.0.0/22']);
+    assert.deepEqual(supernets('10.94.1.0/24').slice(-2), ['0.0.0.0/1', '0.0.0.0/0']);
+    assert.equal(supernets('fd00:94::2/128').length, 129);
+    assert.equal(supernets('fd00:94::2/128')[64], 'fd00:94::/64');
   });
 
   it('copies the nexthop of the most specific route: connected (dev + src), via a gateway (onlink kept), IPv6', () => {
