@@ -59,15 +59,22 @@ describe('pacer sim run: every example in sim/examples', function () {
     const child = spawn(process.execPath, [PACER, 'sim', 'run', join(EXAMPLES, 'rpc-web-search.yaml'), '--duration', '600s', '--progress', '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    // Wait for progress that shows simulated time moving past 100 ms.
-    await new Promise<void>((resolve) =>
-      child.stderr.on('data', (d: Buffer) => {
-        stderr += d.toString();
-        if (/sim: (?:[1-9]\d*\.\d+s|[1-9]\d{2,}\.\d+ms) of 600\.000s simulated, [\d.]+M events\/s/.test(stderr)) resolve();
-      }),
-    );
-    child.kill('SIGINT');
-    assert.equal(await exited, 130, stderr);
+    try {
+      // Wait for progress that shows simulated time moving past 100 ms (or fail at once if the
+      // child ends first, with what it said).
+      await new Promise<void>((resolve, reject) => {
+        child.stderr.on('data', (d: Buffer) => {
+          stderr += d.toString();
+          if (/sim: (?:[1-9]\d*\.\d+s|[1-9]\d{2,}\.\d+ms) of 600\.000s simulated, [\d.]+M events\/s/.test(stderr)) resolve();
+        });
+        void exited.then((code) => reject(new Error(`pacer sim run exited (${code}) before showing progress:\n${stderr}`)));
+      });
+      child.kill('SIGINT');
+      assert.equal(await exited, 130, stderr);
+    } finally {
+      // The child would run for 600 s simulated: it does not outlive the test.
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
     assert.match(stderr, /interrupted at .* partial result/);
     const r = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8'));
     assert.equal(r.complete, false);

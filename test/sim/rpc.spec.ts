@@ -110,7 +110,7 @@ describe('sim workload: RPCs with open-loop Poisson arrivals', function () {
     assert.ok(w.completed > 40_000 && w.inFlight < 50);
   });
 
-  it('slowdown is ≥ 1 for every RPC, at high load as at low load', async () => {
+  it('slowdown is ≥ 1 for every RPC at 60% load, in every size bucket', async () => {
     const heavy = await runScenario({ ...loadScenarioFile(join(EXAMPLES, 'rpc-web-search.yaml')), durationNs: 2 * SEC });
     for (const w of heavy.rpc) {
       assert.ok(w.completed > 20, `${w.completed} completed`);
