@@ -14,22 +14,19 @@
  * What the reconcile writes from empty: class_slot, class_state (zeroed), class_stats (zeroed,
  * per-CPU), class_config, mark_class and settings, and a fresh delay-histogram map per class in
  * delay_hist; the floor writes exactly those entries, pre-encoded, with one update-batch syscall
- * per map, and creates the histogram maps (one BPF_MAP_CREATE each, one batch into delay_hist). The reconcile is timed from handing the
+ * per map, and makes the histograms with the same DelayHistMap.reset call the Datapath makes. The reconcile is timed from handing the
  * Reconciler its desired state to its result (its own timings split the Datapath's apply from
  * the last-known-good snapshot it writes after every successful apply, as the agent does).
  * The no-op resync is the Reconciler's periodic resync tick on the same maps, desired == kernel.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { firstValueFrom, NEVER, startWith, take, toArray } from 'rxjs';
 import { Reconciler, type ReconcileResult } from '../controller/reconciler/reconciler.js';
 import { Datapath, type ShaperState } from '../shaper-bpf/src/datapath.js';
-import { INNER_MAP } from '../shaper-bpf/src/delay-hist-map.js';
 import { EgressObject } from '../shaper-bpf/src/egress.js';
-import { BpfMap } from '../shaper-bpf/src/libbpf/index.js';
 import * as layout from '../shaper-bpf/src/layout.js';
 import { struct, u32 } from '../shaper-bpf/src/typed-map.js';
 import { makeBenchPinDir, removeBenchPinDir, trackObject } from './pins.js';
@@ -89,36 +86,13 @@ function rawBatches(eg: EgressObject, d: ShaperState) {
 
 const nowMs = () => performance.now();
 
-/** This process's RLIMIT_NOFILE (soft, hard), from /proc. */
-function openFilesLimit(): { soft: number; hard: number } {
-  const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'))!;
-  const [soft, hard] = line.split(/\s+/).slice(3, 5).map(Number);
-  return { soft: soft!, hard: hard! };
-}
-
 /**
- * The Datapath gives every new class its own delay-histogram map and holds the fds of all of them
- * until one batch write (shaper-bpf/src/delay-hist-map.ts reset()): an apply of N new classes
- * needs N open files at once, so an interface can take at most about RLIMIT_NOFILE new classes
- * in one apply. The bench caps the classes per interface below this process's limit (and says so).
+ * The floor of the delay histograms the Datapath gives new slots: the binding's own
+ * DelayHistMap.reset on fresh maps, the same call the Datapath makes (inner maps created in
+ * groups of slots, written into delay_hist in batches; each batch waits for an RCU grace period).
  */
-export const FD_MARGIN = 4_096;
-
-/** The floor of the histograms the Datapath gives new slots: one BPF_MAP_CREATE each, one batch write of the outer map. */
 function rawHistograms(eg: EgressObject, slots: readonly number[]): void {
-  const created: BpfMap[] = [];
-  try {
-    for (let i = 0; i < slots.length; i++) created.push(BpfMap.create(INNER_MAP));
-    const keys = Buffer.alloc(4 * slots.length);
-    const fds = Buffer.alloc(4 * slots.length);
-    slots.forEach((slot, i) => {
-      keys.writeUInt32LE(slot, 4 * i);
-      fds.writeUInt32LE(created[i]!.fd, 4 * i);
-    });
-    eg.hists.map.updateBatch(keys, fds, slots.length);
-  } finally {
-    for (const m of created) m.close();
-  }
+  eg.hists.reset(slots);
 }
 
 export interface ReconcileBenchResult {
@@ -142,19 +116,11 @@ export interface ReconcileBenchResult {
   ratio: number;
   perRoundRatio: Summary;
   entriesWritten: Record<string, number>;
-  /** This process's RLIMIT_NOFILE, which caps the classes per interface (see FD_MARGIN). */
-  openFiles: { soft: number; hard: number };
-  /** --per-iface as asked, before the cap. */
-  perIfaceAsked: number;
 }
 
 export async function reconcileBench(o: ReconcileBenchOptions): Promise<ReconcileBenchResult> {
   if (o.perIface > layout.MAX_CLASSES - 1) throw new Error(`--per-iface: an interface holds at most ${layout.MAX_CLASSES - 1} classes`);
-  const openFiles = openFilesLimit();
-  const perIface = Math.min(o.perIface, openFiles.soft - FD_MARGIN);
-  if (perIface < o.perIface) {
-    log(`reconcile: ${perIface} classes per interface, not ${o.perIface}: an apply holds one fd per new class (delay histograms) and this process may open ${openFiles.soft}`);
-  }
+  const perIface = o.perIface;
   const ifaces = Math.ceil(o.classes / perIface);
   const desired = Array.from({ length: ifaces }, (_, k) => desiredFor(k * perIface + 1, Math.min(perIface, o.classes - k * perIface)));
   const stateDir = mkdtempSync(join(os.tmpdir(), 'pacer-bench-agent-state-'));
@@ -239,7 +205,6 @@ export async function reconcileBench(o: ReconcileBenchOptions): Promise<Reconcil
     classes: o.classes,
     interfaces: ifaces,
     perIface,
-    perIfaceAsked: o.perIface,
     rounds: o.rounds,
     raw,
     rawMaps: summary(rows.rawMaps),
@@ -254,6 +219,5 @@ export async function reconcileBench(o: ReconcileBenchOptions): Promise<Reconcil
     ratio: round(reconcile.median / raw.median, 2),
     perRoundRatio: summary(rows.reconcile.map((v, i) => v / rows.raw[i]!)),
     entriesWritten,
-    openFiles,
   };
 }
