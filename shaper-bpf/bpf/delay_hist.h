@@ -26,10 +26,11 @@
  *     about +25 ns per packet (one more hash lookup), 1.58-1.68x the baseline with a fixed clock,
  *     over the 1.5x target (docs/benchmarks.md).
  *   - memory: the agent creates a group's inner map when it gives the group's first slot to a
- *     class, so memory follows the classes that exist (the agent gives the lowest free slots, so
- *     groups fill up): 16 KiB per 16 classes (the kernel's allocation of 16 x 784 B plus the
- *     map header), plus 8 bytes per group for the outer array (32 KiB per interface); not
- *     65,536 x 784 B preallocated (49 MiB), nor that times the CPU count.
+ *     class and retires it when the group's last class is gone, so memory follows the classes
+ *     that exist (the agent gives the lowest free slots, so groups fill up): 16 KiB per 16
+ *     classes (the kernel's allocation of 16 x 784 B plus the map header), plus 8 bytes per group
+ *     for the outer array (32 KiB per interface); not 65,536 x 784 B preallocated (49 MiB), nor
+ *     that times the CPU count.
  *   - few writes to the map of maps: the kernel waits an RCU grace period after each one (on
  *     6.1, after each entry of a batch), so one inner map per class made adding 200 classes take
  *     3.7 s on 6.1 in the VM. A group's map is written once per 16 classes; a class's own
