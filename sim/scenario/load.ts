@@ -18,7 +18,7 @@ import { tcpConfig, type TcpConfig } from '../tcp/tcp.js';
 import type { LinkSpec } from '../topology/star.js';
 import { CdfError, loadCdf, scenarioDir, type SizeCdf } from '../workload/cdf.js';
 import type { PeriodKind } from '../workload/random.js';
-import { scenarioSchema, type BulkInput, type IncastInput, type RpcInput, type ScenarioInput } from './schema.js';
+import { scenarioSchema, type BulkInput, type RpcInput, type ScenarioInput } from './schema.js';
 
 export type Path = ReadonlyArray<string | number>;
 
