@@ -25,7 +25,9 @@ import { TcpTuningObject } from '../../shaper-bpf/src/sockops.js';
 import { filterOf, POLICING_DETAIL } from '../../shaper-bpf/src/interface.js';
 import { tcQuery } from '../../shaper-bpf/src/libbpf/index.js';
 import { fqPresence, readRootQdisc } from '../../shaper-bpf/src/qdisc.js';
-import { PACER_ROUTE_PROTO } from '../../controller/datapath/route-plan.js';
+import { PACER_ROUTE_PROTO, type RouteState } from '../../controller/datapath/route-plan.js';
+import { readSnapshot } from '../../controller/reconciler/snapshot.js';
+import type { Desired } from '../../controller/reconciler/reconciler.js';
 import { request, tokenFor } from '../support/api-server.js';
 import { makePinDir, removePinDir } from '../support/bpffs.js';
 import { PrivateCgroup2 } from '../support/cgroup2.js';
@@ -270,6 +272,10 @@ describe('pacer agent: live mode, rto_min routes and TCP refusals (real API, rea
     assert.deepEqual(agent!.lines.filter((l) => l.level >= 50).map((l) => l.msg), [], 'no errors logged');
 
     // A SIGKILLed agent leaves the route; a restarted one finds it (proto 112) and changes nothing.
+    // Killed once the last-known-good snapshot has the route too (it is written just after the
+    // apply): a restarted agent enforces its snapshot before the API answers.
+    const snapshot = join(stateDir, 'routes.last-known-good.json');
+    await until('the route in the snapshot', () => (readSnapshot<Desired<RouteState>>(snapshot)?.state.get(`${PEER}/32`)?.rtoMinMs === 30 ? true : undefined), 5000, 20);
     await killed(agent!.child);
     assert.equal(await routeRtoMin(PEER), 30);
     const restartedAt = Date.now();
