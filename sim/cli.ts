@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { CliError } from '../api/cli/client.js';
 import { UnitError, parseDuration } from '../api/contract/units.js';
-import { writeInflux } from './influx.js';
+import { InfluxStream } from './influx.js';
 import { out, run, table } from '../api/cli/output.js';
 import { ScenarioError, loadScenarioFile, type Scenario } from './scenario/load.js';
 import { Simulation, type Progress, type SimResult } from './run.js';
@@ -19,6 +19,8 @@ import type { ExactSummary } from './stats.js';
 /** Exit status after Ctrl-C, as a shell reports a process ended by SIGINT (128 + 2). */
 export const EXIT_INTERRUPTED = 130;
 const PROGRESS_EVERY_MS = 250;
+/** Wall time between InfluxDB writes of the bins completed meanwhile. */
+const INFLUX_EVERY_MS = 2_000;
 
 function parseSeed(v: string): number {
   const n = Number(v);
@@ -182,6 +184,24 @@ async function runCommand(file: string, o: RunFlags): Promise<void> {
   const scenario = o.duration === undefined ? loaded : { ...loaded, durationNs: o.duration };
   const startedAt = new Date();
   const simulation = new Simulation(scenario, o.seed);
+  const influxRun = o.influxRun ?? startedAt.toISOString();
+  const influxShown = o.influx?.replace(/\/\/[^@/]*@/, '//');
+  let influx: InfluxStream | undefined;
+  if (o.influx !== undefined) {
+    try {
+      influx = new InfluxStream({ url: o.influx, epochNs: BigInt(startedAt.getTime()) * 1_000_000n, run: influxRun });
+    } catch (e) {
+      throw new CliError((e as Error).message);
+    }
+  }
+  let lastInflux = Date.now();
+  const onProgress = (p: Progress) => {
+    progress?.update(p);
+    if (influx && Date.now() - lastInflux >= INFLUX_EVERY_MS) {
+      lastInflux = Date.now();
+      if (!influx.busy) influx.progress(simulation.result(false));
+    }
+  };
   let interrupted = false;
   // First Ctrl-C: stop between slices and still write what was simulated. A second one: leave now.
   const onSigint = () => {
@@ -192,7 +212,7 @@ async function runCommand(file: string, o: RunFlags): Promise<void> {
   const progress = o.progress || process.stderr.isTTY ? progressPrinter(process.stderr.isTTY === true) : undefined;
   let result: SimResult;
   try {
-    result = await simulation.run({ onProgress: progress?.update, shouldStop: () => interrupted });
+    result = await simulation.run({ onProgress, shouldStop: () => interrupted });
   } finally {
     progress?.done();
     process.off('SIGINT', onSigint);
@@ -208,14 +228,13 @@ async function runCommand(file: string, o: RunFlags): Promise<void> {
   }
   if (o.json) process.stdout.write(text);
   else out(summary(result, join(dir, 'result.json')));
-  if (o.influx !== undefined) {
+  if (influx) {
     // After the files: a down InfluxDB must not lose the run.
-    const run = o.influxRun ?? startedAt.toISOString();
     try {
-      const n = await writeInflux(result, { url: o.influx, epochNs: BigInt(startedAt.getTime()) * 1_000_000n, run });
-      process.stderr.write(`pacer: wrote ${n} points to ${o.influx.replace(/\/\/[^@/]*@/, '//')} (run ${run})\n`);
+      const n = await influx.finish(result);
+      process.stderr.write(`pacer: wrote ${n} points to ${influxShown} (run ${influxRun})\n`);
     } catch (e) {
-      throw new CliError(`could not write to InfluxDB at ${o.influx.replace(/\/\/[^@/]*@/, '//')}: ${(e as Error).message} (the result is in ${join(dir, 'result.json')})`);
+      throw new CliError(`could not write to InfluxDB at ${influxShown}: ${(e as Error).message} (the result is in ${join(dir, 'result.json')})`);
     }
   }
   if (interrupted) {

@@ -4,10 +4,12 @@
  * measured `pacer_class` series in the same Grafana. Measurements, tags and fields are listed in
  * docs/simulator.md ("InfluxDB output").
  *
- * Points are written after the run from the result (also a partial one after Ctrl-C), one per
- * bin, stamped at the end of the bin: the run's wall-clock start plus simulated time, in ns. The
- * `run` tag (the start time, ISO 8601, unless given) tells runs apart; `scenario` and `seed` are
- * tags too. The database is created if missing.
+ * Points are written while the run goes: every few seconds of wall time, the bins completed
+ * since the last write (a completed bin's figures are final); at the end, the last (partial)
+ * bin and one summary point — also after Ctrl-C. One point per bin, stamped at the end of the
+ * bin: the run's wall-clock start plus simulated time, in ns. The `run` tag (the start time,
+ * ISO 8601, unless given) tells runs apart; `scenario` and `seed` are tags too. The database is
+ * created if missing.
  */
 import { InfluxDB, type IPoint } from 'influx';
 import type { SimResult } from './run.js';
@@ -52,13 +54,20 @@ export function influxClient(url: string): { influx: InfluxDB; database: string 
   return { influx, database };
 }
 
-/** The points of a result (pure: what is written, for tests and for the writer). */
-export function influxPoints(r: SimResult, epochNs: bigint, run: string): IPoint[] {
+/**
+ * The points of a result (pure: what is written). Only bins in [fromBin, toBin), and the run's
+ * summary point only when asked (at the end).
+ */
+export function influxPoints(r: SimResult, epochNs: bigint, run: string, fromBin = 0, toBin = Infinity, summary = true): IPoint[] {
   const points: IPoint[] = [];
   const base = { scenario: r.scenario, seed: String(r.seed), run };
   const at = (b: number) => String(epochNs + BigInt(Math.min((b + 1) * r.binNs, r.simulatedNs)));
+  /** Calls add(value, bin) for the bins in range. */
+  const each = <T>(series: readonly T[], add: (v: T, b: number) => void) => {
+    for (let b = fromBin; b < Math.min(toBin, series.length); b++) add(series[b]!, b);
+  };
   for (const c of r.classes) {
-    c.throughputSeriesBps.forEach((bps, b) => points.push({ measurement: INFLUX_MEASUREMENTS.class, tags: { ...base, class: c.name }, fields: { throughput_bps: bps }, timestamp: at(b) }));
+    each(c.throughputSeriesBps, (bps, b) => points.push({ measurement: INFLUX_MEASUREMENTS.class, tags: { ...base, class: c.name }, fields: { throughput_bps: bps }, timestamp: at(b) }));
   }
   const flows = [
     ...r.flows.map((f) => ({ id: f.id, workload: f.workload, kind: 'bulk', from: f.from, to: f.to, class: f.class, series: f.goodputSeriesBps })),
@@ -66,19 +75,20 @@ export function influxPoints(r: SimResult, epochNs: bigint, run: string): IPoint
   ];
   for (const f of flows) {
     const tags = { ...base, flow: String(f.id), workload: String(f.workload), kind: f.kind, from: f.from, to: f.to, class: f.class };
-    f.series.forEach((bps, b) => points.push({ measurement: INFLUX_MEASUREMENTS.flow, tags, fields: { goodput_bps: bps }, timestamp: at(b) }));
+    each(f.series, (bps, b) => points.push({ measurement: INFLUX_MEASUREMENTS.flow, tags, fields: { goodput_bps: bps }, timestamp: at(b) }));
   }
   for (const w of r.rpc) {
     const tags = { ...base, workload: String(w.workload), class: w.class, sizes: w.sizes };
-    w.goodputSeriesBps.forEach((bps, b) => points.push({ measurement: INFLUX_MEASUREMENTS.rpc, tags, fields: { goodput_bps: bps, completed: w.completedSeries[b] ?? 0 }, timestamp: at(b) }));
+    each(w.goodputSeriesBps, (bps, b) => points.push({ measurement: INFLUX_MEASUREMENTS.rpc, tags, fields: { goodput_bps: bps, completed: w.completedSeries[b] ?? 0 }, timestamp: at(b) }));
   }
   for (const [kind, ports] of [['host', r.hosts], ['switch', r.switchPorts]] as const) {
     for (const p of ports) {
       if (!p.queueSeriesBytes || !p.dropSeries) continue;
       const drops = p.dropSeries;
-      p.queueSeriesBytes.forEach((q, b) => points.push({ measurement: INFLUX_MEASUREMENTS.port, tags: { ...base, port: p.name, kind }, fields: { queue_bytes: q, drops: drops[b] ?? 0 }, timestamp: at(b) }));
+      each(p.queueSeriesBytes, (q, b) => points.push({ measurement: INFLUX_MEASUREMENTS.port, tags: { ...base, port: p.name, kind }, fields: { queue_bytes: q, drops: drops[b] ?? 0 }, timestamp: at(b) }));
     }
   }
+  if (!summary) return points;
   const totalDrops = Object.values(r.drops).reduce((a, b) => a + b, 0);
   points.push({
     measurement: INFLUX_MEASUREMENTS.run,
@@ -89,12 +99,68 @@ export function influxPoints(r: SimResult, epochNs: bigint, run: string): IPoint
   return points;
 }
 
-/** Creates the database if needed and writes every point in batches; resolves with the count. */
-export async function writeInflux(r: SimResult, target: InfluxTarget, batch = 5_000): Promise<number> {
-  const { influx, database } = influxClient(target.url);
-  const names = await influx.getDatabaseNames();
-  if (!names.includes(database)) await influx.createDatabase(database);
-  const points = influxPoints(r, target.epochNs, target.run);
-  for (let i = 0; i < points.length; i += batch) await influx.writePoints(points.slice(i, i + batch), { precision: 'n', database });
-  return points.length;
+/**
+ * Streams a run's points: `progress(result)` with a snapshot of the running simulation writes
+ * the bins completed since the last call; `finish(result)` writes the rest and the summary.
+ * Writes are serial; the first error stops the streaming and is thrown by finish() (the run
+ * itself goes on: InfluxDB must not stop a simulation).
+ */
+export class InfluxStream {
+  /** Points written so far. */
+  written = 0;
+  private readonly influx: InfluxDB;
+  private readonly database: string;
+  private ready: Promise<void> | undefined;
+  private chain: Promise<void> = Promise.resolve();
+  private error: Error | undefined;
+  /** Bins already written: [0, nextBin). */
+  private nextBin = 0;
+
+  constructor(private readonly target: InfluxTarget, private readonly batch = 5_000) {
+    ({ influx: this.influx, database: this.database } = influxClient(target.url));
+  }
+
+  /** Whether a write is still in flight (the caller skips snapshots meanwhile). */
+  busy = false;
+
+  progress(snapshot: SimResult): void {
+    if (this.error || this.busy) return;
+    const completed = Math.floor(snapshot.simulatedNs / snapshot.binNs);
+    if (completed <= this.nextBin) return;
+    const points = influxPoints(snapshot, this.target.epochNs, this.target.run, this.nextBin, completed, false);
+    this.nextBin = completed;
+    this.enqueue(points);
+  }
+
+  /** Writes what is left (the last bins and the summary); rejects with the first error. */
+  async finish(r: SimResult): Promise<number> {
+    if (!this.error) this.enqueue(influxPoints(r, this.target.epochNs, this.target.run, this.nextBin));
+    await this.chain;
+    if (this.error) throw this.error;
+    return this.written;
+  }
+
+  private enqueue(points: IPoint[]): void {
+    this.busy = true;
+    this.chain = this.chain.then(async () => {
+      if (this.error) return;
+      try {
+        this.ready ??= this.createDatabase();
+        await this.ready;
+        for (let i = 0; i < points.length; i += this.batch) {
+          await this.influx.writePoints(points.slice(i, i + this.batch), { precision: 'n', database: this.database });
+          this.written += Math.min(this.batch, points.length - i);
+        }
+      } catch (e) {
+        this.error = e instanceof Error ? e : new Error(String(e));
+      } finally {
+        this.busy = false;
+      }
+    });
+  }
+
+  private async createDatabase(): Promise<void> {
+    const names = await this.influx.getDatabaseNames();
+    if (!names.includes(this.database)) await this.influx.createDatabase(this.database);
+  }
 }

@@ -5,7 +5,7 @@
  * keeps the result.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -100,6 +100,42 @@ describe('pacer sim run --influx (real influxd)', function () {
       assert.ok(rows.every((p) => p.sizes === 'web-search' && p.class === w.class));
     }
     assert.ok(r.rpc.some((w) => w.completed > 0));
+  });
+
+  it('a long run writes completed bins while it runs; after Ctrl-C every bin is there exactly once', async () => {
+    const out = tmp();
+    const child = spawn(
+      process.execPath,
+      [PACER, 'sim', 'run', join(EXAMPLES, 'rpc-web-search.yaml'), '--duration', '600s', '--out', out, '--influx', `${influxd.url}/${DB}`, '--influx-run', 'live-1'],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const count = async () => (await client.query<{ n: number }>(`SELECT COUNT(throughput_bps) AS n FROM ${INFLUX_MEASUREMENTS.class} WHERE "run" = 'live-1' AND "class" = 'search'`))[0]?.n ?? 0;
+    let during = 0;
+    try {
+      // Points appear while the simulation is still running (it would run for 600 s simulated).
+      for (const deadline = Date.now() + 60_000; during === 0; ) {
+        if (child.exitCode !== null) assert.fail(`pacer sim run exited (${child.exitCode}) early:\n${stderr}`);
+        if (Date.now() > deadline) assert.fail(`no points within 60 s:\n${stderr}`);
+        await new Promise((r) => setTimeout(r, 300));
+        during = await count();
+      }
+      assert.equal(child.exitCode, null, 'still running when the first points arrived');
+      child.kill('SIGINT');
+      assert.equal(await exited, 130, stderr);
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+    const r = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as SimResult;
+    assert.equal(r.complete, false);
+    const expected = r.classes.find((c) => c.name === 'search')!.throughputSeriesBps;
+    assert.ok(expected.length > during, `${during} bins during the run, ${expected.length} in all`);
+    const rows = await client.query<{ throughput_bps: number }>(`SELECT * FROM ${INFLUX_MEASUREMENTS.class} WHERE "run" = 'live-1' AND "class" = 'search' ORDER BY time`);
+    assert.deepEqual(rows.map((p) => p.throughput_bps), expected, 'each bin once, with its final value');
+    const [summary] = await client.query<{ complete: boolean }>(`SELECT * FROM ${INFLUX_MEASUREMENTS.run} WHERE "run" = 'live-1'`);
+    assert.equal(summary!.complete, false);
   });
 
   it('an unreachable InfluxDB fails the command (exit 1) with the reason, and the result is still written', async () => {
