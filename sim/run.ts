@@ -372,7 +372,8 @@ export class Simulation {
         drops: p.port.stats.dropped,
         dropsByReason: Object.fromEntries(DROP_REASONS.filter((r) => p.port.stats.drops[r] > 0).map((r) => [r, p.port.stats.drops[r]])),
         maxQueueBytes: p.port.stats.maxQueueBytes,
-        meanQueueBytes: endNs > 0 ? Math.round(p.port.queueIntegralTo(Math.min(this.events.now(), endNs)) / endNs) : 0,
+        // Over the simulated time actually run (a finished run may have run past its last completion).
+        meanQueueBytes: this.events.now() > 0 ? Math.round(p.port.queueIntegralTo(this.events.now()) / this.events.now()) : 0,
         queueDelay: p.queue.summary(),
         ...(p.kind === 'host' && { shaperDelay: p.shaper.summary() }),
         ...(busy && {
@@ -410,7 +411,7 @@ export class Simulation {
         sharedBufferBytes: this.shared.poolBytes,
         alpha: this.shared.alpha,
         maxUsedBytes: this.shared.maxUsed,
-        meanUsedBytes: endNs > 0 ? Math.round(this.shared.integralTo(Math.min(this.events.now(), endNs)) / endNs) : 0,
+        meanUsedBytes: this.events.now() > 0 ? Math.round(this.shared.integralTo(this.events.now()) / this.events.now()) : 0,
         drops: this.shared.drops,
       },
       drops,
