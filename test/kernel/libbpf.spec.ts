@@ -152,6 +152,7 @@ describe('libbpf binding (real kernel)', function () {
             bpf_tc_opts: koffi.sizeof(native.TcOpts),
             bpf_test_run_opts: koffi.sizeof(native.TestRunOpts),
             bpf_map_batch_opts: koffi.sizeof(native.MapBatchOpts),
+            bpf_map_create_opts: koffi.sizeof(native.MapCreateOpts),
             bpf_object_open_opts: koffi.sizeof(native.ObjectOpenOpts),
             bpf_map_info: koffi.sizeof(native.MapInfo),
             bpf_prog_info_head: koffi.sizeof(native.ProgInfoHead),
