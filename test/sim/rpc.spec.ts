@@ -158,6 +158,18 @@ describe('sim workload: RPCs with open-loop Poisson arrivals', function () {
     assert.ok(r.simulatedNs >= w.fct.fctMaxNs, 'the end is the last completion, not before');
   });
 
+  it('requestBytes 0: one-way responses from the arrival (pFabric\'s flows), the same sizes without the request', async () => {
+    // 5 RPCs/s of web-search is about 7% of the link: little queueing, so the request's time shows.
+    const light = (req: number) => runScenario(loadScenario(scenario(`{ clients: [fe], servers: [be], sizes: web-search, arrivalsPerSecond: 5, count: 30, requestBytes: ${req} }`, { duration: '60s' })));
+    const [withRequest, oneWay] = [(await light(64)).rpc[0]!, (await light(0)).rpc[0]!];
+    assert.equal(oneWay.requestBytes, 0);
+    assert.equal(oneWay.completed, 30);
+    // Sizes come from their own RNG stream: the same 30 sizes, so the same buckets.
+    assert.deepEqual(oneWay.buckets.map((b) => b.count), withRequest.buckets.map((b) => b.count));
+    assert.ok(oneWay.fct.slowdownMin >= 1);
+    assert.ok(oneWay.fct.fctP50Ns < withRequest.fct.fctP50Ns, `one-way p50 ${oneWay.fct.fctP50Ns} vs ${withRequest.fct.fctP50Ns} with a request`);
+  });
+
   it('responses are assigned to classes by the workload selectors, and the requests by destination prefix', async () => {
     const r = await runScenario({ ...loadScenarioFile(join(EXAMPLES, 'rpc-web-search.yaml')), durationNs: SEC });
     const cls = (n: string) => r.classes.find((c) => c.name === n)!;
