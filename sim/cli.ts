@@ -321,6 +321,7 @@ function summary(r: SimResult, file: string): string {
     const rows = r.rpc.flatMap((w) => [
       [w.workload, w.sizes, w.class, `${w.load === null ? '-' : pct(w.load)} / ${pct(w.offeredLoad)}`, `${w.completed}/${w.arrivals}`, 'all', ...fctCells(w.fct)],
       ...w.buckets.map((b) => ['', '', '', '', '', b.label, ...fctCells(b)]),
+      ...(w.byClass.length > 1 ? w.byClass.map((c) => ['', '', c.class, '', '', 'all', ...fctCells(c)]) : []),
     ]);
     parts.push('', table(['RPC', 'SIZES', 'CLASS', 'LOAD ASKED/OFFERED', 'DONE', 'SIZE', 'COUNT', 'FCT P50', 'FCT P99', 'SLOWDOWN MEAN', 'P50', 'P99'], rows));
   }

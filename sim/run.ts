@@ -286,6 +286,7 @@ export class Simulation {
         deliveredSegments: r.deliveredSegments,
         fct: all,
         buckets,
+        byClass: r.fctByClass().map(({ cls, summary }) => ({ class: className(cls), ...summary })),
         retransmits: tcp.retransmits,
         timeouts: tcp.timeouts,
         goodputSeriesBps: bpsSeries(delivered),
@@ -492,6 +493,8 @@ export type RpcResult = {
   deliveredSegments: number;
   fct: ExactSummary;
   buckets: RpcBucket[];
+  /** FCT and slowdown by the responses' class (one entry unless classes differ per client). */
+  byClass: Array<ExactSummary & { class: string }>;
   retransmits: number;
   timeouts: number;
   goodputSeriesBps: number[];

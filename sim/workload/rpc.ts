@@ -73,6 +73,8 @@ export class RpcWorkload {
   private readonly sizes: number[] = [];
   private readonly fcts: number[] = [];
   private readonly slowdowns: number[] = [];
+  /** The response's class id of each completed RPC. */
+  private readonly classes: number[] = [];
   private finishedRetransmits = 0;
   private finishedTimeouts = 0;
   private readonly arrivalsRng: PoissonArrivals;
@@ -162,6 +164,7 @@ export class RpcWorkload {
     this.sizes.push(call.size);
     this.fcts.push(fct);
     this.slowdowns.push(fct / call.idealNs);
+    this.classes.push(call.pair.response.cls);
     for (const s of call.senders) {
       this.finishedRetransmits += s.stats.retransmits;
       this.finishedTimeouts += s.stats.timeouts;
@@ -195,6 +198,15 @@ export class RpcWorkload {
       buckets.push({ label, minBytes: min, maxBytes: max, ...summarizeExact(idx.map((i) => this.fcts[i]!), idx.map((i) => this.slowdowns[i]!)) });
     }
     return { all: summarizeExact(this.fcts, this.slowdowns), buckets };
+  }
+
+  /** FCT and slowdown by the responses' class id (classes can differ per client by prefix), ids ascending. */
+  fctByClass(): Array<{ cls: number; summary: ExactSummary }> {
+    const ids = [...new Set(this.classes)].sort((a, b) => a - b);
+    return ids.map((cls) => {
+      const idx = this.classes.flatMap((c, i) => (c === cls ? [i] : []));
+      return { cls, summary: summarizeExact(idx.map((i) => this.fcts[i]!), idx.map((i) => this.slowdowns[i]!)) };
+    });
   }
 }
 

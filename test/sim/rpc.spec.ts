@@ -181,6 +181,22 @@ describe('sim workload: RPCs with open-loop Poisson arrivals', function () {
     assert.ok(cls('(unclassified)').bytes > 0);
   });
 
+  it('without a selector each response takes its client\'s destination-prefix class; FCTs are reported per class', async () => {
+    const classes = [
+      'classes:',
+      '  - { name: first, rate: 300mbit, match: { dst: [10.0.0.1/32] }, hosts: { matchLabels: { role: be } } }',
+      '  - { name: second, rate: 300mbit, match: { dst: [10.0.0.2/32] }, hosts: { matchLabels: { role: be } } }',
+      '',
+    ].join('\n');
+    const r = await runScenario(loadScenario(scenario('{ clients: [fe], servers: [be], sizes: web-search, load: 10% }', { clients: 2, duration: '3s', extra: classes })));
+    const w = r.rpc[0]!;
+    assert.deepEqual(w.byClass.map((c) => c.class), ['first', 'second']);
+    assert.equal(w.byClass.reduce((a, c) => a + c.count, 0), w.completed);
+    assert.ok(w.byClass.every((c) => c.count > 0 && c.slowdownMin >= 1));
+    const goodput = (n: string) => r.classes.find((c) => c.name === n)!.goodputBps;
+    assert.ok(Math.abs(goodput('first') + goodput('second') - w.goodputBps) <= 2, 'the two classes carry all of it (bit rates rounded apiece)');
+  });
+
   it('refuses a selector whose class is not installed on the servers, and jitter (arrivals are already random)', () => {
     const classes = 'classes:\n  - { name: fast, rate: 100mbit, match: { marks: [3] }, hosts: { matchLabels: { role: fe } } }\n';
     for (const [rpc, message] of [
