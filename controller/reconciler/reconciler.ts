@@ -7,6 +7,9 @@
  * backoff is one backoff per target. A failure does not end the stream: it is a result with
  * ok: false, and the latest state is applied again after an exponential backoff.
  *
+ * A change of revision that leaves the state as last applied is reported applied without calling
+ * the target (the target's apply reads everything it enforces, and some targets spawn commands).
+ *
  * After a successful apply of a state not snapshotted yet, the last-known-good snapshot is
  * queued (snapshot.ts SnapshotWriter): serialized here, written to disk off the event loop, so
  * a slow disk never holds back the next apply, the heartbeat or the watch. A resync of the same
@@ -68,6 +71,8 @@ export class Reconciler<S> {
       const writer = (this.writer = this.o.snapshotFile === undefined ? undefined : new SnapshotWriter(this.o.snapshotFile));
       /** The state whose snapshot was last queued: a resync of the same state needs no new one. */
       let snapshotted: Desired<S> | undefined = saved;
+      /** The state of the last apply, if it succeeded (undefined after a failure: the kernel may be anything). */
+      let applied: S | undefined;
 
       // Enforce the last-known-good state at once, before the API answers (or while it cannot).
       const latest$ = (saved ? desired$.pipe(startWith(saved)) : desired$).pipe(
@@ -84,7 +89,14 @@ export class Reconciler<S> {
       return merge(latest$.pipe(map((d) => ({ why: 'change' as const, d }))), again$).pipe(
         // Applies run one at a time, in order: two applies must never interleave on the maps.
         concatMap(({ why, d }) => {
+          // A new revision whose state is the one just applied (a change to a class that does
+          // not apply to this target) needs no apply: it is reported as applied at once. The
+          // resync still reads the target and repairs drift.
+          if (why === 'change' && applied !== undefined && isDeepStrictEqual(applied, d.state)) {
+            return of<ReconcileResult>({ ok: true, revision: d.revision, why, report: { changes: {} }, timings: { applyMs: 0, snapshotMs: 0 } });
+          }
           const r = this.applyOnce(d, why, attempt);
+          applied = r.ok ? d.state : undefined;
           if (r.ok && writer && d !== snapshotted) {
             const t = performance.now();
             try {

@@ -65,6 +65,26 @@ describe('Reconciler', () => {
     sub.unsubscribe();
   });
 
+  it('a new revision with the state already applied is reported applied without calling apply; after a failure it is applied', () => {
+    let fail = false;
+    const sub = start((s) => {
+      if (fail) throw new Error('map "class_config" is full');
+      return datapath.apply(s);
+    });
+    desired$.next({ revision: 1, state: state() });
+    desired$.next({ revision: 2, state: state() }); // a class of another host changed
+    assert.equal(applies, 1);
+    assert.deepEqual(results.map((r) => [r.ok, r.revision, r.why, r.ok && r.report.changes]), [[true, 1, 'change', { class_slot: 2, class_config: 2, mark_class: 1, cgroup_class: 1, dst4_class: 1, settings: 1 }], [true, 2, 'change', {}]]);
+    fail = true;
+    desired$.next({ revision: 3, state: state(20_000_000) });
+    assert.equal(results.at(-1)!.ok, false);
+    fail = false;
+    desired$.next({ revision: 4, state: state() }); // back to the state of revision 1: the failed apply may have left anything
+    assert.equal(applies, 3);
+    assert.deepEqual(datapath.read(), state());
+    sub.unsubscribe();
+  });
+
   it('the periodic resync repairs drift', () => {
     const sub = start();
     desired$.next({ revision: 1, state: state() });
