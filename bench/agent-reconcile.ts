@@ -33,7 +33,7 @@ import { makeBenchPinDir, removeBenchPinDir, trackObject } from './pins.js';
 import { readAllBatched } from './lookup-batch.js';
 import { encodeBatch, writeRaw, zeroBatch } from './raw-batch.js';
 import { log, summary, type Summary } from './report.js';
-import { round } from './stats.js';
+import { median, round } from './stats.js';
 
 export interface ReconcileBenchOptions {
   classes: number;
@@ -114,6 +114,9 @@ export interface ReconcileBenchResult {
   resyncApply: Summary;
   resyncSnapshot: Summary;
   ratio: number;
+  /** Datapath.apply (the full apply, inside the Reconciler) against the floor: ratio of medians, and each round's own ratio. */
+  applyRatio: number;
+  perRoundApplyRatio: Summary;
   perRoundRatio: Summary;
   entriesWritten: Record<string, number>;
 }
@@ -217,6 +220,8 @@ export async function reconcileBench(o: ReconcileBenchOptions): Promise<Reconcil
     resyncApply: summary(rows.resyncApply),
     resyncSnapshot: summary(rows.resyncSnapshot),
     ratio: round(reconcile.median / raw.median, 2),
+    applyRatio: round(median(rows.reconcileApply) / raw.median, 2),
+    perRoundApplyRatio: summary(rows.reconcileApply.map((v, i) => v / rows.raw[i]!)),
     perRoundRatio: summary(rows.reconcile.map((v, i) => v / rows.raw[i]!)),
     entriesWritten,
   };

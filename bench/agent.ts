@@ -135,8 +135,8 @@ async function main(): Promise<void> {
         ['raw: the same entries, batch writes + histogram maps created (floor)', ...s(rec.raw), '1.00', '—', '—'],
         ['  of which: batch writes of the pre-encoded entries', ...s(rec.rawMaps), '', '', ''],
         ['  of which: delay histograms (DelayHistMap.reset, the call the Datapath makes)', ...s(rec.rawHists), '', '', ''],
-        ['reconcile from empty (apply + last-known-good snapshot)', ...s(rec.reconcile), rec.ratio.toFixed(2), `≤ ${TARGETS.reconcileRatio}× raw`, met(rec.ratio <= TARGETS.reconcileRatio)],
-        ['  of which: Datapath.apply', ...s(rec.reconcileApply), round(rec.reconcileApply.median / rec.raw.median, 2).toFixed(2), '', ''],
+        ['reconcile from empty (apply + snapshot serialization)', ...s(rec.reconcile), rec.ratio.toFixed(2), `≤ ${TARGETS.reconcileRatio}× raw`, met(rec.ratio <= TARGETS.reconcileRatio)],
+        ['  of which: the full apply (Datapath.apply)', ...s(rec.reconcileApply), rec.applyRatio.toFixed(2), `≤ ${TARGETS.reconcileRatio}× raw`, met(rec.applyRatio <= TARGETS.reconcileRatio)],
         ['  of which: serializing the snapshot (written to disk off the event loop)', ...s(rec.reconcileSnapshot), '', '', ''],
         ['no-op resync (desired == kernel)', ...s(rec.resync), '', `≤ ${TARGETS.resyncMs} ms`, met(rec.resync.median <= TARGETS.resyncMs)],
         ['  of which: Datapath.apply (reads the maps, diffs)', ...s(rec.resyncApply), '', '', ''],
@@ -144,7 +144,11 @@ async function main(): Promise<void> {
         ['floor: reading class_slot, class_config, mark_class with BPF_MAP_LOOKUP_BATCH', ...s(rec.resyncFloor), '', '', ''],
       ]),
     );
-    out.push(`\nentries the reconcile wrote on one interface: ${JSON.stringify(rec.entriesWritten)}`);
+    out.push(
+      `\nper-round ratios to the same round's floor: reconcile ${rec.perRoundRatio.min.toFixed(2)}–${rec.perRoundRatio.max.toFixed(2)} (median ${rec.perRoundRatio.median.toFixed(2)}), ` +
+        `full apply ${rec.perRoundApplyRatio.min.toFixed(2)}–${rec.perRoundApplyRatio.max.toFixed(2)} (median ${rec.perRoundApplyRatio.median.toFixed(2)})`,
+    );
+    out.push(`entries the reconcile wrote on one interface: ${JSON.stringify(rec.entriesWritten)}`);
   }
   if (fleet) {
     out.push(
