@@ -12,7 +12,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CACHE_DIR, prepareVm, runInVm, VmRunError, type RunResult, type Vm } from '../support/vm.js';
 import type { IperfRun } from './guest-lab.js';
-import { errorPct, mean, round2, sampleAt, steady, whileSending, wireMbps, type EnforcementReport, type ScenarioResult, type StatsDelta } from './report.js';
+import { bursts, errorPct, mean, round2, sampleAt, steady, whileSending, wireMbps, type EnforcementReport, type ScenarioResult, type StatsDelta } from './report.js';
 
 /** The issue's tolerances. They are the claim being tested: never loosen them to make a run pass. */
 const RATE_TOLERANCE = 0.02; // one class, and a changed rate
@@ -22,6 +22,13 @@ const CONVERGE_TOLERANCE = 0.1; // two busy children each within 10% of the fair
 const CONVERGE_WITHIN_S = 5;
 /** The guest's whole run, boot included; the tier must finish in under 6 minutes. */
 const VM_TIMEOUT_MS = 330_000;
+/**
+ * qemu's nice value: the VM is timed by the host's CPU, and other work on a shared machine
+ * starving TCG shows up as seconds below budget. (CI machines run nothing else.)
+ */
+const VM_NICE = -10;
+/** The guest program; another one (a mutant, docs/vm-tier.md) can be given to see assertions fail. */
+const GUEST = process.env.PACER_ENFORCEMENT_GUEST ?? 'dist/test/enforcement/guest-enforcement.js';
 
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 const list = (xs: readonly number[]): string => `[${xs.map((x) => x.toFixed(1)).join(', ')}]`;
@@ -48,7 +55,7 @@ describe('enforcement in a VM: budgets through REST become paced rates on fq (De
     vm = prepareVm(); // installs qemu/busybox and unpacks the kernel when missing; throws naming what is missing
     const prepareMs = Date.now() - t;
     try {
-      run = await runInVm({ script: 'node dist/test/enforcement/guest-enforcement.js > "$RESULTS/guest.log" 2>&1', timeoutMs: VM_TIMEOUT_MS }, vm);
+      run = await runInVm({ script: `node ${GUEST} > "$RESULTS/guest.log" 2>&1`, timeoutMs: VM_TIMEOUT_MS, nice: VM_NICE }, vm);
     } catch (err) {
       // A timeout still has the scenarios the guest finished: judge those, fail the rest.
       if (!(err instanceof VmRunError) || err.results['result.json'] === undefined) throw err;
@@ -125,16 +132,16 @@ describe('enforcement in a VM: budgets through REST become paced rates on fq (De
       assert.equal(s.programAfter, s.programBefore);
       assert.equal(s.installsDuring, 0);
     });
-    it('the schedule was not reset: no per-second sample above its budget', function () {
+    it('the schedule was not reset: no burst above budget in the per-second samples', function () {
       const s = scenario('rateChange');
       const r = s.run as IperfRun;
       // A second that ends before the kernel had the new rate is judged against 50, any later one against 20.
       const changedIn = sampleAt(r, s.appliedAtMs as number);
-      const over = whileSending(r, 0)
-        .map((x, i) => ({ i, x, budget: i <= changedIn ? 50 : 20 }))
-        .filter(({ x, budget }) => x > budget * (1 + RATE_TOLERANCE));
-      this.test!.title += ` (max before ${Math.max(...wireMbps(r).slice(0, changedIn + 1)).toFixed(1)}, after ${Math.max(...whileSending(r, changedIn + 1)).toFixed(1)} Mbit/s; ${(s.stats as StatsDelta).horizon_drops} horizon drops)`;
-      assert.deepEqual(over, [], 'seconds above budget + 2%');
+      const samples = whileSending(r, 0);
+      const budget = (i: number): number => (i <= changedIn ? 50 : 20);
+      const over = bursts(samples, budget, RATE_TOLERANCE);
+      this.test!.title += ` (max before ${Math.max(...samples.slice(0, changedIn + 1)).toFixed(1)}, after ${Math.max(...samples.slice(changedIn + 1)).toFixed(1)} Mbit/s; ${(s.stats as StatsDelta).horizon_drops} horizon drops)`;
+      assert.deepEqual(over, [], 'seconds above budget + 2%, alone and with each neighbour');
       assert.equal((s.stats as StatsDelta).horizon_drops, 0);
     });
   });
@@ -213,7 +220,7 @@ describe('enforcement in a VM: budgets through REST become paced rates on fq (De
       this.test!.title += ` (budget ${budget}; without agent ${list(dead)} mean ${round2(mean(dead))}; per second ${list(wireMbps(r))}; program ${String(s.programBefore)} while dead ${String(s.programWhileDead)})`;
       assert.ok(dead.length >= 3, `only ${dead.length} whole seconds without an agent`);
       assert.equal(s.programWhileDead, s.programBefore, 'still attached');
-      assert.deepEqual(after.filter((x) => x > budget * (1 + RATE_TOLERANCE)), [], 'seconds above budget + 2% after the kill');
+      assert.deepEqual(bursts(after, () => budget, RATE_TOLERANCE), [], 'seconds above budget + 2% after the kill, alone and with each neighbour');
       assert.ok(within(mean(dead), budget, RATE_TOLERANCE), `${mean(dead)} Mbit/s without an agent is not within ±2% of ${budget}`);
     });
     it('a restarted agent adopts the state: adopted, nothing written, same program, still shaping', function () {

@@ -67,3 +67,16 @@ export const errorPct = (x: number, budget: number): number => round2(((x - budg
  * when the connection is up, a few ms after the spawn: alignment is within that).
  */
 export const sampleAt = (run: IperfRun, ms: number): number => Math.floor((ms - run.spawnedAtMs) / 1000);
+
+/**
+ * The seconds of `samples` that burst above their budget (+ `tolerance`): above it alone AND
+ * averaged with each neighbouring second. The receiver's 1 s boundaries alias under emulation
+ * (a pair like 19.2 / 20.5 at 20 Mbit/s is one interval's bytes counted in the next), so a
+ * second above budget that its neighbour makes up for is not a burst.
+ */
+export function bursts(samples: readonly number[], budgetOf: (i: number) => number, tolerance: number): Array<{ i: number; x: number; budget: number }> {
+  const above = (x: number, i: number): boolean => x > budgetOf(i) * (1 + tolerance);
+  return samples
+    .map((x, i) => ({ i, x, budget: budgetOf(i) }))
+    .filter(({ x, i }) => above(x, i) && [samples[i - 1], samples[i + 1]].every((y) => y === undefined || above((x + y) / 2, i)));
+}
