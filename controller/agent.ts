@@ -9,8 +9,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { isDeepStrictEqual } from 'node:util';
 import { join } from 'node:path';
 import { inject, injectable, optional } from 'inversify';
-import { Registry, Gauge } from 'prom-client';
-import { BehaviorSubject, ReplaySubject, distinctUntilChanged, map, switchMap, tap, type Subscription } from 'rxjs';
+import { Registry } from 'prom-client';
+import { BehaviorSubject, ReplaySubject, combineLatest, distinctUntilChanged, filter, map, switchMap, tap, type Subscription } from 'rxjs';
 import type { ClassRecord } from '../api/contract/class.js';
 import type { HostStatus } from '../api/contract/host.js';
 import { cgroupId, describeTcpError } from '../shaper-bpf/src/sockops.js';
@@ -25,10 +25,13 @@ import { TCP_TUNER, type InstalledTcp, type TcpTuner } from './datapath/tcp-tune
 import { ROUTE_TUNER, type RouteTuner } from './datapath/route-tuner.js';
 import type { RouteState } from './datapath/route-plan.js';
 import { desiredState, type ClassError, type Inventory } from './desired/desired-state.js';
+import { mergeTcpStates } from './desired/tcp-merge.js';
 import { Reconciler, type ReconcileResult } from './reconciler/reconciler.js';
 import { shaperDesired$ } from './borrowing/shaper-desired.js';
 import { Borrower } from './borrowing/borrower.js';
 import { InfluxSink } from './metrics/influx-sink.js';
+import { PrometheusMetrics } from './metrics/prometheus.js';
+import { DelayHistogramCache } from './metrics/delay-histograms.js';
 
 /** The cgroup v2 mount, if the host has one. */
 function cgroupRoot(): string | undefined {
@@ -46,6 +49,8 @@ interface IfaceStatus extends ModeState {
   installed: InstalledDatapath;
   /** fq is the root qdisc now (with mq: on every queue): the inventory's fq, shaping or policing. */
   fq$: BehaviorSubject<boolean>;
+  /** The TCP part of the interface's latest desired state: its pacing depends on the mode and the borrowed rates. */
+  tcp$: BehaviorSubject<TcpState | undefined>;
   /** The last failed qdisc check's message, logged once until a check succeeds. */
   qdiscCheckError?: string;
   applied?: number;
@@ -74,6 +79,8 @@ export class Agent {
   private checkingQdiscs = false;
   private metricsServer?: Server;
   private influx?: InfluxSink;
+  /** Delay histograms, read once for /metrics and InfluxDB, only for classes that passed packets. */
+  private readonly delayHistograms = new DelayHistogramCache();
   readonly registry = new Registry();
 
   constructor(
@@ -90,7 +97,7 @@ export class Agent {
     for (const iface of s.iface) {
       const installed = await this.installer.install(iface);
       this.log.info({ iface, mode: installed.mode, modeDetail: installed.modeDetail, adopted: installed.adopted }, 'interface ready');
-      this.ifaces.push({ installed, mode: installed.mode, modeDetail: installed.modeDetail, fq$: new BehaviorSubject(installed.mode === 'shaping'), lastError: null, classErrors: [] });
+      this.ifaces.push({ installed, mode: installed.mode, modeDetail: installed.modeDetail, fq$: new BehaviorSubject(installed.mode === 'shaping'), tcp$: new BehaviorSubject<TcpState | undefined>(undefined), lastError: null, classErrors: [] });
     }
     // Registration may fail while the API is down: the watch retries, and so does this.
     void this.registerUntilDone();
@@ -123,7 +130,10 @@ export class Agent {
             intervalMs: s.borrowIntervalMs,
             borrower,
             log: this.log,
-            onDesired: (d) => (st.classErrors = d.classErrors),
+            onDesired: (d) => {
+              st.classErrors = d.classErrors;
+              st.tcp$.next(d.tcp);
+            },
           }),
         ),
       );
@@ -148,6 +158,7 @@ export class Agent {
         host: s.host,
         sources: () => this.ifaces.map((i) => ({ iface: i.installed.iface, mode: i.mode, datapath: i.installed.datapath })),
         className: (id) => this.classNames.get(id),
+        histograms: this.delayHistograms,
         log: this.log,
       });
       this.influx.start();
@@ -218,21 +229,29 @@ export class Agent {
     this.log.info({ cgroupRoot: installed.cgroupRoot, attach: installed.attach }, 'TCP tuning ready');
     const reconciler = new Reconciler<TcpState>({
       apply: (state) => {
-        const before = installed.datapath.read().tuning;
+        const before = installed.datapath.read();
         const report = installed.datapath.apply(state);
         // A class whose tuning was written (new or changed) starts counting refusals afresh.
         const stats = installed.datapath.stats();
-        for (const [id, tuning] of state.tuning) if (!isDeepStrictEqual(before.get(id), tuning)) this.tcpFailedBaseline.set(id, stats.get(id)?.failed ?? 0);
-        for (const id of this.tcpFailedBaseline.keys()) if (!state.tuning.has(id)) this.tcpFailedBaseline.delete(id);
+        for (const [id, tuning] of state.tuning) if (!isDeepStrictEqual(before.tuning.get(id), tuning)) this.tcpFailedBaseline.set(id, stats.get(id)?.failed ?? 0);
+        for (const [id, pacing] of state.pacing ?? []) if (!isDeepStrictEqual(before.pacing?.get(id), pacing)) this.tcpFailedBaseline.set(id, stats.get(id)?.failed ?? 0);
+        for (const id of this.tcpFailedBaseline.keys()) if (!state.tuning.has(id) && !state.pacing?.has(id)) this.tcpFailedBaseline.delete(id);
         return report;
       },
       snapshotFile: join(s.stateDir, 'tcp.last-known-good.json'),
       resyncMs: s.resyncMs,
       backoff: { minMs: s.backoffMinMs, maxMs: s.backoffMaxMs },
     });
-    const desired$ = budgets$.pipe(
-      map((b) => ({ revision: b.revision, state: desiredState(b.classes, s.label, inventory).tcp })),
-    );
+    // Tuning from the classes; pacing from each interface's latest desired state (policing or
+    // not, and its borrowed rates), merged into the host's one state (desired/tcp-merge.ts).
+    const desired$ =
+      this.ifaces.length === 0
+        ? budgets$.pipe(map((b) => ({ revision: b.revision, state: desiredState(b.classes, s.label, inventory).tcp })))
+        : combineLatest([budgets$, ...this.ifaces.map((i) => i.tcp$)]).pipe(
+            // Until every interface has computed its state, its pacing is unknown: wait.
+            filter(([, ...states]) => states.every((t) => t !== undefined)),
+            map(([b, ...states]) => ({ revision: b.revision, state: mergeTcpStates(states as TcpState[]) as TcpState })),
+          );
     this.subscriptions.push(
       reconciler.run(desired$).subscribe((r) => {
         if (r.ok) {
@@ -284,11 +303,11 @@ export class Agent {
   private tcpClassErrors(): ClassError[] {
     const installed = this.tcp?.installed;
     if (!installed) return [];
-    const tuned = installed.datapath.read().tuning;
+    const { tuning: tuned, pacing: paced } = installed.datapath.read();
     const out: ClassError[] = [];
     for (const [id, st] of installed.datapath.stats()) {
       const refused = st.failed - (this.tcpFailedBaseline.get(id) ?? 0);
-      if (!tuned.has(id) || refused <= 0 || st.last_error === 0) continue;
+      if ((!tuned.has(id) && !paced?.has(id)) || refused <= 0 || st.last_error === 0) continue;
       out.push({ class: this.classNames.get(id) ?? `id ${id}`, error: `tcp: ${describeTcpError(st.last_error, st.last_option)} (${refused} sockets)` });
     }
     return out;
@@ -365,41 +384,21 @@ export class Agent {
   }
 
   private async serveMetrics(listen: string): Promise<void> {
-    const labelNames = ['iface', 'class_id'] as const;
-    const gauges = {
-      bytes: new Gauge({ name: 'pacer_class_bytes', help: 'Bytes passed by the class (counter in the maps)', labelNames, registers: [this.registry] }),
-      packets: new Gauge({ name: 'pacer_class_packets', help: 'Packets passed by the class', labelNames, registers: [this.registry] }),
-      delayed: new Gauge({ name: 'pacer_class_delayed_packets', help: 'Packets delayed by the class', labelNames, registers: [this.registry] }),
-      horizonDrops: new Gauge({ name: 'pacer_class_horizon_drops', help: 'Packets dropped beyond the horizon', labelNames, registers: [this.registry] }),
-      ceMarks: new Gauge({ name: 'pacer_class_ce_marks', help: 'Packets marked CE', labelNames, registers: [this.registry] }),
-      rate: new Gauge({ name: 'pacer_class_effective_rate_bps', help: 'Rate in the config map, bits/s', labelNames, registers: [this.registry] }),
-    };
-    const applied = new Gauge({ name: 'pacer_agent_applied_revision', help: 'API revision applied on every interface', registers: [this.registry] });
-    const mode = new Gauge({ name: 'pacer_interface_mode', help: 'What the interface does: 1 for its mode (shaping with fq, or policing without), 0 for the other', labelNames: ['iface', 'mode'], registers: [this.registry] });
-    // Read from the maps at scrape time, so a scrape shows what the kernel has now.
-    const collect = () => {
-        for (const g of Object.values(gauges)) g.reset();
-        mode.reset();
-        for (const i of this.ifaces) for (const m of ['shaping', 'policing'] as const) mode.set({ iface: i.installed.iface, mode: m }, i.mode === m ? 1 : 0);
-        for (const { installed } of this.ifaces) {
-          const configs = installed.datapath.read().classes;
-          for (const [id, s] of installed.datapath.stats().classes) {
-            const l = { iface: installed.iface, class_id: String(id) };
-            gauges.bytes.set(l, s.bytes);
-            gauges.packets.set(l, s.packets);
-            gauges.delayed.set(l, s.delayed);
-            gauges.horizonDrops.set(l, s.horizon_drops);
-            gauges.ceMarks.set(l, s.ce_marks);
-            const c = configs.get(id);
-            if (c) gauges.rate.set(l, c.rate_bps);
-          }
-        }
-    };
+    const metrics = new PrometheusMetrics({
+      registry: this.registry,
+      sources: () => this.ifaces.map((i) => ({ iface: i.installed.iface, mode: i.mode, datapath: i.installed.datapath })),
+      appliedRevision: () => this.status().appliedRevision,
+      histograms: this.delayHistograms,
+    });
     this.metricsServer = createServer(async (req, res) => {
       if (req.url !== '/metrics') return void res.writeHead(404).end();
-      applied.set(this.status().appliedRevision);
-      collect();
-      res.writeHead(200, { 'content-type': this.registry.contentType }).end(await this.registry.metrics());
+      try {
+        const text = await metrics.render();
+        res.writeHead(200, { 'content-type': this.registry.contentType }).end(text);
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, '/metrics: could not read the maps');
+        res.writeHead(500, { 'content-type': 'text/plain' }).end(`could not read the maps: ${(err as Error).message}\n`);
+      }
     });
     const [host, port] = listen.includes(':') ? [listen.slice(0, listen.lastIndexOf(':')), Number(listen.slice(listen.lastIndexOf(':') + 1))] : ['127.0.0.1', Number(listen)];
     await new Promise<void>((resolve, reject) => this.metricsServer!.once('error', reject).listen(port, host, resolve));
@@ -416,7 +415,10 @@ export class Agent {
     this.subscriptions.splice(0).forEach((s) => s.unsubscribe());
     clearInterval(this.heartbeatTimer);
     clearInterval(this.qdiscTimer);
-    for (const i of this.ifaces) i.fq$.complete();
+    for (const i of this.ifaces) {
+      i.fq$.complete();
+      i.tcp$.complete();
+    }
     await this.influx?.stop();
     this.influx = undefined;
     await new Promise<void>((r) => (this.metricsServer ? this.metricsServer.close(() => r()) : r()));

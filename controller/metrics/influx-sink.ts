@@ -5,12 +5,17 @@
  * written in batches; while InfluxDB is unreachable they stay queued, at most maxBuffer of them
  * (the oldest are dropped first and counted), and the write is retried on the next tick.
  * Nothing here blocks or throws into the agent: the timer is unref'd and every error is logged.
+ * Queueing-delay percentiles (delay_p50_ns, delay_p99_ns) come from what each class's delay
+ * histogram gained over the interval, read only for classes that passed packets
+ * (delay-histograms.ts).
  * Measurement, tags and fields are documented in docs/agent.md ("Metrics in InfluxDB").
  */
 import { InfluxDB, type IPoint, type IPoolOptions } from 'influx';
-import type { Datapath } from '../../shaper-bpf/src/datapath.js';
+import { delayQuantile, type Datapath, type DelayHistogram } from '../../shaper-bpf/src/datapath.js';
+import { HIST_MAX_SHIFT } from '../../shaper-bpf/src/delay-hist.js';
 import type { ClassStats } from '../../shaper-bpf/src/layout.js';
 import type { Logger } from '../config/module.js';
+import { DelayHistogramCache, histogramIncrease, type HistogramSource } from './delay-histograms.js';
 
 type IBackoffStrategy = NonNullable<IPoolOptions['backoff']>;
 
@@ -20,7 +25,7 @@ export interface InfluxSource {
   iface: string;
   /** shaping | policing */
   mode: string;
-  datapath: Pick<Datapath, 'stats' | 'read'>;
+  datapath: Pick<Datapath, 'stats' | 'read'> & HistogramSource;
 }
 
 export interface InfluxSinkOptions {
@@ -42,6 +47,18 @@ export interface InfluxSinkOptions {
   /** HTTP timeout of one request. Default 5,000 ms. */
   requestTimeoutMs?: number;
   now?: () => number;
+  /** Where histograms are read (shared with /metrics in the agent); a cache of its own by default. */
+  histograms?: DelayHistogramCache;
+}
+
+/**
+ * A delay percentile as an Influx field, ns: the upper bound of the data plane's bucket holding it
+ * (delayQuantile); the overflow bucket (17.2 s or more, beyond any sensible horizon) has no upper
+ * bound and Influx no infinity, so it is written as its lower bound, 2^34 ns.
+ */
+function percentileField(hist: DelayHistogram, q: number): number | undefined {
+  const v = delayQuantile(hist, q);
+  return v === Infinity ? 2 ** HIST_MAX_SHIFT : v;
 }
 
 /** The influx pool disables a host after a failure; retry it after a constant delay, not up to minutes. */
@@ -54,7 +71,8 @@ export class InfluxSink {
   readonly database: string;
   private readonly influx: InfluxDB;
   private readonly buffer: IPoint[] = [];
-  private readonly previous = new Map<string, { at: number; s: ClassStats }>();
+  private readonly previous = new Map<string, { at: number; s: ClassStats; hist: DelayHistogram | undefined }>();
+  private readonly histograms: DelayHistogramCache;
   private timer?: NodeJS.Timeout;
   private flushing?: Promise<void>;
   private databaseReady = false;
@@ -69,6 +87,7 @@ export class InfluxSink {
     const path = new URL(o.url).pathname.replace(/^\/+|\/+$/g, '');
     if (!path) throw new Error(`influx URL ${o.url}: no database (e.g. http://127.0.0.1:8086/pacer)`);
     this.database = decodeURIComponent(path);
+    this.histograms = o.histograms ?? new DelayHistogramCache();
     const u = new URL(o.url);
     this.influx = new InfluxDB({
       host: u.hostname.replace(/^\[|\]$/g, ''),
@@ -119,16 +138,22 @@ export class InfluxSink {
     const points: IPoint[] = [];
     for (const src of this.o.sources()) {
       const configs = src.datapath.read().classes;
-      for (const [id, s] of src.datapath.stats().classes) {
+      const stats = src.datapath.stats().classes;
+      const hists = this.histograms.histograms(src.datapath, stats);
+      for (const [id, s] of stats) {
         const key = `${src.iface}\0${id}`;
         seen.add(key);
         const prev = this.previous.get(key);
-        this.previous.set(key, { at, s });
+        const hist = hists.get(id);
+        this.previous.set(key, { at, s, hist });
         const dt = prev ? (at - prev.at) / 1000 : 0;
         if (!prev || dt <= 0) continue;
         // A counter that went down was reset (slot freed and reused): count from zero.
         const d = (k: keyof ClassStats) => (s[k] >= prev.s[k] ? s[k] - prev.s[k] : s[k]);
         const delayed = d('delayed');
+        // Percentiles of the packets that passed in the interval only; none passed: no field (not 0).
+        const passed = hist && histogramIncrease(hist, prev.hist);
+        const percentiles = passed && passed.total > 0 ? { delay_p50_ns: percentileField(passed, 0.5)!, delay_p99_ns: percentileField(passed, 0.99)! } : {};
         points.push({
           measurement: INFLUX_MEASUREMENT,
           tags: { host: this.o.host, iface: src.iface, class: this.o.className?.(id) ?? String(id), class_id: String(id), mode: src.mode },
@@ -142,6 +167,7 @@ export class InfluxSink {
             contention_drops: d('contention_drops'),
             effective_rate_bps: configs.get(id)?.rate_bps ?? 0,
             interval_s: dt,
+            ...percentiles,
           },
           timestamp: new Date(at),
         });

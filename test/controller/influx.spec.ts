@@ -9,6 +9,8 @@ import { Datapath, memoryTables, type ShaperState } from '../../shaper-bpf/src/d
 import type { ClassStats } from '../../shaper-bpf/src/layout.js';
 import { InfluxSink, INFLUX_MEASUREMENT } from '../../controller/metrics/influx-sink.js';
 import { resolveAgentConfig } from '../../controller/config/config.js';
+import { DelayHistogramCache } from '../../controller/metrics/delay-histograms.js';
+import { bucketOf, bucketUpperNs } from '../../shaper-bpf/src/delay-hist.js';
 import { startInfluxd, type RunningInfluxd } from '../support/influxd.js';
 
 const ZERO: ClassStats = { packets: 0, bytes: 0, delayed: 0, delay_ns: 0, horizon_drops: 0, ce_marks: 0, contention_drops: 0 };
@@ -39,8 +41,17 @@ function fakeDatapath(rates: Record<number, number>) {
     for (const [k, v] of Object.entries(d) as [keyof ClassStats, number][]) s[k] += v;
     counters.set(id, s);
   };
-  return { datapath, add };
+  /** n packets of the class pass, each held delayNs: counted in its histogram and its counters, as the program does. */
+  const pass = (id: number, delayNs: number, n: number) => {
+    const slot = datapath.slots().get(id)!;
+    for (let i = 0; i < n; i++) tables.hists.record(slot, delayNs);
+    add(id, { packets: n, bytes: 1000 * n, delayed: delayNs > 0 ? n : 0, delay_ns: delayNs * n });
+  };
+  return { datapath, add, pass };
 }
+
+/** What the data plane reports for a delay: the upper bound of its bucket, ns. */
+const reported = (delayNs: number) => bucketUpperNs(bucketOf(delayNs));
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -114,6 +125,53 @@ describe('InfluxDB sink (real influxd)', function () {
     // The tags are tags (indexed), not fields.
     const tagKeys = await q.query<{ tagKey: string }>(`SHOW TAG KEYS FROM ${INFLUX_MEASUREMENT}`);
     assert.deepEqual(tagKeys.map((t) => t.tagKey).sort(), ['class', 'class_id', 'host', 'iface', 'mode']);
+    await sink.stop();
+  });
+
+  it('delay_p50_ns and delay_p99_ns: of the packets passed in each interval, not since start; absent when none passed', async () => {
+    const eth0 = fakeDatapath({ 7: 10_000_000, 8: 2_000_000 });
+    const t0 = Math.floor(Date.now() / 1000) * 1000 - 90_000;
+    let now = t0;
+    const histograms = new DelayHistogramCache();
+    const sink = new InfluxSink({
+      url: `${influxd!.url}/pacer_delays`,
+      host: 'node-d',
+      sources: () => [{ iface: 'eth0', mode: 'shaping', datapath: eth0.datapath }],
+      intervalMs: 0,
+      now: () => now,
+      histograms,
+    });
+    eth0.pass(7, 0, 5); // before the baseline: in no interval
+    await sink.tick();
+    // Second 1: class 7 sends 98 packets at once and 2 held 5 ms; class 8 nothing.
+    eth0.pass(7, 0, 98);
+    eth0.pass(7, 5_000_000, 2);
+    now += 1_000;
+    await sink.tick();
+    // Second 2: class 7 sends 10 packets held 100 µs; class 8 one held beyond 2^34 ns (the overflow bucket).
+    eth0.pass(7, 100_000, 10);
+    eth0.pass(8, 2 ** 34 + 5, 1);
+    now += 1_000;
+    await sink.tick();
+    // Second 3: nothing passes: no histogram is read at all.
+    const reads = histograms.counts.reads;
+    now += 1_000;
+    await sink.tick();
+    assert.equal(histograms.counts.reads, reads, 'an idle second reads no histogram');
+    assert.equal(sink.lastError, null);
+
+    const rows = await new InfluxDB(`${influxd!.url}/pacer_delays`).query<Record<string, unknown>>(`SELECT * FROM ${INFLUX_MEASUREMENT} ORDER BY time`);
+    const at = (id: string, second: number) => rows.find((r) => r.class_id === id && (r.time as Date).getTime() === t0 + second * 1000)!;
+    const fields = (r: Record<string, unknown>) => [r.delay_p50_ns, r.delay_p99_ns];
+    // Rank ⌈0.5 × 100⌉ = 50 is a packet sent at once (under 1.024 µs); rank 99 one held 5 ms.
+    assert.deepEqual(fields(at('7', 1)), [1024, reported(5_000_000)]);
+    // Only second 2's packets: 100 µs, although most of the class's packets so far were not delayed.
+    assert.deepEqual(fields(at('7', 2)), [reported(100_000), reported(100_000)]);
+    assert.deepEqual(fields(at('8', 2)), [2 ** 34, 2 ** 34], 'the overflow bucket is written as its lower bound');
+    for (const [id, second] of [['8', 1], ['7', 3], ['8', 3]] as const) {
+      assert.deepEqual(fields(at(id, second)), [null, null], `class ${id}, second ${second}: no packet, no percentile (not 0)`);
+      assert.equal(at(id, second).packets_per_s, 0);
+    }
     await sink.stop();
   });
 

@@ -1,0 +1,170 @@
+/**
+ * The agent's Prometheus metrics (`/metrics`), read from the maps at scrape time so a scrape shows
+ * what the kernel has now: per interface and class the kernel's counters (as counters), the
+ * effective rate, and the queueing-delay histogram (pacer_class_delay_seconds, a Prometheus
+ * histogram); per interface its mode; the applied revision. Names, types and the histogram's `le`
+ * bounds are documented in docs/agent.md ("Metrics in Prometheus").
+ *
+ * The kernel keeps the counts; prom-client's Counter and Histogram only count what the process
+ * itself observes (inc, observe: no way to set a histogram's bucket counts). So the per class
+ * metrics are prom-client metrics whose get() returns the samples of the scrape's snapshot: the
+ * exposition text, escaping and `+Inf` are prom-client's own.
+ */
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Datapath, DelayHistogram } from '../../shaper-bpf/src/datapath.js';
+import type { ClassStats } from '../../shaper-bpf/src/layout.js';
+import type { InterfaceMode } from '../../shaper-bpf/src/interface.js';
+import { DelayHistogramCache, type HistogramSource } from './delay-histograms.js';
+
+export interface MetricsSource {
+  iface: string;
+  mode: InterfaceMode;
+  datapath: Pick<Datapath, 'stats' | 'read'> & HistogramSource;
+}
+
+/**
+ * The `le` bounds of pacer_class_delay_seconds, in ns: every power of two from 2^10 ns (1.024 µs)
+ * to 2^34 ns (17.2 s), each one of the data plane's own bucket bounds (every fourth), so each
+ * cumulative count is exact. 25 bounds + `+Inf`: 28 series per class with _sum and _count, not the
+ * 100 of all 98 buckets (docs/agent.md says why).
+ */
+export const DELAY_LE_NS: readonly number[] = Array.from({ length: 25 }, (_, i) => 2 ** (10 + i));
+
+type ClassLabel = 'iface' | 'class_id';
+type Sample = { labels: Record<string, string>; value: number; metricName?: string };
+
+/** A counter whose samples are set from a snapshot of the kernel's counters before each scrape. */
+class KernelCounter extends Counter<ClassLabel> {
+  samples: Sample[] = [];
+  override async get() {
+    return { ...(await super.get()), values: this.samples };
+  }
+}
+
+class SnapshotGauge extends Gauge<ClassLabel> {
+  samples: Sample[] = [];
+  override async get() {
+    return { ...(await super.get()), values: this.samples };
+  }
+}
+
+/**
+ * prom-client's own Histogram.getForPromString (not in its typings): what the registry renders a
+ * histogram from; with no observations it returns the metric's name, help, type and no values.
+ */
+const histogramHeader = (Histogram.prototype as unknown as { getForPromString(this: Histogram<ClassLabel>): Promise<{ values: unknown[] }> }).getForPromString;
+
+/**
+ * A histogram whose cumulative buckets, sum and count are the kernel's (set before each scrape).
+ * The registry renders a histogram from getForPromString(), getMetricsAsJSON from get(): both
+ * return the snapshot.
+ */
+class KernelHistogram extends Histogram<ClassLabel> {
+  samples: Sample[] = [];
+  async getForPromString() {
+    return { ...(await histogramHeader.call(this)), values: this.samples };
+  }
+  override async get() {
+    return (await this.getForPromString()) as unknown as Awaited<ReturnType<Histogram<ClassLabel>['get']>>;
+  }
+}
+
+/** `le` label values in seconds, as Prometheus reads them. */
+const LE_LABELS = DELAY_LE_NS.map((ns) => String(ns / 1e9));
+
+/** The samples of one class's histogram: cumulative count at each `le`, +Inf, _sum, _count. */
+function histogramSamples(name: string, labels: Record<ClassLabel, string>, hist: DelayHistogram, delaySumNs: number): Sample[] {
+  const out: Sample[] = [];
+  let cumulative = 0;
+  let b = 0;
+  for (let i = 0; i < DELAY_LE_NS.length; i++) {
+    // Every data plane bucket that ends at or below this bound (delays are below its upperNs).
+    while (b < hist.buckets.length && hist.buckets[b]!.upperNs <= DELAY_LE_NS[i]!) cumulative += hist.buckets[b++]!.count;
+    out.push({ metricName: `${name}_bucket`, labels: { ...labels, le: LE_LABELS[i]! }, value: cumulative });
+  }
+  out.push({ metricName: `${name}_bucket`, labels: { ...labels, le: '+Inf' }, value: hist.total });
+  out.push({ metricName: `${name}_sum`, labels, value: delaySumNs / 1e9 });
+  out.push({ metricName: `${name}_count`, labels, value: hist.total });
+  return out;
+}
+
+const COUNTERS = {
+  bytes: ['pacer_class_bytes_total', 'Bytes passed by the class'],
+  packets: ['pacer_class_packets_total', 'Packets passed by the class'],
+  delayed: ['pacer_class_delayed_packets_total', 'Packets of the class given a later departure time'],
+  horizon_drops: ['pacer_class_horizon_drops_total', 'Packets of the class dropped beyond its horizon'],
+  ce_marks: ['pacer_class_ce_marks_total', 'Packets of the class marked CE'],
+  contention_drops: ['pacer_class_contention_drops_total', 'Packets of the class dropped because CPUs contended for its clock'],
+} as const satisfies Partial<Record<keyof ClassStats, readonly [string, string]>>;
+
+export const DELAY_HISTOGRAM = 'pacer_class_delay_seconds';
+
+export interface PrometheusMetricsOptions {
+  registry: Registry;
+  /** The interfaces, read at every scrape. */
+  sources: () => MetricsSource[];
+  /** The API revision applied on every interface. */
+  appliedRevision: () => number;
+  /** Shared with the InfluxDB sink so that a histogram is read once however many readers want it. */
+  histograms?: DelayHistogramCache;
+}
+
+export class PrometheusMetrics {
+  private readonly counters: Record<keyof typeof COUNTERS, KernelCounter>;
+  private readonly rate: SnapshotGauge;
+  private readonly delay: KernelHistogram;
+  private readonly applied: Gauge;
+  private readonly mode: Gauge<'iface' | 'mode'>;
+  private readonly histograms: DelayHistogramCache;
+
+  constructor(private readonly o: PrometheusMetricsOptions) {
+    const registers = [o.registry];
+    const labelNames = ['iface', 'class_id'] as const;
+    this.histograms = o.histograms ?? new DelayHistogramCache();
+    this.counters = Object.fromEntries(
+      Object.entries(COUNTERS).map(([k, [name, help]]) => [k, new KernelCounter({ name, help, labelNames, registers })]),
+    ) as Record<keyof typeof COUNTERS, KernelCounter>;
+    this.rate = new SnapshotGauge({ name: 'pacer_class_effective_rate_bps', help: 'Rate in the class\'s config map (the borrowing loop\'s effective rate), bits/s', labelNames, registers });
+    this.delay = new KernelHistogram({
+      name: DELAY_HISTOGRAM,
+      help: 'Time pacer held each passed packet of the class (departure time - now), seconds; le bounds are the data plane\'s bucket bounds, exclusive to the ns',
+      labelNames,
+      buckets: DELAY_LE_NS.map((ns) => ns / 1e9),
+      registers,
+    });
+    this.applied = new Gauge({ name: 'pacer_agent_applied_revision', help: 'API revision applied on every interface', registers });
+    this.mode = new Gauge({ name: 'pacer_interface_mode', help: 'What the interface does: 1 for its mode (shaping with fq, or policing without), 0 for the other', labelNames: ['iface', 'mode'], registers });
+  }
+
+  /** Reads the maps and returns the exposition text of the whole registry. */
+  async render(): Promise<string> {
+    this.collect();
+    return this.o.registry.metrics();
+  }
+
+  /** One snapshot of every interface's maps into the metrics. */
+  collect(): void {
+    this.applied.set(this.o.appliedRevision());
+    this.mode.reset();
+    const counters = Object.fromEntries(Object.keys(COUNTERS).map((k) => [k, [] as Sample[]])) as Record<keyof typeof COUNTERS, Sample[]>;
+    const rates: Sample[] = [];
+    const delays: Sample[] = [];
+    for (const src of this.o.sources()) {
+      for (const m of ['shaping', 'policing'] as const) this.mode.set({ iface: src.iface, mode: m }, src.mode === m ? 1 : 0);
+      const configs = src.datapath.read().classes;
+      const stats = src.datapath.stats().classes;
+      const hists = this.histograms.histograms(src.datapath, stats);
+      for (const [id, s] of stats) {
+        const labels = { iface: src.iface, class_id: String(id) };
+        for (const k of Object.keys(COUNTERS) as (keyof typeof COUNTERS)[]) counters[k].push({ labels, value: s[k] });
+        const c = configs.get(id);
+        if (c) rates.push({ labels, value: c.rate_bps });
+        const h = hists.get(id);
+        if (h) delays.push(...histogramSamples(DELAY_HISTOGRAM, labels, h, s.delay_ns));
+      }
+    }
+    for (const k of Object.keys(COUNTERS) as (keyof typeof COUNTERS)[]) this.counters[k].samples = counters[k];
+    this.rate.samples = rates;
+    this.delay.samples = delays;
+  }
+}
