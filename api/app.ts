@@ -1,10 +1,10 @@
 /** Wires the API together. Nothing here but composition. */
 import express, { type RequestHandler } from 'express';
-import { slowDown } from 'express-slow-down';
 import type { Logger } from 'pino';
 import type { Store } from './store/store.js';
 import { ApiMetrics } from './http/metrics.js';
 import { authenticate, allow, CLASS_READERS, READERS } from './http/auth.js';
+import { authFailureSlowdown } from './http/auth-failure-slowdown.js';
 import { errorHandler, notFoundHandler } from './http/problems.js';
 import { UnsupportedMediaType, Unavailable } from './errors.js';
 import { ClassService } from './services/classes.js';
@@ -29,7 +29,7 @@ export interface AppOptions {
   /** Interval of the SSE heartbeat comment. */
   watchHeartbeatMs?: number;
   bodyLimitBytes?: number;
-  /** After this many failed authentications from one address within a minute, answers slow down. */
+  /** After this many failed authentications from one address within a minute, its failures are answered slower. */
   authFailuresBeforeSlowdown?: number;
 }
 
@@ -71,19 +71,7 @@ export function createApp(options: AppOptions): App {
   });
   app.use('/docs', createDocsRouter());
 
-  const delayAfter = options.authFailuresBeforeSlowdown ?? 10;
-  app.use(
-    slowDown({
-      windowMs: 60_000,
-      delayAfter,
-      delayMs: (used) => Math.min(250 * (used - delayAfter), 5_000),
-      maxDelayMs: 5_000,
-      // Only failed authentications count: a busy, honest client is never slowed.
-      skipSuccessfulRequests: true,
-      requestWasSuccessful: (_req, res) => res.statusCode !== 401,
-      validate: { delayMs: false },
-    }),
-  );
+  app.use(authFailureSlowdown({ store, failuresBeforeSlowdown: options.authFailuresBeforeSlowdown ?? 10 }));
   app.use(authenticate(store));
   app.use(requireJson);
   app.use(express.json({ limit: options.bodyLimitBytes ?? 256 * 1024, type: JSON_TYPES, strict: false }));

@@ -6,7 +6,7 @@
  * an attacker controls only the preimage of the digest being searched.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { RequestHandler, Response } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
 import type { Role } from '../contract/token.js';
 import type { Store } from '../store/store.js';
 import { Forbidden, Unauthenticated } from '../errors.js';
@@ -35,16 +35,32 @@ export function actorOf(res: Response): string {
   return `${p.name} (${p.tokenId})`;
 }
 
+/** The key on res.locals under which a request's one token resolution is kept. */
+const RESOLUTION = 'principalResolution';
+
+/**
+ * Resolves the request's bearer token to its principal, once per request: the failed-login
+ * slow-down (which must know whether the token is valid before it counts the request) and
+ * `authenticate` share the one digest and store lookup. Rejects with Unauthenticated for a
+ * missing, malformed, unknown or revoked token; with the store's error when the lookup fails.
+ */
+export function resolvePrincipal(store: Store, req: Request, res: Response): Promise<Principal> {
+  return (res.locals[RESOLUTION] ??= principalOfHeader(store, req.get('authorization'))) as Promise<Principal>;
+}
+
+async function principalOfHeader(store: Store, header: string | undefined): Promise<Principal> {
+  const m = header === undefined ? null : /^Bearer ([\x21-\x7e]{1,512})$/i.exec(header);
+  if (!m) throw new Unauthenticated(header === undefined ? 'send an Authorization: Bearer <token> header' : 'the Authorization header is not "Bearer <token>"');
+  const digest = tokenDigest(m[1]!);
+  const token = await store.findTokenByHash(digest);
+  if (!token || !timingSafeEqual(token.hash, digest)) throw new Unauthenticated('unknown token');
+  if (token.revokedAt !== null) throw new Unauthenticated('this token was revoked');
+  return { tokenId: token.id, name: token.name, role: token.role, host: token.host };
+}
+
 export function authenticate(store: Store): RequestHandler {
   return async (req, res, next) => {
-    const header = req.get('authorization');
-    const m = header === undefined ? null : /^Bearer ([\x21-\x7e]{1,512})$/i.exec(header);
-    if (!m) throw new Unauthenticated(header === undefined ? 'send an Authorization: Bearer <token> header' : 'the Authorization header is not "Bearer <token>"');
-    const digest = tokenDigest(m[1]!);
-    const token = await store.findTokenByHash(digest);
-    if (!token || !timingSafeEqual(token.hash, digest)) throw new Unauthenticated('unknown token');
-    if (token.revokedAt !== null) throw new Unauthenticated('this token was revoked');
-    res.locals.principal = { tokenId: token.id, name: token.name, role: token.role, host: token.host } satisfies Principal;
+    res.locals.principal = await resolvePrincipal(store, req, res);
     next();
   };
 }
