@@ -25,8 +25,8 @@ export interface MetricsSource {
 /**
  * The `le` bounds of pacer_class_delay_seconds, in ns: every power of two from 2^10 ns (1.024 µs)
  * to 2^34 ns (17.2 s), each one of the data plane's own bucket bounds (every fourth), so each
- * cumulative count is exact. 25 bounds + `+Inf`: 28 series per class with _sum and _count, not the
- * 100 of all 98 buckets (docs/agent.md says why).
+ * cumulative count is exact. 25 bounds + `+Inf`: 28 series per class that passed a packet, with
+ * _sum and _count, not the 100 of all 98 buckets (docs/agent.md says why).
  */
 export const DELAY_LE_NS: readonly number[] = Array.from({ length: 25 }, (_, i) => 2 ** (10 + i));
 
@@ -159,8 +159,9 @@ export class PrometheusMetrics {
         for (const k of Object.keys(COUNTERS) as (keyof typeof COUNTERS)[]) counters[k].push({ labels, value: s[k] });
         const c = configs.get(id);
         if (c) rates.push({ labels, value: c.rate_bps });
+        // Like prom-client's own labelled histograms, a class's series appear with its first packet.
         const h = hists.get(id);
-        if (h) delays.push(...histogramSamples(DELAY_HISTOGRAM, labels, h, s.delay_ns));
+        if (h && h.total > 0) delays.push(...histogramSamples(DELAY_HISTOGRAM, labels, h, s.delay_ns));
       }
     }
     for (const k of Object.keys(COUNTERS) as (keyof typeof COUNTERS)[]) this.counters[k].samples = counters[k];

@@ -2,7 +2,8 @@
  * The whole agent writing to InfluxDB: a real influxd (test/support/influxd.ts), a real API
  * process, a real `pacer agent --influx URL/DB` process enforcing on a veth pair in namespaces this
  * test makes, and real UDP through one of its classes. The points are queried back from InfluxDB
- * and checked against what was sent and against the kernel's own counters.
+ * and checked against what was sent and against the kernel's own counters; the agent's /metrics
+ * too (the delay histogram against the kernel's packets counter).
  *
  *   web    20 Mbit/s → peer(0), a 10 Mbit/s UDP stream (below its rate: nothing is dropped)
  *   quiet   5 Mbit/s → peer(1), no traffic
@@ -13,7 +14,9 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InfluxDB } from 'influx';
 import { INFLUX_MEASUREMENT } from '../../controller/metrics/influx-sink.js';
-import { until } from '../support/agent-processes.js';
+import { bucketOf, bucketUpperNs } from '../../shaper-bpf/src/delay-hist.js';
+import { freePort, until } from '../support/agent-processes.js';
+import { parsePrometheusText } from '../support/prometheus-text.js';
 import { useAgentRig } from '../support/agent-rig.js';
 import { startInfluxd, type RunningInfluxd } from '../support/influxd.js';
 import { startUdpStream, UDP4_FRAME_OVERHEAD, type UdpStream } from '../support/udp-stream.js';
@@ -42,15 +45,19 @@ interface Row {
   contention_drops: number;
   effective_rate_bps: number;
   interval_s: number;
+  delay_p50_ns: number | null;
+  delay_p99_ns: number | null;
 }
 
 describe('pacer agent --influx: per class points for real traffic in a real InfluxDB', function () {
   this.timeout(120_000);
   let influxd: RunningInfluxd | undefined;
   let stream: UdpStream | undefined;
+  let metricsPort = 0;
   // Registered before the rig's hooks: influxd is up before the agent starts, and outlives it.
   before(async () => {
     influxd = await startInfluxd();
+    metricsPort = await freePort();
   });
   after(async () => {
     await stream?.stop();
@@ -63,7 +70,7 @@ describe('pacer agent --influx: per class points for real traffic in a real Infl
     peers: 3,
     host: HOST,
     labels: { zone: 'ai' },
-    agentArgs: () => ['--influx', `${influxd!.url}/${DATABASE}`, '--borrow-interval', '1s'],
+    agentArgs: () => ['--influx', `${influxd!.url}/${DATABASE}`, '--borrow-interval', '1s', '--metrics-listen', `127.0.0.1:${metricsPort}`],
   });
   const ids = { web: 0, quiet: 0, bulk: 0 };
   const rows = (cls: string) => new InfluxDB(`${influxd!.url}/${DATABASE}`).query<Row>(`SELECT * FROM ${INFLUX_MEASUREMENT} WHERE "class" = '${cls}' ORDER BY time`);
@@ -130,6 +137,40 @@ describe('pacer agent --influx: per class points for real traffic in a real Infl
     // The sender is paced by its clock on a shared machine; what matters is what it really sent.
     assert.ok(sentBps >= 0.8 * SENT_BPS && sentBps <= 1.05 * SENT_BPS, `the stream ran at about its rate: ${sentBps} bit/s`);
     console.log(`      sent ${(sentBps / 1e6).toFixed(2)} Mbit/s; in InfluxDB per second: ${bps.map((b) => (b / 1e6).toFixed(2)).join(', ')}`);
+
+    // Delay percentiles: on every point of an interval in which packets passed, none on the others.
+    const kernelHist = rig.kernel.delayHistogram(ids.web)!;
+    const highestBucket = kernelHist.buckets.filter((b) => b.count > 0).at(-1)!.upperNs;
+    for (const p of web) {
+      if (p.packets_per_s === 0) {
+        assert.deepEqual([p.delay_p50_ns, p.delay_p99_ns], [null, null], 'no packet in the interval: no percentile fields');
+        continue;
+      }
+      for (const v of [p.delay_p50_ns, p.delay_p99_ns]) {
+        assert.ok(typeof v === 'number' && v === bucketUpperNs(bucketOf(v - 1)), `${v} is the upper bound of one of the data plane's buckets`);
+        assert.ok(v <= highestBucket, `${v} ns is within what the kernel's histogram holds (up to ${highestBucket} ns)`);
+      }
+      assert.ok(p.delay_p50_ns! <= p.delay_p99_ns!);
+    }
+    assert.ok(web.filter((p) => p.delay_p99_ns !== null).length >= inside.length, 'the points of the stream carry percentiles');
+    console.log(`      p50/p99 per second (ns): ${inside.map((p) => `${p.delay_p50_ns}/${p.delay_p99_ns}`).join(', ')}`);
+  });
+
+  it('/metrics: the class\'s delay histogram counts every packet the kernel passed (its _count = packets), and parses as Prometheus histograms', async () => {
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const m = parsePrometheusText(text);
+    const labels = { iface: IFACE, class_id: String(ids.web) };
+    const packets = rig.kernel.stats().classes.get(ids.web)!.packets;
+    assert.ok(packets > 0);
+    assert.equal(m.value('pacer_class_packets_total', labels), packets, 'the packets counter is the kernel\'s');
+    const h = m.histogram('pacer_class_delay_seconds', labels);
+    assert.ok(h, `a delay histogram for web in /metrics:\n${text.slice(0, 2000)}`);
+    assert.equal(h.count, packets, 'pacer_class_delay_seconds_count = the packets the class passed');
+    assert.equal(h.count, rig.kernel.delayHistogram(ids.web)!.total);
+    assert.ok(Math.abs(h.sum - rig.kernel.stats().classes.get(ids.web)!.delay_ns / 1e9) < 1e-9, '_sum is the class\'s delay_ns in seconds');
+    // A class that never passed a packet has its counters but no histogram series yet.
+    assert.equal(m.value('pacer_class_packets_total', { iface: IFACE, class_id: String(ids.quiet) }), 0);
+    assert.equal(m.histogram('pacer_class_delay_seconds', { iface: IFACE, class_id: String(ids.quiet) }), undefined);
   });
 
   it('writes points for a class without traffic too: zero bytes, its own rate and tags', async () => {
@@ -137,12 +178,14 @@ describe('pacer agent --influx: per class points for real traffic in a real Infl
     assert.ok(quiet.length > 0, 'points for the quiet class');
     for (const p of quiet) {
       assert.deepEqual([p.host, p.iface, p.class_id, p.mode, p.bytes_per_s, p.packets_per_s, p.effective_rate_bps], [HOST, IFACE, String(ids.quiet), 'policing', 0, 0, 5_000_000]);
+      assert.deepEqual([p.delay_p50_ns, p.delay_p99_ns], [null, null], 'no packet: no percentiles');
     }
   });
 
   it('effective_rate_bps follows the borrowing loop: a busy child\'s points rise from its rate to its ceil, and so do its bytes/s', async () => {
     const bulk = await startUdpStream(rig.sender, { to: rig.peer(2), port: 9, size: PAYLOAD, bitsPerSecond: 50_000_000 });
     const startedAt = Date.now();
+    const horizonBound = bucketUpperNs(bucketOf(20_000_000));
     try {
       // Two points at the ceil: the second one's whole interval was at that rate.
       const atCeil = await rig.withLog(
@@ -156,9 +199,21 @@ describe('pacer agent --influx: per class points for real traffic in a real Infl
       assert.ok(last.horizon_drops > 0, 'the excess over the ceil is policed, and counted');
       const before = (await rows('bulk')).filter((p) => p.time.getTime() <= startedAt);
       assert.ok(before.length > 0 && before.every((p) => p.effective_rate_bps === 5_000_000), 'its rate before it sent');
+      // Held packets: policing with a 20 ms horizon (its burst) passes packets held up to 20 ms.
+      assert.ok(last.delay_p99_ns! > 1024 && last.delay_p99_ns! <= horizonBound, `p99 ${last.delay_p99_ns} ns: held, and within the 20 ms horizon`);
+      console.log(`      bulk at its ceil: p50 ${last.delay_p50_ns} ns, p99 ${last.delay_p99_ns} ns`);
     } finally {
       await bulk.stop();
     }
+    // /metrics after the stream: the histogram counts every passed packet, and the held ones above 1.024 µs.
+    await sleep(200);
+    const m = parsePrometheusText(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text());
+    const k = rig.kernel.stats().classes.get(ids.bulk)!;
+    const h = m.histogram('pacer_class_delay_seconds', { iface: IFACE, class_id: String(ids.bulk) })!;
+    assert.equal(h.count, k.packets, '_count = the packets bulk passed');
+    const underOneMicro = h.buckets.find((b) => b.le === 1024e-9)!.count;
+    assert.ok(h.count - underOneMicro > 0 && h.count - underOneMicro <= k.delayed, `${h.count - underOneMicro} packets held 1.024 µs or more, at most the ${k.delayed} delayed`);
+    assert.equal(h.buckets.find((b) => b.le >= horizonBound / 1e9)!.count, h.count, 'none held beyond the horizon');
   });
 
   it('tags are tags (indexed) and fields are fields, as docs/agent.md lists them', async () => {
@@ -168,7 +223,7 @@ describe('pacer agent --influx: per class points for real traffic in a real Infl
     const fields = await influx.query<{ fieldKey: string; fieldType: string }>(`SHOW FIELD KEYS FROM ${INFLUX_MEASUREMENT}`);
     assert.deepEqual(
       fields.map((f) => f.fieldKey).sort(),
-      ['bytes_per_s', 'ce_marks', 'contention_drops', 'delayed', 'effective_rate_bps', 'horizon_drops', 'interval_s', 'mean_delay_ns', 'packets_per_s'],
+      ['bytes_per_s', 'ce_marks', 'contention_drops', 'delay_p50_ns', 'delay_p99_ns', 'delayed', 'effective_rate_bps', 'horizon_drops', 'interval_s', 'mean_delay_ns', 'packets_per_s'],
     );
   });
 });
