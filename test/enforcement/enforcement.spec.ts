@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CACHE_DIR, prepareVm, runInVm, VmRunError, type RunResult, type Vm } from '../support/vm.js';
+import { CACHE_DIR, ensurePackage, prepareVm, runInVm, VmRunError, type RunResult, type Vm } from '../support/vm.js';
 import type { IperfRun } from './guest-lab.js';
 import { bursts, errorPct, mean, round2, sampleAt, steady, whileSending, wireMbps, type EnforcementReport, type ScenarioResult, type StatsDelta } from './report.js';
 
@@ -53,6 +53,8 @@ describe('enforcement in a VM: budgets through REST become paced rates on fq (De
   before(async function () {
     const t = Date.now();
     vm = prepareVm(); // installs qemu/busybox and unpacks the kernel when missing; throws naming what is missing
+    // The guest runs the host's programs: the traffic generator must be on the host.
+    ensurePackage('iperf3', '/usr/bin/iperf3', 'the enforcement tier\'s TCP traffic, run inside the VM from the host\'s root');
     const prepareMs = Date.now() - t;
     try {
       run = await runInVm({ script: `node ${GUEST} > "$RESULTS/guest.log" 2>&1`, timeoutMs: VM_TIMEOUT_MS, nice: VM_NICE }, vm);

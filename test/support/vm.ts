@@ -93,8 +93,11 @@ function sh(cmd: string, args: string[], opts: { cwd?: string } = {}): { code: n
 
 const tail = (text: string, lines = 15): string => text.trimEnd().split('\n').slice(-lines).join('\n');
 
-/** Installs a Debian package if it is missing; throws saying which one and why when it cannot. */
-function ensurePackage(pkg: string, file: string, why: string): void {
+/**
+ * Installs a Debian package if it is missing; throws saying which one and why when it cannot.
+ * Also for what a guest script runs from the host's root (e.g. iperf3 for the enforcement tier).
+ */
+export function ensurePackage(pkg: string, file: string, why: string): void {
   const status = sh('dpkg-query', ['-W', '-f=${Status}', pkg]);
   if (status.code === 0 && status.stdout.includes('install ok installed') && existsSync(file)) return;
   let r = sh('apt-get', ['install', '-y', '--no-install-recommends', pkg]);
