@@ -78,7 +78,7 @@ function measure(rows: Row[]): Map<string, Summary> {
   return new Map([...times].map(([k, v]) => [k, summary(v)]));
 }
 
-function benchClasses(n: number) {
+async function benchClasses(n: number) {
   log(`${fmt(n)} classes: loading pacer_tc.o on fresh pins and applying`);
   const pinRoot = makeBenchPinDir();
   const eg = trackObject(EgressObject.load({ pinRoot }));
@@ -91,7 +91,6 @@ function benchClasses(n: number) {
     const pass = (k: number) => {
       for (let id = 1; id <= k; id++) eg.program.testRun({ data, ctxIn: skbContext({ mark: id, wireLen: WIRE_LEN }) });
     };
-    pass(n); // every class has sent once: idle classes have non-empty histograms, as in production
     const cache = new DelayHistogramCache();
     const sinkCache = new DelayHistogramCache();
     // Never flushed: sample() only reads the maps and queues points.
@@ -99,6 +98,17 @@ function benchClasses(n: number) {
     const registry = new Registry();
     const prometheus = new PrometheusMetrics({ registry, sources: () => [{ iface: 'bench0', mode: 'shaping', datapath }], appliedRevision: () => 1, histograms: new DelayHistogramCache() });
     let scrapeBytes = 0;
+    let scrapeBytesNoHistograms = 0;
+    // Before any packet: no class has histogram series yet, the scrape of counters and rates only.
+    const noHistogramRegistry = new Registry();
+    const noHistograms = new PrometheusMetrics({ registry: noHistogramRegistry, sources: () => [{ iface: 'bench0', mode: 'shaping', datapath }], appliedRevision: () => 1 });
+    const noHistogramScrapes: number[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      const t = nowMs();
+      scrapeBytesNoHistograms = (await noHistograms.render()).length;
+      noHistogramScrapes.push(nowMs() - t);
+    }
+    pass(n); // every class has sent once: idle classes have non-empty histograms (the worst case)
     const rows: Row[] = [
       { key: 'before', label: 'stats() + read() (a sample before histograms)', run: () => [datapath.stats(), datapath.read()] },
       { key: 'allHists', label: 'delayHistograms(): every class', run: () => datapath.delayHistograms() },
@@ -135,6 +145,8 @@ function benchClasses(n: number) {
     cache.histograms(datapath, datapath.stats().classes);
     sink.sample();
     const results = measure(rows.filter((r) => !r.key.startsWith('scrape:')));
+    results.set('scrapeNoHistograms', summary(noHistogramScrapes));
+    rows.unshift({ key: 'scrapeNoHistograms', label: `/metrics render before any packet (no histogram series; ${fmt(scrapeBytesNoHistograms / 1024)} KiB)`, run: () => undefined });
     return { n, rows, results, sink, prometheus, scrapeRows: rows.filter((r) => r.key.startsWith('scrape:')), scrapeBytes: () => scrapeBytes, cache, sinkCache };
   } catch (err) {
     eg.close();
@@ -162,7 +174,7 @@ async function main() {
   if (stale.length > 0) log(`removed pins of dead runs: ${stale.join(', ')}`);
   const out: Record<string, unknown> = { machine: machineInfo(), commit: git(['rev-parse', 'HEAD']), rounds: ROUNDS, results: {} };
   for (const n of CLASS_COUNTS) {
-    const b = benchClasses(n);
+    const b = await benchClasses(n);
     const scrapes = await measureScrapes(b.scrapeRows);
     const all = new Map([...b.results, ...scrapes]);
     const before = all.get('before')!.median;

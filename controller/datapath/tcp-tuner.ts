@@ -1,5 +1,6 @@
 /**
- * TCP tuning on this host: pacer_sockops attached at a cgroup v2 directory through a bpf_link
+ * TCP tuning (and, for classes policed without fq, TCP's own pacing) on this host: pacer_sockops
+ * attached at a cgroup v2 directory through a bpf_link
  * pinned on bpffs (so it outlives the agent, and a restarted agent adopts it), and the
  * TcpDatapath that keeps its maps equal to the desired `tcp` state. Host-wide: one per agent,
  * not one per interface. Installs nothing unless the agent is given --cgroup-root.
@@ -19,8 +20,8 @@ export const SOCKOPS_LINK_PIN = 'pacer_sockops_link';
 
 export interface InstalledTcp {
   cgroupRoot: string;
-  /** 'adopted': a previous agent's link was still attached there. */
-  attach: 'attached' | 'adopted';
+  /** 'adopted': a previous agent's link was still attached there; 'replaced': it ran an older build's program. */
+  attach: 'attached' | 'adopted' | 'replaced';
   datapath: TcpDatapath;
   close(): void;
 }

@@ -50,6 +50,26 @@ export interface DesiredState {
  */
 export const POLICING_HORIZON_NS = 2_000_000;
 
+/**
+ * The largest packet the stack hands the tc program as one: a 64 KB GSO packet, 45 segments of
+ * MSS 1448 (tcp_xmit_size_goal stays under 64 KiB minus MAX_TCP_HEADER), charged as 45 frames of
+ * 1514 bytes on the wire (__sk_buff.wire_len). TCP builds them on any path with a small RTT
+ * (tcp_tso_autosize adds gso_max_size >> (min_rtt_us >> 9)), paced or not.
+ */
+export const MAX_GSO_WIRE_BYTES = 45 * 1514;
+
+/**
+ * The policer's depth: `max(burst, 2 ms, one GSO packet at the rate)`, at most the horizon. A
+ * policer whose depth is shorter than a packet drops that packet whole, whatever the sender's
+ * rate (a TBF needs a burst of at least its largest packet for the same reason): a 64 KB GSO
+ * packet costs 52 ms at 10 Mbit/s. So the depth holds one, and a sender may pass that many bytes
+ * (68 KB) above its rate at once; from about 270 Mbit/s up, 2 ms is more than one GSO packet.
+ */
+export function policingDepthNs(rateBps: number, burstNsValue: number, horizonNs: number): number {
+  const gsoNs = Math.ceil((MAX_GSO_WIRE_BYTES * 8 * 1e9) / rateBps);
+  return Math.min(horizonNs, Math.max(burstNsValue, POLICING_HORIZON_NS, gsoNs));
+}
+
 /** Burst in bytes is time at the class's (effective) rate: ceil, so a burst is never smaller than asked. */
 export function burstNs(burst: ClassRecord['burst'], rateBps: number): number {
   if ('ns' in burst) return burst.ns;
@@ -115,7 +135,7 @@ export function desiredState(
     dst6: new Map(),
     settings: { default_class: 0, flags: policing ? SETTINGS_POLICING : 0 },
   };
-  const tcp: TcpState = { tuning: new Map(), cgroups: new Map(), dst4: new Map(), dst6: new Map() };
+  const tcp: Required<TcpState> = { tuning: new Map(), pacing: new Map(), cgroups: new Map(), dst4: new Map(), dst6: new Map() };
   const routes: RouteState = new Map();
   const owners = new Map<string, string>(); // selector key → class name, for conflict messages
 
@@ -136,7 +156,7 @@ export function desiredState(
     const config: ClassConfig = {
       rate_bps: rate,
       burst_ns: burst,
-      horizon_ns: policing ? Math.min(c.horizon, Math.max(burst, POLICING_HORIZON_NS)) : c.horizon,
+      horizon_ns: policing ? policingDepthNs(rate, burst, c.horizon) : c.horizon,
       ecn_ns: 0, // the API has no ECN threshold yet
       parent_id: c.parent === null ? 0 : byName.get(c.parent)!.id,
       flags: 0,
@@ -170,18 +190,23 @@ export function desiredState(
       prefixes.push(cidr);
     }
 
-    if (c.tcp !== null && (c.tcp.rtoMin !== null || c.tcp.delackMax !== null)) {
-      // sock_ops classifies by the socket's cgroup or its peer's prefix; it never sees a mark.
-      if (cgroups.length === 0 && prefixes.length === 0) {
-        fail(c.name, 'tcp tuning needs a cgroup or prefix selector (sockets are not classified by mark); tuning ignored');
-        continue;
-      }
-      tcp.tuning.set(c.id, { rto_min_us: toUs(c.tcp.rtoMin), delack_max_us: toUs(c.tcp.delackMax) });
-      for (const id of cgroups) tcp.cgroups.set(id, c.id);
-      for (const cidr of prefixes) (cidr.includes(':') ? tcp.dst6 : tcp.dst4).set(cidr, c.id);
+    // sock_ops classifies by the socket's cgroup or its peer's prefix; it never sees a mark.
+    const classifiable = cgroups.length > 0 || prefixes.length > 0;
+    const tuned = c.tcp !== null && (c.tcp.rtoMin !== null || c.tcp.delackMax !== null);
+    // Policing: nothing holds a local TCP sender's packets until their departure time, so TCP
+    // paces itself at the class's rate (SO_MAX_PACING_RATE through sock_ops), else it sends its
+    // window at line rate into the policer and lives on retransmission timeouts.
+    const paced = policing && classifiable;
+    if (tuned && !classifiable) fail(c.name, 'tcp tuning needs a cgroup or prefix selector (sockets are not classified by mark); tuning ignored');
+    if (!classifiable || (!tuned && !paced)) continue;
+    if (tuned) {
+      tcp.tuning.set(c.id, { rto_min_us: toUs(c.tcp!.rtoMin), delack_max_us: toUs(c.tcp!.delackMax) });
       // The route metric has ms granularity: rounded up, like the sock_ops µs.
-      if (c.tcp.rtoMin !== null) for (const cidr of prefixes) routes.set(cidr, { classId: c.id, className: c.name, rtoMinMs: Math.ceil(c.tcp.rtoMin / 1e6) });
+      if (c.tcp!.rtoMin !== null) for (const cidr of prefixes) routes.set(cidr, { classId: c.id, className: c.name, rtoMinMs: Math.ceil(c.tcp!.rtoMin / 1e6) });
     }
+    if (paced) tcp.pacing.set(c.id, { rate_bps: rate });
+    for (const id of cgroups) tcp.cgroups.set(id, c.id);
+    for (const cidr of prefixes) (cidr.includes(':') ? tcp.dst6 : tcp.dst4).set(cidr, c.id);
   }
 
   errors.sort((a, b) => cmp(a.class, b.class) || cmp(a.error, b.error));

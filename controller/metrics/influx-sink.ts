@@ -152,7 +152,8 @@ export class InfluxSink {
         const d = (k: keyof ClassStats) => (s[k] >= prev.s[k] ? s[k] - prev.s[k] : s[k]);
         const delayed = d('delayed');
         // Percentiles of the packets that passed in the interval only; none passed: no field (not 0).
-        const passed = hist && histogramIncrease(hist, prev.hist);
+        // The cache returns the same histogram object while the class passes nothing.
+        const passed = hist && hist !== prev.hist ? histogramIncrease(hist, prev.hist) : undefined;
         const percentiles = passed && passed.total > 0 ? { delay_p50_ns: percentileField(passed, 0.5)!, delay_p99_ns: percentileField(passed, 0.99)! } : {};
         points.push({
           measurement: INFLUX_MEASUREMENT,

@@ -116,6 +116,11 @@ export class PrometheusMetrics {
   private readonly applied: Gauge;
   private readonly mode: Gauge<'iface' | 'mode'>;
   private readonly histograms: DelayHistogramCache;
+  /**
+   * A class's histogram samples, kept with the histogram they were made from: the cache returns the
+   * same object until the class passes packets, so an idle class's 28 samples are not made again.
+   */
+  private readonly delaySamples = new WeakMap<DelayHistogram, { delayNs: number; samples: Sample[] }>();
 
   constructor(private readonly o: PrometheusMetricsOptions) {
     const registers = [o.registry];
@@ -161,7 +166,11 @@ export class PrometheusMetrics {
         if (c) rates.push({ labels, value: c.rate_bps });
         // Like prom-client's own labelled histograms, a class's series appear with its first packet.
         const h = hists.get(id);
-        if (h && h.total > 0) delays.push(...histogramSamples(DELAY_HISTOGRAM, labels, h, s.delay_ns));
+        if (h && h.total > 0) {
+          let made = this.delaySamples.get(h);
+          if (made?.delayNs !== s.delay_ns) this.delaySamples.set(h, (made = { delayNs: s.delay_ns, samples: histogramSamples(DELAY_HISTOGRAM, labels, h, s.delay_ns) }));
+          for (const sample of made.samples) delays.push(sample);
+        }
       }
     }
     for (const k of Object.keys(COUNTERS) as (keyof typeof COUNTERS)[]) this.counters[k].samples = counters[k];

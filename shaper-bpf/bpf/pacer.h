@@ -129,12 +129,20 @@ struct pacer_tcp_tuning {
 	__u32 delack_max_us; /* 0 = leave as is */
 };
 
+/*
+ * tcp_pacing: class id -> the rate sock_ops caps the class's TCP sockets at (SO_MAX_PACING_RATE),
+ * set by the agent only for classes policed without fq (docs/data-plane.md, "TCP under policing").
+ */
+struct pacer_tcp_pacing {
+	__u64 rate_bps;     /* the class's effective rate on the wire, bits/s; the program converts it to payload bytes/s */
+};
+
 /* tcp_stats: class id -> what the kernel said when sock_ops applied the tuning. */
 struct pacer_tcp_stats {
 	__u64 applied;      /* sockets where every setsockopt succeeded */
 	__u64 failed;       /* sockets where one failed */
 	__s32 last_error;   /* the last -errno from bpf_setsockopt, 0 if none */
-	__u32 last_option;  /* which option failed last (TCP_BPF_RTO_MIN = 1004, TCP_BPF_DELACK_MAX = 1003) */
+	__u32 last_option;  /* which option failed last (TCP_BPF_RTO_MIN = 1004, TCP_BPF_DELACK_MAX = 1003, SO_MAX_PACING_RATE = 47) */
 };
 
 #endif

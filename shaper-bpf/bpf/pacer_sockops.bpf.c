@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * pacer's sock_ops program: low-latency TCP tuning for the classes that ask for it.
+ * pacer's sock_ops program: low-latency TCP tuning for the classes that ask for it, and TCP's own
+ * pacing for the classes policed without fq.
  * Attached to the cgroup v2 root, it sees every TCP socket. A socket whose cgroup, or whose peer
  * prefix, selects a class with tuning gets TCP_BPF_RTO_MIN and TCP_BPF_DELACK_MAX (a listener
- * by its cgroup only, and its accepted sockets inherit them). What the kernel answered is counted
- * per class: it refuses an RTOmin under 2 jiffies (8 ms at HZ=250) with -EINVAL, and pacer
- * reports that instead of hiding it.
+ * by its cgroup only, and its accepted sockets inherit them). A connected socket whose class has
+ * a tcp_pacing entry gets SO_MAX_PACING_RATE at the class's rate, refreshed on every RTT sample.
+ * What the kernel answered is counted per class: it refuses an RTOmin under 2 jiffies (8 ms at
+ * HZ=250) with -EINVAL, and pacer reports that instead of hiding it.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -15,7 +17,9 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+#define SOL_SOCKET 1
 #define SOL_TCP 6
+#define SO_MAX_PACING_RATE 47
 #define TCP_BPF_DELACK_MAX 1003
 #define TCP_BPF_RTO_MIN 1004
 #define AF_INET 2
@@ -76,6 +80,49 @@ struct {
 	__type(value, struct pacer_tcp_stats);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tcp_stats SEC(".maps");
+
+/*
+ * Per socket (local storage, freed with the socket): the class it was paced for, and the cap last
+ * set, so an RTT sample costs one storage and one map lookup and a setsockopt only on a change.
+ */
+struct pacer_sk_pacing {
+	__u32 class_id;
+	__u32 applied; /* bytes/s last set; 0 = none yet */
+	__u64 window;  /* the last counting window this socket was counted in (see sending_sockets) */
+};
+
+/*
+ * Per paced class: how many of its sockets sent data (had an RTT sample) in the current
+ * counting window and in the one before. Program state only, so not pinned.
+ */
+struct pacer_class_flows {
+	__u64 window;
+	__u32 prev;
+	__u32 cur;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PACER_MAX_CLASSES);
+	__type(key, __u32);
+	__type(value, struct pacer_class_flows);
+} tcp_class_flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct pacer_sk_pacing);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tcp_sk_pacing SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PACER_MAX_CLASSES);
+	__type(key, __u32);
+	__type(value, struct pacer_tcp_pacing);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tcp_pacing SEC(".maps");
 
 static __always_inline __u32 lookup_class(void *map, const void *key)
 {
@@ -157,6 +204,124 @@ static __always_inline void record(__u32 class_id, int err, __u32 option)
 	}
 }
 
+/* SO_MAX_PACING_RATE's "no cap" (~0U: the socket option is a 32-bit int through bpf_setsockopt). */
+#define NO_CAP 0xffffffffU
+/* Ethernet + TCP header with timestamps: what the tc program charges per segment besides the payload and IP header. */
+#define ETH_TCP_OVERHEAD (14 + 32)
+
+/* 2^28 ns = 268 ms: long enough for every sending socket to get an RTT sample, short enough to follow flows that come and go. */
+#define FLOW_WINDOW_SHIFT 28
+
+/*
+ * How many of the class's sockets are sending: the larger of the last whole window's count and
+ * the current one's, at least 1. Counts this socket once per window. The window is rolled by the
+ * first socket that sees a new one; two CPUs rolling at once may lose a count for one window,
+ * which only lets the class's sockets offer more than its rate for that long (the policer holds it).
+ */
+static __always_inline __u32 sending_sockets(struct pacer_sk_pacing *st)
+{
+	__u64 window = bpf_ktime_get_ns() >> FLOW_WINDOW_SHIFT;
+	struct pacer_class_flows fresh = {}, *f = bpf_map_lookup_elem(&tcp_class_flows, &st->class_id);
+	__u32 n;
+
+	if (!f) {
+		fresh.window = window;
+		bpf_map_update_elem(&tcp_class_flows, &st->class_id, &fresh, BPF_NOEXIST);
+		f = bpf_map_lookup_elem(&tcp_class_flows, &st->class_id);
+		if (!f)
+			return 1;
+	}
+	if (f->window != window) {
+		f->prev = f->window + 1 == window ? f->cur : 0;
+		f->cur = 0;
+		f->window = window;
+	}
+	if (st->window != window) {
+		st->window = window;
+		__sync_fetch_and_add(&f->cur, 1);
+	}
+	n = f->prev > f->cur ? f->prev : f->cur;
+	return n ? n : 1;
+}
+
+/*
+ * The cap for a socket of this class, in payload bytes per second: the class's rate shared
+ * equally by its sending sockets (each capped at the whole rate, n sockets would offer n times
+ * the rate, and every policer drop stalls a sender), scaled by mss / (mss + headers) because TCP
+ * paces skb->len, the payload (tcp_update_skb_after_send), while the tc program charges the
+ * frame's wire length. A cap above 2^32 - 2 bytes/s (34 Gbit/s) is that: the option is 32 bits
+ * wide here. NO_CAP when the class is not paced (any more).
+ */
+static __always_inline __u32 pacing_cap(struct bpf_sock_ops *skops, struct pacer_sk_pacing *st)
+{
+	struct pacer_tcp_pacing *p = bpf_map_lookup_elem(&tcp_pacing, &st->class_id);
+	__u64 mss = skops->mss_cache, headers, bytes;
+
+	if (!p || !p->rate_bps)
+		return NO_CAP;
+	/* Before the handshake mss_cache may still be the default 536: conservative, refreshed later. */
+	if (mss < 64 || mss > 65535)
+		mss = 536;
+	headers = ETH_TCP_OVERHEAD + (skops->family == AF_INET6 ? 40 : 20);
+	bytes = p->rate_bps / 8 / sending_sockets(st) * mss / (mss + headers);
+	if (bytes >= NO_CAP)
+		bytes = NO_CAP - 1;
+	return bytes ? bytes : 1;
+}
+
+/*
+ * Sets the socket's cap if its class's changed (a rate change, borrowing, or the class no longer
+ * paced), and stops the RTT callbacks once the class is not paced any more. Setting
+ * SO_MAX_PACING_RATE to anything but ~0U also turns on TCP's internal pacing when no qdisc paces
+ * (sk_pacing_status NONE -> NEEDED, sk_setsockopt; tcp_needs_internal_pacing), which is the point.
+ */
+static __always_inline void refresh_pacing(struct bpf_sock_ops *skops, struct pacer_sk_pacing *st)
+{
+	__u32 cap = pacing_cap(skops, st);
+	int rc;
+
+	if (cap == st->applied)
+		return;
+	rc = bpf_setsockopt(skops, SOL_SOCKET, SO_MAX_PACING_RATE, &cap, sizeof(cap));
+	if (!rc)
+		st->applied = cap;
+	if (cap == NO_CAP)
+		bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags & ~BPF_SOCK_OPS_RTT_CB_FLAG);
+	record(st->class_id, rc, SO_MAX_PACING_RATE);
+}
+
+/*
+ * A connecting or accepted socket of a paced class: remember its class, cap it, and ask for an
+ * RTT callback, so an established socket follows its class's rate within one RTT sample of a change.
+ */
+static __always_inline void start_pacing(struct bpf_sock_ops *skops, __u32 class_id)
+{
+	struct pacer_sk_pacing *st;
+	struct bpf_sock *sk = skops->sk;
+
+	if (!sk || !bpf_map_lookup_elem(&tcp_pacing, &class_id))
+		return;
+	st = bpf_sk_storage_get(&tcp_sk_pacing, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!st)
+		return;
+	st->class_id = class_id;
+	st->window = 0;
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_RTT_CB_FLAG);
+	refresh_pacing(skops, st);
+}
+
+static __always_inline void pacing_event(struct bpf_sock_ops *skops)
+{
+	struct pacer_sk_pacing *st;
+	struct bpf_sock *sk = skops->sk;
+
+	if (!sk)
+		return;
+	st = bpf_sk_storage_get(&tcp_sk_pacing, sk, 0, 0);
+	if (st)
+		refresh_pacing(skops, st);
+}
+
 SEC("sockops")
 int pacer_sockops(struct bpf_sock_ops *skops)
 {
@@ -166,6 +331,11 @@ int pacer_sockops(struct bpf_sock_ops *skops)
 	int value, err = 0, rc;
 	__u32 failed_option = 0;
 
+	/* A paced socket: established (mss_cache is now the real one), or a new RTT sample. */
+	if (op == BPF_SOCK_OPS_RTT_CB || op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB) {
+		pacing_event(skops);
+		return 1;
+	}
 	/*
 	 * Before the SYN for active opens; once established for passive ones. An accepted socket's
 	 * RTO is computed from its handshake RTT sample before PASSIVE_ESTABLISHED, with the RTOmin
@@ -179,6 +349,9 @@ int pacer_sockops(struct bpf_sock_ops *skops)
 	class_id = classify_socket(skops, op != BPF_SOCK_OPS_TCP_LISTEN_CB);
 	if (!class_id)
 		return 1;
+	/* A listener sends no data: its accepted sockets are paced at PASSIVE_ESTABLISHED. */
+	if (op != BPF_SOCK_OPS_TCP_LISTEN_CB)
+		start_pacing(skops, class_id);
 	tuning = bpf_map_lookup_elem(&tcp_tuning, &class_id);
 	if (!tuning)
 		return 1;

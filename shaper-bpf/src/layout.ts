@@ -264,6 +264,13 @@ export const tcpTuning = scalarStruct<TcpTuning>('pacer_tcp_tuning', [
   ['delack_max_us', 'u32'],
 ]);
 
+export type TcpPacing = {
+  rate_bps: number;
+}
+export const tcpPacing = scalarStruct<TcpPacing>('pacer_tcp_pacing', [
+  ['rate_bps', 'u64'],
+]);
+
 export type TcpStats = {
   applied: number;
   failed: number;
@@ -303,4 +310,4 @@ export function u64Key(n: bigint | number): Buffer {
 }
 
 /** Every struct mirrored here, for the layout test. */
-export const LAYOUTS = [classConfig, classState, classStats, delayHist, ifaceStats, settings, dstCache, tcpTuning, tcpStats] as const;
+export const LAYOUTS = [classConfig, classState, classStats, delayHist, ifaceStats, settings, dstCache, tcpTuning, tcpPacing, tcpStats] as const;

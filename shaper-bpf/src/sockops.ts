@@ -9,11 +9,11 @@
  * Maps are pinned by name under `pinRoot` like the egress object's, so a restarted agent adopts
  * them; the program is attached through a bpf_link pinned on bpffs, so it outlives the agent.
  */
-import { existsSync, readlinkSync, statfsSync, statSync } from 'node:fs';
+import { existsSync, readlinkSync, rmSync, statfsSync, statSync } from 'node:fs';
 import { constants } from 'node:os';
 import koffi from 'koffi';
 import { objectPath } from './egress.js';
-import { attachCgroup, BpfObject, errnoName, type BpfProgram, type CgroupAttachment, detachPinnedCgroupLink } from './libbpf/index.js';
+import { attachCgroup, BpfObject, BpfProgram, errnoName, type CgroupAttachment, detachPinnedCgroupLink } from './libbpf/index.js';
 // Not in the binding's public surface yet: reading a pinned link's info (see pinnedLinkInfo).
 import { check, errnoText } from './libbpf/errors.js';
 import { closeFd, objInfo } from './libbpf/info.js';
@@ -21,11 +21,13 @@ import { lib } from './libbpf/native.js';
 import * as layout from './layout.js';
 import { prefix, struct, TypedMap, u32, u64 } from './typed-map.js';
 
-export type { TcpStats, TcpTuning } from './layout.js';
+export type { TcpPacing, TcpStats, TcpTuning } from './layout.js';
 
 export const SOCKOPS_PROGRAM = 'pacer_sockops';
 export const TCP_BPF_DELACK_MAX = 1003;
 export const TCP_BPF_RTO_MIN = 1004;
+/** SOL_SOCKET option: the cap sock_ops sets on a policed class's sockets (asm-generic/socket.h). */
+export const SO_MAX_PACING_RATE = 47;
 
 const CGROUP2_SUPER_MAGIC = 0x63677270;
 const BPF_LINK_TYPE_CGROUP = 3;
@@ -50,7 +52,8 @@ export function cgroupId(path: string): bigint {
   return statSync(path, { bigint: true }).ino;
 }
 
-const OPTION_NAMES: Record<number, string> = { [TCP_BPF_RTO_MIN]: 'TCP_BPF_RTO_MIN', [TCP_BPF_DELACK_MAX]: 'TCP_BPF_DELACK_MAX' };
+const TIMER_OPTIONS: Record<number, string> = { [TCP_BPF_RTO_MIN]: 'TCP_BPF_RTO_MIN', [TCP_BPF_DELACK_MAX]: 'TCP_BPF_DELACK_MAX' };
+const OPTION_NAMES: Record<number, string> = { ...TIMER_OPTIONS, [SO_MAX_PACING_RATE]: 'SO_MAX_PACING_RATE' };
 
 /**
  * What a tcp_stats entry's last_error/last_option mean, for people. `errno` may be given as the
@@ -62,7 +65,7 @@ export function describeTcpError(errno: number, option: number): string {
   const e = Math.abs(errno);
   const name = OPTION_NAMES[option] ?? `TCP option ${option}`;
   let text = `the kernel refused ${name}: ${errnoText(e)} (${errnoName(e)})`;
-  if (e === constants.errno.EINVAL && OPTION_NAMES[option]) {
+  if (e === constants.errno.EINVAL && TIMER_OPTIONS[option]) {
     text += ': below 2 jiffies (8 ms at HZ=250; microseconds are rounded up to whole jiffies) or above 200 ms';
   }
   return text;
@@ -111,6 +114,7 @@ export class TcpTuningObject {
   readonly dst4: TypedMap<string, number>;
   readonly dst6: TypedMap<string, number>;
   readonly tuning: TypedMap<number, layout.TcpTuning>;
+  readonly pacing: TypedMap<number, layout.TcpPacing>;
   readonly stats: TypedMap<number, layout.TcpStats>;
   // Links this process attached, by pin path. The binding can only drop a link's fd by unpinning
   // it, so the fd stays open until detach() or process exit; the pin keeps it attached either way.
@@ -122,6 +126,7 @@ export class TcpTuningObject {
     this.dst4 = new TypedMap(object.map('tcp_dst4_class'), prefix('ipv4'), u32);
     this.dst6 = new TypedMap(object.map('tcp_dst6_class'), prefix('ipv6'), u32);
     this.tuning = new TypedMap(object.map('tcp_tuning'), u32, struct(layout.tcpTuning));
+    this.pacing = new TypedMap(object.map('tcp_pacing'), u32, struct(layout.tcpPacing));
     this.stats = new TypedMap(object.map('tcp_stats'), u32, struct(layout.tcpStats));
   }
 
@@ -138,32 +143,55 @@ export class TcpTuningObject {
 
   /**
    * Attaches pacer_sockops to the cgroup v2 directory `cgroupRoot` (it then sees every TCP socket
-   * of that subtree) through a bpf_link pinned at `linkPin`. If `linkPin` already holds a live
-   * sock_ops link on that cgroup (a previous agent's), it is adopted instead of attaching twice.
+   * of that subtree) through a bpf_link pinned at `linkPin`, with the program pinned beside it
+   * (`<linkPin>_prog`; bpffs refuses dots in names). If `linkPin` already holds a live sock_ops link on that cgroup (a previous
+   * agent's), it is adopted instead of attaching twice, but only if it runs this build's program
+   * (same kernel tag): an older build would not read maps this one added (tcp_pacing), a silent
+   * half state. Then this build's program is attached first and the old link cut after, so for a
+   * moment both run (the same settings twice) and no new socket goes untuned: 'replaced'.
    * A defunct pin (its link detached, or its cgroup removed) is replaced.
    */
-  attach(cgroupRoot: string, linkPin: string): 'attached' | 'adopted' {
+  attach(cgroupRoot: string, linkPin: string): 'attached' | 'adopted' | 'replaced' {
     const id = cgroupId(cgroupRoot);
+    const programPin = `${linkPin}_prog`;
+    let outcome: 'attached' | 'replaced' = 'attached';
     if (existsSync(linkPin)) {
       const link = pinnedLinkInfo(linkPin);
       if (link.type !== BPF_LINK_TYPE_CGROUP || link.attachType !== BPF_CGROUP_SOCK_OPS) {
         throw new Error(`${linkPin} pins a BPF link of type ${link.type}/attach type ${link.attachType}, not a cgroup sock_ops link; refusing to replace it`);
       }
-      if (link.cgroupId === id) return 'adopted';
-      if (link.cgroupId !== 0n) {
+      if (link.cgroupId === id) {
+        if (this.runsThisBuild(link.progId, programPin)) return 'adopted';
+        outcome = 'replaced';
+      } else if (link.cgroupId !== 0n) {
         throw new Error(`${linkPin} pins a sock_ops link on cgroup id ${link.cgroupId}, not ${cgroupRoot} (id ${id}); detach it first`);
+      } else {
+        detachPinnedCgroupLink(linkPin);
       }
-      detachPinnedCgroupLink(linkPin);
     }
     const attachment = attachCgroup(this.program, cgroupRoot, { mode: 'link' });
     try {
+      if (outcome === 'replaced') detachPinnedCgroupLink(linkPin);
       attachment.pin(linkPin);
+      if (existsSync(programPin)) rmSync(programPin);
+      this.program.pin(programPin);
     } catch (err) {
       attachment.detach();
       throw err;
     }
     this.attached.set(linkPin, attachment);
-    return 'attached';
+    return outcome;
+  }
+
+  /** The link's program is the one pinned beside it and has this build's tag. */
+  private runsThisBuild(progId: number, programPin: string): boolean {
+    if (!existsSync(programPin)) return false;
+    const pinned = BpfProgram.openPinned(programPin);
+    try {
+      return pinned.id === progId && pinned.tag === this.program.tag;
+    } finally {
+      pinned.close();
+    }
   }
 
   /** Detaches the link pinned at `linkPin` (by whichever process attached it) and removes the pin. */
@@ -172,6 +200,7 @@ export class TcpTuningObject {
     this.attached.delete(linkPin);
     // BPF_LINK_DETACH first: it cuts the link even if another process still holds an fd of it.
     if (existsSync(linkPin)) detachPinnedCgroupLink(linkPin);
+    rmSync(`${linkPin}_prog`, { force: true });
     mine?.detach(); // its pin is gone by now; this just closes our fd
   }
 

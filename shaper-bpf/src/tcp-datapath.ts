@@ -1,17 +1,23 @@
 /**
- * The TCP tuning part of the desired state: which sockets get which RTOmin / delayed-ACK maximum.
+ * The TCP part of the desired state: which sockets get which RTOmin / delayed-ACK maximum, and
+ * which are capped by SO_MAX_PACING_RATE at their class's rate (classes policed without fq).
  * Host-wide (one sock_ops program on the cgroup v2 root), applied like the per-interface
  * Datapath: validated first, only what differs is written, all or nothing.
  */
 import ipaddr from 'ipaddr.js';
 import { diffMaps } from './diff.js';
-import type { TcpStats, TcpTuning } from './layout.js';
+import type { TcpPacing, TcpStats, TcpTuning } from './layout.js';
 import { deletes, runSteps, upserts, type ApplyReport, type Table } from './steps.js';
-import { InvalidShaperState } from './datapath.js';
+import { InvalidShaperState, RATE_LIMITS } from './datapath.js';
 
 export interface TcpState {
   /** class id → values in microseconds (0 = leave the kernel's). */
   tuning: Map<number, TcpTuning>;
+  /**
+   * class id → the class's rate on the wire, for sock_ops to pace its TCP sockets (policing only).
+   * Absent = none: a snapshot written by a pacer from before pacing has no such field.
+   */
+  pacing?: Map<number, TcpPacing>;
   /** cgroup id → class id. */
   cgroups: Map<bigint, number>;
   dst4: Map<string, number>;
@@ -20,6 +26,7 @@ export interface TcpState {
 
 export interface TcpTables {
   tuning: Table<number, TcpTuning>;
+  pacing: Table<number, TcpPacing>;
   cgroups: Table<bigint, number>;
   dst4: Table<string, number>;
   dst6: Table<string, number>;
@@ -34,7 +41,7 @@ export class TcpDatapath {
 
   read(): TcpState {
     const t = this.tables;
-    return { tuning: t.tuning.entries(), cgroups: t.cgroups.entries(), dst4: t.dst4.entries(), dst6: t.dst6.entries() };
+    return { tuning: t.tuning.entries(), pacing: t.pacing.entries(), cgroups: t.cgroups.entries(), dst4: t.dst4.entries(), dst6: t.dst6.entries() };
   }
 
   /** What the kernel answered, per class: sockets tuned, refused, and the last error. */
@@ -43,18 +50,22 @@ export class TcpDatapath {
   }
 
   /** Selectors go in after the values they point at, and out before them. */
-  apply(desired: TcpState): ApplyReport {
+  apply(state: TcpState): ApplyReport {
+    const desired = { ...state, pacing: state.pacing ?? new Map<number, TcpPacing>() };
     validateTcp(desired);
     const actual = this.read();
     const t = this.tables;
     const selectors = ['cgroups', 'dst4', 'dst6'] as const;
     const tuning = diffMaps(actual.tuning, desired.tuning);
+    const pacing = diffMaps(actual.pacing!, desired.pacing);
     const diffs = selectors.map((k) => [k, diffMaps<unknown, number>(actual[k], desired[k])] as const);
     return runSteps([
       upserts(t.tuning, tuning, actual.tuning),
+      upserts(t.pacing, pacing, actual.pacing!),
       ...diffs.map(([k, d]) => upserts(t[k] as Table<unknown, number>, d, actual[k] as Map<unknown, number>)),
       ...diffs.map(([k, d]) => deletes(t[k] as Table<unknown, number>, d, actual[k] as Map<unknown, number>)),
       deletes(t.tuning, tuning, actual.tuning),
+      deletes(t.pacing, pacing, actual.pacing!),
     ]);
   }
 }
@@ -68,13 +79,18 @@ export function validateTcp(s: TcpState): void {
     }
     if (v.rto_min_us === 0 && v.delack_max_us === 0) problems.push(`class ${id}: tuning with neither rto_min_us nor delack_max_us`);
   }
+  const pacing = s.pacing ?? new Map<number, TcpPacing>();
+  for (const [id, v] of pacing) {
+    if (!Number.isInteger(id) || id < 1 || id > 0xffffffff) problems.push(`class id ${id} is not a u32 above 0`);
+    if (!Number.isInteger(v.rate_bps) || v.rate_bps < RATE_LIMITS.min || v.rate_bps > RATE_LIMITS.max) problems.push(`class ${id}: pacing rate ${v.rate_bps} bit/s is outside ${RATE_LIMITS.min}..${RATE_LIMITS.max}`);
+  }
   const selectors: Array<[string, Map<unknown, number>]> = [
     ['cgroup', s.cgroups],
     ['prefix', s.dst4],
     ['prefix', s.dst6],
   ];
   for (const [what, map] of selectors) {
-    for (const [sel, id] of map) if (!s.tuning.has(id)) problems.push(`${what} ${String(sel)} selects class ${id}, which has no tuning`);
+    for (const [sel, id] of map) if (!s.tuning.has(id) && !pacing.has(id)) problems.push(`${what} ${String(sel)} selects class ${id}, which has neither tuning nor pacing`);
   }
   for (const [family, map] of [['ipv4', s.dst4], ['ipv6', s.dst6]] as const) {
     for (const cidr of map.keys()) {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { desiredState, burstNs, POLICING_HORIZON_NS, type Inventory } from '../../controller/desired/desired-state.js';
+import { desiredState, burstNs, MAX_GSO_WIRE_BYTES, POLICING_HORIZON_NS, policingDepthNs, type Inventory } from '../../controller/desired/desired-state.js';
+import { mergeTcpStates } from '../../controller/desired/tcp-merge.js';
 import { SETTINGS_POLICING, validate } from '../../shaper-bpf/src/datapath.js';
 import { validateTcp } from '../../shaper-bpf/src/tcp-datapath.js';
 import { record } from './fixtures.js';
@@ -37,12 +38,64 @@ describe('desiredState', () => {
     assert.equal(borrowed.burst_ns, 5_000_000);
   });
 
-  it('without fq: policing flag and a short horizon (2 ms, or the burst when longer)', () => {
-    const d = desiredState([record('a', 1), record('b', 2, { burst: { ns: 5_000_000 } }), record('c', 3, { horizon: 1_000_000 })], {}, inv(false));
+  it('without fq: policing flag and a depth of 2 ms, the burst when longer, one GSO packet at the rate when longer still, at most the horizon', () => {
+    const gbit = 1_000_000_000;
+    const d = desiredState(
+      [
+        record('a', 1, { rate: gbit }),
+        record('b', 2, { rate: gbit, burst: { ns: 5_000_000 } }),
+        record('c', 3, { rate: gbit, horizon: 1_000_000 }),
+        record('slow', 4, { rate: 10_000_000 }),
+        record('slow-burst', 5, { rate: 10_000_000, burst: { ns: 100_000_000 } }),
+        record('slow-short', 6, { rate: 10_000_000, horizon: 20_000_000 }),
+      ],
+      {},
+      inv(false),
+    );
     assert.equal(d.shaper.settings.flags & SETTINGS_POLICING, SETTINGS_POLICING);
-    assert.equal(d.shaper.classes.get(1)!.horizon_ns, POLICING_HORIZON_NS);
-    assert.equal(d.shaper.classes.get(2)!.horizon_ns, 5_000_000);
-    assert.equal(d.shaper.classes.get(3)!.horizon_ns, 1_000_000);
+    const depth = (id: number) => d.shaper.classes.get(id)!.horizon_ns;
+    assert.equal(depth(1), POLICING_HORIZON_NS); // 68 KB at 1 Gbit/s is 0.55 ms
+    assert.equal(depth(2), 5_000_000);
+    assert.equal(depth(3), 1_000_000);
+    assert.equal(depth(4), 54_504_000); // 45 × 1514 bytes at 10 Mbit/s
+    assert.equal(depth(5), 100_000_000);
+    assert.equal(depth(6), 20_000_000);
+    assert.equal(MAX_GSO_WIRE_BYTES, 68_130);
+  });
+
+  it('the policing depth follows the effective (borrowed) rate', () => {
+    const c = record('a', 1, { rate: 10_000_000, ceil: 40_000_000 });
+    assert.equal(desiredState([c], {}, inv(false), new Map([[1, 40_000_000]])).shaper.classes.get(1)!.horizon_ns, 13_626_000);
+  });
+
+  it('without fq, classes with a cgroup or prefix selector get TCP pacing at their effective rate, with their selectors; marks alone, or fq, get none', () => {
+    const classes = [
+      record('web', 1, { rate: 20_000_000, ceil: 40_000_000, match: { marks: [], cgroups: ['/web'], dst: ['10.1.0.0/16', 'fd00:1::/64'] } }),
+      record('marked', 2, { match: { marks: [3], cgroups: [], dst: [] } }),
+      record('tuned', 3, { rate: 5_000_000, match: { marks: [], cgroups: [], dst: ['10.3.0.0/16'] }, tcp: { rtoMin: 10_000_000, delackMax: null } }),
+    ];
+    const policed = desiredState(classes, {}, inv(false), new Map([[1, 30_000_000]])).tcp;
+    assert.deepEqual([...policed.pacing!], [[1, { rate_bps: 30_000_000 }], [3, { rate_bps: 5_000_000 }]]);
+    assert.deepEqual([...policed.cgroups], [[11n, 1]]);
+    assert.deepEqual([...policed.dst4], [['10.1.0.0/16', 1], ['10.3.0.0/16', 3]]);
+    assert.deepEqual([...policed.dst6], [['fd00:1::/64', 1]]);
+    assert.deepEqual([...policed.tuning], [[3, { rto_min_us: 10_000, delack_max_us: 0 }]]);
+    validateTcp(policed);
+    const shaping = desiredState(classes, {}, inv(true)).tcp;
+    assert.deepEqual([...shaping.pacing!], []);
+    assert.deepEqual([...shaping.dst4], [['10.3.0.0/16', 3]], 'with fq only the tuned class is in the TCP maps');
+  });
+
+  it('mergeTcpStates: one host state from the interfaces\' (tuning and selectors once, a class paced at its highest rate)', () => {
+    const a = { tuning: new Map([[3, { rto_min_us: 10_000, delack_max_us: 0 }]]), pacing: new Map([[1, { rate_bps: 10_000_000 }]]), cgroups: new Map([[11n, 1]]), dst4: new Map([['10.3.0.0/16', 3]]), dst6: new Map() };
+    const b = { tuning: new Map([[3, { rto_min_us: 10_000, delack_max_us: 0 }]]), pacing: new Map([[1, { rate_bps: 30_000_000 }], [2, { rate_bps: 5_000_000 }]]), cgroups: new Map([[11n, 1]]), dst4: new Map([['10.3.0.0/16', 3], ['10.2.0.0/16', 2]]), dst6: new Map() };
+    const shaping = { tuning: a.tuning, cgroups: new Map(), dst4: new Map([['10.3.0.0/16', 3]]), dst6: new Map() }; // a snapshot from before pacing: no field
+    const m = mergeTcpStates([a, b, shaping]);
+    assert.deepEqual([...m.pacing], [[1, { rate_bps: 30_000_000 }], [2, { rate_bps: 5_000_000 }]]);
+    assert.deepEqual([...m.tuning], [...a.tuning]);
+    assert.deepEqual([...m.cgroups], [[11n, 1]]);
+    assert.deepEqual([...m.dst4], [['10.3.0.0/16', 3], ['10.2.0.0/16', 2]]);
+    assert.deepEqual(mergeTcpStates([]), { tuning: new Map(), pacing: new Map(), cgroups: new Map(), dst4: new Map(), dst6: new Map() });
   });
 
   it('a parent missing on this host skips the class and its children, and nothing else', () => {
@@ -166,7 +219,8 @@ describe('desiredState', () => {
           assert.ok(d.shaper.classes.get(c.id) !== undefined || d.classErrors.some((e) => e.class === c.name), c.name);
         }
         for (const c of classes.filter((c) => !onHost.includes(c))) assert.ok(!d.classErrors.some((e) => e.class === c.name));
-        for (const [, cfg] of d.shaper.classes) if (!fq) assert.ok(cfg.horizon_ns <= Math.max(cfg.burst_ns, POLICING_HORIZON_NS));
+        for (const [, cfg] of d.shaper.classes) if (!fq) assert.ok(cfg.horizon_ns <= policingDepthNs(cfg.rate_bps, cfg.burst_ns, Infinity));
+        for (const [id] of d.tcp.pacing!) assert.ok(!fq && d.shaper.classes.has(id), `class ${id} is paced only when policed`);
         // Pure: the same input gives the same output.
         assert.deepEqual(desiredState(classes, { zone: 'a' }, inv(fq)), d);
       }),
