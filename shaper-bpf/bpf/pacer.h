@@ -137,6 +137,20 @@ struct pacer_tcp_pacing {
 	__u64 rate_bps;     /* the class's effective rate on the wire, bits/s; the program converts it to payload bytes/s */
 };
 
+/* tcp_sk_pacing (socket local storage): the class a paced socket belongs to and what was set on it. */
+struct pacer_sk_pacing {
+	__u32 class_id;
+	__u32 applied;      /* SO_MAX_PACING_RATE last set, payload bytes/s; 0 = none yet */
+	__u64 window;       /* the last counting window (2^28 ns) this socket was counted in */
+};
+
+/* tcp_class_flows: class id -> how many of its paced sockets sent data in this window and the one before. */
+struct pacer_class_flows {
+	__u64 window;
+	__u32 prev;
+	__u32 cur;
+};
+
 /* tcp_stats: class id -> what the kernel said when sock_ops applied the tuning. */
 struct pacer_tcp_stats {
 	__u64 applied;      /* sockets where every setsockopt succeeded */

@@ -81,26 +81,7 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tcp_stats SEC(".maps");
 
-/*
- * Per socket (local storage, freed with the socket): the class it was paced for, and the cap last
- * set, so an RTT sample costs one storage and one map lookup and a setsockopt only on a change.
- */
-struct pacer_sk_pacing {
-	__u32 class_id;
-	__u32 applied; /* bytes/s last set; 0 = none yet */
-	__u64 window;  /* the last counting window this socket was counted in (see sending_sockets) */
-};
-
-/*
- * Per paced class: how many of its sockets sent data (had an RTT sample) in the current
- * counting window and in the one before. Program state only, so not pinned.
- */
-struct pacer_class_flows {
-	__u64 window;
-	__u32 prev;
-	__u32 cur;
-};
-
+/* Per paced class (struct in pacer.h). Program state only, so not pinned. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, PACER_MAX_CLASSES);
@@ -108,10 +89,11 @@ struct {
 	__type(value, struct pacer_class_flows);
 } tcp_class_flows SEC(".maps");
 
+/* Per socket, freed with it: an RTT sample costs one storage and one map lookup, and a setsockopt only on a change. */
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
+	__type(key, __u32);
 	__type(value, struct pacer_sk_pacing);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tcp_sk_pacing SEC(".maps");

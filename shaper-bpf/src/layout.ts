@@ -54,6 +54,30 @@ function badInt(field: string, v: number, type: 'u32' | 's32'): Error {
   return Number.isInteger(v) ? new RangeError(`${field} = ${v} does not fit a ${type}`) : new TypeError(`${field} must be an integer, got ${v}`);
 }
 
+/**
+ * The encoder of a scalar struct, compiled once per layout into straight-line code: it runs once
+ * per entry in batch writes and in every resync's comparison, and a loop reading `value[name]`
+ * for each field is a megamorphic property load (3x slower: 85 against 28 ns per class_config
+ * entry here). Writes go through a DataView (which V8 inlines; Buffer's writers re-check their
+ * arguments each call); error labels are built only on failure. The source is made only from the
+ * field names and offsets of this file's layouts, never from data.
+ */
+function compileEncoder(name: string, fields: readonly Field[]): (value: object, dv: DataView, base: number, buf: Buffer) => void {
+  const lines = fields.map((f) => {
+    if (!/^[a-z_][a-z0-9_]*$/.test(f.name)) throw new Error(`${name}.${f.name}: not a C field name`);
+    const at = `base + ${f.offset}`;
+    const label = JSON.stringify(`${name}.${f.name}`);
+    if (f.type === 'u64') {
+      return `x = v.${f.name}; if (!(x >= 0 && x <= ${Number.MAX_SAFE_INTEGER} && Number.isInteger(x))) writeU64(buf, x, ${at}, ${label});
+        dv.setUint32(${at}, x % ${TWO_32}, true); dv.setUint32(${at} + 4, Math.floor(x / ${TWO_32}), true);`;
+    }
+    if (f.type === 'u32') return `x = v.${f.name}; if (x >>> 0 !== x) throw badInt(${label}, x, 'u32'); dv.setUint32(${at}, x, true);`;
+    return `x = v.${f.name}; if ((x | 0) !== x) throw badInt(${label}, x, 's32'); dv.setInt32(${at}, x, true);`;
+  });
+  const body = `return function encode(v, dv, base, buf) { let x;\n${lines.join('\n')}\n};`;
+  return new Function('writeU64', 'badInt', body)(writeU64, badInt) as (value: object, dv: DataView, base: number, buf: Buffer) => void;
+}
+
 /** Builds a layout for a struct whose fields are all scalars, from [name, type] in C order. */
 function scalarStruct<T extends Record<string, number>>(name: string, spec: ReadonlyArray<[keyof T & string, Exclude<FieldType, 'u8'>]>): StructLayout<T> {
   const sizes = { u32: 4, s32: 4, u64: 8 } as const;
@@ -65,7 +89,7 @@ function scalarStruct<T extends Record<string, number>>(name: string, spec: Read
     return f;
   });
   const size = Math.ceil(offset / 8) * 8;
-  const plan = fields.map((f) => ({ name: f.name, type: f.type, offset: f.offset }));
+  const encodeFields = compileEncoder(name, fields);
   // The DataView of the buffer last written into (batch writes encode many entries into one).
   let lastBuf: Buffer | undefined;
   let lastView: DataView | undefined;
@@ -86,27 +110,7 @@ function scalarStruct<T extends Record<string, number>>(name: string, spec: Read
       return buf;
     },
     encodeInto(value: T, buf: Buffer, base: number): void {
-      // Runs once per entry in batch writes: a plain indexed loop over precomputed fields, writes
-      // through a DataView (which V8 inlines; Buffer's writers re-check their arguments each call),
-      // and error labels built only on failure.
-      const dv = view(buf);
-      const v = value as Record<string, number>;
-      for (let i = 0; i < plan.length; i++) {
-        const f = plan[i]!;
-        const x = v[f.name]!;
-        const at = base + f.offset;
-        if (f.type === 'u64') {
-          if (!(x >= 0 && x <= Number.MAX_SAFE_INTEGER && Number.isInteger(x))) writeU64(buf, x, at, `${name}.${f.name}`);
-          dv.setUint32(at, x % TWO_32, true);
-          dv.setUint32(at + 4, Math.floor(x / TWO_32), true);
-        } else if (f.type === 'u32') {
-          if (x >>> 0 !== x) throw badInt(`${name}.${f.name}`, x, 'u32');
-          dv.setUint32(at, x, true);
-        } else {
-          if ((x | 0) !== x) throw badInt(`${name}.${f.name}`, x, 's32');
-          dv.setInt32(at, x, true);
-        }
-      }
+      encodeFields(value, view(buf), base, buf);
     },
     decode(buf: Buffer, base = 0): T {
       const out: Record<string, number> = {};
@@ -271,6 +275,30 @@ export const tcpPacing = scalarStruct<TcpPacing>('pacer_tcp_pacing', [
   ['rate_bps', 'u64'],
 ]);
 
+/** Socket local storage of sock_ops (not read by the agent; mirrored so the layout test covers every map). */
+export type SkPacing = {
+  class_id: number;
+  applied: number;
+  window: number;
+}
+export const skPacing = scalarStruct<SkPacing>('pacer_sk_pacing', [
+  ['class_id', 'u32'],
+  ['applied', 'u32'],
+  ['window', 'u64'],
+]);
+
+/** sock_ops' count of a paced class's sending sockets (program state; mirrored for the layout test). */
+export type ClassFlows = {
+  window: number;
+  prev: number;
+  cur: number;
+}
+export const classFlows = scalarStruct<ClassFlows>('pacer_class_flows', [
+  ['window', 'u64'],
+  ['prev', 'u32'],
+  ['cur', 'u32'],
+]);
+
 export type TcpStats = {
   applied: number;
   failed: number;
@@ -310,4 +338,4 @@ export function u64Key(n: bigint | number): Buffer {
 }
 
 /** Every struct mirrored here, for the layout test. */
-export const LAYOUTS = [classConfig, classState, classStats, delayHist, ifaceStats, settings, dstCache, tcpTuning, tcpPacing, tcpStats] as const;
+export const LAYOUTS = [classConfig, classState, classStats, delayHist, ifaceStats, settings, dstCache, tcpTuning, tcpPacing, skPacing, classFlows, tcpStats] as const;

@@ -41,7 +41,9 @@ export class TcpDatapath {
 
   read(): TcpState {
     const t = this.tables;
-    return { tuning: t.tuning.entries(), pacing: t.pacing.entries(), cgroups: t.cgroups.entries(), dst4: t.dst4.entries(), dst6: t.dst6.entries() };
+    const pacing = t.pacing.entries();
+    // Absent when empty, like a state from before pacing: the two read back the same.
+    return { tuning: t.tuning.entries(), ...(pacing.size > 0 ? { pacing } : {}), cgroups: t.cgroups.entries(), dst4: t.dst4.entries(), dst6: t.dst6.entries() };
   }
 
   /** What the kernel answered, per class: sockets tuned, refused, and the last error. */
@@ -57,15 +59,16 @@ export class TcpDatapath {
     const t = this.tables;
     const selectors = ['cgroups', 'dst4', 'dst6'] as const;
     const tuning = diffMaps(actual.tuning, desired.tuning);
-    const pacing = diffMaps(actual.pacing!, desired.pacing);
+    const actualPacing = actual.pacing ?? new Map<number, TcpPacing>();
+    const pacing = diffMaps(actualPacing, desired.pacing);
     const diffs = selectors.map((k) => [k, diffMaps<unknown, number>(actual[k], desired[k])] as const);
     return runSteps([
       upserts(t.tuning, tuning, actual.tuning),
-      upserts(t.pacing, pacing, actual.pacing!),
+      upserts(t.pacing, pacing, actualPacing),
       ...diffs.map(([k, d]) => upserts(t[k] as Table<unknown, number>, d, actual[k] as Map<unknown, number>)),
       ...diffs.map(([k, d]) => deletes(t[k] as Table<unknown, number>, d, actual[k] as Map<unknown, number>)),
       deletes(t.tuning, tuning, actual.tuning),
-      deletes(t.pacing, pacing, actual.pacing!),
+      deletes(t.pacing, pacing, actualPacing),
     ]);
   }
 }

@@ -35,7 +35,7 @@ const IPERF_PORT = 5301;
 const GSO_WIRE_BYTES = 45 * 1514;
 /**
  * Thresholds far from both sides: measured here (2-core machine, shared) a paced single flow gets
- * 0.93–0.96 of the rate and four flows 0.62–0.95; before this change 0.003–0.011.
+ * 0.89–0.96 of the rate and four flows 0.62–0.95; before this change 0.003–0.011.
  */
 const SINGLE_FLOW_MIN = 0.7;
 const FOUR_FLOWS_MIN = 0.35;
@@ -140,7 +140,7 @@ describe('policing: local TCP through a class gets close to its rate (real API, 
   });
 
   for (const [i, rate] of RATES.entries()) {
-    it(`one TCP flow gets at least ${SINGLE_FLOW_MIN} of ${rate / MBIT} Mbit/s (measured 0.93–0.96; 0.003–0.011 before), and the class never passes more than rate + depth`, async () => {
+    it(`one TCP flow gets at least ${SINGLE_FLOW_MIN} of ${rate / MBIT} Mbit/s (measured 0.89–0.96; 0.003–0.011 before), and the class never passes more than rate + depth`, async () => {
       const r = await iperf(i, { flows: 1, paced: true });
       figures[`single${rate / MBIT}`] = { goodputMbit: mbit(r.goodputBps), passedMbit: mbit(r.passedBps), drops: r.drops };
       assert.ok(r.goodputBps >= SINGLE_FLOW_MIN * rate, `goodput ${mbit(r.goodputBps)} Mbit/s of ${rate / MBIT}`);
