@@ -20,12 +20,12 @@
  * allocations included) is undone before the error is thrown.
  */
 import ipaddr from 'ipaddr.js';
-import { diffMaps, type MapDiff } from './diff.js';
-import { deletes, runSteps, upserts, type ApplyReport, type Step, type Table } from './steps.js';
+import { EncodedEntries, type MapDiff } from './diff.js';
+import { deletes, runSteps, upserts, type ApplyReport, type EntryList, type ListTable, type Step, type Table } from './steps.js';
 export type { Table } from './steps.js';
 export { ApplyFailed, type ApplyReport } from './steps.js';
 import { MAX_DEPTH } from './edt.js';
-import { FREE_SLOT, MAX_CLASSES, type ClassConfig, type ClassState, type ClassStats, type IfaceStats, type Settings, type SlotConfig, type SlotSettings } from './layout.js';
+import { classConfig, FREE_SLOT, MAX_CLASSES, type ClassConfig, type ClassState, type ClassStats, type IfaceStats, type Settings, type SlotConfig, type SlotSettings } from './layout.js';
 import { bucketOf, HIST_BUCKETS, histogramOf, type DelayHistogram } from './delay-hist.js';
 import type { HistogramTable } from './delay-hist-map.js';
 export type { HistogramTable } from './delay-hist-map.js';
@@ -47,12 +47,17 @@ export const SETTINGS_POLICING = 1;
 
 export const RATE_LIMITS = { min: 1_000, max: 400_000_000_000 } as const;
 
-/** The operations the datapath needs from a hash map; TypedMap implements them. */
 /** An array indexed by slot: every entry exists (zero until written). TypedMap implements it. */
 export interface SlotTable<V> {
   readonly name: string;
   get(slot: number): V | undefined;
   setMany(entries: ReadonlyArray<readonly [number, V]>): void;
+}
+
+/** class_config: also read whole, as encoded bytes, which apply compares with the encoded desired entries. */
+export interface ConfigTable extends SlotTable<SlotConfig> {
+  /** Slots 0 .. count - 1 as pacer_class_config entries (layout.classConfig), in one read; fewer if the array is smaller. */
+  readArray(count: number): Buffer;
 }
 
 export interface SlotStatsTable {
@@ -62,16 +67,16 @@ export interface SlotStatsTable {
 
 export interface ShaperTables {
   /** Slot-indexed arrays. */
-  config: SlotTable<SlotConfig>;
+  config: ConfigTable;
   state: SlotTable<ClassState>;
   stats: SlotStatsTable;
   /** class id → slot. */
-  slots: Table<number, number>;
+  slots: ListTable<number, number>;
   /** Selectors: → slot. */
-  marks: Table<number, number>;
-  cgroups: Table<bigint, number>;
-  dst4: Table<string, number>;
-  dst6: Table<string, number>;
+  marks: ListTable<number, number>;
+  cgroups: ListTable<bigint, number>;
+  dst4: ListTable<string, number>;
+  dst6: ListTable<string, number>;
   settings: Table<number, SlotSettings>;
   ifaceStats: { get(k: number): IfaceStats | undefined };
   /** slot → the class's delay histogram (delay_hist). */
@@ -88,15 +93,14 @@ const SELECTORS = ['marks', 'cgroups', 'dst4', 'dst6'] as const;
 type SelectorName = (typeof SELECTORS)[number];
 const ZERO_SETTINGS: SlotSettings = { default_slot: 0, flags: 0, generation: 0, cgroup_selectors: 0 };
 
-/** What the maps hold, in slots (`raw`) and translated to class ids (`state`). */
+/** What the maps hold, in slots, read once per apply: lists as read, class_config as the kernel's bytes. */
 interface Snapshot {
-  /** class id → slot, as class_slot has it. */
-  slots: Map<number, number>;
-  /** slot → config, for every slot in class_slot. */
-  configs: Map<number, SlotConfig>;
-  raw: { [K in SelectorName]: Map<ShaperState[K] extends Map<infer S, number> ? S : never, number> };
+  /** class_slot: class ids and their slots. */
+  classSlots: EntryList<number, number>;
+  /** class_config's entries for slots 0 .. (the highest slot in class_slot), encoded. */
+  configBytes: Buffer;
+  raw: { [K in SelectorName]: EntryList<ShaperState[K] extends Map<infer S, number> ? S : never, number> };
   settings: SlotSettings;
-  state: ShaperState;
 }
 
 export interface DatapathOptions {
@@ -116,42 +120,41 @@ export class Datapath {
     this.slotCount = options.slots ?? MAX_CLASSES;
   }
 
+  /**
+   * Reads every map apply compares, each at once (lookup batches on the kernel): class_slot, the
+   * selectors, settings, and class_config up to the highest slot in use, left encoded.
+   */
   private snapshot(): Snapshot {
     const t = this.tables;
-    const slots = t.slots.entries();
-    const idOf = new Map<number, number>();
-    const configs = new Map<number, SlotConfig>();
-    for (const [id, slot] of slots) {
-      idOf.set(slot, id);
-      configs.set(slot, t.config.get(slot) ?? FREE_SLOT);
-    }
-    const classes = new Map<number, ClassConfig>();
-    for (const [id, slot] of [...slots].sort((a, b) => a[0] - b[0])) {
-      const c = configs.get(slot)!;
-      if (c.rate_bps === 0) continue; // allocated, never configured (an apply that crashed): not a class
-      classes.set(id, { rate_bps: c.rate_bps, burst_ns: c.burst_ns, horizon_ns: c.horizon_ns, ecn_ns: c.ecn_ns, parent_id: idOf.get(c.parent_slot) ?? 0, flags: c.flags });
-    }
-    const raw = { marks: t.marks.entries(), cgroups: t.cgroups.entries(), dst4: t.dst4.entries(), dst6: t.dst6.entries() };
-    const toIds = <K>(m: Map<K, number>) => new Map([...m].map(([k, slot]) => [k, idOf.get(slot) ?? 0] as const));
+    const classSlots = t.slots.list();
+    let top = 0;
+    for (let i = 0; i < classSlots.values.length; i++) top = Math.max(top, classSlots.values[i]!);
+    const configBytes = classSlots.keys.length === 0 ? Buffer.alloc(0) : t.config.readArray(Math.min(top, this.slotCount - 1) + 1);
+    const raw = { marks: t.marks.list(), cgroups: t.cgroups.list(), dst4: t.dst4.list(), dst6: t.dst6.list() };
     const settings = t.settings.entries().get(0) ?? ZERO_SETTINGS;
-    return {
-      slots,
-      configs,
-      raw,
-      settings,
-      state: {
-        classes,
-        marks: toIds(raw.marks),
-        cgroups: toIds(raw.cgroups),
-        dst4: toIds(raw.dst4),
-        dst6: toIds(raw.dst6),
-        settings: { default_class: idOf.get(settings.default_slot) ?? 0, flags: settings.flags },
-      },
-    };
+    return { classSlots, configBytes, raw, settings };
   }
 
   read(): ShaperState {
-    return this.snapshot().state;
+    const snap = this.snapshot();
+    const slots = new Map(Array.from(snap.classSlots.keys, (id, i) => [id, snap.classSlots.values[i]!] as const));
+    const idOf = new Map<number, number>();
+    for (const [id, slot] of slots) idOf.set(slot, id);
+    const classes = new Map<number, ClassConfig>();
+    for (const [id, slot] of [...slots].sort((a, b) => a[0] - b[0])) {
+      const c = configAt(snap, slot);
+      if (c.rate_bps === 0) continue; // allocated, never configured (an apply that crashed): not a class
+      classes.set(id, { rate_bps: c.rate_bps, burst_ns: c.burst_ns, horizon_ns: c.horizon_ns, ecn_ns: c.ecn_ns, parent_id: idOf.get(c.parent_slot) ?? 0, flags: c.flags });
+    }
+    const toIds = <K>(m: EntryList<K, number>) => new Map(Array.from(m.keys, (k, i) => [k, idOf.get(m.values[i]!) ?? 0] as const));
+    return {
+      classes,
+      marks: toIds(snap.raw.marks),
+      cgroups: toIds(snap.raw.cgroups),
+      dst4: toIds(snap.raw.dst4),
+      dst6: toIds(snap.raw.dst6),
+      settings: { default_class: idOf.get(snap.settings.default_slot) ?? 0, flags: snap.settings.flags },
+    };
   }
 
   /** class id → slot, as the data plane has them (for operators and tools). */
@@ -208,25 +211,43 @@ export class Datapath {
     validate(desired);
     const t = this.tables;
     const snap = this.snapshot();
-    const actual = snap.state;
-    const classes = diffMaps(actual.classes, desired.classes);
+    // class_slot as read: entry i gives class ids[i] the slot slotsOf[i].
+    const { keys: ids, values: slotsOf } = snap.classSlots;
+    const { idAt, isUsed } = slotIndex(snap.classSlots, this.slotCount);
+    // class id → slot before this apply, made only when needed (new classes, removed ones, a changed parent or selector).
+    let knownMap: Map<number, number> | undefined;
+    const known = () => (knownMap ??= new Map(Array.from(ids, (id, i) => [id, slotsOf[i]!] as const)));
 
-    // Slots: classes keep theirs; new ones get the lowest free slots, in class id order.
-    const slotOf = new Map(snap.slots);
-    const used = new Set(snap.slots.values());
-    const fresh = [...desired.classes.keys()].filter((id) => !slotOf.has(id)).sort((a, b) => a - b);
+    // Walk class_slot once: each entry is a desired class (kept, its config compared below) or
+    // one to remove (deleted classes, and leftovers of a crashed apply).
+    const keptAt: number[] = []; // indexes into class_slot
+    const keptConfigs: ClassConfig[] = []; // their desired configs
+    const removedPairs: Array<readonly [number, number]> = [];
+    for (let i = 0; i < ids.length; i++) {
+      const c = desired.classes.get(ids[i]!);
+      if (c === undefined) {
+        removedPairs.push([ids[i]!, slotsOf[i]!]);
+        continue;
+      }
+      keptAt.push(i);
+      keptConfigs.push(c);
+    }
+    removedPairs.sort((a, b) => a[0] - b[0]);
+    const removed = removedPairs.map(([id]) => id);
+    const freedSlots = removedPairs.map(([, slot]) => slot);
+
+    // New classes get the lowest free slots, in class id order.
+    const fresh: number[] = [];
+    if (keptAt.length < desired.classes.size) for (const id of desired.classes.keys()) if (!known().has(id)) fresh.push(id);
+    fresh.sort((a, b) => a - b);
     const freeSlots: number[] = [];
-    for (let s = 1; s < this.slotCount && freeSlots.length < fresh.length; s++) if (!used.has(s)) freeSlots.push(s);
+    for (let s = 1; s < this.slotCount && freeSlots.length < fresh.length; s++) if (!isUsed(s)) freeSlots.push(s);
     const allocated = fresh.slice(0, freeSlots.length).map((id, i) => [id, freeSlots[i]!] as const);
-    for (const [id, slot] of allocated) slotOf.set(id, slot);
-    const slotFor = (id: number) => (id === 0 ? 0 : slotOf.get(id)!);
-    // Everything in class_slot that is not wanted: deleted classes, and leftovers of a crashed apply.
-    const removed = [...snap.slots.keys()].filter((id) => !desired.classes.has(id)).sort((a, b) => a - b);
-    const freedSlots = removed.map((id) => snap.slots.get(id)!);
-    const usedAfter = new Set([...desired.classes.keys()].map((id) => slotOf.get(id)!));
+    const allocatedSlot = new Map(allocated);
+    const slotFor = (id: number) => (id === 0 ? 0 : (allocatedSlot.get(id) ?? known().get(id)!));
     // Kept classes whose slot has no histogram (maps pinned by a pacer from before histograms, or
     // an apply that crashed): checked once per Datapath, then this apply gives them one.
-    const kept = [...desired.classes.keys()].filter((id) => snap.slots.has(id)).map((id) => snap.slots.get(id)!);
+    const kept = this.histsChecked ? [] : keptAt.map((i) => slotsOf[i]!);
     const withHist = this.histsChecked ? undefined : t.hists.present(kept);
     const histless = withHist ? kept.filter((slot) => !withHist.has(slot)) : [];
 
@@ -245,29 +266,86 @@ export class Datapath {
       undo: () => {}, // the generation only ever grows
     });
 
-    const configEntry = (id: number, c: ClassConfig): SlotConfig => ({
+    const configEntry = (id: number, c: ClassConfig, parentSlot: number): SlotConfig => ({
       rate_bps: c.rate_bps,
       burst_ns: c.burst_ns,
       horizon_ns: c.horizon_ns,
       ecn_ns: c.ecn_ns,
-      parent_slot: slotFor(c.parent_id),
+      parent_slot: parentSlot,
       class_id: id,
       flags: c.flags,
       reserved: 0,
     });
-    const configsBefore = (slots: number[]) => slots.map((slot) => [slot, snap.configs.get(slot) ?? FREE_SLOT] as const);
+    // A slot that had no class had no config worth keeping: an undo writes it free.
+    const configsBefore = (slots: number[]) => slots.map((slot) => [slot, isUsed(slot) ? configAt(snap, slot) : FREE_SLOT] as const);
+
+    // Classes: a new class is written; a kept one when its encoded entry differs from the
+    // kernel's bytes at its slot (so drift in any field is repaired, class_id included).
+    const classUpserts: Array<readonly [number, SlotConfig]> = [];
+    const encoded = Buffer.alloc(classConfig.size);
+    const compare = new EncodedEntries(encoded, snap.configBytes, classConfig.size);
+    const entry: SlotConfig = { ...FREE_SLOT }; // one object refilled per class: no garbage per class on a resync
+    for (let k = 0; k < keptAt.length; k++) {
+      const id = ids[keptAt[k]!]!;
+      const slot = slotsOf[keptAt[k]!]!;
+      const c = keptConfigs[k]!;
+      // The parent's slot: the one the kernel's entry names when class_slot gives it to that parent.
+      const had = parentSlotAt(snap, slot);
+      const parentSlot = c.parent_id === 0 ? 0 : had !== undefined && idAt(had) === c.parent_id ? had : slotFor(c.parent_id);
+      entry.rate_bps = c.rate_bps;
+      entry.burst_ns = c.burst_ns;
+      entry.horizon_ns = c.horizon_ns;
+      entry.ecn_ns = c.ecn_ns;
+      entry.parent_slot = parentSlot;
+      entry.class_id = id;
+      entry.flags = c.flags;
+      classConfig.encodeInto(entry, encoded, 0);
+      if (!compare.same(0, slot)) classUpserts.push([slot, configEntry(id, c, parentSlot)]);
+    }
+    for (const id of fresh) {
+      const c = desired.classes.get(id)!;
+      classUpserts.push([slotFor(id), configEntry(id, c, slotFor(c.parent_id))]);
+    }
+    // Selectors, compared in slots, walking what the kernel has: an entry is kept when class_slot
+    // gives its slot to the class the desired state selects (so not a slot given to a new class).
+    // `before` keeps the kernel's value of every entry this apply changes, for the undo.
     const selectorDiff = (k: SelectorName) => {
-      const d = diffMaps<unknown, number>(actual[k] as Map<unknown, number>, desired[k] as Map<unknown, number>);
-      return { upserts: d.upserts.map(([sel, id]) => [sel, slotFor(id)] as [unknown, number]), deletes: d.deletes } as MapDiff<unknown, number>;
+      const want = desired[k] as Map<unknown, number>;
+      const have = snap.raw[k] as EntryList<unknown, number>;
+      const upserts: Array<[unknown, number]> = [];
+      const deletes: unknown[] = [];
+      const before = new Map<unknown, number>();
+      let present = 0;
+      for (let i = 0; i < have.keys.length; i++) {
+        const sel = have.keys[i];
+        const slot = have.values[i]!;
+        const id = want.get(sel);
+        if (id === undefined) {
+          deletes.push(sel);
+          before.set(sel, slot);
+          continue;
+        }
+        present++;
+        if (idAt(slot) !== id) {
+          upserts.push([sel, slotFor(id)]);
+          before.set(sel, slot);
+        }
+      }
+      // Desired entries the kernel lacks exist only when it has fewer of them than desired.
+      if (present < want.size) {
+        const has = new Set(have.keys);
+        for (const [sel, id] of want) if (!has.has(sel)) upserts.push([sel, slotFor(id)]);
+      }
+      return { upserts, deletes, before };
     };
-    const diffs = Object.fromEntries(SELECTORS.map((k) => [k, selectorDiff(k)])) as Record<SelectorName, MapDiff<unknown, number>>;
+    const diffs = Object.fromEntries(SELECTORS.map((k) => [k, selectorDiff(k)])) as Record<SelectorName, MapDiff<unknown, number> & { before: Map<unknown, number> }>;
     const desiredSettings = {
       default_slot: slotFor(desired.settings.default_class),
       flags: desired.settings.flags,
       cgroup_selectors: desired.cgroups.size,
     };
     const settingsChange = (['default_slot', 'flags', 'cgroup_selectors'] as const).some((k) => snap.settings[k] !== desiredSettings[k]);
-    const upsertSlots = classes.upserts.map(([id]) => slotFor(id));
+    const upsertSlots = classUpserts.map(([slot]) => slot);
     const dstUpserts = diffs.dst4.upserts.length + diffs.dst6.upserts.length;
     const dstDeletes = diffs.dst4.deletes.length + diffs.dst6.deletes.length;
 
@@ -278,7 +356,7 @@ export class Datapath {
         describe: `allocating slots for ${fresh.length} new classes in ${t.config.name}`,
         run: () => {
           if (allocated.length < fresh.length) {
-            throw new Error(`${t.config.name} is full: ${this.slotCount - 1} slots, ${used.size} in use, ${fresh.length} more needed`);
+            throw new Error(`${t.config.name} is full: ${this.slotCount - 1} slots, ${ids.length} in use, ${fresh.length} more needed`);
           }
           t.slots.setMany(allocated);
         },
@@ -298,7 +376,7 @@ export class Datapath {
           t.hists.reset(slots);
         },
         // Free slots: zero is what they should hold; groups that only this apply needed go back.
-        undo: () => t.hists.remove(allocated.map(([, slot]) => slot), used),
+        undo: () => t.hists.remove(allocated.map(([, slot]) => slot), new Set(Array.from(slotsOf))),
       },
       {
         name: t.hists.name,
@@ -310,12 +388,12 @@ export class Datapath {
       },
       {
         name: t.config.name,
-        size: classes.upserts.length,
-        describe: `writing ${classes.upserts.length} entries of ${t.config.name}`,
-        run: () => t.config.setMany(classes.upserts.map(([id, c]) => [slotFor(id), configEntry(id, c)] as const)),
+        size: classUpserts.length,
+        describe: `writing ${classUpserts.length} entries of ${t.config.name}`,
+        run: () => t.config.setMany(classUpserts),
         undo: () => t.config.setMany(configsBefore(upsertSlots)),
       },
-      ...SELECTORS.map((k) => upserts(t[k] as Table<unknown, number>, diffs[k], snap.raw[k] as Map<unknown, number>)),
+      ...SELECTORS.map((k) => upserts(t[k] as Table<unknown, number>, diffs[k], diffs[k].before)),
       {
         name: t.settings.name,
         size: settingsChange ? 1 : 0,
@@ -324,7 +402,7 @@ export class Datapath {
         undo: () => writeSettings({ ...live, default_slot: snap.settings.default_slot, flags: snap.settings.flags, cgroup_selectors: snap.settings.cgroup_selectors }),
       },
       ...(dstUpserts > 0 ? [bump()] : []),
-      ...SELECTORS.map((k) => deletes(t[k] as Table<unknown, number>, diffs[k], snap.raw[k] as Map<unknown, number>)),
+      ...SELECTORS.map((k) => deletes(t[k] as Table<unknown, number>, diffs[k], diffs[k].before)),
       ...(dstDeletes > 0 ? [bump()] : []),
       {
         name: t.config.name,
@@ -340,7 +418,7 @@ export class Datapath {
         run: () => t.slots.deleteMany(removed),
         undo: () => {
           const now = t.slots.entries();
-          t.slots.setMany(removed.filter((id) => !now.has(id)).map((id) => [id, snap.slots.get(id)!] as const));
+          t.slots.setMany(removedPairs.filter(([id]) => !now.has(id)));
         },
       },
       ...(removed.length > 0 ? [bump()] : []),
@@ -357,11 +435,46 @@ export class Datapath {
     // Schedules and counters of freed slots go last; losing them cannot misdirect a packet. (They
     // are zeroed again when the slot is reused, in case a packet in flight wrote them meanwhile.)
     // A freed slot's histogram is zeroed; a group no class uses any more gives its memory back.
-    zeroSlots(freedSlots);
-    t.hists.remove(freedSlots, usedAfter);
+    if (freedSlots.length > 0) {
+      zeroSlots(freedSlots);
+      t.hists.remove(freedSlots, new Set([...keptAt.map((i) => slotsOf[i]!), ...allocated.map(([, slot]) => slot)]));
+    }
     return report;
   }
 }
+
+/**
+ * slot → the class id class_slot gives it (the last entry wins, as a Map built from it would),
+ * in a typed array: a resync asks once per class and per selector. Slots past the array can
+ * only be in a class_slot written by hand; they are looked up in a Map.
+ */
+function slotIndex(classSlots: EntryList<number, number>, slotCount: number): { idAt(slot: number): number; isUsed(slot: number): boolean } {
+  const inArray = new Float64Array(slotCount).fill(-1);
+  const pastArray = new Map<number, number>();
+  for (let i = 0; i < classSlots.keys.length; i++) {
+    const slot = classSlots.values[i]!;
+    if (slot < slotCount) inArray[slot] = classSlots.keys[i]!;
+    else pastArray.set(slot, classSlots.keys[i]!);
+  }
+  const idAt = (slot: number) => (slot < slotCount ? inArray[slot]! : (pastArray.get(slot) ?? -1));
+  return { idAt, isUsed: (slot) => idAt(slot) !== -1 };
+}
+
+const PARENT_SLOT = classConfig.fields.find((f) => f.name === 'parent_slot')!.offset;
+
+/** The parent_slot of the kernel's entry at `slot`, or undefined past what was read. */
+function parentSlotAt(snap: Snapshot, slot: number): number | undefined {
+  const at = slot * classConfig.size;
+  return at + classConfig.size <= snap.configBytes.length ? snap.configBytes.readUInt32LE(at + PARENT_SLOT) : undefined;
+}
+
+/** The config the kernel had at `slot` when the snapshot was read (a free slot past what was read). */
+function configAt(snap: Snapshot, slot: number): SlotConfig {
+  const at = slot * classConfig.size;
+  return at + classConfig.size <= snap.configBytes.length ? classConfig.decode(snap.configBytes, at) : FREE_SLOT;
+}
+
+const isNanoseconds = (v: number) => Number.isSafeInteger(v) && v >= 0;
 
 /** Everything the program relies on, checked before any map is touched. */
 export function validate(s: ShaperState): void {
@@ -372,6 +485,11 @@ export function validate(s: ShaperState): void {
       problems.push(`class ${id}: rate ${c.rate_bps} bit/s is outside ${RATE_LIMITS.min}..${RATE_LIMITS.max}`);
     }
     if (!(c.horizon_ns > 0)) problems.push(`class ${id}: horizon must be positive`);
+    // The rest must encode (u64 nanoseconds, u32 flags): apply compares encoded entries before it writes any.
+    if (!(isNanoseconds(c.burst_ns) && isNanoseconds(c.horizon_ns) && isNanoseconds(c.ecn_ns))) {
+      problems.push(`class ${id}: burst_ns, horizon_ns and ecn_ns must be whole numbers of nanoseconds (0..2^53 - 1), got ${c.burst_ns}, ${c.horizon_ns}, ${c.ecn_ns}`);
+    }
+    if (c.flags >>> 0 !== c.flags) problems.push(`class ${id}: flags ${c.flags} is not a u32`);
     if (c.parent_id !== 0 && !s.classes.has(c.parent_id)) problems.push(`class ${id}: parent ${c.parent_id} is not in the state`);
     let depth = 1;
     for (let p = c.parent_id; p !== 0 && depth <= MAX_DEPTH; depth++) p = s.classes.get(p)?.parent_id ?? 0;
@@ -406,13 +524,14 @@ export interface MemoryHistograms extends HistogramTable {
 }
 
 /** In-memory tables with the same behaviour, for unit tests of the controller. `capacity` bounds the hash maps; `slots` the arrays. */
-export function memoryTables(capacity = 65_536, slotCount = MAX_CLASSES): ShaperTables & { slots: Table<number, number>; hists: MemoryHistograms } {
-  const table = <K, V>(name: string): Table<K, V> & { map: Map<K, V> } => {
+export function memoryTables(capacity = 65_536, slotCount = MAX_CLASSES): ShaperTables & { slots: ListTable<number, number>; hists: MemoryHistograms } {
+  const table = <K, V>(name: string): ListTable<K, V> & { map: Map<K, V> } => {
     const map = new Map<K, V>();
     return {
       name,
       map,
       entries: () => new Map(map),
+      list: () => ({ keys: [...map.keys()], values: [...map.values()] }),
       setMany(entries) {
         for (const [k, v] of entries) {
           if (!map.has(k) && map.size >= capacity) throw new Error(`map "${name}" is full: max_entries is ${capacity}`);
@@ -436,11 +555,19 @@ export function memoryTables(capacity = 65_536, slotCount = MAX_CLASSES): Shaper
       },
     };
   };
+  const config = array<SlotConfig>('class_config', FREE_SLOT);
+  // What the kernel's readArray returns: the slots' entries encoded, free slots all zero.
+  const readArray = (count: number): Buffer => {
+    const n = Math.min(count, slotCount);
+    const out = Buffer.alloc(n * classConfig.size);
+    for (const [slot, v] of config.map) if (slot < n) classConfig.encodeInto(v, out, slot * classConfig.size);
+    return out;
+  };
   const ZERO_STATS: ClassStats = { packets: 0, bytes: 0, delayed: 0, delay_ns: 0, horizon_drops: 0, ce_marks: 0, contention_drops: 0 };
   const stats = array<ClassStats>('class_stats', ZERO_STATS);
   const hists = new Map<number, number[]>();
   return {
-    config: array<SlotConfig>('class_config', FREE_SLOT),
+    config: Object.assign(config, { readArray }),
     state: array<ClassState>('class_state', { t_last: 0 }),
     stats: { get: stats.get, zeroMany: (keys) => stats.setMany(keys.map((k) => [k, ZERO_STATS] as const)) },
     slots: table('class_slot'),

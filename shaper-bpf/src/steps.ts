@@ -13,6 +13,17 @@ export interface Table<K, V> {
   deleteMany(keys: ReadonlyArray<K>): void;
 }
 
+/** A map's entries as read at once, as two parallel lists: entry i is (keys[i], values[i]). */
+export interface EntryList<K, V> {
+  keys: ArrayLike<K> & Iterable<K>;
+  values: ArrayLike<V> & Iterable<V>;
+}
+
+/** A Table that can also list its entries without building a Map (what a resync walks); TypedMap implements it. */
+export interface ListTable<K, V> extends Table<K, V> {
+  list(): EntryList<K, V>;
+}
+
 export interface Step {
   /** The map it writes, for the report. */
   name: string;

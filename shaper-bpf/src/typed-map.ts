@@ -11,24 +11,25 @@ export interface Codec<T> {
   encode(value: T): Buffer;
   /** Writes `value` (size bytes) at `offset` of `buf`, a zeroed buffer: what batch writes use. */
   encodeInto(value: T, buf: Buffer, offset: number): void;
-  decode(buf: Buffer): T;
+  /** Reads the value at `offset` (0 by default) of `buf`: entries read in batches are decoded in place. */
+  decode(buf: Buffer, offset?: number): T;
 }
 
 export const u32: Codec<number> = {
   size: 4,
   encode: u32Key,
   encodeInto: (n, buf, offset) => void buf.writeUInt32LE(n, offset),
-  decode: (b) => b.readUInt32LE(0),
+  decode: (b, offset = 0) => b.readUInt32LE(offset),
 };
 export const u64: Codec<bigint> = {
   size: 8,
   encode: (n) => u64Key(n),
   encodeInto: (n, buf, offset) => void buf.writeBigUInt64LE(BigInt(n), offset),
-  decode: (b) => b.readBigUInt64LE(0),
+  decode: (b, offset = 0) => b.readBigUInt64LE(offset),
 };
 
 export function struct<T>(layout: StructLayout<T>): Codec<T> {
-  return { size: layout.size, encode: (v) => layout.encode(v), encodeInto: (v, buf, offset) => layout.encodeInto(v, buf, offset), decode: (b) => layout.decode(b) };
+  return { size: layout.size, encode: (v) => layout.encode(v), encodeInto: (v, buf, offset) => layout.encodeInto(v, buf, offset), decode: (b, offset) => layout.decode(b, offset) };
 }
 
 /** A canonical CIDR string ("10.0.0.0/8", "2001:db8::/32") as an LPM trie key. */
@@ -47,9 +48,9 @@ export function prefix(family: 'ipv4' | 'ipv6'): Codec<string> {
       buf.writeUInt32LE(bits, offset);
       buf.set(addr.toByteArray(), offset + 4);
     },
-    decode(b) {
-      const addr = ipaddr.fromByteArray([...b.subarray(4, 4 + bytes)]);
-      return `${addr.toString()}/${b.readUInt32LE(0)}`;
+    decode(b, offset = 0) {
+      const addr = ipaddr.fromByteArray([...b.subarray(offset + 4, offset + 4 + bytes)]);
+      return `${addr.toString()}/${b.readUInt32LE(offset)}`;
     },
   };
   return codec;
@@ -67,7 +68,7 @@ export function address(family: 'ipv4' | 'ipv6'): Codec<string> {
     size: bytes,
     encode: (a) => Buffer.from(parse(a)),
     encodeInto: (a, buf, offset) => buf.set(parse(a), offset),
-    decode: (b) => ipaddr.fromByteArray([...b.subarray(0, bytes)]).toString(),
+    decode: (b, offset = 0) => ipaddr.fromByteArray([...b.subarray(offset, offset + bytes)]).toString(),
   };
 }
 
@@ -125,10 +126,36 @@ export class TypedMap<K, V> {
     this.map.deleteBatch(buf, n);
   }
 
+  /** Every entry, read at once (BpfMap.readEntries says what the read guarantees) and decoded. */
   entries(): Map<K, V> {
+    const { keys, values } = this.list();
     const out = new Map<K, V>();
-    for (const [k, v] of this.map.entries()) out.set(this.key.decode(k), this.value.decode(v));
+    for (let i = 0; i < keys.length; i++) out.set(keys[i]!, values[i]!);
     return out;
+  }
+
+  /** Every entry, read at once and decoded into two parallel lists (entry i is keys[i], values[i]). */
+  list(): { keys: ArrayLike<K> & Iterable<K>; values: ArrayLike<V> & Iterable<V> } {
+    const { count, keys, values } = this.map.readEntries();
+    // u32 → u32 (class_slot, mark_class: tens of thousands of entries per resync): the buffers
+    // read as words, nothing decoded (little-endian hosts, as layout.ts assumes throughout).
+    if ((this.key as Codec<unknown>) === u32 && (this.value as Codec<unknown>) === u32 && keys.byteOffset % 4 === 0 && values.byteOffset % 4 === 0) {
+      return { keys: new Uint32Array(keys.buffer, keys.byteOffset, count) as unknown as K[], values: new Uint32Array(values.buffer, values.byteOffset, count) as unknown as V[] };
+    }
+    const ks = this.key.size;
+    const vs = this.value.size;
+    const outKeys = new Array<K>(count);
+    const outValues = new Array<V>(count);
+    for (let i = 0; i < count; i++) {
+      outKeys[i] = this.key.decode(keys, i * ks);
+      outValues[i] = this.value.decode(values, i * vs);
+    }
+    return { keys: outKeys, values: outValues };
+  }
+
+  /** An array map's values for keys 0 .. count - 1, encoded as the kernel holds them, in one read (BpfMap.readArray). */
+  readArray(count: number): Buffer {
+    return this.map.readArray(count);
   }
 }
 

@@ -7,8 +7,31 @@ import { closeFd, objInfo, openPinnedFd, pinFd, unpinPath } from './info.js';
 import { lib, MapBatchOpts, MapCreateOpts, MapInfo, numPossibleCpus } from './native.js';
 import koffi from 'koffi';
 
-const { ENOENT, EINVAL, EOPNOTSUPP, E2BIG, ENOSPC } = constants.errno;
+const { ENOENT, EINVAL, EOPNOTSUPP, E2BIG, ENOSPC, EINTR } = constants.errno;
 const ENOTSUPP = 524; // kernel-internal; what bpf() returns for a batch op the map type lacks
+
+// Declared next to its only user; the struct type is native.ts's (koffi resolves it by name).
+const lookupBatch = koffi
+  .load('libbpf.so.1')
+  .func('int bpf_map_lookup_batch(int fd, void *in_batch, void *out_batch, void *keys, void *values, uint32_t *count, const bpf_map_batch_opts *opts)') as (
+  ...args: unknown[]
+) => number;
+
+/** Bytes one lookup batch may fill (keys and values): sets the default entries per call. */
+const READ_CHUNK_BYTES = 4 << 20;
+
+/** Hash maps whose lookup batch walks buckets (htab_map_lookup_batch): a key can never be returned twice. */
+const HTAB_TYPES = new Set([1, 5, 9, 10]); // hash, percpu_hash, lru_hash, lru_percpu_hash
+
+/**
+ * Entries read at once (BpfMap.readEntries): `count` keys packed in `keys` (count × keySize
+ * bytes) and their values in `values` (count × valueBufferSize), in the kernel's order.
+ */
+export interface MapEntries {
+  count: number;
+  keys: Buffer;
+  values: Buffer;
+}
 
 /** enum bpf_map_type (include/uapi/linux/bpf.h), index = value. */
 export const MAP_TYPE_NAMES = [
@@ -59,6 +82,7 @@ export class BpfMap {
   // Separately: arrays have an update batch but no delete batch.
   private noUpdateBatch = false;
   private noDeleteBatch = false;
+  private noLookupBatch = false;
 
   /** @param ownsFd whether close() closes the fd (false for maps owned by a BpfObject). */
   constructor(desc: BpfMapDescription, ownsFd: boolean) {
@@ -76,12 +100,16 @@ export class BpfMap {
    * maps. The caller owns the fd: close() it once the map is referenced elsewhere (an outer map
    * holds its own reference).
    */
-  static create(spec: { type: number; name: string; keySize: number; valueSize: number; maxEntries: number; btf?: MapBtf }): BpfMap {
+  static create(spec: { type: number; name: string; keySize: number; valueSize: number; maxEntries: number; btf?: MapBtf; flags?: number }): BpfMap {
     // With `btf`, the map carries the key and value types like a map an object declares: the
     // inner maps of a map of maps must, because kernel 6.1's bpf_map_meta_equal compares
     // timer_off, which is -ENOENT for a map with BTF and -EINVAL for one without (EINVAL on update).
-    const { btf, ...plain } = spec;
-    const opts = btf ? { sz: koffi.sizeof(MapCreateOpts), btf_fd: btf.fd, btf_key_type_id: btf.keyTypeId, btf_value_type_id: btf.valueTypeId } : null;
+    // `flags` are the map_flags (an LPM trie needs BPF_F_NO_PREALLOC).
+    const { btf, flags, ...plain } = spec;
+    const opts =
+      btf || flags
+        ? { sz: koffi.sizeof(MapCreateOpts), map_flags: flags ?? 0, ...(btf && { btf_fd: btf.fd, btf_key_type_id: btf.keyTypeId, btf_value_type_id: btf.valueTypeId }) }
+        : null;
     const fd = check(lib.bpf_map_create(spec.type, spec.name, spec.keySize, spec.valueSize, spec.maxEntries, opts) as number, 'create map', `map "${spec.name}"`);
     return new BpfMap({ fd, ...plain }, true);
   }
@@ -119,6 +147,11 @@ export class BpfMap {
 
   get typeName(): string {
     return MAP_TYPE_NAMES[this.type] ?? `type ${this.type}`;
+  }
+
+  /** false once the kernel refused a lookup batch for this map (readEntries then walks the keys). */
+  get hasLookupBatch(): boolean {
+    return !this.noLookupBatch;
   }
 
   get isPerCpu(): boolean {
@@ -280,12 +313,144 @@ export class BpfMap {
     }
   }
 
-  /** [key, value] pairs; keys deleted between the key walk and the lookup are skipped. */
+  /** [key, value] pairs, read at once with readEntries (see there for what the read guarantees). */
   *entries(): Generator<[Buffer, Buffer]> {
+    const { count, keys, values } = this.readEntries();
+    const ks = this.keySize;
+    const vs = this.valueBufferSize;
+    for (let i = 0; i < count; i++) yield [keys.subarray(i * ks, (i + 1) * ks), values.subarray(i * vs, (i + 1) * vs)];
+  }
+
+  /**
+   * Every entry, read with BPF_MAP_LOOKUP_BATCH, `chunk` entries per call (by default as many
+   * as fit in 4 MiB). Where the kernel has no lookup batch for the map's type (kernels before
+   * 5.6; LPM tries before the kernel gave them generic_map_lookup_batch), it walks the keys with
+   * GET_NEXT_KEY and looks each one up.
+   *
+   * What the read guarantees while the map changes under it (the program, or another process):
+   * it is not a snapshot of one moment. Every key present during the whole read is returned
+   * exactly once, with a value it had during the read; a key added or deleted meanwhile may or
+   * may not be; no key is returned twice. Hash maps are read bucket by bucket (each bucket
+   * under its lock, the resume token a bucket index), so a key cannot come twice. Arrays are
+   * read index by index, every index once. For the others (LPM tries, and every walk), the
+   * kernel resumes from the last key returned, and restarts from the first key when that key
+   * was deleted meanwhile: keys read twice are kept once, with the value read last. A value
+   * is copied whole, but not atomically with respect to a program writing it in place (the
+   * same as one lookup).
+   */
+  readEntries(options: { chunk?: number } = {}): MapEntries {
+    const read = this.noLookupBatch ? undefined : this.readBatched(Infinity, options.chunk);
+    if (read) return HTAB_TYPES.has(this.type) || this.isArray ? read : this.withoutRepeats(read);
+    return this.withoutRepeats(this.walk());
+  }
+
+  /**
+   * An array map's values for indexes 0 .. count - 1 (count × valueBufferSize bytes; fewer
+   * when the array has fewer entries), read with lookup batches. The keys are the indexes.
+   */
+  readArray(count: number, options: { chunk?: number } = {}): Buffer {
+    if (!this.isArray) throw new TypeError(`${this.target} is a ${this.typeName} map, not an array`);
+    if (!(Number.isInteger(count) && count >= 0)) throw new RangeError(`${this.target}: count must be an integer ≥ 0, got ${count}`);
+    const n = Math.min(count, this.maxEntries);
+    const read = this.noLookupBatch ? undefined : this.readBatched(n, options.chunk);
+    if (read) return read.values;
+    const vs = this.valueBufferSize;
+    const values = Buffer.alloc(n * vs);
+    const key = Buffer.alloc(4);
+    for (let i = 0; i < n; i++) {
+      key.writeUInt32LE(i, 0);
+      this.lookup(key)?.copy(values, i * vs);
+    }
+    return values;
+  }
+
+  /**
+   * Up to `limit` entries with lookup batches; undefined when the kernel has none for this map
+   * type (then noLookupBatch is set). The buffers grow by doubling, so a large map that holds
+   * few entries costs what it holds.
+   */
+  private readBatched(limit: number, chunkOption?: number): MapEntries | undefined {
+    const ks = this.keySize;
+    const vs = this.valueBufferSize;
+    let chunk = chunkOption ?? Math.max(1, Math.min(this.maxEntries, Math.floor(READ_CHUNK_BYTES / (ks + vs))));
+    if (!(Number.isInteger(chunk) && chunk >= 1)) throw new RangeError(`${this.target}: chunk must be an integer ≥ 1, got ${chunk}`);
+    let capacity = Math.min(limit, chunk);
+    let keys: Buffer = Buffer.allocUnsafeSlow(capacity * ks);
+    let values: Buffer = Buffer.allocUnsafeSlow(capacity * vs);
+    // The resume token: a bucket index for hash maps, the last key for the others.
+    let token = Buffer.alloc(Math.max(8, ks));
+    let next = Buffer.alloc(token.length);
+    const opts = batchOpts(0);
+    let done = 0;
+    let interrupted = 0;
+    for (let first = true; done < limit; ) {
+      const want = Math.min(chunk, limit - done);
+      if (capacity - done < want) {
+        capacity = Math.min(limit, Math.max(capacity * 2, done + want));
+        keys = grow(keys, capacity * ks, done * ks);
+        values = grow(values, capacity * vs, done * vs);
+      }
+      const n = new Uint32Array([want]);
+      const ret = lookupBatch(this.fd, first ? null : token, next, keys.subarray(done * ks), values.subarray(done * vs), n, opts);
+      // Older kernels' generic batch gives up with EINTR (after copying what it had) when it finds
+      // a key gone between its next-key step and its lookup three times in a row; later ones skip
+      // the key. Resuming from the token looks again.
+      const progress = ret === 0 || ret === -ENOENT || (ret === -EINTR && ++interrupted < 8);
+      if (progress) {
+        done += n[0]!;
+        if (ret === -ENOENT) break;
+        if (n[0]! > 0) {
+          [token, next] = [next, token];
+          first = false;
+          if (ret === 0) interrupted = 0;
+        }
+        continue;
+      }
+      // A hash bucket holds more entries than asked for: ask for more (nothing was copied).
+      if (ret === -ENOSPC && n[0] === 0 && chunk < this.maxEntries) {
+        chunk = Math.min(this.maxEntries, chunk * 2);
+        continue;
+      }
+      if (first && this.isBatchUnsupported(ret, n[0]!, want)) {
+        this.noLookupBatch = true;
+        return undefined;
+      }
+      check(ret, `look up a batch of ${want} entries after ${done}`, this.target);
+    }
+    return { count: done, keys: keys.subarray(0, done * ks), values: values.subarray(0, done * vs) };
+  }
+
+  /** Every entry by GET_NEXT_KEY and one lookup each; keys deleted between the two are skipped. */
+  private walk(): MapEntries {
+    const ks = this.keySize;
+    const vs = this.valueBufferSize;
+    const keys: Buffer[] = [];
+    const values: Buffer[] = [];
     for (const key of this.keys()) {
       const value = this.lookup(key);
-      if (value) yield [key, value];
+      if (!value) continue;
+      keys.push(key);
+      values.push(value);
     }
+    return { count: keys.length, keys: Buffer.concat(keys, keys.length * ks), values: Buffer.concat(values, values.length * vs) };
+  }
+
+  /** Keeps each key once, with the value read last (a resumed walk may return a key again). */
+  private withoutRepeats(read: MapEntries): MapEntries {
+    const ks = this.keySize;
+    const vs = this.valueBufferSize;
+    const last = new Map<string, number>();
+    for (let i = 0; i < read.count; i++) last.set(read.keys.toString('latin1', i * ks, (i + 1) * ks), i);
+    if (last.size === read.count) return read;
+    const keys = Buffer.alloc(last.size * ks);
+    const values = Buffer.alloc(last.size * vs);
+    let j = 0;
+    for (const i of last.values()) {
+      read.keys.copy(keys, j * ks, i * ks, (i + 1) * ks);
+      read.values.copy(values, j * vs, i * vs, (i + 1) * vs);
+      j++;
+    }
+    return { count: j, keys, values };
   }
 
   private get isArray(): boolean {
@@ -321,6 +486,13 @@ export class BpfMap {
     if (this.ownsFd) closeFd(this.fdValue);
     this.fdValue = -1;
   }
+}
+
+/** A larger buffer holding the first `used` bytes of `buf`. */
+function grow(buf: Buffer, size: number, used: number): Buffer {
+  const out = Buffer.allocUnsafeSlow(size);
+  buf.copy(out, 0, 0, used);
+  return out;
 }
 
 /** Key bytes for error messages (first 32). */
