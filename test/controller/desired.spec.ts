@@ -38,7 +38,7 @@ describe('desiredState', () => {
     assert.equal(borrowed.burst_ns, 5_000_000);
   });
 
-  it('without fq: policing flag and a depth of 2 ms, the burst when longer, one GSO packet at the rate when longer still, at most the horizon', () => {
+  it('without fq: policing flag and a depth of 2 ms, the burst when longer, two GSO packets at the rate when longer still, at most the horizon', () => {
     const gbit = 1_000_000_000;
     const d = desiredState(
       [
@@ -54,18 +54,19 @@ describe('desiredState', () => {
     );
     assert.equal(d.shaper.settings.flags & SETTINGS_POLICING, SETTINGS_POLICING);
     const depth = (id: number) => d.shaper.classes.get(id)!.horizon_ns;
-    assert.equal(depth(1), POLICING_HORIZON_NS); // 68 KB at 1 Gbit/s is 0.55 ms
+    assert.equal(depth(1), POLICING_HORIZON_NS); // 2 × 68 KB at 1 Gbit/s is 1.09 ms
     assert.equal(depth(2), 5_000_000);
     assert.equal(depth(3), 1_000_000);
-    assert.equal(depth(4), 54_504_000); // 45 × 1514 bytes at 10 Mbit/s
-    assert.equal(depth(5), 100_000_000);
+    assert.equal(depth(4), 109_008_000); // 2 × 45 × 1514 bytes at 10 Mbit/s
+    assert.equal(depth(5), 109_008_000);
+    assert.equal(desiredState([record('long-burst', 7, { rate: 10_000_000, burst: { ns: 200_000_000 } })], {}, inv(false)).shaper.classes.get(7)!.horizon_ns, 200_000_000);
     assert.equal(depth(6), 20_000_000);
     assert.equal(MAX_GSO_WIRE_BYTES, 68_130);
   });
 
   it('the policing depth follows the effective (borrowed) rate', () => {
     const c = record('a', 1, { rate: 10_000_000, ceil: 40_000_000 });
-    assert.equal(desiredState([c], {}, inv(false), new Map([[1, 40_000_000]])).shaper.classes.get(1)!.horizon_ns, 13_626_000);
+    assert.equal(desiredState([c], {}, inv(false), new Map([[1, 40_000_000]])).shaper.classes.get(1)!.horizon_ns, 27_252_000);
   });
 
   it('without fq, classes with a cgroup or prefix selector get TCP pacing at their effective rate, with their selectors; marks alone, or fq, get none', () => {
