@@ -224,7 +224,12 @@ export class Agent {
       this.log.error({ err: (err as Error).message, cgroupRoot: s.cgroupRoot }, 'TCP tuning could not be installed; shaping goes on without it');
       return;
     }
-    if (installed === undefined) return;
+    if (installed === undefined) {
+      // Without sock_ops a local TCP sender in a policed class is not paced and gets a small part of its rate (docs/agent.md, "TCP under policing").
+      const policed = this.ifaces.filter((i) => i.mode === 'policing').map((i) => i.installed.iface);
+      if (policed.length > 0) this.log.warn({ policed }, 'policing without --cgroup-root: local TCP senders are not paced (sock_ops is not attached) and get far less than their classes\' rates');
+      return;
+    }
     const tcp = (this.tcp = { installed, lastError: null as string | null });
     this.log.info({ cgroupRoot: installed.cgroupRoot, attach: installed.attach }, 'TCP tuning ready');
     const reconciler = new Reconciler<TcpState>({
