@@ -68,7 +68,8 @@ export const MAX_GSO_WIRE_BYTES = 45 * 1514;
 export const POLICING_GSO_PACKETS = 2;
 
 /**
- * The policer's depth: `max(burst, 2 ms, two GSO packets at the rate)`, at most the horizon: a
+ * The policer's depth: `max(burst, 2 ms, two GSO packets at the rate)`, at most the horizon; the
+ * agent gives the class's guaranteed rate, which borrowing never goes below: a
  * 64 KB GSO packet costs 54.5 ms at 10 Mbit/s. A sender may pass that many bytes (136 KB) above
  * its rate at once; from about 545 Mbit/s up, 2 ms is longer than two GSO packets.
  */
@@ -163,7 +164,9 @@ export function desiredState(
     const config: ClassConfig = {
       rate_bps: rate,
       burst_ns: burst,
-      horizon_ns: policing ? policingDepthNs(rate, burst, c.horizon) : c.horizon,
+      // At the guarantee, not the borrowed rate: a depth that shrank when the rate rose would drop
+      // every packet until now caught up with a schedule that ran ahead by the old depth.
+      horizon_ns: policing ? policingDepthNs(c.rate, burst, c.horizon) : c.horizon,
       ecn_ns: 0, // the API has no ECN threshold yet
       parent_id: c.parent === null ? 0 : byName.get(c.parent)!.id,
       flags: 0,

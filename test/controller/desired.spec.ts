@@ -64,9 +64,10 @@ describe('desiredState', () => {
     assert.equal(MAX_GSO_WIRE_BYTES, 68_130);
   });
 
-  it('the policing depth follows the effective (borrowed) rate', () => {
+  it('the policing depth stays at the guarantee\'s when the class borrows (a shorter one would drop what the schedule already holds)', () => {
     const c = record('a', 1, { rate: 10_000_000, ceil: 40_000_000 });
-    assert.equal(desiredState([c], {}, inv(false), new Map([[1, 40_000_000]])).shaper.classes.get(1)!.horizon_ns, 27_252_000);
+    assert.equal(desiredState([c], {}, inv(false), new Map([[1, 40_000_000]])).shaper.classes.get(1)!.horizon_ns, 109_008_000);
+    assert.equal(desiredState([c], {}, inv(false)).shaper.classes.get(1)!.horizon_ns, 109_008_000);
   });
 
   it('without fq, classes with a cgroup or prefix selector get TCP pacing at their effective rate, with their selectors; marks alone, or fq, get none', () => {
