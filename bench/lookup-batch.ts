@@ -1,7 +1,8 @@
 /**
- * The floor of reading a map: BPF_MAP_LOOKUP_BATCH, which pacer's binding does not use (its
- * entries() walks keys with GET_NEXT_KEY and looks each one up: two syscalls per entry). Bound
- * here, for bench:agent only, to measure what a resync's reads could cost.
+ * The floor of reading a map: BPF_MAP_LOOKUP_BATCH with nothing around it (no buffer growth, no
+ * decoding), the whole map, in chunks of 8,192. pacer's binding reads with the same call now
+ * (BpfMap.readEntries, readArray); this is bound on its own so the floor does not move with the
+ * binding it measures.
  */
 import koffi from 'koffi';
 import type { BpfMap } from '../shaper-bpf/src/libbpf/index.js';

@@ -112,6 +112,8 @@ export class Datapath {
   private readonly slotCount: number;
   /** Whether every class's slot was checked for a histogram (done by the first apply, see apply). */
   private histsChecked = false;
+  /** slot → class id, filled from class_slot by each apply (slotIndex). */
+  private slotIds: Float64Array | undefined;
 
   constructor(
     private readonly tables: ShaperTables,
@@ -213,7 +215,8 @@ export class Datapath {
     const snap = this.snapshot();
     // class_slot as read: entry i gives class ids[i] the slot slotsOf[i].
     const { keys: ids, values: slotsOf } = snap.classSlots;
-    const { idAt, isUsed } = slotIndex(snap.classSlots, this.slotCount);
+    // (The array is the Datapath's own, reused: a resync every 30 s need not allocate and fault in 512 KiB.)
+    const { idAt, isUsed } = slotIndex(snap.classSlots, (this.slotIds ??= new Float64Array(this.slotCount)));
     // class id → slot before this apply, made only when needed (new classes, removed ones, a changed parent or selector).
     let knownMap: Map<number, number> | undefined;
     const known = () => (knownMap ??= new Map(Array.from(ids, (id, i) => [id, slotsOf[i]!] as const)));
@@ -448,8 +451,9 @@ export class Datapath {
  * in a typed array: a resync asks once per class and per selector. Slots past the array can
  * only be in a class_slot written by hand; they are looked up in a Map.
  */
-function slotIndex(classSlots: EntryList<number, number>, slotCount: number): { idAt(slot: number): number; isUsed(slot: number): boolean } {
-  const inArray = new Float64Array(slotCount).fill(-1);
+function slotIndex(classSlots: EntryList<number, number>, inArray: Float64Array): { idAt(slot: number): number; isUsed(slot: number): boolean } {
+  const slotCount = inArray.length;
+  inArray.fill(-1);
   const pastArray = new Map<number, number>();
   for (let i = 0; i < classSlots.keys.length; i++) {
     const slot = classSlots.values[i]!;
@@ -490,9 +494,13 @@ export function validate(s: ShaperState): void {
       problems.push(`class ${id}: burst_ns, horizon_ns and ecn_ns must be whole numbers of nanoseconds (0..2^53 - 1), got ${c.burst_ns}, ${c.horizon_ns}, ${c.ecn_ns}`);
     }
     if (c.flags >>> 0 !== c.flags) problems.push(`class ${id}: flags ${c.flags} is not a u32`);
-    if (c.parent_id !== 0 && !s.classes.has(c.parent_id)) problems.push(`class ${id}: parent ${c.parent_id} is not in the state`);
     let depth = 1;
-    for (let p = c.parent_id; p !== 0 && depth <= MAX_DEPTH; depth++) p = s.classes.get(p)?.parent_id ?? 0;
+    if (c.parent_id !== 0) {
+      const parent = s.classes.get(c.parent_id); // one lookup for both checks: a resync validates every class
+      if (!parent) problems.push(`class ${id}: parent ${c.parent_id} is not in the state`);
+      depth = 2;
+      for (let p = parent?.parent_id ?? 0; p !== 0 && depth <= MAX_DEPTH; depth++) p = s.classes.get(p)?.parent_id ?? 0;
+    }
     if (depth > MAX_DEPTH) problems.push(`class ${id}: deeper than ${MAX_DEPTH} levels, or a parent cycle`);
   }
   const selectors: Array<[string, Map<unknown, number>]> = [

@@ -4,7 +4,7 @@
  * guarantees while another thread changes the map.
  */
 import assert from 'node:assert/strict';
-import { Worker } from 'node:worker_threads';
+import { spawn } from 'node:child_process';
 import { BpfMap, interfaceIndex, numPossibleCpus } from '../../shaper-bpf/src/libbpf/index.js';
 import type { MapEntries } from '../../shaper-bpf/src/libbpf/map.js';
 import { makePinDir, removePinDir } from '../support/bpffs.js';
@@ -162,8 +162,10 @@ describe('reading whole maps (lookup batches, real kernel)', function () {
 
     /**
      * Keys 0..STABLE-1 are written once and never touched; keys STABLE..STABLE+CHURN-1 are deleted
-     * and written again by a worker thread (value: the key, then a round number) while this thread
-     * reads the whole map again and again, in small chunks so each read spans many calls.
+     * and written again by another process (value: the key, then a round number) while this one
+     * reads the whole map again and again, in small chunks so each read spans many calls. (A
+     * process, not a worker thread: the binding registers libbpf's print callback in the thread
+     * that loads it, and a worker's callback would be called after the worker is gone.)
      */
     async function churnWhileReading(m: BpfMap, keyOf: (k: number) => Buffer, chunk: number): Promise<{ reads: number; churnRounds: number }> {
       const STABLE = 2_000;
@@ -172,37 +174,43 @@ describe('reading whole maps (lookup batches, real kernel)', function () {
       for (let k = 0; k < STABLE + CHURN; k++) m.update(keyOf(k), value(k, 0));
       const path = `${pinDir}/churn`;
       m.pin(path);
-      const stop = new Int32Array(new SharedArrayBuffer(4));
       const mapModule = new URL('../../shaper-bpf/src/libbpf/index.js', import.meta.url).href;
       const keyKind = m.type === TYPE.lpm_trie ? 'lpm' : 'u32';
-      const worker = new Worker(
-        `const { workerData, parentPort } = require('node:worker_threads');
-        (async () => {
-          const { BpfMap } = await import(workerData.mapModule);
-          const m = BpfMap.openPinned(workerData.path);
-          const key = (k) => { const b = Buffer.alloc(workerData.keyKind === 'lpm' ? 8 : 4);
-            if (workerData.keyKind === 'lpm') { b.writeUInt32LE(32, 0); b.writeUInt32BE(((10 << 24) | k) >>> 0, 4); } else b.writeUInt32LE(k, 0); return b; };
+      const churner = spawn(
+        process.execPath,
+        [
+          '--input-type=module',
+          '-e',
+          `const { BpfMap } = await import(${JSON.stringify(mapModule)});
+          const m = BpfMap.openPinned(${JSON.stringify(path)});
+          const key = (k) => { const b = Buffer.alloc(${keyKind === 'lpm' ? 8 : 4});
+            ${keyKind === 'lpm' ? 'b.writeUInt32LE(32, 0); b.writeUInt32BE(((10 << 24) | k) >>> 0, 4);' : 'b.writeUInt32LE(k, 0);'} return b; };
           let round = 0;
-          while (Atomics.load(workerData.stop, 0) === 0) {
+          let stop = false;
+          process.stdin.on('data', () => { stop = true; });
+          process.stdout.write('started\\n');
+          while (!stop) {
             round++;
             for (let k = ${STABLE}; k < ${STABLE + CHURN}; k++) m.delete(key(k));
             for (let k = ${STABLE}; k < ${STABLE + CHURN}; k++) { const v = Buffer.alloc(8); v.writeUInt32LE(k, 0); v.writeUInt32LE(round, 4); m.update(key(k), v); }
+            await new Promise((r) => setImmediate(r)); // lets the stop message in
           }
           m.close();
-          parentPort.postMessage(round);
-        })();`,
-        { eval: true, workerData: { mapModule, path, stop, keyKind } },
+          process.stdout.write('rounds ' + round + '\\n');`,
+        ],
+        { stdio: ['pipe', 'pipe', 'inherit'] },
       );
-      const done = new Promise<number>((resolve, reject) => {
-        worker.once('message', resolve);
-        worker.once('error', reject);
-      });
+      let out = '';
+      churner.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      const exited = new Promise<number | null>((resolve) => churner.once('exit', resolve));
       const stableKeys = new Set(Array.from({ length: STABLE }, (_, k) => keyOf(k).toString('hex')));
       const allKeys = new Map(Array.from({ length: STABLE + CHURN }, (_, k) => [keyOf(k).toString('hex'), k] as const));
       let reads = 0;
       try {
-        // Let the worker start churning, then read for a while.
-        await new Promise((r) => setTimeout(r, 200));
+        for (const t0 = Date.now(); !out.includes('started'); ) {
+          if (Date.now() - t0 > 10_000) throw new Error('the churning process did not start');
+          await new Promise((r) => setTimeout(r, 20));
+        }
         const until = Date.now() + 3_000;
         while (Date.now() < until || reads < 20) {
           const got = byKey(m, m.readEntries({ chunk })); // fails on a key read twice
@@ -214,12 +222,15 @@ describe('reading whole maps (lookup batches, real kernel)', function () {
             assert.equal(v.readUInt32LE(0), n, `read ${reads}: key ${k} with a value of another key`);
             if (n < STABLE) assert.equal(v.readUInt32LE(4), 0, `stable key ${k} changed`);
           }
+          await new Promise((r) => setImmediate(r)); // lets the churner's output in
         }
+        churner.stdin.end('stop\n');
+        const code = await exited;
+        assert.equal(code, 0, 'the churning process exited cleanly');
       } finally {
-        Atomics.store(stop, 0, 1);
+        if (churner.exitCode === null) churner.kill('SIGKILL');
       }
-      const churnRounds = await done;
-      await worker.terminate();
+      const churnRounds = Number(/rounds (\d+)/.exec(out)?.[1] ?? 0);
       return { reads, churnRounds };
     }
 

@@ -20,6 +20,12 @@ import { makePinDir, removePinDir } from '../support/bpffs.js';
 import { frame } from '../support/packets.js';
 import { TestClasses } from '../support/slots.js';
 import { TEST_RUN, type GuestReport, type StepResult } from './guest-report.js';
+import { isDeepStrictEqual } from 'node:util';
+import { Datapath, type ShaperState } from '../../shaper-bpf/src/datapath.js';
+import { u32Key } from '../../shaper-bpf/src/layout.js';
+
+/** The batch-read step's size: enough classes that every read spans many hash buckets and slots. */
+const BATCH_READ = { classes: 1_000 } as const;
 
 const resultsDir = process.env.RESULTS;
 if (!resultsDir) throw new Error('guest-bpf: RESULTS is not set (run it through runInVm)');
@@ -78,6 +84,43 @@ try {
     });
     const stats = classes.stats(1);
     return { t0: String(TEST_RUN.t0), runs, statsPackets: stats?.packets, statsDelayed: stats?.delayed, tLast: String(classes.state(1)?.t_last) };
+  });
+
+  // Whole-map reads (BPF_MAP_LOOKUP_BATCH, since 5.6) on 6.1: each map the Datapath reads, read
+  // in batches and by one lookup per key must give the same entries, and a no-op apply writes nothing.
+  await step('batchRead', () => {
+    if (!egress) throw new Error('pacer_tc.o did not load');
+    const eg = egress;
+    const desired: ShaperState = { classes: new Map(), marks: new Map(), cgroups: new Map([[7n, 1]]), dst4: new Map(), dst6: new Map(), settings: { default_class: 0, flags: 0 } };
+    for (let id = 1; id <= BATCH_READ.classes; id++) {
+      desired.classes.set(id, { rate_bps: 1_000_000 * id, burst_ns: 0, horizon_ns: 2_000_000_000, ecn_ns: 0, parent_id: id > 10 ? (id % 10) + 1 : 0, flags: 0 });
+      desired.marks.set(1_000 + id, id);
+    }
+    for (let i = 0; i < 50; i++) desired.dst4.set(`10.${i}.0.0/16`, i + 1);
+    desired.dst6.set('2001:db8::/32', 2);
+    const dp = new Datapath(eg);
+    let t = performance.now();
+    dp.apply(desired);
+    const applyMs = Math.round(performance.now() - t);
+    const maps = { hash: eg.slots.map, lpm: eg.dst4.map, array: eg.config.map, percpuArray: eg.stats.map };
+    const sameAsLookups = Object.fromEntries(
+      Object.entries(maps).map(([kind, m]) => {
+        const read = m.readEntries();
+        const byKey = new Map<string, string>();
+        for (let i = 0; i < read.count; i++) byKey.set(read.keys.subarray(i * m.keySize, (i + 1) * m.keySize).toString('hex'), read.values.subarray(i * m.valueBufferSize, (i + 1) * m.valueBufferSize).toString('hex'));
+        const walked = new Map([...m.keys()].map((k) => [k.toString('hex'), m.lookup(k)!.toString('hex')] as const));
+        const same = read.count === byKey.size && byKey.size === walked.size && [...walked].every(([k, v]) => byKey.get(k) === v);
+        return [kind, { entries: read.count, same, lookupBatch: m.hasLookupBatch }];
+      }),
+    );
+    const arrayHead = eg.config.readArray(BATCH_READ.classes + 1);
+    const arrayHeadSame = arrayHead.equals(Buffer.concat(Array.from({ length: BATCH_READ.classes + 1 }, (_, slot) => eg.config.map.lookup(u32Key(slot))!)));
+    t = performance.now();
+    const noop = dp.apply(desired).changes;
+    const noopMs = Math.round(performance.now() - t);
+    const readBack = isDeepStrictEqual(dp.read(), desired);
+    dp.apply({ ...desired, classes: new Map(), marks: new Map(), cgroups: new Map(), dst4: new Map(), dst6: new Map() });
+    return { classes: BATCH_READ.classes, applyMs, noopMs, noop, readBack, sameAsLookups, arrayHeadSame };
   });
 
   await step('loadSockops', () => {

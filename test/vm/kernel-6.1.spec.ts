@@ -71,6 +71,19 @@ describe('Debian 12 kernel 6.1 in a VM: pacer BPF objects and fq', function () {
     assert.equal(s.statsDelayed, TEST_RUN.packets - 1);
   });
 
+  it('whole-map reads on 6.1: lookup batches where 6.1 has them, the key walk where not, the same entries as one lookup per key; a no-op apply writes nothing', function () {
+    const s = report.steps.batchRead;
+    assert.ok(s?.ok, failure('batchRead', s));
+    const maps = s.sameAsLookups as Record<string, { entries: number; same: boolean; lookupBatch: boolean }>;
+    this.test!.title += ` (${Object.entries(maps).map(([kind, m]) => `${kind} ${m.lookupBatch ? 'batch' : 'walk'}`).join(', ')}; ${String(s.classes)} classes: apply ${String(s.applyMs)} ms, no-op apply ${String(s.noopMs)} ms under emulation)`;
+    for (const [kind, m] of Object.entries(maps)) assert.ok(m.same && m.entries > 0, `${kind}: ${JSON.stringify(m)}`);
+    // Hash, array and per-CPU maps have lookup batches since 5.6 (5.6's generic_map_lookup_batch for arrays).
+    assert.deepEqual([maps.hash!.lookupBatch, maps.array!.lookupBatch, maps.percpuArray!.lookupBatch], [true, true, true]);
+    assert.equal(s.arrayHeadSame, true, 'readArray(n) gives the first n entries');
+    assert.deepEqual(s.noop, {});
+    assert.equal(s.readBack, true, 'the Datapath reads back what it applied');
+  });
+
   it('pacer_sockops.o loads through TcpTuningObject.load', function () {
     const s = report.steps.loadSockops;
     assert.ok(s?.ok, failure('loadSockops', s));
