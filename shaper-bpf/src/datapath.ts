@@ -223,8 +223,10 @@ export class Datapath {
 
     // Walk class_slot once: each entry is a desired class (kept, its config compared below) or
     // one to remove (deleted classes, and leftovers of a crashed apply).
-    const keptAt: number[] = []; // indexes into class_slot
-    const keptConfigs: ClassConfig[] = []; // their desired configs
+    // (Sized once: a resync keeps every entry, and growing two arrays of 50,000 is garbage.)
+    const keptIndexes = new Int32Array(ids.length); // indexes into class_slot
+    const keptConfigs = new Array<ClassConfig>(ids.length); // their desired configs
+    let keptCount = 0;
     const removedPairs: Array<readonly [number, number]> = [];
     for (let i = 0; i < ids.length; i++) {
       const c = desired.classes.get(ids[i]!);
@@ -232,9 +234,10 @@ export class Datapath {
         removedPairs.push([ids[i]!, slotsOf[i]!]);
         continue;
       }
-      keptAt.push(i);
-      keptConfigs.push(c);
+      keptIndexes[keptCount] = i;
+      keptConfigs[keptCount++] = c;
     }
+    const keptAt = keptIndexes.subarray(0, keptCount);
     removedPairs.sort((a, b) => a[0] - b[0]);
     const removed = removedPairs.map(([id]) => id);
     const freedSlots = removedPairs.map(([, slot]) => slot);
@@ -250,7 +253,7 @@ export class Datapath {
     const slotFor = (id: number) => (id === 0 ? 0 : (allocatedSlot.get(id) ?? known().get(id)!));
     // Kept classes whose slot has no histogram (maps pinned by a pacer from before histograms, or
     // an apply that crashed): checked once per Datapath, then this apply gives them one.
-    const kept = this.histsChecked ? [] : keptAt.map((i) => slotsOf[i]!);
+    const kept = this.histsChecked ? [] : Array.from(keptAt, (i) => slotsOf[i]!);
     const withHist = this.histsChecked ? undefined : t.hists.present(kept);
     const histless = withHist ? kept.filter((slot) => !withHist.has(slot)) : [];
 
@@ -440,7 +443,7 @@ export class Datapath {
     // A freed slot's histogram is zeroed; a group no class uses any more gives its memory back.
     if (freedSlots.length > 0) {
       zeroSlots(freedSlots);
-      t.hists.remove(freedSlots, new Set([...keptAt.map((i) => slotsOf[i]!), ...allocated.map(([, slot]) => slot)]));
+      t.hists.remove(freedSlots, new Set([...Array.from(keptAt, (i) => slotsOf[i]!), ...allocated.map(([, slot]) => slot)]));
     }
     return report;
   }
