@@ -393,6 +393,7 @@ export class Agent {
       registry: this.registry,
       sources: () => this.ifaces.map((i) => ({ iface: i.installed.iface, mode: i.mode, datapath: i.installed.datapath })),
       appliedRevision: () => this.status().appliedRevision,
+      api: () => this.api.connection(),
       histograms: this.delayHistograms,
     });
     this.metricsServer = createServer(async (req, res) => {

@@ -59,9 +59,21 @@ export function backoffDelay(attempt: number, b: Backoff, random: () => number):
 
 const PAGE = 1000;
 
+/** Whether the agent follows the API now; for metrics. The agent enforces either way. */
+export interface ApiConnection {
+  /** The watch is caught up (it got `ready`) and has not failed since. */
+  connected: boolean;
+  /** Date.now() of the last change of `connected` (or of the client's creation). */
+  sinceMs: number;
+  /** Failed attempts (list or watch) since the client was created. */
+  failures: number;
+  lastError: string | null;
+}
+
 export class ApiClient {
   private readonly fetch: typeof fetch;
   private readonly backoff: Backoff;
+  private readonly conn: ApiConnection = { connected: false, sinceMs: Date.now(), failures: 0, lastError: null };
 
   constructor(private readonly o: ApiClientOptions) {
     this.fetch = o.fetch ?? fetch;
@@ -99,6 +111,19 @@ export class ApiClient {
   /** PUT /v1/hosts/{name}/status: the heartbeat. */
   async heartbeat(status: HostStatus): Promise<void> {
     await (await this.call('PUT', `/v1/hosts/${encodeURIComponent(this.o.host)}/status`, status)).text();
+  }
+
+  /** Whether the budgets stream follows the API now (a copy). */
+  connection(): ApiConnection {
+    return { ...this.conn };
+  }
+
+  private setConnected(connected: boolean, err?: Error): void {
+    if (err) {
+      this.conn.failures++;
+      this.conn.lastError = err.message;
+    }
+    if (this.conn.connected !== connected) Object.assign(this.conn, { connected, sinceMs: Date.now() });
   }
 
   /** Every class for this host, page by page. The first page's revision is the watch's start: later changes are replayed, and replaying one is harmless. */
@@ -142,6 +167,7 @@ export class ApiClient {
             }
             await this.watch(state, abort.signal, () => {
               attempt = 0; // a connection that got as far as ready resets the backoff
+              this.setConnected(true);
               this.o.onConnected?.(state!.revision);
               emit();
             }, emit);
@@ -151,6 +177,7 @@ export class ApiClient {
             if (err instanceof HistoryGone) state = undefined;
             const delay = err instanceof HistoryGone && attempt === 0 ? 0 : backoffDelay(attempt, this.backoff, this.o.random ?? Math.random);
             attempt++;
+            this.setConnected(false, err as Error);
             this.o.onError?.(err as Error, delay);
             await sleep(delay);
           }

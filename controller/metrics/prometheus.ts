@@ -11,6 +11,7 @@
  * exposition text, escaping and `+Inf` are prom-client's own.
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { ApiConnection } from '../api-client/api-client.js';
 import type { Datapath, DelayHistogram } from '../../shaper-bpf/src/datapath.js';
 import type { ClassStats } from '../../shaper-bpf/src/layout.js';
 import type { InterfaceMode } from '../../shaper-bpf/src/interface.js';
@@ -33,8 +34,8 @@ export const DELAY_LE_NS: readonly number[] = Array.from({ length: 25 }, (_, i) 
 type ClassLabel = 'iface' | 'class_id';
 type Sample = { labels: Record<string, string>; value: number; metricName?: string };
 
-/** A counter whose samples are set from a snapshot of the kernel's counters before each scrape. */
-class KernelCounter extends Counter<ClassLabel> {
+/** A counter whose samples are set from a snapshot (the kernel's counters, the API client's) before each scrape. */
+class SnapshotCounter extends Counter<ClassLabel> {
   samples: Sample[] = [];
   override async get() {
     return { ...(await super.get()), values: this.samples };
@@ -105,16 +106,21 @@ export interface PrometheusMetricsOptions {
   sources: () => MetricsSource[];
   /** The API revision applied on every interface. */
   appliedRevision: () => number;
+  /** Whether the agent follows the API now; absent = not reported. */
+  api?: () => ApiConnection;
   /** Shared with the InfluxDB sink so that a histogram is read once however many readers want it. */
   histograms?: DelayHistogramCache;
 }
 
 export class PrometheusMetrics {
-  private readonly counters: Record<keyof typeof COUNTERS, KernelCounter>;
+  private readonly counters: Record<keyof typeof COUNTERS, SnapshotCounter>;
   private readonly rate: SnapshotGauge;
   private readonly delay: KernelHistogram;
   private readonly applied: Gauge;
   private readonly mode: Gauge<'iface' | 'mode'>;
+  private readonly apiConnected: Gauge;
+  private readonly apiDisconnectedFor: Gauge;
+  private readonly apiFailures: SnapshotCounter;
   private readonly histograms: DelayHistogramCache;
   /**
    * A class's histogram samples, kept with the histogram they were made from: the cache returns the
@@ -127,8 +133,8 @@ export class PrometheusMetrics {
     const labelNames = ['iface', 'class_id'] as const;
     this.histograms = o.histograms ?? new DelayHistogramCache();
     this.counters = Object.fromEntries(
-      Object.entries(COUNTERS).map(([k, [name, help]]) => [k, new KernelCounter({ name, help, labelNames, registers })]),
-    ) as Record<keyof typeof COUNTERS, KernelCounter>;
+      Object.entries(COUNTERS).map(([k, [name, help]]) => [k, new SnapshotCounter({ name, help, labelNames, registers })]),
+    ) as Record<keyof typeof COUNTERS, SnapshotCounter>;
     this.rate = new SnapshotGauge({ name: 'pacer_class_effective_rate_bps', help: 'Rate in the class\'s config map (the borrowing loop\'s effective rate), bits/s', labelNames, registers });
     this.delay = new KernelHistogram({
       name: DELAY_HISTOGRAM,
@@ -138,6 +144,10 @@ export class PrometheusMetrics {
       registers,
     });
     this.applied = new Gauge({ name: 'pacer_agent_applied_revision', help: 'API revision applied on every interface', registers });
+    // The API being out of reach never stops enforcement (the maps and the snapshot go on); these say it.
+    this.apiConnected = new Gauge({ name: 'pacer_agent_api_connected', help: '1 while the agent follows the API\'s watch (caught up), 0 while it cannot reach it (enforcement goes on from the maps)', registers });
+    this.apiDisconnectedFor = new Gauge({ name: 'pacer_agent_api_unreachable_seconds', help: 'How long the agent has not been following the API; 0 while connected', registers });
+    this.apiFailures = new SnapshotCounter({ name: 'pacer_agent_api_failures_total', help: 'Failed attempts to list or watch the API', registers });
     this.mode = new Gauge({ name: 'pacer_interface_mode', help: 'What the interface does: 1 for its mode (shaping with fq, or policing without), 0 for the other', labelNames: ['iface', 'mode'], registers });
   }
 
@@ -150,6 +160,12 @@ export class PrometheusMetrics {
   /** One snapshot of every interface's maps into the metrics. */
   collect(): void {
     this.applied.set(this.o.appliedRevision());
+    const api = this.o.api?.();
+    if (api) {
+      this.apiConnected.set(api.connected ? 1 : 0);
+      this.apiDisconnectedFor.set(api.connected ? 0 : (Date.now() - api.sinceMs) / 1000);
+      this.apiFailures.samples = [{ labels: {}, value: api.failures }];
+    }
     this.mode.reset();
     const counters = Object.fromEntries(Object.keys(COUNTERS).map((k) => [k, [] as Sample[]])) as Record<keyof typeof COUNTERS, Sample[]>;
     const rates: Sample[] = [];

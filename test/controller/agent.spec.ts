@@ -130,4 +130,42 @@ describe('Agent (in-memory datapath, real API)', () => {
       await agent.stop();
     }
   });
+  it('/metrics says when the API is out of reach, and the class stays enforced', async () => {
+    const own = await startTestApi(); // this test stops it
+    const token = await tokenFor(own.url, 'agent', 'node-u');
+    const installer = new MemoryInstaller(true);
+    const container = new Container();
+    const config = resolveAgentConfig(
+      { api: own.url, iface: ['eth0'], host: 'node-u', stateDir: dir, metricsListen: '127.0.0.1:0', heartbeatMs: '60000', backoffMinMs: '50', backoffMaxMs: '100' },
+      { PACER_TOKEN: token },
+    );
+    container.load(configModule(config, pino({ level: 'silent' })), apiClientModule, agentModule);
+    container.bind(INTERFACE_INSTALLER).toConstantValue(installer);
+    const agent = container.get(Agent);
+    await agent.start();
+    const scrape = async () => parsePrometheusText(await (await fetch(`http://${agent.metricsAddress()}/metrics`)).text());
+    try {
+      const created = await request(own.url, 'POST', '/v1/classes', { body: { name: 'kept', rate: '10mbit', match: { marks: [7] } } });
+      const id = created.body.id as number;
+      await until(() => installer.tables.get('eth0')!.slots.entries().get(id));
+      let m = await until(async () => {
+        const s = await scrape();
+        return s.value('pacer_agent_api_connected', {}) === 1 ? s : undefined;
+      });
+      assert.equal(m.value('pacer_agent_api_unreachable_seconds', {}), 0);
+      assert.equal(m.types.get('pacer_agent_api_failures_total'), 'counter');
+      await own.close();
+      m = await until(async () => {
+        const s = await scrape();
+        return s.value('pacer_agent_api_connected', {}) === 0 ? s : undefined;
+      });
+      assert.ok(m.value('pacer_agent_api_failures_total', {})! >= 1);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.ok((await scrape()).value('pacer_agent_api_unreachable_seconds', {})! > 0);
+      assert.ok(installer.tables.get('eth0')!.slots.entries().get(id), 'the class is still enforced');
+    } finally {
+      await agent.stop();
+      await own.close().catch(() => {});
+    }
+  });
 });
