@@ -13,16 +13,23 @@
  *   effective rate it had during the interval, or when its horizon drops grew and it used at
  *   least half of that rate (under policing, and for senders that ignore pacing, the excess is
  *   dropped, not counted). A parent is demanding when one of its children is. Delayed packets
- *   alone are not a signal: pacing delays packets of a bursty sender far below its rate too.
+ *   alone do not make a class demanding (its ceil): pacing delays packets of a bursty sender far
+ *   below its rate too. Under a full parent they do claim its guarantee (squeezed, below).
  * - Demand: a demanding class wants its ceil; any other wants its smoothed usage × `headroom`
  *   (110%), so it has room to grow and a class using less than its guarantee keeps the guarantee.
- * - Squeezed by its parent: a class that is not demanding although its horizon drops grew (it
- *   used less than half its rate), under a parent that used at least `saturation` of its own
- *   rate, wants at least its guarantee. The parent's schedule is shared first come, first served, so while a sibling
- *   holds a borrowed rate a class waking up can be held far below its guarantee by the parent
- *   alone; its drops say it wants more, the full parent says why. It gets its guarantee back in
- *   one allocation, instead of 10% more per interval. (Drops under a parent with room are the
- *   class's own bursts beyond its depth: more rate for it would not help, so nothing changes.)
+ * - Squeezed by its parent: a class that is active in the interval (it passed packets, or had
+ *   some dropped) and held back there — its horizon drops grew, or its packets were delayed (the
+ *   stats' `delayed` counter grew) — under a parent that used at least `saturation` of its own
+ *   rate, wants at least its guarantee. The parent's schedule is shared first come, first served,
+ *   so while a sibling holds a borrowed rate a class waking up can be held far below its guarantee
+ *   by the parent alone: under policing its packets are dropped, under fq they wait behind the
+ *   sibling's packets queued with departures far ahead, its TCP sees huge RTTs and stays far
+ *   below half its rate (so it never looks demanding). The full parent says why. It gets its
+ *   guarantee back in one allocation, instead of 10% more per interval, or never. The price: an
+ *   active class under a full parent keeps its whole guarantee counted against the parent even
+ *   when its delays are its own bursts (guarantees are guarantees, as in HTB), so its siblings
+ *   borrow a little less than HTB would lend. (Drops or delays under a parent with room are the
+ *   class's own bursts: more rate would not help it, so nothing changes.)
  * - A restarted agent adopts the allocation the kernel enforces (`adopt`) and keeps it until an
  *   interval has been measured: a restart neither drops a borrowed rate to the guarantee for a
  *   second nor writes anything.
@@ -51,6 +58,7 @@ interface Sample {
   atMs: number;
   bytes: number;
   drops: number;
+  delayed: number;
 }
 
 export class Borrower {
@@ -59,6 +67,11 @@ export class Borrower {
   private last = new Map<number, Sample>();
   /** Smoothed usage of the class's own traffic, bits/s. */
   private usage = new Map<number, number>();
+  /**
+   * Classes held back in the last interval: their horizon drops grew, or they passed packets and
+   * some of them were delayed (a departure in the future). Squeezed if their parent is full.
+   */
+  private held = new Set<number>();
   /** Classes whose horizon drops grew in the last interval. */
   private dropping = new Set<number>();
   /** Intervals in a row in which the class passed nothing. */
@@ -74,17 +87,18 @@ export class Borrower {
   }
 
   /** Takes one reading of the stats maps (class id → counters), at `nowMs`. */
-  sample(nowMs: number, stats: ReadonlyMap<number, Pick<ClassStats, 'bytes' | 'horizon_drops'>>): void {
+  sample(nowMs: number, stats: ReadonlyMap<number, Pick<ClassStats, 'bytes' | 'horizon_drops' | 'delayed'>>): void {
     const next = new Map<number, Sample>();
     const dropping = new Set<number>();
+    const held = new Set<number>();
     const usage = new Map<number, number>();
     const quiet = new Map<number, number>();
     for (const [id, s] of stats) {
-      const cur = { atMs: nowMs, bytes: s.bytes, drops: s.horizon_drops };
+      const cur = { atMs: nowMs, bytes: s.bytes, drops: s.horizon_drops, delayed: s.delayed };
       next.set(id, cur);
       const prev = this.last.get(id);
       // A first reading, or counters that went back (the slot was freed and reused): a new baseline.
-      if (!prev || cur.bytes < prev.bytes || cur.drops < prev.drops || nowMs <= prev.atMs) continue;
+      if (!prev || cur.bytes < prev.bytes || cur.drops < prev.drops || cur.delayed < prev.delayed || nowMs <= prev.atMs) continue;
       const measured = ((cur.bytes - prev.bytes) * 8 * 1000) / (nowMs - prev.atMs);
       this.measured = true;
       const old = this.usage.get(id) ?? 0;
@@ -92,11 +106,13 @@ export class Borrower {
       quiet.set(id, q);
       usage.set(id, q >= this.o.idleAfter ? 0 : measured >= old ? measured : old + this.o.decay * (measured - old));
       if (cur.drops > prev.drops) dropping.add(id);
+      if (cur.drops > prev.drops || (cur.bytes > prev.bytes && cur.delayed > prev.delayed)) held.add(id);
     }
     this.last = next;
     this.usage = usage;
     this.quiet = quiet;
     this.dropping = dropping;
+    this.held = held;
   }
 
   /**
@@ -167,7 +183,8 @@ export class Borrower {
     const demand = new Map<number, number>();
     for (const c of tree) {
       const headroom = (usage.get(c.id) ?? 0) * this.o.headroom;
-      const squeezed = this.dropping.has(c.id) && full(c.parentId);
+      // Its demand is at least its guarantee: max(rate, usage × headroom).
+      const squeezed = this.held.has(c.id) && full(c.parentId);
       demand.set(c.id, isDemanding(c) ? c.ceil : squeezed ? Math.max(c.rate, headroom) : headroom);
     }
     const next = effectiveRates(tree, demand);

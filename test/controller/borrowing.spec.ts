@@ -207,7 +207,8 @@ describe('Borrower', () => {
     { id: A, parentId: P, rate: 10 * M, ceil: 40 * M, weight: 1 },
     { id: B, parentId: P, rate: 10 * M, ceil: 40 * M, weight: 1 },
   ];
-  const stats = (a: number, b: number, drops = 0) => new Map([[P, { bytes: 0, horizon_drops: 0 }], [A, { bytes: a, horizon_drops: drops }], [B, { bytes: b, horizon_drops: 0 }]]);
+  const stats = (a: number, b: number, drops = 0) =>
+    new Map([[P, { bytes: 0, horizon_drops: 0, delayed: 0 }], [A, { bytes: a, horizon_drops: drops, delayed: 0 }], [B, { bytes: b, horizon_drops: 0, delayed: 0 }]]);
 
   it('counters that go back (a reused slot) are a new baseline, not negative usage', () => {
     const b = new Borrower();
@@ -289,7 +290,7 @@ describe('Borrower', () => {
     ];
     /** Cumulative counters: Mbit passed and drops so far, per child. */
     const at = (a: [number, number], b: [number, number]) =>
-      new Map([[P, { bytes: 0, horizon_drops: 0 }], [A, { bytes: (a[0] * M) / 8, horizon_drops: a[1] }], [B, { bytes: (b[0] * M) / 8, horizon_drops: b[1] }]]);
+      new Map([[P, { bytes: 0, horizon_drops: 0, delayed: 0 }], [A, { bytes: (a[0] * M) / 8, horizon_drops: a[1], delayed: 0 }], [B, { bytes: (b[0] * M) / 8, horizon_drops: b[1], delayed: 0 }]]);
     const squeezed = new Borrower();
     squeezed.sample(0, at([0, 0], [0, 0]));
     squeezed.sample(1000, at([40, 500], [0, 0])); // A alone, policed at 40
@@ -304,5 +305,40 @@ describe('Borrower', () => {
     bursty.sample(1000, at([10, 0], [4, 300])); // parent at 14 of 40
     const q = bursty.rates(lopsided);
     assert.ok(q.get(A)! > 30 * M, `A keeps B's unused guarantee: ${q.get(A)}`);
+  });
+  it('under fq, a class held below its guarantee by a full parent (delayed packets, little usage) gets its guarantee back in one allocation', () => {
+    // With fq nothing is dropped: while A holds the parent's whole 40 Mbit/s, its TCP packets wait
+    // in fq with departures far ahead, the parent's schedule runs ahead, and a waking B's packets
+    // wait behind it; B's TCP sees huge RTTs and passes 2 Mbit/s of its 10 Mbit/s guarantee.
+    /** Cumulative counters: Mbit passed and packets delayed so far, per child (no drops). */
+    const at = (a: [number, number], b: [number, number]) =>
+      new Map([
+        [P, { bytes: 0, horizon_drops: 0, delayed: 0 }],
+        [A, { bytes: (a[0] * M) / 8, horizon_drops: 0, delayed: a[1] }],
+        [B, { bytes: (b[0] * M) / 8, horizon_drops: 0, delayed: b[1] }],
+      ]);
+    const held = new Borrower();
+    held.sample(0, at([0, 0], [0, 0]));
+    held.sample(1000, at([40, 3000], [0, 0])); // A alone at 40, paced
+    assert.equal(held.rates(t).get(A), 40 * M, 'A borrowed up to its ceil');
+    held.sample(2000, at([78, 6000], [2, 150])); // the parent full: A 38, B 2 of its 10, delayed
+    const r = held.rates(t);
+    assert.ok(r.get(B)! >= 10 * M, `B gets at least its guarantee: ${r.get(B)}`);
+    assert.ok(r.get(A)! <= 30 * M, `A gives the parent room for B's guarantee: ${r.get(A)}`);
+
+    // The same delays under a parent with room are B's own bursts: A keeps borrowing.
+    const bursty = new Borrower();
+    bursty.sample(0, at([0, 0], [0, 0]));
+    bursty.sample(1000, at([20, 1500], [2, 150])); // parent at 22 of 40
+    const q = bursty.rates(t);
+    assert.ok(q.get(A)! >= 20 * M, `A keeps B's unused guarantee: ${q.get(A)}`);
+    assert.equal(q.get(B), 10 * M);
+
+    // A class that passed nothing is not held, even if A fills the parent: A keeps the whole 40.
+    const idle = new Borrower();
+    idle.sample(0, at([0, 0], [0, 0]));
+    idle.sample(1000, at([40, 3000], [0, 0]));
+    idle.sample(2000, at([80, 6000], [0, 0]));
+    assert.equal(idle.rates(t).get(A), 40 * M);
   });
 });
