@@ -141,10 +141,11 @@ struct pacer_tcp_pacing {
 struct pacer_sk_pacing {
 	__u32 class_id;
 	__u32 applied;      /* SO_MAX_PACING_RATE last set, payload bytes/s; 0 = none yet */
-	__u64 window;       /* the last counting window (2^28 ns) this socket was counted in */
+	__u64 window;       /* the counting window (2^28 ns) acked_base belongs to */
+	__u64 acked_base;   /* bytes_acked when the socket was first seen in that window; ~0 once counted in it */
 };
 
-/* tcp_class_flows: class id -> how many of its paced sockets sent data in this window and the one before. */
+/* tcp_class_flows: class id -> how many of its paced sockets were busy in this window and the one before. */
 struct pacer_class_flows {
 	__u64 window;
 	__u32 prev;

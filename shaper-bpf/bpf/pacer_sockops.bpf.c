@@ -194,14 +194,23 @@ static __always_inline void record(__u32 class_id, int err, __u32 option)
 /* 2^28 ns = 268 ms: long enough for every sending socket to get an RTT sample, short enough to follow flows that come and go. */
 #define FLOW_WINDOW_SHIFT 28
 
+/* acked_base once the socket was counted in its window. */
+#define COUNTED (~0ULL)
+
 /*
  * How many of the class's sockets are sending: the larger of the last whole window's count and
- * the current one's, at least 1. Counts this socket once per window. The window is rolled by the
- * first socket that sees a new one; two CPUs rolling at once may lose a count for one window,
- * which only lets the class's sockets offer more than its rate for that long (the policer holds it).
+ * the current one's, at least 1. A socket counts once per window, once the bytes acknowledged to
+ * it in that window reach `busy` (the class's rate in bits/s >> 12: 1/512 of its bytes per second,
+ * about 1/137 of a window's worth; 24 KB at 100 Mbit/s, 1.2 KB at 5): a socket that sends little
+ * (keep-alives, small requests) does not take a share a bulk flow could use. (With 1/17 of a
+ * window, a flow stalled for part of a window fell out of the count and eight flows got 0.51 of
+ * 100 Mbit/s.) The window is rolled by the first socket that sees a new one; two CPUs rolling at
+ * once may lose a count for one window, which only lets the class's sockets offer more than its
+ * rate for that long (the policer holds it).
  */
-static __always_inline __u32 sending_sockets(struct pacer_sk_pacing *st)
+static __always_inline __u32 sending_sockets(struct bpf_sock_ops *skops, struct pacer_sk_pacing *st, __u64 busy)
 {
+	__u64 acked = skops->bytes_acked;
 	__u64 window = bpf_ktime_get_ns() >> FLOW_WINDOW_SHIFT;
 	struct pacer_class_flows fresh = {}, *f = bpf_map_lookup_elem(&tcp_class_flows, &st->class_id);
 	__u32 n;
@@ -220,6 +229,10 @@ static __always_inline __u32 sending_sockets(struct pacer_sk_pacing *st)
 	}
 	if (st->window != window) {
 		st->window = window;
+		st->acked_base = acked;
+	}
+	if (st->acked_base != COUNTED && acked - st->acked_base >= busy) {
+		st->acked_base = COUNTED;
 		__sync_fetch_and_add(&f->cur, 1);
 	}
 	n = f->prev > f->cur ? f->prev : f->cur;
@@ -228,7 +241,7 @@ static __always_inline __u32 sending_sockets(struct pacer_sk_pacing *st)
 
 /*
  * The cap for a socket of this class, in payload bytes per second: the class's rate shared
- * equally by its sending sockets (each capped at the whole rate, n sockets would offer n times
+ * equally by its busy sending sockets (each capped at the whole rate, n sockets would offer n times
  * the rate, and every policer drop stalls a sender), scaled by mss / (mss + headers) because TCP
  * paces skb->len, the payload (tcp_update_skb_after_send), while the tc program charges the
  * frame's wire length. A cap above 2^32 - 2 bytes/s (34 Gbit/s) is that: the option is 32 bits
@@ -245,7 +258,7 @@ static __always_inline __u32 pacing_cap(struct bpf_sock_ops *skops, struct pacer
 	if (mss < 64 || mss > 65535)
 		mss = 536;
 	headers = ETH_TCP_OVERHEAD + (skops->family == AF_INET6 ? 40 : 20);
-	bytes = p->rate_bps / 8 / sending_sockets(st) * mss / (mss + headers);
+	bytes = p->rate_bps / 8 / sending_sockets(skops, st, p->rate_bps >> 12) * mss / (mss + headers);
 	if (bytes >= NO_CAP)
 		bytes = NO_CAP - 1;
 	return bytes ? bytes : 1;
@@ -288,6 +301,7 @@ static __always_inline void start_pacing(struct bpf_sock_ops *skops, __u32 class
 		return;
 	st->class_id = class_id;
 	st->window = 0;
+	st->acked_base = 0;
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_RTT_CB_FLAG);
 	refresh_pacing(skops, st);
 }

@@ -280,11 +280,13 @@ export type SkPacing = {
   class_id: number;
   applied: number;
   window: number;
+  acked_base: number;
 }
 export const skPacing = scalarStruct<SkPacing>('pacer_sk_pacing', [
   ['class_id', 'u32'],
   ['applied', 'u32'],
   ['window', 'u64'],
+  ['acked_base', 'u64'],
 ]);
 
 /** sock_ops' count of a paced class's sending sockets (program state; mirrored for the layout test). */

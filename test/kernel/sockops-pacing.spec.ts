@@ -2,26 +2,29 @@
  * pacer_sockops' pacing of policed classes on the real kernel: real TCP connections between two
  * network namespaces this test creates, clients in a cgroup of a private cgroup2 mount, the program
  * attached at the test's own cgroup. The clients ping-pong every 5 ms (test/support/tcp-peer.ts),
- * so each has an RTT sample every few milliseconds: a sending socket.
+ * so each has an RTT sample every few milliseconds but sends almost nothing; iperf3 makes busy ones.
  *
  * What a socket was capped at is read with `ss -tin`: `pacing_rate CUR/MAX`, MAX being
  * SO_MAX_PACING_RATE in bits/s (ss prints no MAX for an uncapped socket).
  */
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { runIn } from '../../shaper-bpf/src/exec.js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { netnsPath, runIn } from '../../shaper-bpf/src/exec.js';
 import { cgroupId, describeTcpError, SO_MAX_PACING_RATE, TcpTuningObject } from '../../shaper-bpf/src/sockops.js';
 import { makePinDir, removePinDir } from '../support/bpffs.js';
 import { PrivateCgroup2 } from '../support/cgroup2.js';
 import { until } from '../support/agent-processes.js';
 import { TestNetns } from '../support/netns.js';
 import { TcpPeers } from '../support/tcp-peer.js';
+import { iperf3Server } from '../support/traffic.js';
 
 const SRV4 = '10.213.78.1';
 const CLI4 = '10.213.78.2';
 /** Ethernet + IPv4 + TCP with timestamps: what the tc program charges per segment beside the payload (MSS 1448 on a 1500 MTU). */
 const MSS = 1448;
 const HEADERS = 66;
+const IPERF_PORT = 5302;
 
 /** The cap sock_ops sets for a class rate shared by n sockets, as ss prints it (bits/s of payload). */
 const expectedCap = (rateBps: number, n = 1) => Math.floor((Math.floor(Math.floor(rateBps / 8) / n) * MSS) / (MSS + HEADERS)) * 8;
@@ -40,6 +43,8 @@ describe('sock_ops pacing of policed classes on the real kernel (SO_MAX_PACING_R
   let plain = '';
   let server = '';
   const t = (): TcpTuningObject => tcp!;
+  let iperfServer: ChildProcess | undefined;
+  let iperfClient: ChildProcess | undefined;
 
   before(async () => {
     cg = await PrivateCgroup2.create();
@@ -56,6 +61,9 @@ describe('sock_ops pacing of policed classes on the real kernel (SO_MAX_PACING_R
   });
 
   afterEach(async () => {
+    for (const c of [iperfClient, iperfServer]) c?.kill('SIGKILL');
+    if (iperfClient && iperfClient.exitCode === null && iperfClient.signalCode === null) await new Promise((r) => iperfClient!.once('exit', r));
+    iperfClient = iperfServer = undefined;
     await peers.killAll();
     if (!tcp) return;
     for (const m of [tcp.cgroups, tcp.dst4, tcp.pacing, tcp.tuning, tcp.stats]) m.deleteMany([...m.entries().keys()] as never[]);
@@ -110,15 +118,18 @@ describe('sock_ops pacing of policed classes on the real kernel (SO_MAX_PACING_R
     assert.match(describeTcpError(-22, SO_MAX_PACING_RATE), /^the kernel refused SO_MAX_PACING_RATE: Invalid argument \(EINVAL\)$/);
   });
 
-  it('two sending sockets of the class share its rate: each is capped at half', async () => {
+  it('two busy sockets of the class share its rate (every socket of it is capped at half); a chatty one takes no share', async () => {
     t().pacing.set(2, { rate_bps: 20_000_000 });
     t().cgroups.set(cgroupId(paced), 2);
-    const port = (await peers.server(srv, server, '::')).port;
-    const a = await client(paced, port);
-    const b = await client(paced, port);
-    // Counted per 268 ms window: within two windows both see two sockets.
-    await settlesAt(a, expectedCap(20_000_000, 2), 'the first socket at half the rate');
-    await settlesAt(b, expectedCap(20_000_000, 2), 'the second socket at half the rate');
+    // A socket that sends a byte every 5 ms: RTT samples, but far below 1/64 of the rate per second.
+    const chatty = await client(paced, (await peers.server(srv, server, '::')).port);
+    await sleep(600);
+    assert.equal(await capOf(chatty), expectedCap(20_000_000), 'alone and not busy: the whole rate');
+    // Two bulk flows in the same class (iperf3 -P 2, each sending as fast as its cap lets it).
+    iperfServer = await iperf3Server(srv, IPERF_PORT);
+    const script = `echo $$ > ${paced}/cgroup.procs && exec nsenter --net=${netnsPath(cli)} iperf3 -c ${SRV4} -p ${IPERF_PORT} -t 5 -P 2`;
+    iperfClient = spawn('sh', ['-c', script], { stdio: 'ignore' });
+    await settlesAt(chatty, expectedCap(20_000_000, 2), 'every socket of the class at half the rate (two busy sockets)');
   });
 
   it('an established socket follows a rate change at its next RTT sample, and is uncapped when its class is no longer paced', async () => {
