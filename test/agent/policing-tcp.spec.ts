@@ -35,7 +35,7 @@ const IPERF_PORT = 5301;
 const DEPTH_WIRE_BYTES = 2 * 45 * 1514;
 /**
  * Thresholds far from both sides: measured here (2-core machine, shared) a paced single flow gets
- * 0.89–0.96 of the rate and four flows 0.91–0.95; before this change 0.003–0.011.
+ * 0.89–0.96 of the rate and four flows 0.89–0.95; before this change 0.003–0.011.
  */
 const SINGLE_FLOW_MIN = 0.7;
 const FOUR_FLOWS_MIN = 0.5;
@@ -148,7 +148,7 @@ describe('policing: local TCP through a class gets close to its rate (real API, 
     });
   }
 
-  it(`four TCP flows share 20 Mbit/s and get at least ${FOUR_FLOWS_MIN} of it together (measured 0.91–0.95; 0.011 before), within rate + depth`, async () => {
+  it(`four TCP flows share 20 Mbit/s and get at least ${FOUR_FLOWS_MIN} of it together (measured 0.89–0.95; 0.011 before), within rate + depth`, async () => {
     const r = await iperf(1, { flows: 4, paced: true });
     figures.fourFlows20 = { goodputMbit: mbit(r.goodputBps), passedMbit: mbit(r.passedBps), drops: r.drops };
     assert.ok(r.goodputBps >= FOUR_FLOWS_MIN * RATES[1], `goodput ${mbit(r.goodputBps)} Mbit/s of 20`);
