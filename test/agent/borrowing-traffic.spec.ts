@@ -4,7 +4,7 @@
  * sender's namespace to two receiver addresses, each address a class (destination prefix).
  *
  * This kernel has no fq, so the agent polices: a packet the schedule would hold longer than the
- * class's policing depth (its burst, 20 ms here) is dropped. What a class passes is then at most
+ * class's policing depth (two GSO packets at its guarantee here, 109 ms) is dropped. What a class passes is then at most
  * its effective rate, the excess shows up as horizon drops, and that is what the borrower reads
  * as demand (docs/agent.md, "Borrowing"). Both are checked here: the effective rate in the
  * kernel's class_config, and the bytes per second the class really passed (its stats map).
@@ -26,6 +26,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ClassStats } from '../../shaper-bpf/src/layout.js';
 import { until } from '../support/agent-processes.js';
 import { useAgentRig } from '../support/agent-rig.js';
+import { policingDepthNs } from '../../controller/desired/desired-state.js';
 import { startUdpStream, type UdpStream } from '../support/udp-stream.js';
 
 const MBIT = 1_000_000;
@@ -128,7 +129,7 @@ for (const [CEIL, n] of [[30 * MBIT, 0], [PARENT, 1]] as const) describe(`borrow
     // Idle for two borrowing intervals: no demand, nobody borrows.
     await sleep(2_000);
     assert.deepEqual([rateOf(ids.agg), rateOf(ids.busy), rateOf(ids.idle)], [PARENT, GUARANTEE, GUARANTEE]);
-    assert.equal(rig.kernel.read().classes.get(ids.busy)!.horizon_ns, 20_000_000, 'policing depth = the burst');
+    assert.equal(rig.kernel.read().classes.get(ids.busy)!.horizon_ns, policingDepthNs(GUARANTEE, 20_000_000, 2e9), 'policing depth: the burst, or two GSO packets at the guarantee when longer');
   });
 
   it('a lone busy class borrows its idle sibling\'s guarantee: its effective rate rises to its ceil, and it passes that much', async () => {

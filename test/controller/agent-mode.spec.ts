@@ -21,7 +21,7 @@ import type { HostStatus } from '../../api/contract/host.js';
 import { Datapath, SETTINGS_POLICING } from '../../shaper-bpf/src/datapath.js';
 import { fqPresence } from '../../shaper-bpf/src/qdisc.js';
 import { POLICING_DETAIL } from '../../shaper-bpf/src/interface.js';
-import { POLICING_HORIZON_NS } from '../../controller/desired/desired-state.js';
+import { policingDepthNs } from '../../controller/desired/desired-state.js';
 import { record } from './fixtures.js';
 
 describe('fqPresence and modeAfterCheck (pure)', () => {
@@ -93,7 +93,7 @@ describe('Agent: the mode follows the root qdisc while it runs (in-memory instal
     const status = agent.status();
     assert.equal(status.mode, 'policing');
     assert.equal(status.modeDetail, 'policing (fq unavailable: the root qdisc of eth0 was replaced by pfifo after pacer installed fq)');
-    assert.equal(enforced().classes.get(ID)?.horizon_ns, POLICING_HORIZON_NS, 'the class got the policing horizon');
+    assert.equal(enforced().classes.get(ID)?.horizon_ns, policingDepthNs(10_000_000, 0, HORIZON), 'the class got the policing depth (two GSO packets at its 10 Mbit/s)');
     assert.equal(enforced().settings.flags & SETTINGS_POLICING, SETTINGS_POLICING, 'the maps say policing');
     assert.ok(heartbeats.slice(before).some((h) => h.mode === 'policing' && h.modeDetail?.startsWith('policing (fq unavailable')), 'heartbeated at once (the interval is 10 minutes)');
     const warning = logs.find((l) => l.msg.startsWith('fq is gone'));
