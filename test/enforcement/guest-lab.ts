@@ -246,8 +246,10 @@ export class Lab {
     child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
     return new Promise((resolve, reject) => {
       child.once('error', reject);
-      child.once('exit', (code) => {
-        const exitedAtMs = now();
+      let exitedAtMs = NaN;
+      child.once('exit', () => (exitedAtMs = now()));
+      // 'close', not 'exit': the process may exit before its stdout has all been read.
+      child.once('close', (code) => {
         let report: any;
         try {
           report = JSON.parse(out);
