@@ -8,10 +8,11 @@
  * Per class count, median of `--rounds` rounds (rounds interleave the rows, so noise hits all):
  * - before: stats() + read(), what one InfluxDB sample or one scrape read before histograms;
  * - delayHistograms(): every class's histogram read through the Datapath;
+ * - delayHistogram(id) of one class (a read of class_slot and one histogram);
  * - DelayHistogramCache.histograms() when a fraction of the classes passed packets since the last
- *   sample (0 = idle): the Datapath reads every class's histogram as soon as one is wanted (its
- *   delayHistograms takes no list), so also the floor a list would have: the histogram map's
- *   getMany for just those slots;
+ *   sample (0 = idle), which asks the Datapath for just those classes; the same list read by
+ *   delayHistograms(ids) directly; and the floor under it: the histogram map's getMany for just
+ *   those slots (what the list costs without the read of class_slot);
  * - a whole InfluxSink.sample() and a whole PrometheusMetrics.render() (the scrape), with and
  *   without the histograms' cost, and the scrape's size.
  * Results: bench/results/metrics-<timestamp>.json and a Markdown table on stdout.
@@ -112,6 +113,7 @@ async function benchClasses(n: number) {
     const rows: Row[] = [
       { key: 'before', label: 'stats() + read() (a sample before histograms)', run: () => [datapath.stats(), datapath.read()] },
       { key: 'allHists', label: 'delayHistograms(): every class', run: () => datapath.delayHistograms() },
+      { key: 'oneHist', label: 'delayHistogram(id): one class', run: () => datapath.delayHistogram(1) },
     ];
     for (const f of ACTIVE) {
       const k = Math.round(f * n);
@@ -127,8 +129,10 @@ async function benchClasses(n: number) {
         },
         run: () => cache.histograms(datapath, stats),
       });
-      const activeSlots = Array.from({ length: k }, (_, i) => slots.get(i + 1)!);
-      rows.push({ key: `floor:${f}`, label: `delay_hist getMany of those ${fmt(k)} slots only (floor of a list)`, run: () => eg.hists.getMany(activeSlots) });
+      const activeIds = Array.from({ length: k }, (_, i) => i + 1);
+      rows.push({ key: `list:${f}`, label: `delayHistograms(ids) of those ${fmt(k)} classes`, run: () => datapath.delayHistograms(activeIds) });
+      const activeSlots = activeIds.map((id) => slots.get(id)!);
+      rows.push({ key: `floor:${f}`, label: `delay_hist getMany of those ${fmt(k)} slots only (the list without class_slot)`, run: () => eg.hists.getMany(activeSlots) });
       rows.push({ key: `influx:${f}`, label: `InfluxSink.sample(), ${fmt(k)} classes passed packets`, prepare: () => (sink.sample(), pass(k)), run: () => sink.sample() });
       rows.push({
         key: `scrape:${f}`,

@@ -10,17 +10,16 @@
  * costs nothing after its first read. Measured figures and the decision: docs/agent.md
  * ("Queueing-delay percentiles").
  *
- * The histograms are asked for with the list of wanted class ids. shaper-bpf's
- * Datapath.delayHistograms() takes no list today and reads every class's (about 20 µs each, plus
- * one read of class_slot); the cache uses only the ids it asked for, so the result is the same,
- * and a Datapath that reads just the listed classes makes the cost follow the busy classes.
+ * The histograms are asked for with the list of wanted class ids, and the Datapath reads just
+ * those (one read of class_slot, then only their slots' histograms), so the cost follows the busy
+ * classes, not the number of classes.
  */
 import type { DelayHistogram } from '../../shaper-bpf/src/datapath.js';
 import type { ClassStats } from '../../shaper-bpf/src/layout.js';
 
 /** What the cache needs of a Datapath. */
 export interface HistogramSource {
-  /** class id → histogram for (at least) the classes listed that have one. */
+  /** class id → histogram for the classes listed that have one (an unknown id is left out). */
   delayHistograms(classIds?: readonly number[]): Map<number, DelayHistogram>;
 }
 

@@ -121,11 +121,18 @@ export class DelayHistMap implements HistogramTable {
     return this.getMany([slot]).get(slot);
   }
 
+  /** Each group's map is opened once and only its wanted slots are read (the slots grouped first: a full read has 10,000 slots in 625 groups). */
   getMany(slots: ReadonlyArray<number>): Map<number, number[]> {
     const out = new Map<number, number[]>();
+    const byGroup = new Map<number, number[]>();
+    for (const slot of slots) {
+      const g = groupOf(slot);
+      const list = byGroup.get(g);
+      if (list) list.push(slot);
+      else byGroup.set(g, [slot]);
+    }
     this.withGroups(this.ownIds(slots), (g, inner) => {
-      for (const slot of slots) {
-        if (groupOf(slot) !== g) continue;
+      for (const slot of byGroup.get(g)!) {
         const raw = inner.lookup(u32Key(slot % HIST_GROUP));
         if (raw) out.set(slot, delayHist.decode(raw).counts);
       }

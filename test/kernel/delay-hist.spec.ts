@@ -159,6 +159,26 @@ describe('per-class delay histograms (BPF_PROG_TEST_RUN on the real object)', fu
       dp.apply(state([]));
     });
 
+    it('delayHistograms(list) reads exactly the listed classes, with the counts of the full read; an unknown id is left out', () => {
+      const dp = new Datapath(eg);
+      // Classes in two groups of 16 slots (slots 1..20), each with its own delays.
+      const ids = Array.from({ length: 20 }, (_, i) => i + 1);
+      dp.apply(state(ids));
+      for (const id of ids) for (let k = 0; k < id % 4; k++) sendHeld(id, id * 1000 + k * 100_000);
+      const all = dp.delayHistograms();
+      assert.deepEqual([...all.keys()], ids);
+      const listed = dp.delayHistograms([18, 3, 999, 3]);
+      assert.deepEqual([...listed.keys()], [3, 18], 'the listed known classes, in id order, each once; 999 is unknown');
+      assert.deepEqual(listed.get(3), all.get(3));
+      assert.deepEqual(listed.get(18), all.get(18));
+      assert.deepEqual(listed.get(3)!.buckets.map((b) => b.count), expectedCounts([3000, 103_000, 203_000]));
+      assert.deepEqual(listed.get(18)!.buckets.map((b) => b.count), expectedCounts([18_000, 118_000]));
+      assert.equal(dp.delayHistograms([]).size, 0);
+      assert.equal(dp.delayHistograms([999]).size, 0);
+      assert.deepEqual(dp.delayHistogram(7), all.get(7));
+      dp.apply(state([]));
+    });
+
     it('a freed slot\'s histogram is zeroed, the class that reuses the slot starts from zero, and a group with no class left is given back', () => {
       const dp = new Datapath(eg);
       dp.apply(state([1, 2]));
@@ -225,6 +245,7 @@ describe('per-class delay histograms (BPF_PROG_TEST_RUN on the real object)', fu
             }
             assert.deepEqual(kernel.slots(), memory.slots());
             assert.deepEqual(kernel.delayHistograms(), memory.delayHistograms());
+            assert.deepEqual(kernel.delayHistograms([2, 5, 7]), memory.delayHistograms([2, 5, 7]));
           }
           kernel.apply(state([]));
         }),
