@@ -3,7 +3,8 @@
 // callers own the encoding. Every call is synchronous on the calling thread.
 import { constants } from 'node:os';
 import { check } from './errors.js';
-import { closeFd, objInfo, openPinnedFd, pinFd, unpinPath } from './info.js';
+import { closeFd, objInfo, openPinnedFd } from './info.js';
+import { FdObject } from './fd-object.js';
 import { lib, MapBatchOpts, MapCreateOpts, MapInfo, numPossibleCpus } from './native.js';
 import koffi from 'koffi';
 
@@ -65,7 +66,7 @@ export interface BpfMapDescription {
 
 interface MapInfoStruct { type: number; id: number; key_size: number; value_size: number; max_entries: number; name: string }
 
-export class BpfMap {
+export class BpfMap extends FdObject {
   readonly name: string;
   /** enum bpf_map_type value; see typeName. */
   readonly type: number;
@@ -73,11 +74,6 @@ export class BpfMap {
   /** Size of one value as declared; per-CPU maps hold one (8-byte rounded) slot per possible CPU. */
   readonly valueSize: number;
   readonly maxEntries: number;
-  /** Path this map was last pinned at by pin(), if any. */
-  pinnedPath: string | undefined;
-  private readonly ownsFd: boolean;
-  // -1 once closed: a stale fd number may already belong to another object, so never reuse it.
-  private fdValue: number;
   // Batch ops are missing for some map types (the kernel answers ENOTSUPP): remember it and loop.
   // Separately: arrays have an update batch but no delete batch.
   private noUpdateBatch = false;
@@ -86,13 +82,12 @@ export class BpfMap {
 
   /** @param ownsFd whether close() closes the fd (false for maps owned by a BpfObject). */
   constructor(desc: BpfMapDescription, ownsFd: boolean) {
-    this.fdValue = desc.fd;
+    super(desc.fd, ownsFd);
     this.name = desc.name;
     this.type = desc.type;
     this.keySize = desc.keySize;
     this.valueSize = desc.valueSize;
     this.maxEntries = desc.maxEntries;
-    this.ownsFd = ownsFd;
   }
 
   /**
@@ -139,12 +134,6 @@ export class BpfMap {
     }
   }
 
-  /** The map's fd; throws once the map (or the object that owns it) is closed. */
-  get fd(): number {
-    if (this.fdValue < 0) throw new Error(`${this.target} is closed`);
-    return this.fdValue;
-  }
-
   get typeName(): string {
     return MAP_TYPE_NAMES[this.type] ?? `type ${this.type}`;
   }
@@ -168,7 +157,7 @@ export class BpfMap {
     return this.isPerCpu ? this.slotSize * numPossibleCpus() : this.valueSize;
   }
 
-  private get target(): string {
+  protected get target(): string {
     return `map "${this.name}"`;
   }
 
@@ -465,27 +454,6 @@ export class BpfMap {
       : `${this.target} is full: max_entries is ${this.maxEntries}`;
   }
 
-  pin(path: string): void {
-    pinFd(this.fd, path, this.target);
-    this.pinnedPath = path;
-  }
-
-  /** Removes the pin (an unlink on bpffs); the map lives on while any fd or program uses it. */
-  unpin(path: string | undefined = this.pinnedPath): void {
-    if (!path) throw new Error(`${this.target} was not pinned by this process; pass the path`);
-    unpinPath(path, this.target);
-    if (path === this.pinnedPath) this.pinnedPath = undefined;
-  }
-
-  /**
-   * Closes the fd if this map owns it (maps from BpfMap.openPinned); maps of a BpfObject are
-   * closed by BpfObject.close(). Either way the map is unusable afterwards.
-   */
-  close(): void {
-    if (this.fdValue < 0) return;
-    if (this.ownsFd) closeFd(this.fdValue);
-    this.fdValue = -1;
-  }
 }
 
 /** A larger buffer holding the first `used` bytes of `buf`. */

@@ -3,7 +3,8 @@
 // (tc) programs get, and pinning.
 import koffi from 'koffi';
 import { check } from './errors.js';
-import { closeFd, objInfo, openPinnedFd, pinFd, unpinPath } from './info.js';
+import { closeFd, objInfo, openPinnedFd } from './info.js';
+import { FdObject } from './fd-object.js';
 import { lib, ProgInfoHead, TestRunOpts, type Ptr } from './native.js';
 
 export interface TestRunOptions {
@@ -30,21 +31,16 @@ export interface TestRunResult {
 
 interface ProgInfoStruct { type: number; id: number; tag: number[]; name: string }
 
-export class BpfProgram {
+export class BpfProgram extends FdObject {
   readonly name: string;
   /** struct bpf_program * when the program came from a BpfObject (needed by libbpf attach APIs). */
   readonly handle: Ptr | undefined;
-  pinnedPath: string | undefined;
-  private readonly ownsFd: boolean;
-  // -1 once closed: a stale fd number may already belong to another object, so never reuse it.
-  private fdValue: number;
   private info: ProgInfoStruct | undefined;
 
   constructor(fd: number, name: string, handle: Ptr | undefined, ownsFd: boolean) {
-    this.fdValue = fd;
+    super(fd, ownsFd);
     this.name = name;
     this.handle = handle;
-    this.ownsFd = ownsFd;
   }
 
   static openPinned(path: string): BpfProgram {
@@ -60,14 +56,8 @@ export class BpfProgram {
     }
   }
 
-  private get target(): string {
+  protected get target(): string {
     return `program "${this.name}"`;
-  }
-
-  /** The program's fd; throws once the program (or the object that owns it) is closed. */
-  get fd(): number {
-    if (this.fdValue < 0) throw new Error(`${this.target} is closed`);
-    return this.fdValue;
   }
 
   private kernelInfo(): ProgInfoStruct {
@@ -129,23 +119,6 @@ export class BpfProgram {
     };
   }
 
-  pin(path: string): void {
-    pinFd(this.fd, path, this.target);
-    this.pinnedPath = path;
-  }
-
-  unpin(path: string | undefined = this.pinnedPath): void {
-    if (!path) throw new Error(`${this.target} was not pinned by this process; pass the path`);
-    unpinPath(path, this.target);
-    if (path === this.pinnedPath) this.pinnedPath = undefined;
-  }
-
-  /** Closes the fd if owned (BpfProgram.openPinned); object programs close with BpfObject.close(). */
-  close(): void {
-    if (this.fdValue < 0) return;
-    if (this.ownsFd) closeFd(this.fdValue);
-    this.fdValue = -1;
-  }
 }
 
 // ---- struct __sk_buff as ctx_in/ctx_out of a sched_cls test run ----------------------------------
