@@ -530,16 +530,10 @@ async function config() {
       const acc = { encode: 0, syscall: 0 };
       for (const entries of [B, A]) {
         let t = nowNs();
-        const keys = Buffer.alloc(n * u32.size);
-        const values = Buffer.alloc(n * cfgCodec.size);
-        for (let i = 0; i < n; i++) {
-          const [k, v] = entries[i]!;
-          u32.encodeInto(k, keys, i * u32.size);
-          cfgCodec.encodeInto(v, values, i * cfgCodec.size);
-        }
+        const batch = encodeBatch(map, u32, cfgCodec, entries);
         acc.encode += msSince(t);
         t = nowNs();
-        map.updateBatch(keys, values, n);
+        map.updateBatch(batch.keys, batch.values, batch.count);
         acc.syscall += msSince(t);
       }
       for (const k of Object.keys(acc) as Array<keyof typeof acc>) parts[k].push(acc[k]);
