@@ -36,6 +36,7 @@ import { makePinDir, removePinDir } from '../support/bpffs.js';
 import { PrivateCgroup2 } from '../support/cgroup2.js';
 import { execIn, listNetns, TestNetns } from '../support/netns.js';
 import { TcpPeers } from '../support/tcp-peer.js';
+import { cleanupSteps } from '../support/cleanup.js';
 
 const SEND_IF = 'pgs0';
 const RECV_IF = 'pgr0';
@@ -180,14 +181,7 @@ describe('tc egress program: classification by cgroup v2 on real traffic', funct
   // Everything, in dependency order, even after failures: processes (out of the cgroups and the
   // namespaces), pacer off the interface and its pins, the state dir, the namespaces, the cgroups.
   after(async () => {
-    const errors: unknown[] = [];
-    const step = async (f: () => unknown): Promise<void> => {
-      try {
-        await f();
-      } catch (err) {
-        errors.push(err);
-      }
-    };
+    const { step, done } = cleanupSteps();
     await step(() => peers.killAll());
     await step(() =>
       Promise.all(
@@ -209,7 +203,7 @@ describe('tc egress program: classification by cgroup v2 on real traffic', funct
     await step(() => nets.cleanup());
     await step(async () => assert.deepEqual((await listNetns()).filter((n) => mine.includes(n)), []));
     await step(() => cg?.cleanup());
-    if (errors.length > 0) throw new AggregateError(errors, `egress-cgroup cleanup: ${errors.map(String).join('; ')}`);
+    done('egress-cgroup cleanup');
   });
 
   it('UDP from the selected cgroup lands in its class ahead of the prefix; from the sibling, in the prefix class', async () => {

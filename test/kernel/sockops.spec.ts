@@ -17,6 +17,7 @@ import { makePinDir, removePinDir } from '../support/bpffs.js';
 import { PrivateCgroup2 } from '../support/cgroup2.js';
 import { listNetns, TestNetns } from '../support/netns.js';
 import { rtoMs, TcpPeers } from '../support/tcp-peer.js';
+import { cleanupSteps } from '../support/cleanup.js';
 
 const EINVAL = -22;
 // Client and server ends. A second address on each side gives an unclassified control peer.
@@ -78,14 +79,7 @@ describe('sock_ops TCP tuning on the real kernel', function () {
   // Everything, in dependency order, even after failures: processes out of the cgroups and
   // namespaces, then the link, the pins, the namespaces, the cgroups and the mount.
   after(async () => {
-    const errors: unknown[] = [];
-    const step = async (f: () => unknown): Promise<void> => {
-      try {
-        await f();
-      } catch (err) {
-        errors.push(err);
-      }
-    };
+    const { step, done } = cleanupSteps();
     await step(() => peers.killAll());
     await step(() => existsSync(linkPin) && t().detach(linkPin));
     await step(async () => {
@@ -97,7 +91,7 @@ describe('sock_ops TCP tuning on the real kernel', function () {
     await step(() => nets.cleanup());
     await step(async () => assert.deepEqual((await listNetns()).filter((n) => mine.includes(n)), []));
     await step(() => cg?.cleanup());
-    if (errors.length > 0) throw new AggregateError(errors, `sockops cleanup: ${errors.map(String).join('; ')}`);
+    done('sockops cleanup');
   });
 
   const startServer = async (cgroup = server, host = '::') => (await peers.server(srv, cgroup, host)).port;
