@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { Datapath, memoryTables } from '../../shaper-bpf/src/datapath.js';
 import { installInterface, uninstallInterface, PIN_BASE, POLICING_DETAIL, type InterfaceMode } from '../../shaper-bpf/src/interface.js';
 import { fqPresence, readRootQdisc, type FqPresence, type RootQdisc } from '../../shaper-bpf/src/qdisc.js';
+import { BPFFS, ensureBpffs } from '../../shaper-bpf/src/bpffs.js';
+import type { Logger } from '../config/module.js';
 import { SHAPING_DETAIL } from './fq-watch.js';
 
 export const INTERFACE_INSTALLER = Symbol('InterfaceInstaller');
@@ -28,13 +30,15 @@ export interface InterfaceInstaller {
 }
 
 export class KernelInstaller implements InterfaceInstaller {
-  constructor(private readonly o: { stateDir: string; netns?: string; pinBase?: string }) {}
+  constructor(private readonly o: { stateDir: string; netns?: string; pinBase?: string; log?: Logger }) {}
 
   private options(iface: string) {
     return { iface, netns: this.o.netns, stateDir: this.o.stateDir, pinRoot: join(this.o.pinBase ?? PIN_BASE, iface) };
   }
 
   async install(iface: string): Promise<InstalledDatapath> {
+    // A freshly booted host has no bpffs: mount it rather than refuse (a failed mount throws, saying why).
+    if (ensureBpffs()) this.o.log?.warn({ path: BPFFS }, 'bpffs was not mounted: pacer mounted it (mount -t bpf bpf /sys/fs/bpf) to pin its maps');
     const i = await installInterface(this.options(iface));
     const target = { iface, netns: this.o.netns };
     return {

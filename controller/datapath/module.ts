@@ -1,6 +1,7 @@
 /** The kernel installer; tests bind MemoryInstaller to INTERFACE_INSTALLER instead. */
 import { ContainerModule } from 'inversify';
 import { AgentConfig } from '../config/config.js';
+import { LOGGER, type Logger } from '../config/module.js';
 import { INTERFACE_INSTALLER, KernelInstaller, type InterfaceInstaller } from './installer.js';
 import { KernelTcpTuner, TCP_TUNER, type TcpTuner } from './tcp-tuner.js';
 import { KernelRouteTuner, ROUTE_TUNER, type RouteTuner } from './route-tuner.js';
@@ -9,7 +10,7 @@ export const kernelDatapathModule = new ContainerModule(({ bind }) => {
   bind<InterfaceInstaller>(INTERFACE_INSTALLER)
     .toDynamicValue((ctx) => {
       const { stateDir, netns, pinBase } = ctx.get(AgentConfig).settings;
-      return new KernelInstaller({ stateDir, netns, pinBase });
+      return new KernelInstaller({ stateDir, netns, pinBase, log: ctx.get<Logger>(LOGGER) });
     })
     .inSingletonScope();
   // Installs nothing unless the agent is told where to attach sock_ops (--cgroup-root).

@@ -41,6 +41,8 @@ const reviver = (_key: string, v: unknown) => {
 };
 
 export const serializeSnapshot = (value: unknown): string => JSON.stringify(tagged(value));
+/** The inverse of serializeSnapshot: Maps and bigints come back as they were. */
+export const parseSnapshot = <T>(text: string): T => JSON.parse(text, reviver) as T;
 
 export function writeSnapshot(file: string, value: unknown): void {
   writeSnapshotText(file, serializeSnapshot(value));
@@ -60,7 +62,7 @@ function writeSnapshotText(file: string, text: string): void {
 /** undefined when there is none; a corrupt file is an error (the caller logs it and starts empty). */
 export function readSnapshot<T>(file: string): T | undefined {
   if (!existsSync(file)) return undefined;
-  return JSON.parse(readFileSync(file, 'utf8'), reviver) as T;
+  return parseSnapshot<T>(readFileSync(file, 'utf8'));
 }
 
 /**

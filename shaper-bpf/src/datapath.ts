@@ -114,6 +114,12 @@ export class Datapath {
   private histsChecked = false;
   /** slot → class id, filled from class_slot by each apply (slotIndex). */
   private slotIds: Float64Array | undefined;
+  /**
+   * Whether this Datapath has bumped settings.generation yet. Its first apply always does: a
+   * previous agent killed between a trie write and its bump left cached destinations tagged with
+   * the current generation, and nothing in the maps tells that apart from a finished apply.
+   */
+  private cachesRenewed = false;
 
   constructor(
     private readonly tables: ShaperTables,
@@ -220,7 +226,8 @@ export class Datapath {
    * then selectors, the settings, removed selectors, and removed classes last (their slots freed:
    * config rate 0, then class_slot; their schedules and counters zeroed once nothing can fail).
    * settings.generation is bumped after the prefix tries change and after slots are freed, so
-   * the program's destination caches never serve an answer from before (classify.h).
+   * the program's destination caches never serve an answer from before (classify.h), and on
+   * this Datapath's first apply, which repairs a crash between a trie write and its bump.
    * A rate change rewrites class_config only: the schedule in class_state is kept.
    */
   apply(desired: ShaperState): ApplyReport {
@@ -421,7 +428,7 @@ export class Datapath {
         run: () => writeSettings({ ...live, ...desiredSettings }),
         undo: () => writeSettings({ ...live, default_slot: snap.settings.default_slot, flags: snap.settings.flags, cgroup_selectors: snap.settings.cgroup_selectors }),
       },
-      ...(dstUpserts > 0 ? [bump()] : []),
+      ...(dstUpserts > 0 || !this.cachesRenewed ? [bump()] : []),
       ...SELECTORS.map((k) => deletes(t[k] as Table<unknown, number>, diffs[k], diffs[k].before)),
       ...(dstDeletes > 0 ? [bump()] : []),
       {
@@ -452,6 +459,7 @@ export class Datapath {
     // The tries and slots are back as they were after an undo: make the caches forget this apply's answers too.
     const report = runSteps(steps, () => bump().run());
     this.histsChecked = true;
+    this.cachesRenewed = true;
     // Schedules and counters of freed slots go last; losing them cannot misdirect a packet. (They
     // are zeroed again when the slot is reused, in case a packet in flight wrote them meanwhile.)
     // A freed slot's histogram is zeroed; a group no class uses any more gives its memory back.

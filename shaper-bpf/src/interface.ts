@@ -10,6 +10,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EgressObject, EGRESS_PROGRAM } from './egress.js';
+import { requireBpffs } from './bpffs.js';
 import { Datapath, SETTINGS_POLICING } from './datapath.js';
 import { BpfProgram, tcAttach, tcDetach, tcHookCreate, tcHookDestroy, tcQuery, type TcFilterRef } from './libbpf/index.js';
 import { FqUnavailableError, fqPresence, readRootQdisc, restoreQdisc, setupFq, type QdiscTarget } from './qdisc.js';
@@ -49,20 +50,8 @@ export interface InstalledInterface {
   datapath: Datapath;
 }
 
-export class BpffsMissingError extends Error {
-  constructor(path: string) {
-    super(`bpffs is not mounted at ${path}: pacer pins its maps there so enforcement survives an agent restart; mount it with "mount -t bpf bpf /sys/fs/bpf"`);
-  }
-}
-
-/** Fails clearly when /sys/fs/bpf is not a bpf filesystem. */
 /** pacer's filter on an interface: what tcQuery/tcDetach take. */
 export const filterOf = (o: Pick<InstallOptions, 'iface' | 'netns'>): TcFilterRef => ({ iface: o.iface, netns: o.netns, ...FILTER });
-
-export function requireBpffs(path = '/sys/fs/bpf'): void {
-  const mounts = readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' '));
-  if (!mounts.some(([, mountPoint, type]) => mountPoint === path && type === 'bpf')) throw new BpffsMissingError(path);
-}
 
 const pinRootOf = (o: Pick<InstallOptions, 'iface' | 'pinRoot'>) => o.pinRoot ?? join(PIN_BASE, o.iface);
 const recordOf = (o: InstallOptions, what: string) => join(o.stateDir, `${o.iface}.${what}`);

@@ -32,6 +32,7 @@ import {
   type CgroupAttachment,
 } from '../../shaper-bpf/src/libbpf/index.js';
 import * as native from '../../shaper-bpf/src/libbpf/native.js';
+import { ensureBpffs } from '../support/bpffs.js';
 
 // ---- locations and helpers ------------------------------------------------------------------------
 
@@ -128,9 +129,7 @@ describe('libbpf binding (real kernel)', function () {
       const res = spawnSync('sh', [join(FIXTURES, 'build.sh')], { encoding: 'utf8' });
       if (res.status !== 0) throw new Error(`fixture build failed: ${res.stderr}`);
     }
-    if (!run('mount', []).split('\n').some((l) => / on \/sys\/fs\/bpf type bpf /.test(l))) {
-      run('mount', ['-t', 'bpf', 'bpf', '/sys/fs/bpf']);
-    }
+    ensureBpffs();
     pinDir = `/sys/fs/bpf/pacer-test-${suffix}`;
     mkdirSync(pinDir);
   });

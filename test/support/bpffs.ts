@@ -1,12 +1,8 @@
-/** bpffs for kernel tests: mounted if missing, and a fresh pin directory per test suite. */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+/** bpffs for kernel tests: mounted if missing (shaper-bpf's ensureBpffs), and a fresh pin directory per test suite. */
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { ensureBpffs } from '../../shaper-bpf/src/bpffs.js';
 
-export function ensureBpffs(): void {
-  mkdirSync('/sys/fs/bpf', { recursive: true });
-  const mounted = execFileSync('findmnt', ['-n', '-t', 'bpf', '/sys/fs/bpf'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  if (!mounted) execFileSync('mount', ['-t', 'bpf', 'bpf', '/sys/fs/bpf']);
-}
+export { ensureBpffs };
 
 /** A new directory under /sys/fs/bpf named pacer-test-*; remove it with `removePinDir`. */
 export function makePinDir(): string {
