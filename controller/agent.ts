@@ -112,6 +112,8 @@ export class Agent {
       const reconciler = new Reconciler<ShaperState>({
         apply: (state) => st.installed.datapath.apply(state),
         snapshotFile: join(s.stateDir, `${st.installed.iface}.last-known-good.json`),
+        startFromSnapshot: !st.installed.pinsFound,
+        onUnreadableSnapshot: (message) => this.log.error({ iface: st.installed.iface }, message),
         resyncMs: s.resyncMs,
         backoff: { minMs: s.backoffMinMs, maxMs: s.backoffMaxMs },
       });
@@ -244,6 +246,9 @@ export class Agent {
         return report;
       },
       snapshotFile: join(s.stateDir, 'tcp.last-known-good.json'),
+      // sock_ops' pinned link was there: its maps hold a state at least as new as the snapshot.
+      startFromSnapshot: installed.attach === 'attached',
+      onUnreadableSnapshot: (message) => this.log.error(message),
       resyncMs: s.resyncMs,
       backoff: { minMs: s.backoffMinMs, maxMs: s.backoffMaxMs },
     });
@@ -283,6 +288,9 @@ export class Agent {
     const reconciler = new Reconciler<RouteState>({
       apply: (state) => tuner.apply(state),
       snapshotFile: join(s.stateDir, 'routes.last-known-good.json'),
+      // Routes outlive an agent, not a reboot: pins found on an interface mean no reboot since, so the kernel's routes are the newer.
+      startFromSnapshot: !this.ifaces.some((i) => i.installed.pinsFound),
+      onUnreadableSnapshot: (message) => this.log.error(message),
       resyncMs: s.resyncMs,
       backoff: { minMs: s.backoffMinMs, maxMs: s.backoffMaxMs },
     });

@@ -18,6 +18,8 @@ export interface InstalledDatapath {
   mode: InterfaceMode;
   modeDetail: string;
   adopted: boolean;
+  /** The interface's maps were pinned already: the kernel holds a state newer than (or equal to) any snapshot. */
+  pinsFound: boolean;
   datapath: Datapath;
   /** Is fq the interface's root qdisc now (with mq: on every tx queue)? Read from the kernel each call. */
   checkQdisc(): Promise<FqPresence>;
@@ -46,6 +48,7 @@ export class KernelInstaller implements InterfaceInstaller {
       mode: i.mode,
       modeDetail: i.modeDetail,
       adopted: i.adopted,
+      pinsFound: i.pinsFound,
       datapath: i.datapath,
       checkQdisc: async () => fqPresence(await readRootQdisc(target)),
       close: () => i.egress.close(),
@@ -72,6 +75,7 @@ export class MemoryInstaller implements InterfaceInstaller {
   }
 
   async install(iface: string): Promise<InstalledDatapath> {
+    const pinsFound = this.tables.has(iface);
     const t = this.tables.get(iface) ?? memoryTables();
     this.tables.set(iface, t);
     const mode = this.fq ? 'shaping' : 'policing';
@@ -81,6 +85,7 @@ export class MemoryInstaller implements InterfaceInstaller {
       mode,
       modeDetail: this.fq ? SHAPING_DETAIL : POLICING_DETAIL,
       adopted: false,
+      pinsFound,
       datapath: new Datapath(t),
       checkQdisc: async () => fqPresence(this.roots.get(iface) ?? null),
       close: () => {},

@@ -19,7 +19,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { Subject, concatMap, defer, distinctUntilChanged, finalize, interval, map, merge, of, shareReplay, startWith, tap, timer, withLatestFrom, type Observable, type Subscription } from 'rxjs';
 import type { ApplyReport } from '../../shaper-bpf/src/steps.js';
 import { backoffDelay, type Backoff } from '../api-client/api-client.js';
-import { readSnapshot, SnapshotWriter } from './snapshot.js';
+import { readSnapshot, removeTemporaries, setAsideUnreadable, SnapshotWriter } from './snapshot.js';
 
 export interface Desired<S> {
   /** The API revision this state was computed from (reported as appliedRevision). */
@@ -41,6 +41,15 @@ export interface ReconcilerOptions<S> {
   apply(state: S): ApplyReport;
   /** Where the last-known-good snapshot lives; undefined: none. */
   snapshotFile?: string;
+  /**
+   * Enforce the snapshot at start, before the API answers (default true). False when the kernel
+   * already holds state (pins a previous agent left): that state is at least as new as the
+   * snapshot, which a crash between an apply and its snapshot's rename leaves one state behind,
+   * so applying the snapshot could only roll the host back.
+   */
+  startFromSnapshot?: boolean;
+  /** A snapshot file that cannot be read (corrupt, not a snapshot): it was set aside and ignored. */
+  onUnreadableSnapshot?(message: string): void;
   resyncMs: number;
   backoff: Backoff;
   random?: () => number;
@@ -56,9 +65,29 @@ export class Reconciler<S> {
     return this.writer?.idle() ?? Promise.resolve();
   }
 
-  /** The snapshot of the last successful apply, if any. */
+  /** The snapshot of the last successful apply, if any. Throws when the file is not one. */
   lastKnownGood(): Desired<S> | undefined {
-    return this.o.snapshotFile === undefined ? undefined : readSnapshot<Desired<S>>(this.o.snapshotFile);
+    if (this.o.snapshotFile === undefined) return undefined;
+    const saved = readSnapshot<Desired<S>>(this.o.snapshotFile);
+    if (saved !== undefined && (typeof saved !== 'object' || saved === null || !Number.isSafeInteger(saved.revision) || typeof saved.state !== 'object' || saved.state === null)) {
+      throw new Error('not a snapshot: it has no revision and state');
+    }
+    return saved;
+  }
+
+  /**
+   * lastKnownGood, except that an unreadable file is renamed to FILE.unreadable (kept for a look,
+   * and not read again), reported, and treated as no snapshot: a bad file must not stop the agent.
+   */
+  private readSaved(): Desired<S> | undefined {
+    try {
+      return this.lastKnownGood();
+    } catch (err) {
+      const file = this.o.snapshotFile!;
+      const kept = setAsideUnreadable(file);
+      this.o.onUnreadableSnapshot?.(`the last-known-good snapshot ${file} cannot be read (${(err as Error).message}); ${kept ? `moved to ${kept} and ` : ''}ignored: enforcement starts from the pinned maps, or from the API when it answers`);
+      return undefined;
+    }
   }
 
   /** One result per apply. Subscribe once; the snapshot (if any) is applied first. */
@@ -67,15 +96,19 @@ export class Reconciler<S> {
       const retry$ = new Subject<void>();
       let attempt = 0;
       let pendingRetry: Subscription | undefined;
-      const saved = this.lastKnownGood();
+      const saved = this.readSaved();
+      // Temporary files of writes a crash interrupted: never renamed, never read.
+      if (this.o.snapshotFile !== undefined) removeTemporaries(this.o.snapshotFile);
       const writer = (this.writer = this.o.snapshotFile === undefined ? undefined : new SnapshotWriter(this.o.snapshotFile));
       /** The state whose snapshot was last queued: a resync of the same state needs no new one. */
       let snapshotted: Desired<S> | undefined = saved;
       /** The state of the last apply, if it succeeded (undefined after a failure: the kernel may be anything). */
       let applied: S | undefined;
 
-      // Enforce the last-known-good state at once, before the API answers (or while it cannot).
-      const latest$ = (saved ? desired$.pipe(startWith(saved)) : desired$).pipe(
+      // Enforce the last-known-good state at once, before the API answers (or while it cannot),
+      // unless the kernel holds a state of its own (startFromSnapshot).
+      const start = saved !== undefined && (this.o.startFromSnapshot ?? true);
+      const latest$ = (start ? desired$.pipe(startWith(saved)) : desired$).pipe(
         // The same state (and revision) again needs no apply: the resync covers drift.
         distinctUntilChanged<Desired<S>>((a, b) => isDeepStrictEqual(a, b)),
         // One upstream subscription, and the latest value for the resync and retry ticks.

@@ -4,9 +4,9 @@
  * renamed over the old one, so a crash mid-write leaves the previous snapshot, never half of one.
  * Maps and bigints (cgroup ids) are tagged in the JSON so they come back as they were.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync, existsSync, rmSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 
 /**
  * Maps and bigints tagged, everything else as is: a copy only where something is tagged. Walked
@@ -59,7 +59,7 @@ function writeSnapshotText(file: string, text: string): void {
   }
 }
 
-/** undefined when there is none; a corrupt file is an error (the caller logs it and starts empty). */
+/** undefined when there is none; a corrupt file is an error (the caller sets it aside, logs it and starts without it). */
 export function readSnapshot<T>(file: string): T | undefined {
   if (!existsSync(file)) return undefined;
   return parseSnapshot<T>(readFileSync(file, 'utf8'));
@@ -132,4 +132,27 @@ export class SnapshotWriter {
   idle(): Promise<void> {
     return this.queue;
   }
+}
+
+/** Renames an unreadable snapshot to FILE.unreadable; returns that name, or undefined if the rename failed. */
+export function setAsideUnreadable(file: string): string | undefined {
+  const kept = `${file}.unreadable`;
+  try {
+    renameSync(file, kept);
+    return kept;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Deletes FILE.*.tmp: the temporary files of snapshot writes that a crash interrupted. */
+export function removeTemporaries(file: string): void {
+  const prefix = `${basename(file)}.`;
+  let names: string[];
+  try {
+    names = readdirSync(dirname(file));
+  } catch {
+    return; // no directory yet: nothing was ever written
+  }
+  for (const name of names) if (name.startsWith(prefix) && name.endsWith('.tmp')) rmSync(join(dirname(file), name), { force: true });
 }

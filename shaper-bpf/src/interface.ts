@@ -40,6 +40,8 @@ export interface InstalledInterface {
   modeDetail: string;
   /** The attached program was already there (agent restart): nothing was reloaded. */
   adopted: boolean;
+  /** The maps were pinned already (a previous agent's): the kernel holds a state of its own. */
+  pinsFound: boolean;
   /**
    * The program that was attached before and was replaced in place: one from another pacer build
    * (an upgrade, e.g. pins from before delay_hist). Maps, schedules and counters are kept.
@@ -100,7 +102,7 @@ export async function installInterface(o: InstallOptions): Promise<InstalledInte
     const settings = egress.settings.get(0)!; // an array entry: always there
     egress.settings.set(0, { ...settings, flags: mode === 'policing' ? settings.flags | SETTINGS_POLICING : settings.flags & ~SETTINGS_POLICING });
     const replacedProgramId = !adopted && attachedId !== undefined && attachedId !== programId ? attachedId : undefined;
-    return { iface: o.iface, mode, modeDetail: mode === 'policing' ? POLICING_DETAIL : 'shaping (fq)', adopted, replacedProgramId, programId, egress, datapath: new Datapath(egress) };
+    return { iface: o.iface, mode, modeDetail: mode === 'policing' ? POLICING_DETAIL : 'shaping (fq)', adopted, pinsFound: !fresh, replacedProgramId, programId, egress, datapath: new Datapath(egress) };
   } catch (err) {
     egress.close();
     // A failed first install leaves nothing behind; a failed re-install keeps what was enforcing.

@@ -24,8 +24,11 @@ describe('Reconciler', () => {
   let desired$: Subject<Desired<ShaperState>>;
   let reconciler: Reconciler<ShaperState>;
 
-  const start = (apply?: (s: ShaperState) => ReturnType<Datapath['apply']>) => {
+  let unreadable: string[];
+  const start = (apply?: (s: ShaperState) => ReturnType<Datapath['apply']>, startFromSnapshot?: boolean) => {
     const r = (reconciler = new Reconciler<ShaperState>({
+      startFromSnapshot,
+      onUnreadableSnapshot: (m) => unreadable.push(m),
       apply: (s) => {
         applies++;
         return (apply ?? ((x) => datapath.apply(x)))(s);
@@ -45,6 +48,7 @@ describe('Reconciler', () => {
     datapath = new Datapath(tables);
     applies = 0;
     results = [];
+    unreadable = [];
     desired$ = new Subject();
   });
   afterEach(() => {
@@ -150,6 +154,43 @@ describe('Reconciler', () => {
     assert.deepEqual(datapath.read(), state());
     desired$.next({ revision: 5, state: state() });
     assert.equal(results.length, 1, 'the API agreeing with the snapshot is a repeat');
+    sub.unsubscribe();
+  });
+
+  it('a corrupt or foreign snapshot file is set aside, reported and ignored: the reconciler runs on', () => {
+    const file = join(dir, 'eth0.last-known-good.json');
+    for (const [i, text] of ['{"revision": 3, "state": {"$map"', '[]', '{"revision": "x", "state": {}}'].entries()) {
+      writeFileSync(file, text);
+      results = [];
+      unreadable = [];
+      const sub = start();
+      assert.equal(results.length, 0, `case ${i}: nothing applied from the file`);
+      assert.equal(unreadable.length, 1, `case ${i}: reported once`);
+      assert.match(unreadable[0]!, /cannot be read .*moved to .*eth0\.last-known-good\.json\.unreadable and ignored/);
+      assert.ok(readdirSync(dir).includes('eth0.last-known-good.json.unreadable'), 'kept for a look');
+      assert.ok(!readdirSync(dir).includes('eth0.last-known-good.json'), 'and not read again');
+      desired$.next({ revision: 10 + i, state: state() });
+      assert.deepEqual(results.map((r) => [r.ok, r.revision]), [[true, 10 + i]], 'the API\'s state is applied as usual');
+      sub.unsubscribe();
+    }
+  });
+
+  it('with the kernel holding a state of its own (pins found) the snapshot is not applied: it could only be older', async () => {
+    let sub = start();
+    desired$.next({ revision: 5, state: state(10_000_000) });
+    sub.unsubscribe();
+    await reconciler.snapshotsWritten();
+    // Revision 6 reached the maps, then the agent was killed before its snapshot was renamed.
+    datapath.apply(state(20_000_000));
+    writeFileSync(join(dir, 'eth0.last-known-good.json.4242.7.tmp'), '{"revis');
+    results = [];
+    desired$ = new Subject();
+    sub = start(undefined, false);
+    assert.equal(results.length, 0, 'nothing applied before the API answers');
+    assert.deepEqual(datapath.read(), state(20_000_000), 'the kernel keeps the newer state');
+    assert.deepEqual(readdirSync(dir), ['eth0.last-known-good.json'], 'the interrupted write\'s temporary file is gone');
+    desired$.next({ revision: 6, state: state(20_000_000) });
+    assert.deepEqual(results.map((r) => [r.ok, r.revision]), [[true, 6]]);
     sub.unsubscribe();
   });
 
