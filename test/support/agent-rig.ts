@@ -45,6 +45,8 @@ export interface AgentRig {
   readonly agent: AgentChild;
   /** The kernel's maps, through an EgressObject loaded on the agent's pins. */
   readonly kernel: Datapath;
+  /** The agent's --state-dir (snapshots, qdisc records). */
+  readonly stateDir: string;
   /** The i-th receiver address (no prefix length). */
   peer(i: number): string;
   /** POSTs a class (hosts defaults to this host's labels) and returns its id; throws with the API's answer otherwise. */
@@ -87,6 +89,9 @@ export function useAgentRig(o: AgentRigOptions): AgentRig {
     },
     get kernel() {
       return kernel!;
+    },
+    get stateDir() {
+      return stateDir!;
     },
     peer: (i) => {
       if (!(Number.isInteger(i) && i >= 0 && i < o.peers)) throw new RangeError(`peer(${i}): the rig has ${o.peers} receiver addresses`);
