@@ -67,8 +67,10 @@ export class AgentChild {
   }
 }
 
-export function startAgentChild(args: readonly string[], token: string): AgentChild {
-  const child = spawn(process.execPath, [CLI, 'agent', ...args], {
+/** `wrapper`: a command the agent runs under (e.g. unshare into a mount namespace of its own); it must exec its arguments. */
+export function startAgentChild(args: readonly string[], token: string, wrapper: readonly string[] = []): AgentChild {
+  const command = [...wrapper, process.execPath, CLI, 'agent', ...args];
+  const child = spawn(command[0]!, command.slice(1), {
     env: { ...process.env, PACER_TOKEN: token },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
