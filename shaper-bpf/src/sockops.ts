@@ -1,10 +1,12 @@
 /**
  * The sock_ops object (shaper-bpf/obj/pacer_sockops.o): low-latency TCP tuning per class.
  *
- * A socket is classified when it connects (active), listens, or is accepted (passive): first by its
- * own cgroup v2 id (`cgroups`, keyed by cgroupId()), else by its peer's prefix (`dst4`/`dst6`; an
- * IPv4-mapped peer counts as IPv4; a listener has no peer). Accepted sockets inherit their
- * listener's tuning, so they are tuned from their first RTT sample on. Its
+ * A socket is classified when it connects (active), listens, or is accepted (passive), in the
+ * tc program's order (shaper-bpf/bpf/classify_order.h): its mark (`marks`, SO_MARK), its own cgroup
+ * v2 id (`cgroups`, keyed by cgroupId()), its peer's prefix (`dst4`/`dst6`; an IPv4-mapped peer
+ * counts as IPv4; a listener has no peer). A paced socket is classified again once per 268 ms
+ * window. Accepted sockets inherit their listener's tuning, so they are tuned from their first
+ * RTT sample on. Its
  * class's `tuning` is applied with bpf_setsockopt, and what the kernel answered lands in `stats`.
  * Maps are pinned by name under `pinRoot` like the egress object's, so a restarted agent adopts
  * them; the program is attached through a bpf_link pinned on bpffs, so it outlives the agent.
@@ -110,6 +112,7 @@ export function pinnedLinkInfo(path: string): PinnedLinkInfo {
 
 export class TcpTuningObject {
   readonly program: BpfProgram;
+  readonly marks: TypedMap<number, number>;
   readonly cgroups: TypedMap<bigint, number>;
   readonly dst4: TypedMap<string, number>;
   readonly dst6: TypedMap<string, number>;
@@ -122,6 +125,7 @@ export class TcpTuningObject {
 
   private constructor(private readonly object: BpfObject) {
     this.program = object.program(SOCKOPS_PROGRAM);
+    this.marks = new TypedMap(object.map('tcp_mark_class'), u32, u32);
     this.cgroups = new TypedMap(object.map('tcp_cgroup_class'), u64, u32);
     this.dst4 = new TypedMap(object.map('tcp_dst4_class'), prefix('ipv4'), u32);
     this.dst6 = new TypedMap(object.map('tcp_dst6_class'), prefix('ipv6'), u32);
