@@ -93,12 +93,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tcp_stats SEC(".maps");
 
-/* Per paced class (struct in pacer.h). Program state only, so not pinned. */
+/*
+ * Per paced class (struct in pacer.h). Pinned: the agent reads it to tell a class whose TCP is
+ * paced (busy capped sockets) from one policed without a cap (docs/agent.md, "TCP under policing").
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, PACER_MAX_CLASSES);
 	__type(key, __u32);
 	__type(value, struct pacer_class_flows);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tcp_class_flows SEC(".maps");
 
 /* Per socket, freed with it: an RTT sample costs one storage and one map lookup, and a setsockopt only on a change. */

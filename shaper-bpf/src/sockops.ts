@@ -15,7 +15,8 @@ import { existsSync, readlinkSync, rmSync, statfsSync, statSync } from 'node:fs'
 import { constants } from 'node:os';
 import koffi from 'koffi';
 import { objectPath } from './egress.js';
-import { attachCgroup, BpfObject, BpfProgram, errnoName, type CgroupAttachment, detachPinnedCgroupLink } from './libbpf/index.js';
+import { join } from 'node:path';
+import { attachCgroup, BpfMap, BpfObject, BpfProgram, errnoName, type CgroupAttachment, detachPinnedCgroupLink } from './libbpf/index.js';
 // Not in the binding's public surface yet: reading a pinned link's info (see pinnedLinkInfo).
 import { check, errnoText } from './libbpf/errors.js';
 import { closeFd, objInfo } from './libbpf/info.js';
@@ -110,6 +111,38 @@ export function pinnedLinkInfo(path: string): PinnedLinkInfo {
   }
 }
 
+/** The program's counting window: 2^28 ns of CLOCK_MONOTONIC (bpf_ktime_get_ns; FLOW_WINDOW_SHIFT). */
+export const FLOW_WINDOW_SHIFT = 28n;
+
+/**
+ * How many of a class's capped sockets sock_ops counted as sending in the current or the previous
+ * window (`now` in CLOCK_MONOTONIC ns, process.hrtime.bigint() on Linux); 0 for an entry older than that.
+ */
+export function busyPacedSockets(flows: layout.ClassFlows | undefined, now: bigint = process.hrtime.bigint()): number {
+  if (flows === undefined) return 0;
+  const window = now >> FLOW_WINDOW_SHIFT;
+  const age = window - BigInt(flows.window);
+  if (age === 0n) return Math.max(flows.cur, flows.prev);
+  if (age === 1n) return flows.cur;
+  return 0;
+}
+
+/**
+ * class id → busy capped sockets, from the pinned tcp_class_flows under `pinRoot` (the agent's
+ * `<pin base>/tcp`), without loading the program or creating pins; undefined when sock_ops' pins are
+ * not there (not installed, or from a pacer that did not pin the map).
+ */
+export function readPacedSockets(pinRoot: string, now: bigint = process.hrtime.bigint()): Map<number, number> | undefined {
+  const pin = join(pinRoot, 'tcp_class_flows');
+  if (!existsSync(pin)) return undefined;
+  const flows = new TypedMap(BpfMap.openPinned(pin), u32, struct(layout.classFlows));
+  try {
+    return new Map([...flows.entries()].map(([id, f]) => [id, busyPacedSockets(f, now)]));
+  } finally {
+    flows.map.close();
+  }
+}
+
 export class TcpTuningObject {
   readonly program: BpfProgram;
   readonly marks: TypedMap<number, number>;
@@ -119,6 +152,8 @@ export class TcpTuningObject {
   readonly tuning: TypedMap<number, layout.TcpTuning>;
   readonly pacing: TypedMap<number, layout.TcpPacing>;
   readonly stats: TypedMap<number, layout.TcpStats>;
+  /** class id → its busy capped sockets per 2^28 ns window (see busyPacedSockets). */
+  readonly flows: TypedMap<number, layout.ClassFlows>;
   // Links this process attached, by pin path. The binding can only drop a link's fd by unpinning
   // it, so the fd stays open until detach() or process exit; the pin keeps it attached either way.
   private readonly attached = new Map<string, CgroupAttachment>();
@@ -132,6 +167,7 @@ export class TcpTuningObject {
     this.tuning = new TypedMap(object.map('tcp_tuning'), u32, struct(layout.tcpTuning));
     this.pacing = new TypedMap(object.map('tcp_pacing'), u32, struct(layout.tcpPacing));
     this.stats = new TypedMap(object.map('tcp_stats'), u32, struct(layout.tcpStats));
+    this.flows = new TypedMap(object.map('tcp_class_flows'), u32, struct(layout.classFlows));
   }
 
   static load(options: TcpTuningLoadOptions): TcpTuningObject {
