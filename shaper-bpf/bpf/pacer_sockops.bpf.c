@@ -371,7 +371,8 @@ static __always_inline void pacing_event(struct bpf_sock_ops *skops)
 		roll_window(skops, st, window);
 	}
 	rc = refresh_pacing(skops, st);
-	if (rc)
+	/* A socket no class selects any more is only uncapped: nothing to count it under. */
+	if (rc && st->class_id)
 		record(st->class_id, rc, SO_MAX_PACING_RATE);
 }
 
