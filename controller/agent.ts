@@ -73,7 +73,7 @@ export class Agent {
    */
   private readonly tcpFailedBaseline = new Map<number, number>();
   /** Policed classes whose TCP is not paced (datapath/unpaced-tcp.ts): checked at each heartbeat. */
-  private readonly unpacedWatch = new UnpacedTcpWatch();
+  private unpacedWatch = new UnpacedTcpWatch();
   private unpacedErrors: ClassError[] = [];
   /** Route tuning (rto_min route metrics), when enabled: how its last apply went. */
   private routes?: { lastError: string | null };
@@ -413,6 +413,12 @@ export class Agent {
   private checkUnpacedTcp(): void {
     const installed = this.tcp?.installed;
     let found;
+    // Shaping everywhere: fq holds packets, nothing to check (and no counters to read).
+    if (!this.ifaces.some((i) => i.mode === 'policing')) {
+      this.unpacedErrors = [];
+      this.unpacedWatch = new UnpacedTcpWatch(); // drops counted while shaping are not the policer's
+      return;
+    }
     try {
       const ifaces = this.ifaces.map((i) => ({
         iface: i.installed.iface,
