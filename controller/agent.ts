@@ -21,7 +21,9 @@ import { AgentConfig } from './config/config.js';
 import { LOGGER, type Logger } from './config/module.js';
 import { INTERFACE_INSTALLER, type InstalledDatapath, type InterfaceInstaller } from './datapath/installer.js';
 import { modeAfterCheck, type ModeState } from './datapath/fq-watch.js';
-import { TCP_TUNER, type InstalledTcp, type TcpTuner } from './datapath/tcp-tuner.js';
+import { CGROUP_ROOT_OFF, TCP_TUNER, type InstalledTcp, type TcpTuner } from './datapath/tcp-tuner.js';
+import { cgroup2Mounts } from './datapath/cgroup-root.js';
+import { UnpacedTcpWatch, unpacedTcpError } from './datapath/unpaced-tcp.js';
 import { ROUTE_TUNER, type RouteTuner } from './datapath/route-tuner.js';
 import type { RouteState } from './datapath/route-plan.js';
 import { desiredState, type ClassError, type Inventory } from './desired/desired-state.js';
@@ -70,6 +72,9 @@ export class Agent {
    * kernel's and keep counting).
    */
   private readonly tcpFailedBaseline = new Map<number, number>();
+  /** Policed classes whose TCP is not paced (datapath/unpaced-tcp.ts): checked at each heartbeat. */
+  private unpacedWatch = new UnpacedTcpWatch();
+  private unpacedErrors: ClassError[] = [];
   /** Route tuning (rto_min route metrics), when enabled: how its last apply went. */
   private routes?: { lastError: string | null };
   /** class id → name, from the API's latest classes: names the kernel's per-class TCP errors. */
@@ -102,8 +107,10 @@ export class Agent {
     // Registration may fail while the API is down: the watch retries, and so does this.
     void this.registerUntilDone();
 
-    // --cgroup-root, else the host's cgroup v2 mount: where class cgroup paths are resolved.
-    const root = s.cgroupRoot ?? cgroupRoot();
+    // sock_ops first: without --cgroup-root it chooses (or mounts) the cgroup v2 root, and class
+    // cgroup paths are resolved where it is attached; else --cgroup-root, else any cgroup2 mount.
+    const installedTcp = this.installTcp();
+    const root = installedTcp?.cgroupRoot ?? (s.cgroupRoot === CGROUP_ROOT_OFF ? undefined : s.cgroupRoot) ?? cgroupRoot();
     const inventoryFor = (fq: boolean): Inventory => ({ fq, cgroupRoot: root, cgroupIds: (p) => this.cgroupIdOf(root, p) });
     // One API connection for every consumer; the latest classes are replayed to whoever
     // (re)subscribes, so recomputing an interface's state after a mode change asks the API nothing.
@@ -141,7 +148,7 @@ export class Agent {
       );
       this.subscriptions.push(reconciler.run(desired$).subscribe((r) => this.onResult(st, r)));
     }
-    this.startTcp(budgets$, inventoryFor(true));
+    this.startTcp(budgets$, inventoryFor(true), installedTcp);
     if (s.routeTuning) this.startRoutes(budgets$, inventoryFor(true));
     // Subscribed last, so every consumer above sees the first list.
     this.subscriptions.push(
@@ -216,7 +223,8 @@ export class Agent {
     void this.heartbeat();
   }
 
-  private startTcp(budgets$: ReplaySubject<Budgets>, inventory: Inventory): void {
+  /** sock_ops attached (or adopted); undefined when off or when it failed (reported, shaping goes on). */
+  private installTcp(): InstalledTcp | undefined {
     const s = this.config.settings;
     let installed: InstalledTcp | undefined;
     try {
@@ -224,16 +232,34 @@ export class Agent {
     } catch (err) {
       this.tcp = { lastError: `TCP tuning not installed: ${(err as Error).message}` };
       this.log.error({ err: (err as Error).message, cgroupRoot: s.cgroupRoot }, 'TCP tuning could not be installed; shaping goes on without it');
-      return;
+      return undefined;
     }
     if (installed === undefined) {
       // Without sock_ops a local TCP sender in a policed class is not paced and gets a small part of its rate (docs/agent.md, "TCP under policing").
       const policed = this.ifaces.filter((i) => i.mode === 'policing').map((i) => i.installed.iface);
-      if (policed.length > 0) this.log.warn({ policed }, 'policing without --cgroup-root: local TCP senders are not paced (sock_ops is not attached) and get far less than their classes\' rates');
-      return;
+      if (policed.length > 0) this.log.warn({ policed }, 'policing with --cgroup-root off: local TCP senders are not paced (sock_ops is not attached) and get far less than their classes\' rates; start the agent without --cgroup-root off');
+      return undefined;
     }
+    if (installed.cgroupRootSource === 'mounted') {
+      this.log.info({ cgroupRoot: installed.cgroupRoot }, 'this host had no cgroup v2 mount: mounted the cgroup v2 hierarchy for sock_ops (pacer agent teardown unmounts it)');
+    }
+    return installed;
+  }
+
+  /** Whether sock_ops sees every local socket: attached at the root of the cgroup v2 hierarchy. */
+  private sockopsCoversHost(installed: InstalledTcp): boolean {
+    return installed.cgroupRootSource !== 'flag' || cgroup2Mounts().includes(installed.cgroupRoot);
+  }
+
+  private startTcp(budgets$: ReplaySubject<Budgets>, inventory: Inventory, installed: InstalledTcp | undefined): void {
+    const s = this.config.settings;
+    if (installed === undefined) return;
     const tcp = (this.tcp = { installed, lastError: null as string | null });
-    this.log.info({ cgroupRoot: installed.cgroupRoot, attach: installed.attach }, 'TCP tuning ready');
+    const wholeHost = this.sockopsCoversHost(installed);
+    this.log.info({ cgroupRoot: installed.cgroupRoot, source: installed.cgroupRootSource, wholeHost, attach: installed.attach }, 'TCP tuning ready');
+    if (!wholeHost && this.ifaces.some((i) => i.mode === 'policing')) {
+      this.log.warn({ cgroupRoot: installed.cgroupRoot }, `policing: only TCP sockets created below ${installed.cgroupRoot} are paced; a local TCP sender elsewhere gets far less than its class's rate (start the agent without --cgroup-root to cover every socket)`);
+    }
     const reconciler = new Reconciler<TcpState>({
       apply: (state) => {
         const before = installed.datapath.read();
@@ -383,12 +409,47 @@ export class Agent {
       // A TCP tuning failure is an error to report, but shaping/policing goes on: the mode says what the interfaces do.
       mode: failed ? 'error' : policing ? 'policing' : 'shaping',
       modeDetail: policing?.modeDetail ?? this.ifaces[0]?.modeDetail,
-      classErrors: [...classErrors, ...tcpErrors, ...routeErrors].slice(0, 10_000).map((e) => ({ class: e.class, error: e.error.slice(0, 1024) })),
+      classErrors: [...classErrors, ...tcpErrors, ...this.unpacedErrors, ...routeErrors].slice(0, 10_000).map((e) => ({ class: e.class, error: e.error.slice(0, 1024) })),
       lastError: lastError === null ? null : lastError.slice(0, 4096),
     };
   }
 
+  /**
+   * Policed classes whose TCP is not paced, since the previous check: kept for the status, logged
+   * when the set changes (datapath/unpaced-tcp.ts).
+   */
+  private checkUnpacedTcp(): void {
+    const installed = this.tcp?.installed;
+    let found;
+    // Shaping everywhere: fq holds packets, nothing to check (and no counters to read).
+    if (!this.ifaces.some((i) => i.mode === 'policing')) {
+      this.unpacedErrors = [];
+      this.unpacedWatch = new UnpacedTcpWatch(); // drops counted while shaping are not the policer's
+      return;
+    }
+    try {
+      const ifaces = this.ifaces.map((i) => ({
+        iface: i.installed.iface,
+        policing: i.mode === 'policing',
+        drops: new Map([...i.installed.datapath.stats().classes].map(([id, st]) => [id, st.horizon_drops])),
+      }));
+      found = this.unpacedWatch.check(ifaces, installed?.pacedSockets());
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'could not read the counters for the unpaced-TCP check');
+      return;
+    }
+    const sockops = { cgroupRoot: installed?.cgroupRoot, whole: installed !== undefined && this.sockopsCoversHost(installed) };
+    const errors = found.map((u) => unpacedTcpError(u, this.classNames.get(u.classId) ?? `id ${u.classId}`, sockops));
+    const names = (list: ClassError[]) => JSON.stringify(list.map((e) => e.class));
+    if (names(errors) !== names(this.unpacedErrors)) {
+      if (errors.length > 0) for (const e of errors) this.log.warn({ class: e.class, err: e.error }, 'class policed without a socket cap');
+      else this.log.info({ classes: this.unpacedErrors.map((e) => e.class) }, 'no class is policed without a socket cap any more');
+    }
+    this.unpacedErrors = errors;
+  }
+
   private async heartbeat(): Promise<void> {
+    this.checkUnpacedTcp();
     try {
       await this.api.heartbeat(this.status());
     } catch (err) {

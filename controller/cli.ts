@@ -38,7 +38,7 @@ export function agentCommand(): Command {
     .option('--host <name>', 'host name registered with the API; the token must be bound to it (env PACER_HOST; default hostname)')
     .option('--netns <path>', 'network namespace of the interfaces (env PACER_NETNS)')
     .option('--pin-base <dir>', 'bpffs directory for pins (env PACER_PIN_BASE; default /sys/fs/bpf/pacer)')
-    .option('--cgroup-root <dir>', 'cgroup v2 directory: TCP tuning (sock_ops) is attached there through a pinned link, and class cgroup paths are resolved below it; without it, no TCP tuning (env PACER_CGROUP_ROOT)')
+    .option('--cgroup-root <dir>', 'cgroup v2 directory: sock_ops (TCP tuning, and TCP pacing under policing) is attached there through a pinned link, and class cgroup paths are resolved below it; default: the root of the cgroup v2 hierarchy, mounted at /run/pacer/cgroup2 if the host has no cgroup2 mount; "off": no sock_ops (env PACER_CGROUP_ROOT)')
     .option('--token-file <file>', 'file holding the agent token (else env PACER_TOKEN)')
     .option('--resync <duration>', 'how often the maps are compared with the desired state and drift repaired, e.g. 30s (env PACER_RESYNC_MS, in ms; default 30s)', millis)
     .option('--heartbeat <duration>', 'how often the status is sent to the API, e.g. 10s (env PACER_HEARTBEAT_MS, in ms; default 10s)', millis)
@@ -77,7 +77,8 @@ export function agentCommand(): Command {
       const installer = new KernelInstaller({ stateDir: opts.stateDir ?? '/var/lib/pacer', netns: opts.netns, pinBase: opts.pinBase });
       for (const iface of opts.iface) await installer.uninstall(iface);
       // TCP tuning is host-wide: its pinned sock_ops link and maps go too.
-      uninstallTcp(opts.pinBase);
+      const tcp = uninstallTcp(opts.pinBase, opts.stateDir ?? '/var/lib/pacer');
+      if (tcp.unmounted) process.stderr.write(`unmounted ${tcp.unmounted} (the cgroup v2 mount the agent made for sock_ops)\n`);
       // pacer's rto_min routes (proto 112) in the interfaces' network namespace.
       new KernelRouteTuner({ netns: opts.netns }).uninstall();
     });

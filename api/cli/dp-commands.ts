@@ -13,6 +13,8 @@ import { Datapath, delayQuantile, SETTINGS_POLICING, type DelayHistogram, type S
 import { PIN_BASE, POLICING_DETAIL } from '../../shaper-bpf/src/interface.js';
 import { requireBpffs } from '../../shaper-bpf/src/bpffs.js';
 import type { ClassStats } from '../../shaper-bpf/src/layout.js';
+import { readPacedSockets } from '../../shaper-bpf/src/sockops.js';
+import { TCP_PIN_DIR } from '../../controller/datapath/tcp-tuner.js';
 import { CliError } from './client.js';
 import { NONE, out, printJson, run, table } from './output.js';
 
@@ -29,6 +31,8 @@ interface InterfaceView {
   stats: ReturnType<Datapath['stats']>;
   /** class id → its queueing-delay histogram. */
   delays: Map<number, DelayHistogram>;
+  /** class id → TCP sockets sock_ops caps that are sending now; undefined when sock_ops is not installed. */
+  pacedSockets?: Map<number, number>;
 }
 
 /** Interfaces with pacer's pins. Reading never creates pins: a directory without them is skipped. */
@@ -42,6 +46,7 @@ function interfaces(o: DpOptions): string[] {
 }
 
 function read(o: DpOptions): InterfaceView[] {
+  const pacedSockets = readPacedSockets(join(o.pinBase, TCP_PIN_DIR));
   return interfaces(o).map((iface) => {
     let egress: EgressObject;
     try {
@@ -55,7 +60,7 @@ function read(o: DpOptions): InterfaceView[] {
       const dp = new Datapath(egress);
       const state = dp.read();
       const mode = state.settings.flags & SETTINGS_POLICING ? POLICING_DETAIL : 'shaping';
-      return { iface, mode, state, stats: dp.stats(), delays: dp.delayHistograms() };
+      return { iface, mode, state, stats: dp.stats(), delays: dp.delayHistograms(), pacedSockets };
     } finally {
       egress.close();
     }
@@ -122,7 +127,34 @@ const jsonReady = (v: InterfaceView) => ({
   settings: v.state.settings,
   stats: Object.fromEntries(v.stats.classes),
   unclassified: v.stats.unclassified,
+  pacedSockets: v.pacedSockets === undefined ? null : Object.fromEntries(v.pacedSockets),
+  unpacedTcp: unpacedNotes(v).map((n) => n.classId),
 });
+
+/**
+ * Classes policed without a socket cap (controller/datapath/unpaced-tcp.ts has the agent's rule, over
+ * one check interval): on a policing interface, the policer has dropped packets of the class and no
+ * TCP socket of it is paced now. From one read, so the drops may be old: the agent's status and log
+ * say whether it is happening now.
+ */
+function unpacedNotes(v: InterfaceView): Array<{ classId: number; text: string }> {
+  if (!(v.state.settings.flags & SETTINGS_POLICING)) return [];
+  return [...v.stats.classes]
+    .filter(([id, s]) => s.horizon_drops > 0 && (v.pacedSockets?.get(id) ?? 0) === 0)
+    .map(([id, s]) => ({
+      classId: id,
+      text:
+        `${v.iface} class ${id}: policed without a socket cap: ${s.horizon_drops} horizon drops in total and no TCP socket of the class is paced now` +
+        (v.pacedSockets === undefined ? ' (sock_ops is not installed)' : '') +
+        `. A local TCP sender that sock_ops does not see gets far less than the rate. Fix: run the agent without --cgroup-root (sock_ops then covers every local socket) or the senders below its --cgroup-root, or install sch_fq. UDP above the rate is dropped as configured and also counts here.`,
+    }));
+}
+
+/** "3" busy capped sockets, "0", or "off" without sock_ops; "-" on a shaping interface (fq paces). */
+function pacedColumn(v: InterfaceView, id: number): string | number {
+  if (!(v.state.settings.flags & SETTINGS_POLICING)) return NONE;
+  return v.pacedSockets === undefined ? 'off' : (v.pacedSockets.get(id) ?? 0);
+}
 
 export function dpCommand(): Command {
   const dp = new Command('dp').description("read this host's data plane from its pinned BPF maps (root; no API needed)");
@@ -147,7 +179,7 @@ export function dpCommand(): Command {
       if (o.json) return printJson(views.map(jsonReady));
       out(
         table(
-          ['IFACE', 'CLASS-ID', 'RATE', 'BURST', 'HORIZON', 'ECN', 'PARENT', 'SELECTORS'],
+          ['IFACE', 'CLASS-ID', 'RATE', 'BURST', 'HORIZON', 'ECN', 'PARENT', 'SELECTORS', 'TCP-PACED'],
           views.flatMap((v) =>
             [...v.state.classes].map(([id, c]) => [
               v.iface,
@@ -158,10 +190,12 @@ export function dpCommand(): Command {
               c.ecn_ns === 0 ? NONE : formatDuration(c.ecn_ns),
               c.parent_id === 0 ? NONE : c.parent_id,
               selectorsOf(v.state, id),
+              pacedColumn(v, id),
             ]),
           ),
         ),
       );
+      for (const v of views) for (const n of unpacedNotes(v)) process.stderr.write(`warning: ${n.text}\n`);
     }),
   );
 

@@ -13,11 +13,11 @@ export const kernelDatapathModule = new ContainerModule(({ bind }) => {
       return new KernelInstaller({ stateDir, netns, pinBase, log: ctx.get<Logger>(LOGGER) });
     })
     .inSingletonScope();
-  // Installs nothing unless the agent is told where to attach sock_ops (--cgroup-root).
+  // sock_ops at --cgroup-root, by default at the cgroup v2 hierarchy's root; nothing with `--cgroup-root off`.
   bind<TcpTuner>(TCP_TUNER)
     .toDynamicValue((ctx) => {
-      const { cgroupRoot, pinBase } = ctx.get(AgentConfig).settings;
-      return new KernelTcpTuner({ cgroupRoot, pinBase });
+      const { cgroupRoot, pinBase, stateDir } = ctx.get(AgentConfig).settings;
+      return new KernelTcpTuner({ cgroupRoot, pinBase, stateDir });
     })
     .inSingletonScope();
   // rto_min routes in the interfaces' network namespace (used only with --route-tuning on, the default).

@@ -143,7 +143,7 @@ export function desiredState(
     dst6: new Map(),
     settings: { default_class: 0, flags: policing ? SETTINGS_POLICING : 0 },
   };
-  const tcp: Required<TcpState> = { tuning: new Map(), pacing: new Map(), cgroups: new Map(), dst4: new Map(), dst6: new Map() };
+  const tcp: Required<TcpState> = { tuning: new Map(), pacing: new Map(), marks: new Map(), cgroups: new Map(), dst4: new Map(), dst6: new Map() };
   const routes: RouteState = new Map();
   const owners = new Map<string, string>(); // selector key → class name, for conflict messages
 
@@ -173,7 +173,8 @@ export function desiredState(
     };
     shaper.classes.set(c.id, config);
 
-    for (const mark of c.match.marks) if (claim(c, `mark:${mark}`, `mark ${mark}`)) shaper.marks.set(mark, c.id);
+    const marks = c.match.marks.filter((mark) => claim(c, `mark:${mark}`, `mark ${mark}`));
+    for (const mark of marks) shaper.marks.set(mark, c.id);
 
     const cgroups: bigint[] = [];
     for (const path of c.match.cgroups) {
@@ -200,14 +201,15 @@ export function desiredState(
       prefixes.push(cidr);
     }
 
-    // sock_ops classifies by the socket's cgroup or its peer's prefix; it never sees a mark.
-    const classifiable = cgroups.length > 0 || prefixes.length > 0;
+    // sock_ops classifies a socket by its mark, its cgroup and its peer's prefix, in tc's order
+    // (shaper-bpf/bpf/classify_order.h), from its own maps holding the same selectors.
+    const classifiable = marks.length > 0 || cgroups.length > 0 || prefixes.length > 0;
     const tuned = c.tcp !== null && (c.tcp.rtoMin !== null || c.tcp.delackMax !== null);
     // Policing: nothing holds a local TCP sender's packets until their departure time, so TCP
     // paces itself at the class's rate (SO_MAX_PACING_RATE through sock_ops), else it sends its
     // window at line rate into the policer and lives on retransmission timeouts.
     const paced = policing && classifiable;
-    if (tuned && !classifiable) fail(c.name, 'tcp tuning needs a cgroup or prefix selector (sockets are not classified by mark); tuning ignored');
+    if (tuned && !classifiable) fail(c.name, 'tcp tuning needs a mark, cgroup or prefix selector; tuning ignored');
     if (!classifiable || (!tuned && !paced)) continue;
     if (tuned) {
       tcp.tuning.set(c.id, { rto_min_us: toUs(c.tcp!.rtoMin), delack_max_us: toUs(c.tcp!.delackMax) });
@@ -215,6 +217,7 @@ export function desiredState(
       if (c.tcp!.rtoMin !== null) for (const cidr of prefixes) routes.set(cidr, { classId: c.id, className: c.name, rtoMinMs: Math.ceil(c.tcp!.rtoMin / 1e6) });
     }
     if (paced) tcp.pacing.set(c.id, { rate_bps: rate });
+    for (const mark of marks) tcp.marks.set(mark, c.id);
     for (const id of cgroups) tcp.cgroups.set(id, c.id);
     for (const cidr of prefixes) (cidr.includes(':') ? tcp.dst6 : tcp.dst4).set(cidr, c.id);
   }

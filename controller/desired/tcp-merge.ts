@@ -13,16 +13,16 @@ import type { TcpPacing } from '../../shaper-bpf/src/layout.js';
 import type { TcpState } from '../../shaper-bpf/src/tcp-datapath.js';
 
 export function mergeTcpStates(states: readonly TcpState[]): Required<TcpState> {
-  const merged: Required<TcpState> = { tuning: new Map(), pacing: new Map(), cgroups: new Map(), dst4: new Map(), dst6: new Map() };
+  const merged: Required<TcpState> = { tuning: new Map(), pacing: new Map(), marks: new Map(), cgroups: new Map(), dst4: new Map(), dst6: new Map() };
   for (const s of states) {
     for (const [id, t] of s.tuning) if (!merged.tuning.has(id)) merged.tuning.set(id, t);
     for (const [id, p] of s.pacing ?? new Map<number, TcpPacing>()) {
       const had = merged.pacing.get(id);
       if (had === undefined || p.rate_bps > had.rate_bps) merged.pacing.set(id, p);
     }
-    for (const key of ['cgroups', 'dst4', 'dst6'] as const) {
+    for (const key of ['marks', 'cgroups', 'dst4', 'dst6'] as const) {
       const into = merged[key] as Map<unknown, number>;
-      for (const [sel, id] of s[key] as Map<unknown, number>) if (!into.has(sel)) into.set(sel, id);
+      for (const [sel, id] of (s[key] ?? new Map()) as Map<unknown, number>) if (!into.has(sel)) into.set(sel, id);
     }
   }
   return merged;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * Classification: which class (slot, see pacer.h) a packet belongs to. First match wins, in
- * this order:
+ * Classification of a packet: which class (slot, see pacer.h) it belongs to, in the order of
+ * classify_order.h, which the sock_ops program shares:
  *   1. the socket mark        (mark_class, hash; skipped for mark 0)
  *   2. the socket's cgroup v2 (cgroup_class, hash by cgroup id; skipped, with the helper call,
  *                              while settings.cgroup_selectors is 0)
@@ -39,6 +39,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "pacer.h"
+#include "classify_order.h"
 
 #ifndef ETH_P_8021Q
 #define ETH_P_8021Q 0x8100
@@ -103,13 +104,6 @@ struct {
 	__type(value, struct pacer_dst_cache);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } dst6_cache SEC(".maps");
-
-static __always_inline __u32 pacer_lookup_u32(void *map, const void *key)
-{
-	__u32 *slot = bpf_map_lookup_elem(map, key);
-
-	return slot ? *slot : 0;
-}
 
 /*
  * The trie's answer for one destination address, through its cache. `generation` must have been
@@ -187,30 +181,41 @@ static __always_inline __u32 pacer_classify_dst(struct __sk_buff *skb, __u32 gen
 	return 0;
 }
 
+/* What tc classifies: a packet, and what it needs to know besides. */
+struct pacer_subject {
+	struct __sk_buff *skb;
+	const struct pacer_settings *set;
+	__u32 generation;
+};
+
+static __always_inline __u32 pacer_subject_mark(struct pacer_subject *s)
+{
+	return s->skb->mark;
+}
+
+static __always_inline __u64 pacer_subject_cgroup_id(struct pacer_subject *s)
+{
+	if (!s->set || !s->set->cgroup_selectors)
+		return 0;
+	return bpf_skb_cgroup_id(s->skb);
+}
+
+static __always_inline __u32 pacer_subject_dst(struct pacer_subject *s)
+{
+	return pacer_classify_dst(s->skb, s->generation);
+}
+
 /* The packet's slot. `set` is the settings entry (NULL only if the array lookup failed). */
 static __always_inline __u32 pacer_classify(struct __sk_buff *skb, const struct pacer_settings *set)
 {
-	/* Read ctx fields into locals first: the verifier rejects a load from a computed ctx pointer. */
-	__u32 mark = skb->mark;
-	/* Before any trie lookup: see "The race this ordering prevents" above. */
-	__u32 generation = set ? *(volatile __u32 *)&set->generation : 0;
-	__u64 cgroup_id;
-	__u32 slot;
+	struct pacer_subject subject = {
+		.skb = skb,
+		.set = set,
+		/* Before any trie lookup: see "The race this ordering prevents" above. */
+		.generation = set ? *(volatile __u32 *)&set->generation : 0,
+	};
+	__u32 slot = pacer_classify_in_order(&subject, &mark_class, &cgroup_class);
 
-	if (mark) {
-		slot = pacer_lookup_u32(&mark_class, &mark);
-		if (slot)
-			return slot;
-	}
-	if (set && set->cgroup_selectors) {
-		cgroup_id = bpf_skb_cgroup_id(skb);
-		if (cgroup_id) {
-			slot = pacer_lookup_u32(&cgroup_class, &cgroup_id);
-			if (slot)
-				return slot;
-		}
-	}
-	slot = pacer_classify_dst(skb, generation);
 	if (slot)
 		return slot;
 	return set ? set->default_slot : 0;

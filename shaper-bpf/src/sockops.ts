@@ -1,10 +1,12 @@
 /**
  * The sock_ops object (shaper-bpf/obj/pacer_sockops.o): low-latency TCP tuning per class.
  *
- * A socket is classified when it connects (active), listens, or is accepted (passive): first by its
- * own cgroup v2 id (`cgroups`, keyed by cgroupId()), else by its peer's prefix (`dst4`/`dst6`; an
- * IPv4-mapped peer counts as IPv4; a listener has no peer). Accepted sockets inherit their
- * listener's tuning, so they are tuned from their first RTT sample on. Its
+ * A socket is classified when it connects (active), listens, or is accepted (passive), in the
+ * tc program's order (shaper-bpf/bpf/classify_order.h): its mark (`marks`, SO_MARK), its own cgroup
+ * v2 id (`cgroups`, keyed by cgroupId()), its peer's prefix (`dst4`/`dst6`; an IPv4-mapped peer
+ * counts as IPv4; a listener has no peer). A paced socket is classified again once per 268 ms
+ * window. Accepted sockets inherit their listener's tuning, so they are tuned from their first
+ * RTT sample on. Its
  * class's `tuning` is applied with bpf_setsockopt, and what the kernel answered lands in `stats`.
  * Maps are pinned by name under `pinRoot` like the egress object's, so a restarted agent adopts
  * them; the program is attached through a bpf_link pinned on bpffs, so it outlives the agent.
@@ -13,7 +15,8 @@ import { existsSync, readlinkSync, rmSync, statfsSync, statSync } from 'node:fs'
 import { constants } from 'node:os';
 import koffi from 'koffi';
 import { objectPath } from './egress.js';
-import { attachCgroup, BpfObject, BpfProgram, errnoName, type CgroupAttachment, detachPinnedCgroupLink } from './libbpf/index.js';
+import { join } from 'node:path';
+import { attachCgroup, BpfMap, BpfObject, BpfProgram, errnoName, type CgroupAttachment, detachPinnedCgroupLink } from './libbpf/index.js';
 // Not in the binding's public surface yet: reading a pinned link's info (see pinnedLinkInfo).
 import { check, errnoText } from './libbpf/errors.js';
 import { closeFd, objInfo } from './libbpf/info.js';
@@ -108,26 +111,63 @@ export function pinnedLinkInfo(path: string): PinnedLinkInfo {
   }
 }
 
+/** The program's counting window: 2^28 ns of CLOCK_MONOTONIC (bpf_ktime_get_ns; FLOW_WINDOW_SHIFT). */
+export const FLOW_WINDOW_SHIFT = 28n;
+
+/**
+ * How many of a class's capped sockets sock_ops counted as sending in the current or the previous
+ * window (`now` in CLOCK_MONOTONIC ns, process.hrtime.bigint() on Linux); 0 for an entry older than that.
+ */
+export function busyPacedSockets(flows: layout.ClassFlows | undefined, now: bigint = process.hrtime.bigint()): number {
+  if (flows === undefined) return 0;
+  const window = now >> FLOW_WINDOW_SHIFT;
+  const age = window - BigInt(flows.window);
+  if (age === 0n) return Math.max(flows.cur, flows.prev);
+  if (age === 1n) return flows.cur;
+  return 0;
+}
+
+/**
+ * class id → busy capped sockets, from the pinned tcp_class_flows under `pinRoot` (the agent's
+ * `<pin base>/tcp`), without loading the program or creating pins; undefined when sock_ops' pins are
+ * not there (not installed, or from a pacer that did not pin the map).
+ */
+export function readPacedSockets(pinRoot: string, now: bigint = process.hrtime.bigint()): Map<number, number> | undefined {
+  const pin = join(pinRoot, 'tcp_class_flows');
+  if (!existsSync(pin)) return undefined;
+  const flows = new TypedMap(BpfMap.openPinned(pin), u32, struct(layout.classFlows));
+  try {
+    return new Map([...flows.entries()].map(([id, f]) => [id, busyPacedSockets(f, now)]));
+  } finally {
+    flows.map.close();
+  }
+}
+
 export class TcpTuningObject {
   readonly program: BpfProgram;
+  readonly marks: TypedMap<number, number>;
   readonly cgroups: TypedMap<bigint, number>;
   readonly dst4: TypedMap<string, number>;
   readonly dst6: TypedMap<string, number>;
   readonly tuning: TypedMap<number, layout.TcpTuning>;
   readonly pacing: TypedMap<number, layout.TcpPacing>;
   readonly stats: TypedMap<number, layout.TcpStats>;
+  /** class id → its busy capped sockets per 2^28 ns window (see busyPacedSockets). */
+  readonly flows: TypedMap<number, layout.ClassFlows>;
   // Links this process attached, by pin path. The binding can only drop a link's fd by unpinning
   // it, so the fd stays open until detach() or process exit; the pin keeps it attached either way.
   private readonly attached = new Map<string, CgroupAttachment>();
 
   private constructor(private readonly object: BpfObject) {
     this.program = object.program(SOCKOPS_PROGRAM);
+    this.marks = new TypedMap(object.map('tcp_mark_class'), u32, u32);
     this.cgroups = new TypedMap(object.map('tcp_cgroup_class'), u64, u32);
     this.dst4 = new TypedMap(object.map('tcp_dst4_class'), prefix('ipv4'), u32);
     this.dst6 = new TypedMap(object.map('tcp_dst6_class'), prefix('ipv6'), u32);
     this.tuning = new TypedMap(object.map('tcp_tuning'), u32, struct(layout.tcpTuning));
     this.pacing = new TypedMap(object.map('tcp_pacing'), u32, struct(layout.tcpPacing));
     this.stats = new TypedMap(object.map('tcp_stats'), u32, struct(layout.tcpStats));
+    this.flows = new TypedMap(object.map('tcp_class_flows'), u32, struct(layout.classFlows));
   }
 
   static load(options: TcpTuningLoadOptions): TcpTuningObject {

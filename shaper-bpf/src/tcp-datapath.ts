@@ -18,6 +18,11 @@ export interface TcpState {
    * Absent = none: a snapshot written by a pacer from before pacing has no such field.
    */
   pacing?: Map<number, TcpPacing>;
+  /**
+   * socket mark → class id: the first selector sock_ops looks at, as tc does (classify_order.h).
+   * Absent = none: a snapshot written by a pacer from before mark selectors in sock_ops.
+   */
+  marks?: Map<number, number>;
   /** cgroup id → class id. */
   cgroups: Map<bigint, number>;
   dst4: Map<string, number>;
@@ -27,6 +32,7 @@ export interface TcpState {
 export interface TcpTables {
   tuning: Table<number, TcpTuning>;
   pacing: Table<number, TcpPacing>;
+  marks: Table<number, number>;
   cgroups: Table<bigint, number>;
   dst4: Table<string, number>;
   dst6: Table<string, number>;
@@ -42,8 +48,16 @@ export class TcpDatapath {
   read(): TcpState {
     const t = this.tables;
     const pacing = t.pacing.entries();
-    // Absent when empty, like a state from before pacing: the two read back the same.
-    return { tuning: t.tuning.entries(), ...(pacing.size > 0 ? { pacing } : {}), cgroups: t.cgroups.entries(), dst4: t.dst4.entries(), dst6: t.dst6.entries() };
+    const marks = t.marks.entries();
+    // Absent when empty, like a state from before pacing (or mark selectors): the two read back the same.
+    return {
+      tuning: t.tuning.entries(),
+      ...(pacing.size > 0 ? { pacing } : {}),
+      ...(marks.size > 0 ? { marks } : {}),
+      cgroups: t.cgroups.entries(),
+      dst4: t.dst4.entries(),
+      dst6: t.dst6.entries(),
+    };
   }
 
   /** What the kernel answered, per class: sockets tuned, refused, and the last error. */
@@ -53,11 +67,12 @@ export class TcpDatapath {
 
   /** Selectors go in after the values they point at, and out before them. */
   apply(state: TcpState): ApplyReport {
-    const desired = { ...state, pacing: state.pacing ?? new Map<number, TcpPacing>() };
+    const desired = { ...state, pacing: state.pacing ?? new Map<number, TcpPacing>(), marks: state.marks ?? new Map<number, number>() };
     validateTcp(desired);
-    const actual = this.read();
+    const read = this.read();
+    const actual = { ...read, marks: read.marks ?? new Map<number, number>() };
     const t = this.tables;
-    const selectors = ['cgroups', 'dst4', 'dst6'] as const;
+    const selectors = ['marks', 'cgroups', 'dst4', 'dst6'] as const;
     const tuning = diffMaps(actual.tuning, desired.tuning);
     const actualPacing = actual.pacing ?? new Map<number, TcpPacing>();
     const pacing = diffMaps(actualPacing, desired.pacing);
@@ -88,12 +103,16 @@ export function validateTcp(s: TcpState): void {
     if (!Number.isInteger(v.rate_bps) || v.rate_bps < RATE_LIMITS.min || v.rate_bps > RATE_LIMITS.max) problems.push(`class ${id}: pacing rate ${v.rate_bps} bit/s is outside ${RATE_LIMITS.min}..${RATE_LIMITS.max}`);
   }
   const selectors: Array<[string, Map<unknown, number>]> = [
+    ['mark', s.marks ?? new Map<number, number>()],
     ['cgroup', s.cgroups],
     ['prefix', s.dst4],
     ['prefix', s.dst6],
   ];
   for (const [what, map] of selectors) {
     for (const [sel, id] of map) if (!s.tuning.has(id) && !pacing.has(id)) problems.push(`${what} ${String(sel)} selects class ${id}, which has neither tuning nor pacing`);
+  }
+  for (const mark of (s.marks ?? new Map<number, number>()).keys()) {
+    if (!Number.isInteger(mark) || mark < 1 || mark > 0xffffffff) problems.push(`mark ${mark} is not a u32 above 0 (mark 0 is "no mark")`);
   }
   for (const [family, map] of [['ipv4', s.dst4], ['ipv6', s.dst6]] as const) {
     for (const cidr of map.keys()) {

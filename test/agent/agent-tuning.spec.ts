@@ -10,7 +10,8 @@
  *   established connection's RTO follows it, a change updates it, a hand-deleted route is
  *   repaired, refused prefixes are per-class errors, removal and teardown delete it;
  * - sock_ops refusals (an RTOmin below 2 jiffies) reach GET /v1/hosts/NAME as a per-class error,
- *   and fixing the class clears it.
+ *   and fixing the class clears it;
+ * - a class selected by a mark only is tuned through sock_ops (classified by SO_MARK first, as tc).
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -232,6 +233,22 @@ describe('pacer agent: live mode, rto_min routes and TCP refusals (real API, rea
     assert.deepEqual([route.dev, route.metrics?.[0]?.rto_min], [IFACE, 25]);
     await remove('v6peer');
     await withLog(until('the IPv6 route gone', async () => ((await v6routes()).length === 0 ? true : undefined), 10_000, 50));
+  });
+
+  it('a class selected by a mark only is tuned through sock_ops on the sockets with that mark, ahead of a prefix class (tc\'s order)', async () => {
+    const id = await create({ name: 'by-mark', rate: '50mbit', match: { marks: [77] }, tcp: { rtoMin: '20ms' } });
+    await withLog(until('the mark in sock_ops\' maps', () => (tcp!.marks.get(77) === id && tcp!.tuning.get(id)?.rto_min_us === 20_000 ? true : undefined), 10_000, 50));
+    const status = await statusWhere('a heartbeat with the class applied', () => true);
+    assert.ok(!status.classErrors.some((e: { class: string }) => e.class === 'by-mark'), JSON.stringify(status.classErrors));
+    // Both ends in the receiver's namespace, in an unselected cgroup; the client's peer may also be
+    // selected by another test's prefix class (PEER/32): the mark comes first.
+    const server = await refusalPeers.server(receiver, plain, PEER);
+    const client = await refusalPeers.client(receiver, plain, PEER, server.port, { rounds: 20, mark: 77 });
+    assert.deepEqual(tcp!.stats.get(id), { applied: 1, failed: 0, last_error: 0, last_option: 0 }, 'the marked socket, once');
+    const rto = await rtoMs(receiver, `sport = :${client.port}`);
+    assert.ok(rto >= 20 && rto < 100, `the marked socket's RTO: ${rto} ms`);
+    await refusalPeers.killAll();
+    await remove('by-mark');
   });
 
   it('TCP refusal: a class asking sock_ops for an RTOmin the kernel refuses shows the reason in GET /v1/hosts; fixing the class clears it', async () => {

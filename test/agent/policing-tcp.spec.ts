@@ -11,17 +11,26 @@
  * sees only that subtree); one run from outside it shows what an unpaced sender gets.
  *
  * Checked: TCP gets a large fraction of the rate (before this, 0.003–0.011 of it), and what the
- * class passed (its stats map, wire bytes) never exceeds the rate plus one depth.
+ * class passed (its stats map, wire bytes) never exceeds the rate plus one depth. An unpaced sender
+ * is not silent: the class is reported as policed without a socket cap, with the fix, in
+ * GET /v1/hosts/NAME, the agent's log and `pacer dp classes`, for as long as it lasts.
+ *
+ * A second agent, started without --cgroup-root, attaches sock_ops at the root of the host's cgroup
+ * v2 hierarchy (mounting it when the host has only cgroup v1, as this one): a sender in no
+ * particular cgroup is paced and gets its rate; `pacer agent teardown` detaches it and unmounts.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ChildProcess } from 'node:child_process';
 import { TcpTuningObject } from '../../shaper-bpf/src/sockops.js';
 import { TCP_PIN_DIR } from '../../controller/datapath/tcp-tuner.js';
 import { request } from '../support/api-server.js';
-import { until } from '../support/agent-processes.js';
+import { CLI, killed, until } from '../support/agent-processes.js';
+import { cgroup2Mounts, PACER_CGROUP2_MOUNT, WELL_KNOWN_CGROUP2 } from '../../controller/datapath/cgroup-root.js';
 import { useAgentRig } from '../support/agent-rig.js';
 import { PrivateCgroup2 } from '../support/cgroup2.js';
 import { netnsPath } from '../../shaper-bpf/src/exec.js';
@@ -155,11 +164,50 @@ describe('policing: local TCP through a class gets close to its rate (real API, 
     withinDepth(r, 'four flows');
   });
 
-  it('an unpaced sender (outside the agent\'s cgroup root) is still held to rate + depth', async () => {
-    const r = await iperf(1, { flows: 1, paced: false });
+  it('an unpaced sender (outside the agent\'s cgroup root) is still held to rate + depth, and is reported with the fix in the host status, the log and `pacer dp classes` while it lasts', async () => {
+    const unpaced = (status: { classErrors: Array<{ class: string; error: string }> } | null) =>
+      status?.classErrors.find((e) => e.class === 'tcp-20' && /policed without a socket cap/.test(e.error));
+    let reported: { class: string; error: string } | undefined;
+    let dpOut = { stdout: '', stderr: '' };
+    const logFrom = rig.agent.lines.length;
+    const r = await iperf(1, {
+      flows: 1,
+      paced: false,
+      during: async () => {
+        reported = await rig.withLog(until('the host status to report tcp-20 as policed without a socket cap', async () => unpaced((await rig.hostRecord()).status), 10_000, 100));
+        const args = rig.agent.child.spawnargs;
+        dpOut = await promisify(execFile)(process.execPath, [CLI, 'dp', 'classes', '--pin-base', args[args.indexOf('--pin-base') + 1]!]);
+      },
+    });
     figures.unpaced20 = { goodputMbit: mbit(r.goodputBps), passedMbit: mbit(r.passedBps), drops: r.drops };
     withinDepth(r, 'unpaced');
     assert.ok(r.drops > 0, 'the policer dropped its line-rate bursts');
+    // The fix names the cgroup root sock_ops sees, and the default that covers every socket.
+    assert.match(reported!.error, new RegExp(`sees only sockets created below ${cg!.base}.*Fix: run the TCP senders below ${cg!.base}, or start the agent without --cgroup-root`));
+    const logged = rig.agent.find('class policed without a socket cap', logFrom, (l) => l.class === 'tcp-20');
+    assert.ok(logged && /Fix:/.test(String(logged.err)), `the agent logged it: ${rig.agent.tail(5)}`);
+    assert.match(dpOut.stdout, new RegExp(`pt0\\s+${ids[1]}\\s+20mbit.*\\s0\\n`), 'pacer dp classes: no TCP socket of the class paced');
+    assert.match(dpOut.stderr, new RegExp(`warning: pt0 class ${ids[1]}: policed without a socket cap: \\d+ horizon drops`));
+    // Once the sender is gone the next checks see no new drops: the report goes away.
+    await rig.withLog(until('the report to clear', async () => (unpaced((await rig.hostRecord()).status) ? undefined : true), 10_000, 100));
+    assert.ok(rig.agent.find('no class is policed without a socket cap any more', logFrom), 'the agent logged that it cleared');
+  });
+
+  it('a paced sender is not reported as policed without a socket cap', async () => {
+    let seen: string | undefined;
+    await iperf(1, {
+      flows: 1,
+      paced: true,
+      during: async () => {
+        // Sampled through the run: every heartbeat (1 s) while the paced flow sends.
+        for (let i = 0; i < 4; i++) {
+          await sleep(1_000);
+          const e = (await rig.hostRecord()).status?.classErrors.find((c: { class: string }) => c.class === 'tcp-20');
+          seen ??= e?.error;
+        }
+      },
+    });
+    assert.equal(seen, undefined);
   });
 
   it('a rate change reaches established sockets: a flow at 20 Mbit/s follows its class down to 5 within a second', async () => {
@@ -190,6 +238,68 @@ describe('policing: local TCP through a class gets close to its rate (real API, 
       assert.ok(lateMean >= SINGLE_FLOW_MIN * 5 * MBIT && lateMean <= 1.1 * 5 * MBIT, `after the change: ${mbit(lateMean)} Mbit/s on average, expected about 5`);
     } finally {
       await change('20mbit');
+    }
+  });
+});
+
+describe('policing: the agent without --cgroup-root paces every local TCP socket (sock_ops at the cgroup v2 hierarchy\'s root)', function () {
+  this.timeout(300_000);
+  const mountedBefore = cgroup2Mounts();
+  const rig = useAgentRig({
+    iface: 'pd0',
+    peerIface: 'pd1',
+    subnet: '10.93.5',
+    peers: 1,
+    host: 'policing-default',
+    labels: { zone: 'pd' },
+    cgroupRoot: 'agent-default',
+  });
+  let server: ChildProcess | undefined;
+  let id = 0;
+  after(() => server?.kill('SIGKILL'));
+
+  before(async function () {
+    this.timeout(60_000);
+    id = await rig.createClass({ name: 'tcp-default-20', rate: 20 * MBIT, match: { dst: [`${rig.peer(0)}/32`] } });
+    await rig.withLog(until('the class in the kernel', () => (rig.kernel.read().dst4.size === 1 ? true : undefined), 10_000, 50));
+    server = await iperf3Server(rig.receiver, IPERF_PORT + 1);
+  });
+
+  it('sock_ops is attached at the hierarchy root (mounted at /run/pacer/cgroup2 when the host had no cgroup2 mount), and says so', async () => {
+    const ready = rig.agent.find('TCP tuning ready');
+    assert.ok(ready, rig.agent.tail());
+    const known = [...WELL_KNOWN_CGROUP2, PACER_CGROUP2_MOUNT].find((m) => mountedBefore.includes(m));
+    assert.equal(ready.cgroupRoot, known ?? PACER_CGROUP2_MOUNT);
+    assert.equal(ready.wholeHost, true);
+    if (known === undefined) {
+      assert.equal(ready.source, 'mounted');
+      assert.ok(rig.agent.find('this host had no cgroup v2 mount: mounted the cgroup v2 hierarchy for sock_ops (pacer agent teardown unmounts it)'));
+    }
+  });
+
+  it('a TCP sender in no cgroup of pacer\'s gets at least 0.7 of 20 Mbit/s (5.21 before, unpaced), and no class is reported unpaced', async () => {
+    const before = rig.kernel.stats().classes.get(id)!;
+    const args = ['-J', '--connect-timeout', '3000', '-c', rig.peer(0), '-p', String(IPERF_PORT + 1), '-t', String(SECONDS)];
+    const { stdout } = await promisify(execFile)('nsenter', [`--net=${netnsPath(rig.sender)}`, 'iperf3', ...args], { maxBuffer: 1 << 24 });
+    const report = JSON.parse(stdout) as { end: { sum_received: { bytes: number } } };
+    const goodput = (report.end.sum_received.bytes * 8) / SECONDS;
+    const drops = rig.kernel.stats().classes.get(id)!.horizon_drops - before.horizon_drops;
+    console.log(`      measured: ${JSON.stringify({ defaultRootGoodputMbit: +(goodput / MBIT).toFixed(2), drops })}`);
+    assert.ok(goodput >= SINGLE_FLOW_MIN * 20 * MBIT, `goodput ${(goodput / MBIT).toFixed(2)} Mbit/s of 20`);
+    const status = (await rig.hostRecord()).status;
+    assert.deepEqual(status.classErrors, []);
+  });
+
+  it('`pacer agent teardown` detaches sock_ops and unmounts what the agent mounted', async () => {
+    const args = rig.agent.child.spawnargs;
+    const flag = (name: string) => args[args.indexOf(name) + 1]!;
+    const mounted = rig.agent.find('TCP tuning ready')?.source === 'mounted';
+    await killed(rig.agent.child);
+    const { stderr } = await promisify(execFile)(process.execPath, [CLI, 'agent', 'teardown', '--iface', 'pd0', '--state-dir', flag('--state-dir'), '--netns', flag('--netns'), '--pin-base', flag('--pin-base')]);
+    assert.equal(existsSync(join(flag('--pin-base'), TCP_PIN_DIR)), false, 'the TCP pins are gone');
+    if (mounted) {
+      assert.match(stderr, new RegExp(`unmounted ${PACER_CGROUP2_MOUNT}`));
+      assert.equal(cgroup2Mounts().includes(PACER_CGROUP2_MOUNT), false);
     }
   });
 });

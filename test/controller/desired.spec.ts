@@ -70,14 +70,15 @@ describe('desiredState', () => {
     assert.equal(desiredState([c], {}, inv(false)).shaper.classes.get(1)!.horizon_ns, 109_008_000);
   });
 
-  it('without fq, classes with a cgroup or prefix selector get TCP pacing at their effective rate, with their selectors; marks alone, or fq, get none', () => {
+  it('without fq, classes with a mark, cgroup or prefix selector get TCP pacing at their effective rate, with their selectors (marks too, as tc classifies by them first); with fq none', () => {
     const classes = [
       record('web', 1, { rate: 20_000_000, ceil: 40_000_000, match: { marks: [], cgroups: ['/web'], dst: ['10.1.0.0/16', 'fd00:1::/64'] } }),
       record('marked', 2, { match: { marks: [3], cgroups: [], dst: [] } }),
       record('tuned', 3, { rate: 5_000_000, match: { marks: [], cgroups: [], dst: ['10.3.0.0/16'] }, tcp: { rtoMin: 10_000_000, delackMax: null } }),
     ];
     const policed = desiredState(classes, {}, inv(false), new Map([[1, 30_000_000]])).tcp;
-    assert.deepEqual([...policed.pacing!], [[1, { rate_bps: 30_000_000 }], [3, { rate_bps: 5_000_000 }]]);
+    assert.deepEqual([...policed.pacing!], [[1, { rate_bps: 30_000_000 }], [2, { rate_bps: 10_000_000 }], [3, { rate_bps: 5_000_000 }]]);
+    assert.deepEqual([...policed.marks!], [[3, 2]]);
     assert.deepEqual([...policed.cgroups], [[11n, 1]]);
     assert.deepEqual([...policed.dst4], [['10.1.0.0/16', 1], ['10.3.0.0/16', 3]]);
     assert.deepEqual([...policed.dst6], [['fd00:1::/64', 1]]);
@@ -97,7 +98,7 @@ describe('desiredState', () => {
     assert.deepEqual([...m.tuning], [...a.tuning]);
     assert.deepEqual([...m.cgroups], [[11n, 1]]);
     assert.deepEqual([...m.dst4], [['10.3.0.0/16', 3], ['10.2.0.0/16', 2]]);
-    assert.deepEqual(mergeTcpStates([]), { tuning: new Map(), pacing: new Map(), cgroups: new Map(), dst4: new Map(), dst6: new Map() });
+    assert.deepEqual(mergeTcpStates([]), { tuning: new Map(), pacing: new Map(), marks: new Map(), cgroups: new Map(), dst4: new Map(), dst6: new Map() });
   });
 
   it('a parent missing on this host skips the class and its children, and nothing else', () => {
@@ -146,20 +147,22 @@ describe('desiredState', () => {
     assert.deepEqual(d.classErrors, [{ class: 'b', error: 'class id 1 is already used by class a' }]);
   });
 
-  it('tcp tuning in µs on the class cgroups and prefixes; a mark-only class cannot be tuned', () => {
+  it('tcp tuning in µs on the class marks, cgroups and prefixes; a class without selectors cannot be tuned', () => {
     const d = desiredState(
       [
         record('t', 1, { match: { marks: [], cgroups: ['/web'], dst: ['10.1.0.0/16'] }, tcp: { rtoMin: 5_000_000, delackMax: null } }),
         record('m', 2, { match: { marks: [3], cgroups: [], dst: [] }, tcp: { rtoMin: null, delackMax: 1_000_500 } }),
+        record('n', 3, { match: { marks: [], cgroups: [], dst: [] }, tcp: { rtoMin: null, delackMax: 1_000_500 } }),
       ],
       {},
       inv(),
     );
-    assert.deepEqual([...d.tcp.tuning], [[1, { rto_min_us: 5000, delack_max_us: 0 }]]);
+    assert.deepEqual([...d.tcp.tuning], [[1, { rto_min_us: 5000, delack_max_us: 0 }], [2, { rto_min_us: 0, delack_max_us: 1001 }]]);
+    assert.deepEqual([...d.tcp.marks!], [[3, 2]]);
     assert.deepEqual([...d.tcp.cgroups], [[11n, 1]]);
     assert.deepEqual([...d.tcp.dst4], [['10.1.0.0/16', 1]]);
-    assert.deepEqual(d.classErrors.map((e) => e.class), ['m']);
-    assert.ok(d.shaper.classes.has(2), 'the class is still shaped');
+    assert.deepEqual(d.classErrors, [{ class: 'n', error: 'tcp tuning needs a mark, cgroup or prefix selector; tuning ignored' }]);
+    assert.ok(d.shaper.classes.has(3), 'the class is still shaped');
   });
 
   it('rto_min route metrics for the prefixes of classes with tcp.rtoMin, in whole ms rounded up; delackMax alone has no route metric', () => {

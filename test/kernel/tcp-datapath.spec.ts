@@ -45,6 +45,18 @@ describe('TcpDatapath on the real sock_ops maps', function () {
     assert.deepEqual(dp.read(), next);
   });
 
+  it('mark selectors: written like the others, absent reads back like a state from before them, mark 0 and dangling marks refused', () => {
+    dp.apply(desired());
+    const marked: TcpState = { ...desired(), marks: new Map([[7, 3]]) };
+    assert.deepEqual(dp.apply(marked).changes, { tcp_mark_class: 1 });
+    assert.deepEqual(tcp.marks.get(7), 3);
+    assert.deepEqual(dp.read(), marked);
+    assert.throws(() => dp.apply({ ...desired(), marks: new Map([[0, 3], [8, 99]]) }), (e: unknown) => e instanceof InvalidShaperState && e.problems.length === 2);
+    assert.deepEqual(dp.read(), marked);
+    assert.deepEqual(dp.apply(desired()).changes, { tcp_mark_class: 1 }, 'no marks field: none');
+    assert.deepEqual(dp.read(), desired());
+  });
+
   it('refuses values outside 0..1 s, empty tuning and dangling selectors, changing nothing', () => {
     dp.apply(desired());
     const bad = desired();

@@ -34,6 +34,12 @@ export interface AgentRigOptions {
   peers: number;
   host: string;
   labels: Record<string, string>;
+  /**
+   * The agent's --cgroup-root: a private cgroup v2 root of the rig's (the default, so sock_ops never
+   * attaches anywhere another test uses), or 'agent-default' for none: the agent then attaches at the
+   * host's cgroup v2 root (controller/datapath/cgroup-root.ts).
+   */
+  cgroupRoot?: 'private' | 'agent-default';
   /** Flags added to the agent's (e.g. --borrow-interval, --influx); a function is called when the agent starts. */
   agentArgs?: readonly string[] | (() => readonly string[]);
 }
@@ -153,7 +159,7 @@ export function useAgentRig(o: AgentRigOptions): AgentRig {
     token = await tokenFor(api.url, 'agent', o.host);
     const labels = Object.entries(o.labels).flatMap(([k, v]) => ['--label', `${k}=${v}`]);
     const extra = typeof o.agentArgs === 'function' ? o.agentArgs() : (o.agentArgs ?? []);
-    agentArgs = ['--api', api.url, '--iface', o.iface, '--netns', netnsPath(), '--host', o.host, ...labels, '--state-dir', stateDir, '--pin-base', pinBase, '--cgroup-root', cg.base, '--heartbeat', '1s', '--backoff-max', '1s', ...extra];
+    agentArgs = ['--api', api.url, '--iface', o.iface, '--netns', netnsPath(), '--host', o.host, ...labels, '--state-dir', stateDir, '--pin-base', pinBase, ...(o.cgroupRoot === 'agent-default' ? [] : ['--cgroup-root', cg.base]), '--heartbeat', '1s', '--backoff-max', '1s', ...extra];
     agent = startAgentChild(agentArgs, token);
     // Installed and registered: the pins exist and the host has heartbeated once.
     await rig.withLog(
