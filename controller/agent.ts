@@ -14,6 +14,7 @@ import { BehaviorSubject, ReplaySubject, combineLatest, distinctUntilChanged, fi
 import type { ClassRecord } from '../api/contract/class.js';
 import type { HostStatus } from '../api/contract/host.js';
 import { cgroupId, describeTcpError } from '../shaper-bpf/src/sockops.js';
+import { KERNEL_PROBE, type KernelProbe, type MissingFeature } from '../shaper-bpf/src/kernel-features.js';
 import type { TcpState } from '../shaper-bpf/src/tcp-datapath.js';
 import type { ShaperState } from '../shaper-bpf/src/datapath.js';
 import { ApiClient } from './api-client/api-client.js';
@@ -72,6 +73,8 @@ export class Agent {
    * kernel's and keep counting).
    */
   private readonly tcpFailedBaseline = new Map<number, number>();
+  /** What the kernel probe found missing (features with a fallback; the others stopped start()). */
+  private kernelMissing: MissingFeature[] = [];
   /** Policed classes whose TCP is not paced (datapath/unpaced-tcp.ts): checked at each heartbeat. */
   private unpacedWatch = new UnpacedTcpWatch();
   private unpacedErrors: ClassError[] = [];
@@ -95,10 +98,14 @@ export class Agent {
     @inject(LOGGER) private readonly log: Logger,
     @inject(TCP_TUNER) @optional() private readonly tcpTuner?: TcpTuner,
     @inject(ROUTE_TUNER) @optional() private readonly routeTuner?: RouteTuner,
+    @inject(KERNEL_PROBE) @optional() private readonly probeKernel?: KernelProbe,
   ) {}
 
   async start(): Promise<void> {
     const s = this.config.settings;
+    // Before anything is installed: a kernel without what the tc program needs is refused with the version it takes (KernelTooOldError).
+    this.kernelMissing = this.probeKernel?.() ?? [];
+    for (const m of this.kernelMissing) this.log.warn({ feature: m.feature, since: `Linux ${m.since}`, neededBy: m.neededBy }, `this kernel lacks ${m.feature} (Linux ${m.since} or later): ${m.fallback}`);
     for (const iface of s.iface) {
       const installed = await this.installer.install(iface);
       this.log.info({ iface, mode: installed.mode, modeDetail: installed.modeDetail, adopted: installed.adopted }, 'interface ready');
@@ -226,6 +233,13 @@ export class Agent {
   /** sock_ops attached (or adopted); undefined when off or when it failed (reported, shaping goes on). */
   private installTcp(): InstalledTcp | undefined {
     const s = this.config.settings;
+    const lacking = this.kernelMissing.filter((m) => m.program === 'sockops');
+    if (this.tcpTuner && lacking.length > 0) {
+      const why = `TCP tuning not installed: this kernel lacks ${lacking.map((m) => `${m.feature} (Linux ${m.since} or later)`).join(', ')}; ${lacking[0]!.fallback}`;
+      this.tcp = { lastError: why };
+      this.log.error(why);
+      return undefined;
+    }
     let installed: InstalledTcp | undefined;
     try {
       installed = this.tcpTuner?.install();

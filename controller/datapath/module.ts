@@ -1,5 +1,6 @@
 /** The kernel installer; tests bind MemoryInstaller to INTERFACE_INSTALLER instead. */
 import { ContainerModule } from 'inversify';
+import { checkKernelFeatures, KERNEL_PROBE, type KernelProbe } from '../../shaper-bpf/src/kernel-features.js';
 import { AgentConfig } from '../config/config.js';
 import { LOGGER, type Logger } from '../config/module.js';
 import { INTERFACE_INSTALLER, KernelInstaller, type InterfaceInstaller } from './installer.js';
@@ -7,6 +8,8 @@ import { KernelTcpTuner, TCP_TUNER, type TcpTuner } from './tcp-tuner.js';
 import { KernelRouteTuner, ROUTE_TUNER, type RouteTuner } from './route-tuner.js';
 
 export const kernelDatapathModule = new ContainerModule(({ bind }) => {
+  // What this kernel lacks, probed once at agent start (a missing tc feature stops the agent).
+  bind<KernelProbe>(KERNEL_PROBE).toConstantValue(() => checkKernelFeatures());
   bind<InterfaceInstaller>(INTERFACE_INSTALLER)
     .toDynamicValue((ctx) => {
       const { stateDir, netns, pinBase } = ctx.get(AgentConfig).settings;

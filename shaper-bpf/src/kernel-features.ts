@@ -18,6 +18,8 @@ const BTF_KIND_STRUCT = 4;
 export interface KernelFeature {
   /** What is probed, in an operator's words. */
   name: string;
+  /** Which program needs it: without a tc feature pacer cannot enforce; without a sock_ops one, TCP tuning is off. */
+  program: 'tc' | 'sockops';
   /** The first mainline kernel that has it. */
   since: string;
   /** What in pacer needs it. */
@@ -30,6 +32,7 @@ export interface KernelFeature {
 /** A feature pacer found missing, as the agent reports it in the host status. */
 export interface MissingFeature {
   feature: string;
+  program: KernelFeature['program'];
   since: string;
   neededBy: string;
   fallback?: string;
@@ -105,11 +108,16 @@ export function btfHasMember(struct: string, member: string): boolean {
   }
 }
 
+/** Probes the kernel: what the agent runs at start (bound to KERNEL_PROBE in the kernel datapath module). */
+export const KERNEL_PROBE = Symbol('KernelProbe');
+export type KernelProbe = () => MissingFeature[];
+
 /** Every feature pacer's objects use that a supported distribution kernel might lack. */
 export const KERNEL_FEATURES: readonly KernelFeature[] = [
-  { name: 'BPF atomic compare-and-exchange', since: '5.12', neededBy: 'the tc egress program (the departure rule)', present: atomicsProbe },
+  { name: 'BPF atomic compare-and-exchange', program: 'tc', since: '5.12', neededBy: 'the tc egress program (the departure rule)', present: atomicsProbe },
   {
     name: 'bpf_skc_to_tcp_sock in sock_ops programs',
+    program: 'sockops',
     since: '5.9',
     neededBy: 'TCP tuning and pacing (sock_ops)',
     fallback: 'no TCP tuning or TCP pacing: classes with rtoMin/delackMax are not tuned, and policed TCP is not paced',
@@ -117,6 +125,7 @@ export const KERNEL_FEATURES: readonly KernelFeature[] = [
   },
   {
     name: 'bpf_sk_storage_get in sock_ops programs',
+    program: 'sockops',
     since: '5.10',
     neededBy: 'TCP pacing of policed classes (sock_ops)',
     fallback: 'no TCP tuning or TCP pacing: classes with rtoMin/delackMax are not tuned, and policed TCP is not paced',
@@ -124,6 +133,7 @@ export const KERNEL_FEATURES: readonly KernelFeature[] = [
   },
   {
     name: 'the cgroup pointer in struct sock_cgroup_data (kernel BTF)',
+    program: 'sockops',
     since: '5.15',
     neededBy: 'TCP tuning and pacing by cgroup (sock_ops reads a socket\'s cgroup through CO-RE)',
     fallback: 'no TCP tuning or TCP pacing: classes with rtoMin/delackMax are not tuned, and policed TCP is not paced',
@@ -144,7 +154,7 @@ export function checkKernelFeatures(features: readonly KernelFeature[] = KERNEL_
         return true; // a probe that cannot run proves nothing is there
       }
     })
-    .map((f) => ({ feature: f.name, since: f.since, neededBy: f.neededBy, ...(f.fallback ? { fallback: f.fallback } : {}) }));
+    .map((f) => ({ feature: f.name, program: f.program, since: f.since, neededBy: f.neededBy, ...(f.fallback ? { fallback: f.fallback } : {}) }));
   const fatal = missing.filter((m) => m.fallback === undefined);
   if (fatal.length > 0) throw new KernelTooOldError(fatal);
   return missing;
