@@ -353,7 +353,7 @@ async function packets() {
         continue;
       }
       const s = stats.get(p.classId);
-      const drops = (s?.horizon_drops ?? 0) + (s?.contention_drops ?? 0);
+      const drops = (s?.horizon_drops ?? 0) + (s?.contended ?? 0);
       // Every passed packet is in the class's delay histogram too.
       const histTotal = (eg.hists.get(slotOf(p.classId)) ?? []).reduce((a, c) => a + c, 0);
       checks.push({
@@ -363,7 +363,7 @@ async function packets() {
         sent: n,
         packets: s?.packets ?? 0,
         horizonDrops: s?.horizon_drops ?? 0,
-        contentionDrops: s?.contention_drops ?? 0,
+        contentionDrops: s?.contended ?? 0,
         delayedPct: s ? round((s.delayed / Math.max(1, s.packets)) * 100, 1) : 0,
         meanDelayNs: s && s.delayed ? round(s.delay_ns / s.delayed, 0) : 0,
         delayHistogramTotal: histTotal,

@@ -5,12 +5,15 @@
  *
  * For each class on the packet's path, leaf first, a slot in its own schedule:
  *   delay    = ceil(wireLen · 8 · 1e9 / rate)
- *   next     = max(tLast + delay, now − burst)          (the leaf's also ≥ the packet's tstamp)
+ *   next     = max(tLast + delay, now − burst)
  *   tLast    = next
  *   depart   = max(tstamp, next of every class on the path)
- * A parent's schedule advances by the packet's time at the parent's rate, never to a child's
- * later slot, so a child held back by its own rate does not hold its siblings back. If any slot
- * is more than the leaf's horizon after now, the packet is dropped and no tLast moves.
+ *   held     = depart − max(now, tstamp)                 (0 when depart is not later)
+ * The packet's own tstamp (TCP's EDT) enters its departure only, never a schedule, and pacer's
+ * delay (delayNs, the ECN threshold) is what pacer adds to it. A parent's schedule advances by
+ * the packet's time at the parent's rate, never to a child's later slot, so a child held back by
+ * its own rate does not hold its siblings back (edt.h says what that costs at the parent). If any
+ * slot is more than the leaf's horizon after now, the packet is dropped and no tLast moves.
  *
  * Numbers, not bigints: every value must stay below 2^53 (104 days of nanoseconds; the simulator
  * starts at 0). A value outside that range throws rather than losing precision.
@@ -67,14 +70,14 @@ export function depart(path: ReadonlyArray<EdtClassConfig>, tLast: number[], wir
   for (let i = 0; i < Math.min(path.length, MAX_DEPTH); i++) {
     const c = path[i]!;
     const earliest = now > c.burstNs ? now - c.burstNs : 0;
-    let next = Math.max(exact('tLast', tLast[i] ?? 0) + delayNs(wireLen, c.rateBps), earliest);
-    if (i === 0) next = Math.max(next, tstamp);
+    const next = Math.max(exact('tLast', tLast[i] ?? 0) + delayNs(wireLen, c.rateBps), earliest);
     if (next > now && next - now > leaf.horizonNs) return { action: 'drop', reason: 'horizon' };
     claimed.push(next);
     departure = Math.max(departure, next);
   }
   claimed.forEach((t, i) => (tLast[i] = t));
-  const delay = departure > now ? departure - now : 0;
+  const sent = Math.max(now, tstamp);
+  const delay = departure > sent ? departure - sent : 0;
   return { action: 'pass', depart: departure, delayNs: delay, ecnMark: leaf.ecnNs > 0 && delay > leaf.ecnNs };
 }
 
