@@ -124,7 +124,7 @@ int pacer_egress(struct __sk_buff *skb)
 	struct pacer_settings *set;
 	__u32 wire_len = skb->wire_len ? skb->wire_len : skb->len;
 	__u64 tstamp = skb->tstamp;
-	__u64 now, depart, sent, delay, horizon, ecn;
+	__u64 now, depart, slot_end, sent, delay, horizon, ecn;
 	__u32 contended = 0;
 	__u32 zero = 0, slot, leaf_slot;
 	int depth = 0;
@@ -168,7 +168,7 @@ int pacer_egress(struct __sk_buff *skb)
 	 * after the atomic claim) gives back what was claimed. Either way no t_last moves for a dropped
 	 * packet, and the verdict is the one some serial order of the racing packets would give.
 	 */
-	depart = tstamp;
+	slot_end = 0;
 #pragma unroll
 	for (int i = 0; i < PACER_MAX_DEPTH; i++) {
 		__u64 read;
@@ -186,8 +186,17 @@ int pacer_egress(struct __sk_buff *skb)
 			contended++;
 			goto horizon_drop;
 		}
-		depart = pacer_max(depart, levels[i].claim.next);
+		slot_end = pacer_max(slot_end, levels[i].claim.next);
 	}
+	/*
+	 * The leaf takes on the wait at its ancestors: its schedule moves to the packet's departure (not
+	 * the socket's own time), so the class's next packet is spaced from when this one leaves and a
+	 * class held at its parent never drains its backlog faster than its own rate afterwards. An add
+	 * of the difference: exact on one CPU, and commutative with other CPUs' claims (edt.h).
+	 */
+	if (slot_end > levels[0].claim.next)
+		__sync_fetch_and_add(levels[0].t_last, slot_end - levels[0].claim.next);
+	depart = pacer_max(tstamp, slot_end);
 
 	if (depart != tstamp)
 		skb->tstamp = depart;
