@@ -14,7 +14,8 @@
  *      unclassified) and once through a parent (a 2-level path). One skb per row: after the
  *      first run the prefix, default and unclassified rows are answered by the destination cache
  *      (dst4_cache / dst6_cache), which is what they measure; a cache miss costs the trie lookup
- *      and an LRU insert on top.
+ *      and an LRU insert on top, measured separately: one run per sample after a generation bump
+ *      (--miss-samples), next to the hit path and the baseline sampled the same way.
  *    - cost probes (bench/bpf-probes.bpf.c, real-clock rounds only): one program per operation
  *      the pacer does (a hash, per-CPU hash, array or LPM lookup, the clock, the cgroup helper,
  *      compare-and-exchange) on maps filled like the real ones; probe − empty program is what
@@ -35,7 +36,7 @@
  * left-overs of dead runs are removed at start). Results: bench/results/bpf-<timestamp>.json.
  *
  * Options: --repeat 1000000 --rounds 7 --classes 10000 --prefixes 10000 --wire-len 1500
- *          --config-classes 50000 --config-rounds 7 --only packets,config
+ *          --config-classes 50000 --config-rounds 7 --miss-samples 20000 --only packets,config
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -67,6 +68,7 @@ const { values: argv } = parseArgs({
     'wire-len': { type: 'string', default: '1500' },
     'config-classes': { type: 'string', default: '50000' },
     'config-rounds': { type: 'string', default: '7' },
+    'miss-samples': { type: 'string', default: '20000' },
     only: { type: 'string', default: 'packets,config' },
     help: { type: 'boolean', default: false },
   },
@@ -92,6 +94,7 @@ const opts = {
   wireLen: int('wire-len', argv['wire-len'], 64),
   configClasses: int('config-classes', argv['config-classes'], 1),
   configRounds: int('config-rounds', argv['config-rounds'], 1),
+  missSamples: int('miss-samples', argv['miss-samples'], 1),
   only: new Set(argv.only.split(',').map((s) => s.trim())),
 };
 if (opts.classes > 65_535 || opts.prefixes > 65_536 || opts.configClasses > 65_535) throw new Error('the maps hold 65,536 entries (ids from 1)');
@@ -353,7 +356,7 @@ async function packets() {
         continue;
       }
       const s = stats.get(p.classId);
-      const drops = (s?.horizon_drops ?? 0) + (s?.contention_drops ?? 0);
+      const drops = (s?.horizon_drops ?? 0) + (s?.contended ?? 0);
       // Every passed packet is in the class's delay histogram too.
       const histTotal = (eg.hists.get(slotOf(p.classId)) ?? []).reduce((a, c) => a + c, 0);
       checks.push({
@@ -363,7 +366,7 @@ async function packets() {
         sent: n,
         packets: s?.packets ?? 0,
         horizonDrops: s?.horizon_drops ?? 0,
-        contentionDrops: s?.contention_drops ?? 0,
+        contentionDrops: s?.contended ?? 0,
         delayedPct: s ? round((s.delayed / Math.max(1, s.packets)) * 100, 1) : 0,
         meanDelayNs: s && s.delayed ? round(s.delay_ns / s.delayed, 0) : 0,
         delayHistogramTotal: histTotal,
@@ -438,6 +441,38 @@ async function packets() {
     unclassified: { loop: 1, array: 1, hash: 1, percpuArray: 1 },
     parent: { loop: 1, array: 7, hash: 1, cas: 3, percpuArray: 1, clock: 1 },
   };
+  // ---- the destination-cache MISS path (real clock). With --repeat the program reruns one skb,
+  // so only the first run can miss. Here each sample is one run (repeat 1) after a bump of
+  // settings.generation, which makes the cached answer stale: the run asks the LPM trie and
+  // rewrites the cache entry, as the first packet to a destination after a prefix change does.
+  // The hit path and the baseline are sampled the same way (repeat 1, interleaved), so the three
+  // share the per-run timer cost and the ratios compare like with like.
+  eg.setTestClock(0n);
+  setBaselineClock(0n);
+  eg.state.setMany(pathClasses.map((id) => [slotOf(id), { t_last: 0 }] as const)); // the fixed clock's schedules are far ahead of the real one
+  baselineFill();
+  const v4 = paths.find((p) => p.key === 'ipv4')!;
+  eg.settings.set(0, { ...eg.settings.get(0)!, default_slot: 0 });
+  const missRuns = { baseline: [] as number[], hit: [] as number[], miss: [] as number[] };
+  for (let i = 0; i < opts.missSamples; i++) {
+    missRuns.baseline.push(testRun(baseProg, baselineData, BASELINE_KEY, 1).ns);
+    missRuns.hit.push(testRun(eg.program, v4.data, 0, 1).ns);
+    const set = eg.settings.get(0)!;
+    eg.settings.set(0, { ...set, generation: set.generation + 1 });
+    const r = testRun(eg.program, v4.data, 0, 1);
+    if (r.retval !== 0) throw new Error(`cache-miss run: verdict ${r.retval}`);
+    missRuns.miss.push(r.ns);
+  }
+  const missSummary = { baseline: summary(missRuns.baseline), hit: summary(missRuns.hit), miss: summary(missRuns.miss) };
+  const cacheMiss = {
+    samples: opts.missSamples,
+    ...missSummary,
+    hitRatio: round3(missSummary.hit.median / missSummary.baseline.median),
+    missRatio: round3(missSummary.miss.median / missSummary.baseline.median),
+    targetMet: missSummary.miss.median / missSummary.baseline.median <= TARGET_PACKET_RATIO,
+  };
+  log(`cache miss (repeat 1, ${opts.missSamples} samples): baseline ${missSummary.baseline.median} ns, ipv4 hit ${missSummary.hit.median} ns, ipv4 miss ${missSummary.miss.median} ns`);
+
   const realRows = results.find((m) => m.mode === 'real-clock')!.rows;
   const attribution = Object.entries(bills).map(([path, bill]) => {
     const items = (Object.entries(bill) as Array<[CostKey, number]>).map(([k, n]) => ({ op: k, count: n, ns: round(n * costs[k].median, 1) }));
@@ -451,6 +486,7 @@ async function packets() {
     results,
     costs,
     attribution,
+    cacheMiss,
     runs,
     checks,
   };
@@ -640,6 +676,16 @@ async function main(): Promise<void> {
       table([
         ['path', 'measured ns', 'sum of operations', 'rest', 'operations'],
         ...pkt.attribution.map((a) => [a.path, fmt(a.measured), fmt(a.estimate), fmt(a.rest), a.items.map((i) => `${i.count > 1 ? `${i.count}×` : ''}${i.op} ${fmt(i.ns)}`).join(' + ')]),
+      ]),
+    );
+    const cm = pkt.cacheMiss;
+    out.push(`\ndestination cache, IPv4 /24 path, one run per sample (repeat 1, real clock), median of ${fmt(cm.samples)} interleaved samples; a miss = settings.generation bumped before the run (trie lookup + cache rewrite)\n`);
+    out.push(
+      table([
+        ['path', 'ns/packet (median)', 'spread (min–max)', 'ratio to baseline (repeat 1)', 'target ≤ 1.5×'],
+        ['baseline (repeat 1)', fmt(cm.baseline.median), `${fmt(cm.baseline.min)}–${fmt(cm.baseline.max)}`, '1.00', '—'],
+        ['by IPv4 prefix, cache hit', fmt(cm.hit.median), `${fmt(cm.hit.min)}–${fmt(cm.hit.max)}`, cm.hitRatio.toFixed(2), '—'],
+        ['by IPv4 prefix, cache MISS', fmt(cm.miss.median), `${fmt(cm.miss.min)}–${fmt(cm.miss.max)}`, cm.missRatio.toFixed(2), met(cm.targetMet)],
       ]),
     );
     const failed = pkt.checks.filter((c) => !c.ok);

@@ -165,7 +165,7 @@ export class InfluxSink {
             mean_delay_ns: delayed > 0 ? d('delay_ns') / delayed : 0,
             horizon_drops: d('horizon_drops'),
             ce_marks: d('ce_marks'),
-            contention_drops: d('contention_drops'),
+            contended: d('contended'),
             effective_rate_bps: configs.get(id)?.rate_bps ?? 0,
             interval_s: dt,
             ...percentiles,

@@ -95,7 +95,7 @@ const COUNTERS = {
   delayed: ['pacer_class_delayed_packets_total', 'Packets of the class given a later departure time'],
   horizon_drops: ['pacer_class_horizon_drops_total', 'Packets of the class dropped beyond its horizon'],
   ce_marks: ['pacer_class_ce_marks_total', 'Packets of the class marked CE'],
-  contention_drops: ['pacer_class_contention_drops_total', 'Packets of the class dropped because CPUs contended for its clock'],
+  contended: ['pacer_class_contended_total', 'Lost races between CPUs for the class schedule (each retried or resolved by fetch-and-add; no packet is dropped for it)'],
 } as const satisfies Partial<Record<keyof ClassStats, readonly [string, string]>>;
 
 export const DELAY_HISTOGRAM = 'pacer_class_delay_seconds';

@@ -6,17 +6,59 @@
  * For each class on the packet's path, leaf first, then each parent, a slot in its own schedule:
  *
  *   delay_c  = ceil(wire_len * 8 * 1e9 / rate_c)
- *   next_c   = max(t_last_c + delay_c, now - burst_c)        (the leaf's also >= skb->tstamp)
- *   t_last_c = next_c
- *   depart   = max(skb->tstamp, next_c for every class on the path)
+ *   next_c   = max(t_last_c + delay_c, now - burst_c)
+ *   slot     = max(next_c for every class on the path)
+ *   t_last_c = next_c for each ancestor; the leaf's t_last = slot
+ *   depart   = max(skb->tstamp, slot)
+ *   held     = depart - max(now, skb->tstamp)        (0 when depart is not later)
  *
  * so a packet leaves at the later of its own class's slot and every ancestor's, and every
- * schedule on the path advances by this packet's transmission time at that class's rate. A
- * parent's schedule is not pushed to a child's later slot: a child held back by its own rate
- * must not hold its siblings back (the parent's unused time is theirs). If any slot is more than
- * the leaf's horizon ahead of now, the packet is dropped and no t_last moves (fq would drop it
- * anyway, and a schedule advanced for a dropped packet would waste budget). With fq missing, the
- * same rule with a short horizon is a policer.
+ * schedule on the path advances by this packet's transmission time at that class's rate.
+ *
+ * - A parent advances by its own rate only, never to a child's later slot: a child held back by
+ *   its own rate does not push its parent's schedule to its future slots (its siblings would
+ *   wait behind them, and the parent's time in between would be lost: two children of a
+ *   600 Mbit/s parent got 200 + 200 in the simulator when it did).
+ * - The leaf takes on the wait at its ancestors: its schedule moves to the slot the packet got,
+ *   so its next packet is spaced from when this one leaves. Without this, a class that waited at
+ *   its parent had its own schedule left behind, and drained its backlog at the parent's rate
+ *   once the parent let it through, above its own rate, on top of its siblings (a 90 Mbit/s
+ *   child that waited behind a sibling's burst sent at 100 while the sibling still sent at 10:
+ *   110 Mbit/s under a 100 Mbit/s parent).
+ * - skb->tstamp (TCP's EDT, SO_MAX_PACING_RATE, SO_TXTIME) enters the departure only, never a
+ *   schedule: a socket that paces itself must not hold back the other flows of its class. And
+ *   pacer's own delay ("held": the delayed counter, delay_ns, the delay histogram, the ECN
+ *   threshold) counts only what pacer adds to the socket's own time.
+ * - If any slot is more than the leaf's horizon ahead of now, the packet is dropped and no t_last
+ *   moves (fq would drop it anyway, and a schedule advanced for a dropped packet would waste
+ *   budget). With fq missing, the same rule with a short horizon is a policer.
+ *
+ * What this guarantees under a parent (packets without an own later tstamp; a packet leaves at
+ * max(depart, now), as fq sends a departure in the past at once):
+ *
+ *   If the children's rates sum to at most the parent's rate (what the borrowing loop hands out),
+ *   the bits leaving under the parent in any window W are at most
+ *       rate_p * W + sum over children c of (rate_c * burst_c + 8 * one packet of c).
+ *   Proof sketch: the leaf's t_last is the slot of its previous packet, so a class's slots are
+ *   spaced by at least each packet's delay_c >= wire_len * 8e9 / rate_c. A packet leaving in
+ *   [a, b] has its slot in [a - burst_c, b] (slot >= now - burst_c, and now <= when it leaves).
+ *   So a class sends at most rate_c * (W + burst_c) + one packet in the window; sum the children.
+ *   A kernel property test checks this bound on departures of random bursts, and a simulator
+ *   test measures it on a bursting child beside a sibling that has borrowed the rest.
+ *
+ * What it does not guarantee, and why. The parent's own schedule bounds its long-run average,
+ * but a parent's slot is reserved when a packet is stamped, and a child held back by its own
+ * rate leaves later than that slot. When children's rates sum to more than the parent's (between
+ * two rounds of the borrowing loop, or when the agent gives children more), the bits under the
+ * parent in a window may exceed rate_p * W by rate_p times the largest such lead (up to the
+ * horizon). And a child that bursts reserves the parent's next slots at the parent's rate, so a
+ * sibling waits behind them: a 1 MB burst of a 10 Mbit/s child under a 100 Mbit/s parent holds
+ * its sibling 80 ms. One number per class cannot do better on both counts: a schedule that is
+ * one number is a FIFO of reserved slots; to bound every window exactly a child's slot must be
+ * near its departure (so its later slots hold a sibling behind them: the 200 + 200 above), and to
+ * not hold a sibling a child's future slots must leave gaps the sibling can take, which one
+ * number cannot remember. docs/data-plane.md ("What a parent guarantees") has the design that
+ * would: a per-parent calendar of future time slots.
  *
  * Rounding: the delay is rounded UP, so a class never exceeds its rate; the error is under 1 ns
  * per packet (under 0.1% for 1500-byte packets at 10 Gbit/s, 0.8% at 100 Gbit/s).
@@ -32,8 +74,13 @@
 #include "pacer.h"
 
 #define NSEC_PER_SEC 1000000000ULL
-/* Tries per class at the compare-and-exchange before the packet is dropped (never observed). */
-#define PACER_CAS_TRIES 8
+/*
+ * Compare-and-exchange tries on an idle schedule before the claim falls back to fetch-and-add.
+ * (A test fixture builds with 1 to show that even constant losses drop nothing.)
+ */
+#ifndef PACER_CAS_TRIES
+#define PACER_CAS_TRIES 4
+#endif
 
 static __always_inline __u64 pacer_delay_ns(__u32 wire_len, __u64 rate_bps)
 {
@@ -53,23 +100,87 @@ static __always_inline __u64 pacer_earliest(__u64 now, __u64 burst_ns)
 	return now > burst_ns ? now - burst_ns : 0;
 }
 
+/* One class's slot as this packet reads its schedule: what the rule gives with no other CPU. */
+static __always_inline __u64 pacer_next(__u64 t_last, __u64 delay, __u64 earliest)
+{
+	return pacer_max(t_last + delay, earliest);
+}
+
 /*
- * Why compare-and-exchange and not bpf_spin_lock: the program runs on every CPU at once, and two
- * CPUs that both read t_last and both write t_last + delay would send two packets in one slot
- * (the class would get up to twice its rate). A spin lock would serialise them too, but the
- * verifier allows one lock held at a time and no map lookups under it, and a packet's path
- * spans several classes. A per-class CAS needs neither and never spins on a lock holder: a CPU
- * that loses the race recomputes from the winner's value.
+ * Claiming a slot when CPUs run the program at once. Two CPUs that both read t_last and both
+ * write t_last + delay would send two packets in one slot (the class would get up to twice its
+ * rate). A spin lock would serialise them, but the verifier allows one lock held at a time and no
+ * map lookups under it, and a packet's path spans several classes. So:
  *
- * PACER_RACY is only for the test fixture that shows what the CAS prevents.
+ * - Busy schedule (t_last + delay >= now - burst, the case of every class that is pacing):
+ *   __sync_fetch_and_add(t_last, delay). The adds of all CPUs are serialised by the hardware, each
+ *   returns the value before its own add, so every packet owns [old, old + delay] and no slot is
+ *   shared or lost. t_last only grows (adds, restarts at a later now - burst; a give-back below
+ *   takes away only what the same packet added), so the value the add returns is >= the one read
+ *   and old + delay >= now - burst still holds: the add gives exactly the rule's
+ *   max(t_last + delay, now - burst). It never fails, so it never retries.
+ * - Idle schedule (t_last + delay < now - burst): the schedule restarts at now - burst, which is a
+ *   store, not an add, so it is a compare-and-exchange. A CPU that loses it re-reads: the winner
+ *   usually made the schedule busy, and the add above follows. After PACER_CAS_TRIES lost tries the
+ *   packet takes the add anyway (its slot may then lie before now - burst: it leaves at once, and
+ *   the class gains at most one packet of credit, which is counted). No packet is dropped for
+ *   losing a race; stats->contended counts every lost try.
+ *
+ * PACER_RACY is only for the test fixture that shows what the atomics prevent.
  */
-static __always_inline int pacer_claim(__u64 *t_last, __u64 old, __u64 new)
+struct pacer_claim {
+	__u64 next;    /* the slot's end: this packet's departure in this class */
+	__u64 added;   /* what was added to t_last (0 when it was a compare-and-exchange) */
+	__u64 old;     /* t_last before a compare-and-exchange */
+};
+
+static __always_inline __u32 pacer_claim_slot(__u64 *t_last, __u64 delay, __u64 earliest, struct pacer_claim *c)
 {
 #ifdef PACER_RACY
-	*(volatile __u64 *)t_last = new;
-	return 1;
+	__u64 old = *(volatile __u64 *)t_last;
+
+	c->next = pacer_next(old, delay, earliest);
+	c->added = 0;
+	c->old = old;
+	*(volatile __u64 *)t_last = c->next;
+	return 0;
 #else
-	return __sync_val_compare_and_swap(t_last, old, new) == old;
+	__u32 lost = 0;
+
+	for (int try = 0; try < PACER_CAS_TRIES; try++) {
+		__u64 old = *(volatile __u64 *)t_last;
+
+		if (old + delay >= earliest)
+			break;
+		if (__sync_val_compare_and_swap(t_last, old, earliest) == old) {
+			c->next = earliest;
+			c->added = 0;
+			c->old = old;
+			return lost;
+		}
+		lost++;
+	}
+	c->next = __sync_fetch_and_add(t_last, delay) + delay;
+	c->added = delay;
+	return lost;
+#endif
+}
+
+/*
+ * Gives a claimed slot back (a later class on the path refused the packet after another CPU moved
+ * its schedule). An add is undone by a subtract: adds and subtracts commute, so t_last ends as if
+ * this packet had never come, whatever other CPUs added in between; a packet that claimed between
+ * the two got a slot later by this packet's delay, i.e. it leaves up to one packet's time later
+ * than it had to (never earlier: the undo cannot under-pace). A compare-and-exchange restart is
+ * undone only if nobody claimed after it; otherwise it stays (pacing more, never less).
+ */
+static __always_inline void pacer_release_slot(__u64 *t_last, struct pacer_claim *c)
+{
+#ifndef PACER_RACY
+	if (c->added)
+		__sync_fetch_and_sub(t_last, c->added);
+	else
+		__sync_val_compare_and_swap(t_last, c->next, c->old);
 #endif
 }
 

@@ -63,7 +63,7 @@ struct pacer_class_stats {
 	__u64 delay_ns;         /* sum of those delays */
 	__u64 horizon_drops;    /* packets dropped because they would wait longer than horizon */
 	__u64 ce_marks;         /* ECT packets marked CE */
-	__u64 contention_drops; /* packets dropped after losing the schedule race too often */
+	__u64 contended;        /* lost races for a schedule (retried or resolved by fetch-and-add; never a drop) */
 };
 
 /*

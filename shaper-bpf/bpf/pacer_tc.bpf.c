@@ -96,8 +96,7 @@ struct pacer_level {
 	__u64 *t_last;
 	__u64 delay;
 	__u64 earliest;
-	__u64 claimed_old;
-	__u64 claimed_new;
+	struct pacer_claim claim;
 };
 
 /* Gives back the slots claimed on levels [0, upto) after a later level refused the packet. */
@@ -107,9 +106,13 @@ static __always_inline void pacer_release(struct pacer_level *levels, int upto)
 	for (int i = 0; i < PACER_MAX_DEPTH; i++) {
 		if (i >= upto)
 			break;
-		/* Best effort: if another packet claimed after us, the slot stays used (never under-paces). */
-		__sync_val_compare_and_swap(levels[i].t_last, levels[i].claimed_new, levels[i].claimed_old);
+		pacer_release_slot(levels[i].t_last, &levels[i].claim);
 	}
+}
+
+static __always_inline int pacer_beyond(__u64 next, __u64 now, __u64 horizon)
+{
+	return next > now && next - now > horizon;
 }
 
 SEC("tc")
@@ -121,7 +124,8 @@ int pacer_egress(struct __sk_buff *skb)
 	struct pacer_settings *set;
 	__u32 wire_len = skb->wire_len ? skb->wire_len : skb->len;
 	__u64 tstamp = skb->tstamp;
-	__u64 now, depart, delay, horizon, ecn;
+	__u64 now, depart, slot_end, sent, delay, horizon, ecn;
+	__u32 contended = 0;
 	__u32 zero = 0, slot, leaf_slot;
 	int depth = 0;
 
@@ -158,50 +162,50 @@ int pacer_egress(struct __sk_buff *skb)
 			break;
 	}
 
-	depart = tstamp;
+	/*
+	 * Claim a slot in each schedule, leaf first. A slot beyond the horizon as read refuses the
+	 * packet before anything is written; one that only another CPU's claim pushed beyond it (seen
+	 * after the atomic claim) gives back what was claimed. Either way no t_last moves for a dropped
+	 * packet, and the verdict is the one some serial order of the racing packets would give.
+	 */
+	slot_end = 0;
 #pragma unroll
 	for (int i = 0; i < PACER_MAX_DEPTH; i++) {
-		int claimed = 0;
+		__u64 read;
 
 		if (i >= depth)
 			break;
-		for (int try = 0; try < PACER_CAS_TRIES; try++) {
-			__u64 old = *(volatile __u64 *)levels[i].t_last;
-			__u64 next = pacer_max(old + levels[i].delay, levels[i].earliest);
-
-			/* The packet's own timestamp (TCP's EDT) moves its class's schedule, not the parents'. */
-			if (i == 0)
-				next = pacer_max(next, tstamp);
-
-			if (next > now && next - now > horizon) {
-				pacer_release(levels, i);
-				stats = bpf_map_lookup_elem(&class_stats, &leaf_slot);
-				if (stats)
-					stats->horizon_drops++;
-				return TC_ACT_SHOT;
-			}
-			if (pacer_claim(levels[i].t_last, old, next)) {
-				levels[i].claimed_old = old;
-				levels[i].claimed_new = next;
-				depart = pacer_max(depart, next);
-				claimed = 1;
-				break;
-			}
-		}
-		if (!claimed) {
+		read = *(volatile __u64 *)levels[i].t_last;
+		if (pacer_beyond(pacer_next(read, levels[i].delay, levels[i].earliest), now, horizon)) {
 			pacer_release(levels, i);
-			stats = bpf_map_lookup_elem(&class_stats, &leaf_slot);
-			if (stats)
-				stats->contention_drops++;
-			return TC_ACT_SHOT;
+			goto horizon_drop;
 		}
+		contended += pacer_claim_slot(levels[i].t_last, levels[i].delay, levels[i].earliest, &levels[i].claim);
+		if (pacer_beyond(levels[i].claim.next, now, horizon)) {
+			pacer_release(levels, i + 1);
+			contended++;
+			goto horizon_drop;
+		}
+		slot_end = pacer_max(slot_end, levels[i].claim.next);
 	}
+	/*
+	 * The leaf takes on the wait at its ancestors: its schedule moves to the packet's departure (not
+	 * the socket's own time), so the class's next packet is spaced from when this one leaves and a
+	 * class held at its parent never drains its backlog faster than its own rate afterwards. An add
+	 * of the difference: exact on one CPU, and commutative with other CPUs' claims (edt.h).
+	 */
+	if (slot_end > levels[0].claim.next)
+		__sync_fetch_and_add(levels[0].t_last, slot_end - levels[0].claim.next);
+	depart = pacer_max(tstamp, slot_end);
 
 	if (depart != tstamp)
 		skb->tstamp = depart;
 	stats = bpf_map_lookup_elem(&class_stats, &leaf_slot);
-	delay = depart > now ? depart - now : 0;
+	/* What pacer holds the packet for: beyond now, and beyond the socket's own departure time. */
+	sent = pacer_max(now, tstamp);
+	delay = depart > sent ? depart - sent : 0;
 	if (stats) {
+		stats->contended += contended;
 		stats->packets++;
 		stats->bytes += wire_len;
 		if (delay) {
@@ -214,4 +218,12 @@ int pacer_egress(struct __sk_buff *skb)
 	if (ecn && delay > ecn && bpf_skb_ecn_set_ce(skb) && stats)
 		stats->ce_marks++;
 	return TC_ACT_OK;
+
+horizon_drop:
+	stats = bpf_map_lookup_elem(&class_stats, &leaf_slot);
+	if (stats) {
+		stats->horizon_drops++;
+		stats->contended += contended;
+	}
+	return TC_ACT_SHOT;
 }

@@ -596,7 +596,7 @@ export function memoryTables(capacity = 65_536, slotCount = MAX_CLASSES): Shaper
     for (const [slot, v] of config.map) if (slot < n) classConfig.encodeInto(v, out, slot * classConfig.size);
     return out;
   };
-  const ZERO_STATS: ClassStats = { packets: 0, bytes: 0, delayed: 0, delay_ns: 0, horizon_drops: 0, ce_marks: 0, contention_drops: 0 };
+  const ZERO_STATS: ClassStats = { packets: 0, bytes: 0, delayed: 0, delay_ns: 0, horizon_drops: 0, ce_marks: 0, contended: 0 };
   const stats = array<ClassStats>('class_stats', ZERO_STATS);
   const hists = new Map<number, number[]>();
   return {

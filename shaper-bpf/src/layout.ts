@@ -174,7 +174,7 @@ export type ClassStats = {
   delay_ns: number;
   horizon_drops: number;
   ce_marks: number;
-  contention_drops: number;
+  contended: number;
 }
 export const classStats = scalarStruct<ClassStats>('pacer_class_stats', [
   ['packets', 'u64'],
@@ -183,7 +183,7 @@ export const classStats = scalarStruct<ClassStats>('pacer_class_stats', [
   ['delay_ns', 'u64'],
   ['horizon_drops', 'u64'],
   ['ce_marks', 'u64'],
-  ['contention_drops', 'u64'],
+  ['contended', 'u64'],
 ]);
 
 export type IfaceStats = {

@@ -42,7 +42,7 @@ interface Row {
   mean_delay_ns: number;
   horizon_drops: number;
   ce_marks: number;
-  contention_drops: number;
+  contended: number;
   effective_rate_bps: number;
   interval_s: number;
   delay_p50_ns: number | null;
@@ -124,7 +124,7 @@ describe('pacer agent --influx: per class points for real traffic in a real Infl
       );
       assert.equal(p.effective_rate_bps, 20_000_000, 'the class\'s rate, as in class_config');
       assert.ok(p.interval_s > 0);
-      assert.equal(p.horizon_drops + p.contention_drops + p.ce_marks, 0, 'below its rate nothing is dropped or marked');
+      assert.equal(p.horizon_drops + p.contended + p.ce_marks, 0, 'below its rate nothing is dropped or marked');
       // One frame size: packets and bytes agree.
       assert.ok(Math.abs(p.packets_per_s * FRAME - p.bytes_per_s) < 1e-6 * FRAME + 1e-6 * p.bytes_per_s, `packets_per_s ${p.packets_per_s} × ${FRAME} = bytes_per_s ${p.bytes_per_s}`);
     }
@@ -222,7 +222,7 @@ describe('pacer agent --influx: per class points for real traffic in a real Infl
     const fields = await influx.query<{ fieldKey: string; fieldType: string }>(`SHOW FIELD KEYS FROM ${INFLUX_MEASUREMENT}`);
     assert.deepEqual(
       fields.map((f) => f.fieldKey).sort(),
-      ['bytes_per_s', 'ce_marks', 'contention_drops', 'delay_p50_ns', 'delay_p99_ns', 'delayed', 'effective_rate_bps', 'horizon_drops', 'interval_s', 'mean_delay_ns', 'packets_per_s'],
+      ['bytes_per_s', 'ce_marks', 'contended', 'delay_p50_ns', 'delay_p99_ns', 'delayed', 'effective_rate_bps', 'horizon_drops', 'interval_s', 'mean_delay_ns', 'packets_per_s'],
     );
   });
 });

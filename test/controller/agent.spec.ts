@@ -90,7 +90,7 @@ describe('Agent (in-memory datapath, real API)', () => {
       const slot = await until(() => tables.slots.entries().get(id));
       // What the program does per passed packet: count its delay in the histogram and in class_stats.
       const counters = new Map<number, ClassStats>();
-      tables.stats = { get: (s) => counters.get(s) ?? { packets: 0, bytes: 0, delayed: 0, delay_ns: 0, horizon_drops: 0, ce_marks: 0, contention_drops: 0 }, zeroMany: () => {} };
+      tables.stats = { get: (s) => counters.get(s) ?? { packets: 0, bytes: 0, delayed: 0, delay_ns: 0, horizon_drops: 0, ce_marks: 0, contended: 0 }, zeroMany: () => {} };
       const pass = (delayNs: number, n: number) => {
         const c = { ...tables.stats.get(slot)! };
         for (let i = 0; i < n; i++) tables.hists.record(slot, delayNs);
@@ -106,7 +106,7 @@ describe('Agent (in-memory datapath, real API)', () => {
       const scrape = async () => parsePrometheusText(await (await fetch(`http://${agent.metricsAddress()}/metrics`)).text());
       const labels = { iface: 'eth0', class_id: String(id) };
       let m = await scrape();
-      for (const name of ['pacer_class_bytes_total', 'pacer_class_packets_total', 'pacer_class_delayed_packets_total', 'pacer_class_horizon_drops_total', 'pacer_class_ce_marks_total', 'pacer_class_contention_drops_total']) {
+      for (const name of ['pacer_class_bytes_total', 'pacer_class_packets_total', 'pacer_class_delayed_packets_total', 'pacer_class_horizon_drops_total', 'pacer_class_ce_marks_total', 'pacer_class_contended_total']) {
         assert.equal(m.types.get(name), 'counter', name);
       }
       assert.equal(m.types.get('pacer_class_delay_seconds'), 'histogram');

@@ -8,7 +8,7 @@ import { Datapath, memoryTables, type ShaperState } from '../../shaper-bpf/src/d
 import type { ClassStats } from '../../shaper-bpf/src/layout.js';
 import { DelayHistogramCache, histogramIncrease } from '../../controller/metrics/delay-histograms.js';
 
-const ZERO: ClassStats = { packets: 0, bytes: 0, delayed: 0, delay_ns: 0, horizon_drops: 0, ce_marks: 0, contention_drops: 0 };
+const ZERO: ClassStats = { packets: 0, bytes: 0, delayed: 0, delay_ns: 0, horizon_drops: 0, ce_marks: 0, contended: 0 };
 
 function classes(ids: number[]): ShaperState {
   return {

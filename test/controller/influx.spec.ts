@@ -13,7 +13,7 @@ import { DelayHistogramCache } from '../../controller/metrics/delay-histograms.j
 import { bucketOf, bucketUpperNs } from '../../shaper-bpf/src/delay-hist.js';
 import { startInfluxd, type RunningInfluxd } from '../support/influxd.js';
 
-const ZERO: ClassStats = { packets: 0, bytes: 0, delayed: 0, delay_ns: 0, horizon_drops: 0, ce_marks: 0, contention_drops: 0 };
+const ZERO: ClassStats = { packets: 0, bytes: 0, delayed: 0, delay_ns: 0, horizon_drops: 0, ce_marks: 0, contended: 0 };
 
 /** An in-memory datapath with classes at the given rates and counters (by class id) the test sets. */
 function fakeDatapath(rates: Record<number, number>) {
@@ -93,7 +93,7 @@ describe('InfluxDB sink (real influxd)', function () {
     assert.equal(sink.written, 0);
     eth0.add(7, { bytes: 1_250_000, packets: 1000, delayed: 100, delay_ns: 500_000_000, horizon_drops: 3, ce_marks: 2 });
     eth0.add(8, { bytes: 500_000, packets: 400 });
-    eth1.add(7, { bytes: 300_000, packets: 200, contention_drops: 4 });
+    eth1.add(7, { bytes: 300_000, packets: 200, contended: 4 });
     now += 2_000; // two seconds: rates are per second
     await sink.tick();
     assert.equal(sink.lastError, null);
@@ -121,7 +121,7 @@ describe('InfluxDB sink (real influxd)', function () {
     const bulk = by('eth0', '8');
     assert.deepEqual([bulk.class, bulk.bytes_per_s, bulk.mean_delay_ns, bulk.effective_rate_bps], ['bulk', 250_000, 0, 2_000_000]);
     const web1 = by('eth1', '7');
-    assert.deepEqual([web1.mode, web1.bytes_per_s, web1.contention_drops, web1.effective_rate_bps], ['policing', 150_000, 4, 5_000_000]);
+    assert.deepEqual([web1.mode, web1.bytes_per_s, web1.contended, web1.effective_rate_bps], ['policing', 150_000, 4, 5_000_000]);
     // The tags are tags (indexed), not fields.
     const tagKeys = await q.query<{ tagKey: string }>(`SHOW TAG KEYS FROM ${INFLUX_MEASUREMENT}`);
     assert.deepEqual(tagKeys.map((t) => t.tagKey).sort(), ['class', 'class_id', 'host', 'iface', 'mode']);

@@ -1,8 +1,9 @@
 /**
  * Per-class queueing-delay histograms on the real object, through BPF_PROG_TEST_RUN at times the
- * test chooses. A packet's delay is set exactly with its own timestamp (TCP's EDT): a class at
- * 400 Gbit/s whose schedule is far in the past departs the packet at its tstamp, so the program
- * holds it tstamp − now, which the test checks on the departure it stamped.
+ * test chooses. A packet's delay is set exactly through its class's schedule: the test writes the
+ * class's t_last so that its next slot (t_last + 2 ns: 60 bytes at 400 Gbit/s) is now + delay, so
+ * the program holds the packet exactly that long, which the test checks on the departure it
+ * stamped. (A packet's own timestamp would not do: pacer counts only what it adds to it.)
  */
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
@@ -22,6 +23,8 @@ const T0 = 1_000_000_000_000_000;
 const GAP = 100_000_000_000;
 const FAST: ClassConfig = { rate_bps: 400_000_000_000, burst_ns: 0, horizon_ns: 60_000_000_000, ecn_ns: 0, parent_id: 0, flags: 0 };
 const DATA = frame('192.0.2.1');
+/** A 60-byte packet's slot at FAST's rate: ceil(60 · 8e9 / 4e11). */
+const SLOT_NS = 2;
 
 /** Delays at every bucket edge the rule has: each bound, one below it, and the ends. */
 function edgeDelays(): number[] {
@@ -59,9 +62,10 @@ describe('per-class delay histograms (BPF_PROG_TEST_RUN on the real object)', fu
   function sendHeld(mark: number, delayNs: number, shaped = true): number {
     now += GAP;
     eg.setTestClock(BigInt(now));
-    const tstamp = delayNs === 0 ? 0 : now + delayNs;
-    const r = eg.program.testRun({ data: DATA, ctxIn: skbContext({ mark, tstamp: BigInt(tstamp), wireLen: 60 }), ctxOutSize: 192 });
-    if (r.retval === TC_ACT_OK) assert.equal(Number(readSkbContext(r.ctxOut!).tstamp), delayNs === 0 && shaped ? now : tstamp, 'the departure the program stamped');
+    const slot = eg.marks.get(mark);
+    if (slot !== undefined) eg.state.set(slot, { t_last: delayNs === 0 ? 0 : now + delayNs - SLOT_NS });
+    const r = eg.program.testRun({ data: DATA, ctxIn: skbContext({ mark, wireLen: 60 }), ctxOutSize: 192 });
+    if (r.retval === TC_ACT_OK) assert.equal(Number(readSkbContext(r.ctxOut!).tstamp), shaped ? now + delayNs : 0, 'the departure the program stamped');
     return r.retval;
   }
 

@@ -49,7 +49,7 @@ const CGROUP_CLASS = 10;
 const PREFIX_CLASS = 20;
 
 const roomy = (): ClassConfig => ({ rate_bps: 10_000_000_000, burst_ns: 0, horizon_ns: 1_000_000_000, ecn_ns: 0, parent_id: 0, flags: 0 });
-const ZERO: ClassStats = { packets: 0, bytes: 0, delayed: 0, delay_ns: 0, horizon_drops: 0, ce_marks: 0, contention_drops: 0 };
+const ZERO: ClassStats = { packets: 0, bytes: 0, delayed: 0, delay_ns: 0, horizon_drops: 0, ce_marks: 0, contended: 0 };
 
 /**
  * Run by a child process that is already in its cgroup and the sender namespace: prints its

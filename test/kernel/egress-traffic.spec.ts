@@ -36,7 +36,7 @@ const POLICED_RATE = 1_000_000; // 1 Mbit/s: one 1042 B datagram per 8.336 ms
 const POLICED_HORIZON = 2_000_000; // 2 ms
 
 const roomy = (): ClassConfig => ({ rate_bps: 10_000_000_000, burst_ns: 0, horizon_ns: 1_000_000_000, ecn_ns: 0, parent_id: 0, flags: 0 });
-const ZERO: ClassStats = { packets: 0, bytes: 0, delayed: 0, delay_ns: 0, horizon_drops: 0, ce_marks: 0, contention_drops: 0 };
+const ZERO: ClassStats = { packets: 0, bytes: 0, delayed: 0, delay_ns: 0, horizon_drops: 0, ce_marks: 0, contended: 0 };
 
 describe('tc egress program on real traffic (veth between two test namespaces)', function () {
   this.timeout(120_000);

@@ -5,7 +5,7 @@
 import { memoryTables } from '../../shaper-bpf/src/datapath.js';
 import type { ClassStats } from '../../shaper-bpf/src/layout.js';
 
-const ZERO: ClassStats = { packets: 0, bytes: 0, delayed: 0, delay_ns: 0, horizon_drops: 0, ce_marks: 0, contention_drops: 0 };
+const ZERO: ClassStats = { packets: 0, bytes: 0, delayed: 0, delay_ns: 0, horizon_drops: 0, ce_marks: 0, contended: 0 };
 
 export function fakeStatsTables() {
   const t = memoryTables();
