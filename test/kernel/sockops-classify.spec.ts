@@ -41,7 +41,7 @@ const CGROUP_RATE = 30_000_000;
 const capFor = (rateBps: number) => Math.floor((Math.floor(rateBps / 8) * 1448) / (1448 + 66)) * 8;
 
 const roomy = (): ClassConfig => ({ rate_bps: 10_000_000_000, burst_ns: 0, horizon_ns: 1_000_000_000, ecn_ns: 0, parent_id: 0, flags: 0 });
-const ZERO: ClassStats = { packets: 0, bytes: 0, delayed: 0, delay_ns: 0, horizon_drops: 0, ce_marks: 0, contention_drops: 0 };
+const ZERO: ClassStats = { packets: 0, bytes: 0, delayed: 0, delay_ns: 0, horizon_drops: 0, ce_marks: 0, contended: 0 };
 
 describe('one classification: tc and sock_ops pick the same class for a socket (mark before cgroup)', function () {
   this.timeout(60_000);
