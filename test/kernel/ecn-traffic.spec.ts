@@ -39,6 +39,8 @@ const SEND_IF = 'pecs0';
 const RECV_IF = 'pecr0';
 const MARKED = '10.79.0.2'; // class 1: ecn.threshold 5 ms
 const PLAIN = '10.79.0.3'; // class 2: the same without ECN
+const POLICED = '10.79.0.4'; // class 3, policing: ecn.threshold 5 ms, below the policer's depth
+const TOO_DEEP = '10.79.0.5'; // class 4, policing: ecn.threshold 100 ms, past the depth
 const RATE = 20_000_000; // 20 Mbit/s
 const THRESHOLD_NS = 5_000_000; // 12.5 KB at the rate
 const HORIZON_NS = 10_000_000_000;
@@ -77,7 +79,7 @@ describe('ECN threshold on real TCP between two namespaces (CE marked by the tc 
     sender = await nets.createTestNetns();
     receiver = await nets.createTestNetns();
     await nets.vethPair({ a: { ns: sender, name: SEND_IF, addr: '10.79.0.1/24' }, b: { ns: receiver, name: RECV_IF, addr: `${MARKED}/24` } });
-    await execIn(receiver, 'ip', ['addr', 'add', `${PLAIN}/32`, 'dev', RECV_IF]);
+    for (const a of [PLAIN, POLICED, TOO_DEEP]) await execIn(receiver, 'ip', ['addr', 'add', `${a}/32`, 'dev', RECV_IF]);
     // 1: request ECN on outgoing connections and accept it on incoming ones (the default, 2, only accepts).
     for (const ns of [sender, receiver]) await execIn(ns, 'sysctl', ['-qw', 'net.ipv4.tcp_ecn=1']);
     await execIn(sender, 'sysctl', ['-qw', 'net.ipv4.tcp_no_metrics_save=1']);
@@ -107,11 +109,11 @@ describe('ECN threshold on real TCP between two namespaces (CE marked by the tc 
     return s;
   };
 
-  /** BYTES of TCP from the sender to `to`; the sending socket stays open for ss. */
-  async function transfer(to: string, classId: number): Promise<Transfer> {
+  /** `bytes` of TCP from the sender to `to`; the sending socket stays open for ss. */
+  async function transfer(to: string, classId: number, bytes = BYTES): Promise<Transfer> {
     const before = { stats: statsOf(classId), sender: await netCounters(sender), receiver: await netCounters(receiver) };
-    const port = await bulk.sink(receiver, to, BYTES);
-    const localPort = await bulk.send(sender, to, port, BYTES);
+    const port = await bulk.sink(receiver, to, bytes);
+    const localPort = await bulk.send(sender, to, port, bytes);
     const after = { stats: statsOf(classId), sender: await netCounters(sender), receiver: await netCounters(receiver) };
     const ss = await runIn(sender, 'ss', ['-tinH', 'state', 'established', `sport = :${localPort}`]);
     assert.equal(ss.code, 0, ss.stderr);
@@ -155,5 +157,37 @@ describe('ECN threshold on real TCP between two namespaces (CE marked by the tc 
     // round trip: the window ends below the initial 10 segments, where only congestion takes it.
     const cwnd = Number(/\bcwnd:(\d+)/.exec(t.ss)?.[1]);
     assert.ok(cwnd < 10, `cwnd ${cwnd} is below the initial window: ${t.ss}`);
+  });
+
+  describe('under policing (the agent\'s state for a host without fq): the wait is how far the class runs ahead of its rate', () => {
+    // 20 Mbit/s and burst 0: the policer's depth is two 64 KB GSO packets at the rate, 54.504 ms.
+    const policed = [
+      record('policed', 3, { rate: RATE, horizon: HORIZON_NS, ecn: { threshold: THRESHOLD_NS }, match: { marks: [], cgroups: [], dst: [`${POLICED}/32`] } }),
+      record('too-deep', 4, { rate: RATE, horizon: HORIZON_NS, ecn: { threshold: 100_000_000 }, match: { marks: [], cgroups: [], dst: [`${TOO_DEEP}/32`] } }),
+    ];
+    /** 1 MiB: well past the depth, so the policer drops too (and TCP recovers from it). */
+    const POLICED_BYTES = 1024 * 1024;
+
+    before(() => {
+      const desired = desiredState(policed, {}, { fq: false, cgroupIds: () => undefined });
+      assert.deepEqual(desired.classErrors.map((e) => e.class), ['too-deep']);
+      assert.match(desired.classErrors[0]!.error, /ecn\.threshold 100ms never marks on this host: without fq the class is policed with a depth of 54504us/);
+      installed!.datapath.apply(desired.shaper);
+      assert.equal(installed!.datapath.read().classes.get(3)?.horizon_ns, 54_504_000);
+    });
+
+    it('a threshold below the depth marks CE before the policer drops: the receiver sees CE, the sender gets ECE', async () => {
+      const t = await transfer(POLICED, 3, POLICED_BYTES);
+      assert.ok(t.classStats.ce_marks > 0, `marked: ${JSON.stringify(t.classStats)}`);
+      assert.ok(t.receiver.IpExtInCEPkts! > 0, `the receiver saw CE: ${t.receiver.IpExtInCEPkts}`);
+      assert.ok(t.sender.TcpExtTCPDeliveredCE! > 0, `the sender got ECE: ${t.sender.TcpExtTCPDeliveredCE}`);
+    });
+
+    it('a threshold past the depth never marks (the agent said so above): the packet is dropped first', async () => {
+      const t = await transfer(TOO_DEEP, 4, POLICED_BYTES);
+      assert.ok(t.classStats.packets > 0, 'the transfer went through class 4');
+      assert.equal(t.classStats.ce_marks, 0);
+      assert.equal(t.receiver.IpExtInCEPkts, 0);
+    });
   });
 });
