@@ -84,7 +84,9 @@ export function policingDepthNs(rateBps: number, burstNsValue: number, horizonNs
  * a threshold at or past the depth never marks. Written as asked all the same (`pacer dp classes`
  * then shows both), and said here, with the fix.
  */
-function ecnNeverMarks(thresholdNs: number, depthNs: number): string {
+function ecnNeverMarks(thresholdNs: number, depthNs: number, policing: boolean): string {
+  // The API refuses a threshold at or past the horizon; a record that got one anyway is said too.
+  if (!policing) return `ecn.threshold ${formatDuration(thresholdNs)} never marks: it is not below the horizon ${formatDuration(depthNs)}; set it lower`;
   return (
     `ecn.threshold ${formatDuration(thresholdNs)} never marks on this host: without fq the class is policed with a depth of ${formatDuration(depthNs)}, ` +
     `and a packet that would run further ahead of the class's rate is dropped before it could be marked; set ecn.threshold below ${formatDuration(depthNs)} ` +
@@ -189,7 +191,7 @@ export function desiredState(
     };
     shaper.classes.set(c.id, config);
     // The API keeps the threshold below the horizon; the policer's depth can be shorter still.
-    if (ecn > 0 && ecn >= config.horizon_ns) fail(c.name, ecnNeverMarks(ecn, config.horizon_ns));
+    if (ecn > 0 && ecn >= config.horizon_ns) fail(c.name, ecnNeverMarks(ecn, config.horizon_ns, policing));
 
     for (const mark of c.match.marks) if (claim(c, `mark:${mark}`, `mark ${mark}`)) shaper.marks.set(mark, c.id);
 
