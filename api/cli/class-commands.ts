@@ -90,11 +90,14 @@ function tcpText(c: ClassJson): string {
   return parts.length ? parts.join(',') : NONE;
 }
 
+/** A class from an API older than ECN has no field: shown as none. */
+const ecnText = (c: ClassJson): string => c.ecn?.threshold.text ?? NONE;
+
 const listText = (list: ReadonlyArray<string | number>) => (list.length ? list.join(', ') : NONE);
 
 export function classTable(items: ClassJson[]): string {
   return table(
-    ['NAME', 'ID', 'RATE', 'CEIL', 'PARENT', 'MATCH', 'HOSTS', 'TCP', 'REVISION'],
+    ['NAME', 'ID', 'RATE', 'CEIL', 'PARENT', 'MATCH', 'HOSTS', 'TCP', 'ECN', 'REVISION'],
     items.map((c) => [
       c.name,
       c.id,
@@ -104,6 +107,7 @@ export function classTable(items: ClassJson[]): string {
       matchText(c),
       labelsText(c.hosts.matchLabels, '<all>'),
       tcpText(c),
+      ecnText(c),
       c.revision,
     ]),
   );
@@ -126,6 +130,7 @@ export function classDetails(c: ClassJson): string {
     ['Host labels', labelsText(c.hosts.matchLabels, '<all hosts>')],
     ['TCP rto-min', c.tcp?.rtoMin?.text ?? NONE],
     ['TCP delack-max', c.tcp?.delackMax?.text ?? NONE],
+    ['ECN threshold', c.ecn ? `${c.ecn.threshold.text} (CE on ECT packets that wait longer)` : `${NONE} (no CE marking)`],
     ['Revision', `${c.revision} (ETag ${c.etag})`],
     ['Created', `${c.createdAt} (revision ${c.createdRevision})`],
     ['Updated', c.updatedAt],
@@ -240,6 +245,7 @@ interface SetOptions extends GlobalOptions {
   hostLabel?: Listed<[string, string]>;
   rtoMin?: string;
   delackMax?: string;
+  ecnThreshold?: string;
   /** false when --no-tcp was given. */
   tcp: boolean;
   description?: string;
@@ -289,6 +295,8 @@ export function classFields(o: SetOptions, current: ClassJson | undefined): Reco
     if (!current) for (const k of Object.keys(tcp)) if (tcp[k] === null) delete tcp[k];
     if (Object.keys(tcp).length) f.tcp = tcp;
   }
+  // ecn has one field, so `none` removes the whole object (a merge patch's null).
+  if (o.ecnThreshold !== undefined) f.ecn = o.ecnThreshold === 'none' ? null : { threshold: o.ecnThreshold };
   return f;
 }
 
@@ -326,13 +334,15 @@ function setCommand(): Command {
     .option('--rto-min <duration|none>', 'TCP minimum retransmission timeout for sockets of this class')
     .option('--delack-max <duration|none>', 'TCP maximum delayed-ACK time for sockets of this class')
     .addOption(new Option('--no-tcp', 'remove the TCP tuning').conflicts(['rtoMin', 'delackMax']))
+    .option('--ecn-threshold <duration|none>', 'mark CE on ECN-capable packets that wait longer than this (below the horizon): 1ms, 500us; none = no marking')
     .option('--description <text>', 'free text')
     .addHelpText(
       'after',
       '\nExamples:\n' +
         '  pacer class set web --rate 2gbit --ceil 5gbit --dst 10.0.0.0/8\n' +
         '  pacer class set web --ceil none            # change one field, keep the others\n' +
-        '  pacer class set bulk --rate 100mbit --parent web --mark 0x10 --mark 0x11\n',
+        '  pacer class set bulk --rate 100mbit --parent web --mark 0x10 --mark 0x11\n' +
+        '  pacer class set web --ecn-threshold 1ms    # ECN-capable TCP slows down before the horizon drops\n',
     )
     .action(
       run(async (name: string, o: SetOptions) => {

@@ -34,6 +34,12 @@ export const LIMITS = {
   burstMaxNs: 10_000_000_000,
   tcpMinNs: 1_000_000,
   tcpMaxNs: 1_000_000_000,
+  /**
+   * 1 µs: the program compares the threshold with a delay in ns, but a shorter one marks every
+   * packet that waits behind another (a 1500 B frame takes 1.2 µs at 10 Gbit/s).
+   */
+  ecnMinNs: 1_000,
+  ecnMaxNs: 10_000_000_000,
   weightMin: 1,
   weightMax: 1000,
   /** A root class has depth 1. The data plane walks at most this many schedules per packet. */
@@ -204,6 +210,24 @@ export const tcpInputSchema = z
     message: 'tcp needs rtoMin, delackMax or both; to remove TCP tuning, set tcp to null',
   });
 
+const ecnThresholdField = durationInput.superRefine((ns, ctx) => {
+  if (ns < LIMITS.ecnMinNs || ns > LIMITS.ecnMaxNs) {
+    const off = ns === 0 ? '; to turn ECN marking off, set ecn to null' : '';
+    ctx.addIssue({ code: 'custom', message: `ecn.threshold must be between ${formatDuration(LIMITS.ecnMinNs)} and ${formatDuration(LIMITS.ecnMaxNs)}; understood ${formatDuration(ns)}${off}` });
+  }
+});
+
+export const ecnInputSchema = z
+  .strictObject(
+    { threshold: ecnThresholdField },
+    { error: (iss) => (iss.code === 'invalid_type' ? 'ecn is an object like { "threshold": "1ms" } (mark CE on packets that wait longer than 1 ms), or null for no marking' : undefined) },
+  )
+  .describe(
+    'ECN: the tc program marks CE on ECT packets of this class that wait longer than `threshold` (their departure is that far ahead of now), ' +
+      'so ECN-capable TCP slows down before the horizon drops. Must be below the horizon. Under policing (no fq) the wait is how far the class runs ahead of its rate. ' +
+      'null = no marking (docs/data-plane.md, "ECN marking").',
+  );
+
 /** The fields of a class a client sets. Everything but `rate` has a default. */
 const specFields = {
   description: z.string().max(LIMITS.descriptionMax).optional(),
@@ -216,11 +240,30 @@ const specFields = {
   match: matchInputSchema.optional(),
   hosts: z.strictObject({ matchLabels: labelsSchema.optional() }).optional(),
   tcp: tcpInputSchema.nullable().optional(),
+  ecn: ecnInputSchema.nullable().optional(),
 };
 
-function refineSpec(spec: { rate: number; ceil?: number | null; parent?: string | null; name?: string }, ctx: z.RefinementCtx) {
+interface SpecToRefine {
+  rate: number;
+  ceil?: number | null;
+  horizon?: number;
+  parent?: string | null;
+  name?: string;
+  ecn?: { threshold: number } | null;
+}
+
+function refineSpec(spec: SpecToRefine, ctx: z.RefinementCtx) {
   if (spec.ceil != null && spec.ceil < spec.rate) {
     ctx.addIssue({ code: 'custom', path: ['ceil'], message: `ceil ${formatRate(spec.ceil)} is below rate ${formatRate(spec.rate)}; ceil must be at least rate` });
+  }
+  // A packet that would wait longer than the horizon is dropped, so it could never be marked.
+  const horizon = spec.horizon ?? LIMITS.horizonDefaultNs;
+  if (spec.ecn != null && spec.ecn.threshold >= horizon) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['ecn', 'threshold'],
+      message: `ecn.threshold ${formatDuration(spec.ecn.threshold)} must be below the horizon ${formatDuration(horizon)}: a packet that would wait longer than the horizon is dropped, so it is never marked; lower ecn.threshold or raise horizon`,
+    });
   }
   if (spec.name !== undefined && spec.parent === spec.name) {
     ctx.addIssue({ code: 'custom', path: ['parent'], message: 'a class cannot be its own parent' });
@@ -249,6 +292,8 @@ export interface ClassSpec {
   match: { marks: number[]; cgroups: string[]; dst: string[] };
   hosts: { matchLabels: Record<string, string> };
   tcp: { rtoMin: number | null; delackMax: number | null } | null;
+  /** CE marking: mark ECT packets that wait longer than `threshold` ns; null = off. */
+  ecn: { threshold: number } | null;
 }
 
 /** A stored class: the spec plus what the API assigns. */
@@ -283,6 +328,7 @@ export function toSpec(name: string, input: ParsedInput): ClassSpec {
     },
     hosts: { matchLabels: sortKeys(input.hosts?.matchLabels ?? {}) },
     tcp,
+    ecn: input.ecn ? { threshold: input.ecn.threshold } : null,
   };
 }
 
@@ -306,6 +352,7 @@ export function specToInput(spec: ClassSpec): Record<string, unknown> {
       rtoMin: spec.tcp.rtoMin === null ? null : formatDuration(spec.tcp.rtoMin),
       delackMax: spec.tcp.delackMax === null ? null : formatDuration(spec.tcp.delackMax),
     }),
+    ecn: spec.ecn == null ? null : { threshold: formatDuration(spec.ecn.threshold) },
   };
 }
 
@@ -337,6 +384,7 @@ export function classToJson(c: ClassRecord) {
             rtoMin: c.tcp.rtoMin === null ? null : durationJson(c.tcp.rtoMin),
             delackMax: c.tcp.delackMax === null ? null : durationJson(c.tcp.delackMax),
           },
+    ecn: c.ecn == null ? null : { threshold: durationJson(c.ecn.threshold) },
     revision: c.revision,
     etag: etagOf(c.revision),
     createdRevision: c.createdRevision,
@@ -361,6 +409,8 @@ export function classFromJson(j: ClassJson): ClassRecord {
     match: j.match,
     hosts: j.hosts,
     tcp: j.tcp === null ? null : { rtoMin: j.tcp.rtoMin?.ns ?? null, delackMax: j.tcp.delackMax?.ns ?? null },
+    // An API from before ECN sends no field: off.
+    ecn: j.ecn ? { threshold: j.ecn.threshold.ns } : null,
     revision: j.revision,
     createdRevision: j.createdRevision,
     createdAt: j.createdAt,

@@ -37,6 +37,10 @@ const classJson = {
     },
     hosts: { type: 'object', properties: { matchLabels: { type: 'object', additionalProperties: { type: 'string' } } } },
     tcp: { oneOf: [{ type: 'null' }, { type: 'object', properties: { rtoMin: { oneOf: [quantity('ns'), { type: 'null' }] }, delackMax: { oneOf: [quantity('ns'), { type: 'null' }] } } }] },
+    ecn: {
+      description: 'CE marking: ECT packets of the class that wait longer than threshold are marked; null = no marking',
+      oneOf: [{ type: 'null' }, { type: 'object', properties: { threshold: quantity('ns') }, required: ['threshold'] }],
+    },
     revision: { type: 'integer' },
     etag: { type: 'string' },
     createdRevision: { type: 'integer' },

@@ -419,6 +419,7 @@ function classToRow(c: ClassRecord): ClassRow {
     match: c.match,
     hosts: c.hosts,
     tcp: c.tcp,
+    ecn: c.ecn,
   };
   return {
     name: c.name,
@@ -433,7 +434,8 @@ function classToRow(c: ClassRecord): ClassRow {
 
 function rowToClass(row: ClassRow): ClassRecord {
   const spec = JSON.parse(row.spec) as ClassSpec;
-  return { ...spec, id: row.id, revision: row.revision, createdRevision: row.created_revision, createdAt: row.created_at, updatedAt: row.updated_at };
+  // Rows written before the ECN threshold existed have no field: off.
+  return { ...spec, ecn: spec.ecn ?? null, id: row.id, revision: row.revision, createdRevision: row.created_revision, createdAt: row.created_at, updatedAt: row.updated_at };
 }
 
 function rowToChange(row: ChangeRow): Change {

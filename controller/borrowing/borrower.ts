@@ -10,9 +10,10 @@
  *   `idleAfter` (3) intervals in a row is idle: its usage is 0, not the tail of the EWMA, so what
  *   it held goes back whole (a sibling reaches its ceil exactly, not a few kbit/s short).
  * - A class is *demanding* when its smoothed usage is at least `saturation` (95%) of the
- *   effective rate it had during the interval, or when its horizon drops grew and it used at
- *   least half of that rate (under policing, and for senders that ignore pacing, the excess is
- *   dropped, not counted). A parent is demanding when one of its children is. Delayed packets
+ *   effective rate it had during the interval, or when its horizon drops or CE marks grew and it
+ *   used at least half of that rate (under policing, and for senders that ignore pacing, the
+ *   excess is dropped, not counted; an ECN sender backs off at each mark, so it may never fill its
+ *   rate while it wants more). A parent is demanding when one of its children is. Delayed packets
  *   alone do not make a class demanding (its ceil): pacing delays packets of a bursty sender far
  *   below its rate too. Under a full parent they do claim its guarantee (squeezed, below).
  * - Demand: a demanding class wants its ceil; any other wants its smoothed usage × `headroom`
@@ -59,6 +60,7 @@ interface Sample {
   bytes: number;
   drops: number;
   delayed: number;
+  marks: number;
 }
 
 export class Borrower {
@@ -72,8 +74,8 @@ export class Borrower {
    * some of them were delayed (a departure in the future). Squeezed if their parent is full.
    */
   private held = new Set<number>();
-  /** Classes whose horizon drops grew in the last interval. */
-  private dropping = new Set<number>();
+  /** Classes told to slow down in the last interval: their horizon drops or CE marks grew. */
+  private slowed = new Set<number>();
   /** Intervals in a row in which the class passed nothing. */
   private quiet = new Map<number, number>();
   private published?: { tree: string; rates: Map<number, number> };
@@ -87,31 +89,31 @@ export class Borrower {
   }
 
   /** Takes one reading of the stats maps (class id → counters), at `nowMs`. */
-  sample(nowMs: number, stats: ReadonlyMap<number, Pick<ClassStats, 'bytes' | 'horizon_drops' | 'delayed'>>): void {
+  sample(nowMs: number, stats: ReadonlyMap<number, Pick<ClassStats, 'bytes' | 'horizon_drops' | 'delayed'> & Partial<Pick<ClassStats, 'ce_marks'>>>): void {
     const next = new Map<number, Sample>();
-    const dropping = new Set<number>();
+    const slowed = new Set<number>();
     const held = new Set<number>();
     const usage = new Map<number, number>();
     const quiet = new Map<number, number>();
     for (const [id, s] of stats) {
-      const cur = { atMs: nowMs, bytes: s.bytes, drops: s.horizon_drops, delayed: s.delayed };
+      const cur = { atMs: nowMs, bytes: s.bytes, drops: s.horizon_drops, delayed: s.delayed, marks: s.ce_marks ?? 0 };
       next.set(id, cur);
       const prev = this.last.get(id);
       // A first reading, or counters that went back (the slot was freed and reused): a new baseline.
-      if (!prev || cur.bytes < prev.bytes || cur.drops < prev.drops || cur.delayed < prev.delayed || nowMs <= prev.atMs) continue;
+      if (!prev || cur.bytes < prev.bytes || cur.drops < prev.drops || cur.delayed < prev.delayed || cur.marks < prev.marks || nowMs <= prev.atMs) continue;
       const measured = ((cur.bytes - prev.bytes) * 8 * 1000) / (nowMs - prev.atMs);
       this.measured = true;
       const old = this.usage.get(id) ?? 0;
       const q = measured === 0 ? (this.quiet.get(id) ?? 0) + 1 : 0;
       quiet.set(id, q);
       usage.set(id, q >= this.o.idleAfter ? 0 : measured >= old ? measured : old + this.o.decay * (measured - old));
-      if (cur.drops > prev.drops) dropping.add(id);
+      if (cur.drops > prev.drops || cur.marks > prev.marks) slowed.add(id);
       if (cur.drops > prev.drops || (cur.bytes > prev.bytes && cur.delayed > prev.delayed)) held.add(id);
     }
     this.last = next;
     this.usage = usage;
     this.quiet = quiet;
-    this.dropping = dropping;
+    this.slowed = slowed;
     this.held = held;
   }
 
@@ -171,7 +173,7 @@ export class Borrower {
       const u = usage.get(c.id) ?? 0;
       // Every child is visited (no short-circuit), so each one's verdict is cached.
       const childDemanding = (kids.get(c.id) ?? []).map(isDemanding).some(Boolean);
-      const v = u >= this.o.saturation * eff || (this.dropping.has(c.id) && u >= 0.5 * eff) || childDemanding;
+      const v = u >= this.o.saturation * eff || (this.slowed.has(c.id) && u >= 0.5 * eff) || childDemanding;
       demanding.set(c.id, v);
       return v;
     };

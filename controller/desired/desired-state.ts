@@ -19,6 +19,7 @@ import type { TcpState } from '../../shaper-bpf/src/tcp-datapath.js';
 import type { ClassConfig } from '../../shaper-bpf/src/layout.js';
 import { MAX_DEPTH } from '../../shaper-bpf/src/edt.js';
 import { canonicalCidr } from '../../api/contract/class.js';
+import { formatDuration } from '../../api/contract/units.js';
 import type { RouteState } from '../datapath/route-plan.js';
 
 export interface Inventory {
@@ -76,6 +77,21 @@ export const POLICING_GSO_PACKETS = 2;
 export function policingDepthNs(rateBps: number, burstNsValue: number, horizonNs: number): number {
   const gsoNs = Math.ceil((POLICING_GSO_PACKETS * MAX_GSO_WIRE_BYTES * 8 * 1e9) / rateBps);
   return Math.min(horizonNs, Math.max(burstNsValue, POLICING_HORIZON_NS, gsoNs));
+}
+
+/**
+ * Under policing a packet whose class runs further ahead of its rate than the depth is dropped, so
+ * a threshold at or past the depth never marks. Written as asked all the same (`pacer dp classes`
+ * then shows both), and said here, with the fix.
+ */
+function ecnNeverMarks(thresholdNs: number, depthNs: number, policing: boolean): string {
+  // The API refuses a threshold at or past the horizon; a record that got one anyway is said too.
+  if (!policing) return `ecn.threshold ${formatDuration(thresholdNs)} never marks: it is not below the horizon ${formatDuration(depthNs)}; set it lower`;
+  return (
+    `ecn.threshold ${formatDuration(thresholdNs)} never marks on this host: without fq the class is policed with a depth of ${formatDuration(depthNs)}, ` +
+    `and a packet that would run further ahead of the class's rate is dropped before it could be marked; set ecn.threshold below ${formatDuration(depthNs)} ` +
+    `(or give the class a larger burst, which deepens the policer)`
+  );
 }
 
 /** Burst in bytes is time at the class's (effective) rate: ceil, so a burst is never smaller than asked. */
@@ -161,17 +177,21 @@ export function desiredState(
   for (const c of accepted) {
     const rate = effectiveRates?.get(c.id) ?? c.rate;
     const burst = burstNs(c.burst, rate);
+    // A time, so it means the same at the guarantee and at a borrowed rate (docs/data-plane.md, "ECN marking").
+    const ecn = c.ecn?.threshold ?? 0; // a record from an API or snapshot older than the field has none: off
     const config: ClassConfig = {
       rate_bps: rate,
       burst_ns: burst,
       // At the guarantee, not the borrowed rate: a depth that shrank when the rate rose would drop
       // every packet until now caught up with a schedule that ran ahead by the old depth.
       horizon_ns: policing ? policingDepthNs(c.rate, burst, c.horizon) : c.horizon,
-      ecn_ns: 0, // the API has no ECN threshold yet
+      ecn_ns: ecn,
       parent_id: c.parent === null ? 0 : byName.get(c.parent)!.id,
       flags: 0,
     };
     shaper.classes.set(c.id, config);
+    // The API keeps the threshold below the horizon; the policer's depth can be shorter still.
+    if (ecn > 0 && ecn >= config.horizon_ns) fail(c.name, ecnNeverMarks(ecn, config.horizon_ns, policing));
 
     const marks = c.match.marks.filter((mark) => claim(c, `mark:${mark}`, `mark ${mark}`));
     for (const mark of marks) shaper.marks.set(mark, c.id);

@@ -415,7 +415,7 @@ function resolveClasses(input: ScenarioInput, report: Report): SimClass[] {
       rateBps: spec.rate,
       burstNs: 'ns' in spec.burst ? spec.burst.ns : bytesToNs(spec.burst.bytes, spec.rate),
       horizonNs: spec.horizon,
-      ecnNs: 0, // the API's class spec has no ECN threshold yet
+      ecnNs: spec.ecn?.threshold ?? 0, // as the agent writes class_config.ecn_ns
       parentId: spec.parent === null ? 0 : (index.get(spec.parent) ?? -1) + 1,
     },
   }));

@@ -85,7 +85,7 @@ describe('pacer CLI (class, host, token) against a real API', function () {
     });
 
     it('updates only the given field and keeps the others', async () => {
-      await cli('class', 'set', 'api', '--rate', '100mbit', '--ceil', '1gbit', '--dst', '192.168.0.0/16', '--mark', '7', '--rto-min', '5ms', '--host-label', 'zone=eu1');
+      await cli('class', 'set', 'api', '--rate', '100mbit', '--ceil', '1gbit', '--dst', '192.168.0.0/16', '--mark', '7', '--rto-min', '5ms', '--host-label', 'zone=eu1', '--ecn-threshold', '2ms');
       const before = await getJson('api');
       const r = await cli('class', 'set', 'api', '--rate', '200mbit');
       assert.equal(r.code, 0, r.stderr);
@@ -94,7 +94,7 @@ describe('pacer CLI (class, host, token) against a real API', function () {
       assert.equal(after.rate.text, '200mbit');
       assert.equal(after.id, before.id);
       assert.ok(after.revision > before.revision);
-      for (const field of ['ceil', 'burst', 'horizon', 'parent', 'weight', 'match', 'hosts', 'tcp', 'description']) {
+      for (const field of ['ceil', 'burst', 'horizon', 'parent', 'weight', 'match', 'hosts', 'tcp', 'ecn', 'description']) {
         assert.deepEqual(after[field], before[field], field);
       }
     });
@@ -122,6 +122,42 @@ describe('pacer CLI (class, host, token) against a real API', function () {
       assert.equal(c.tcp, null);
       await cli('class', 'set', 'lists', '--dst', 'none');
       assert.deepEqual((await getJson('lists')).match.dst, []);
+    });
+
+    // Four CLI runs each (a node start is seconds on a busy host); the API is read over HTTP.
+    it('--ecn-threshold sets the CE marking threshold, shows it, changes it, and none removes it', async function () {
+      this.timeout(90_000);
+      const ecnOf = async (name: string) => (await request(t.url, 'GET', `/v1/classes/${name}`)).body.ecn;
+      const r = await cli('class', 'set', 'marked', '--rate', '10mbit', '--horizon', '100ms', '--ecn-threshold', '1ms');
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /ECN threshold:\s+1ms \(CE on ECT packets that wait longer\)/);
+      assert.deepEqual(await ecnOf('marked'), { threshold: { ns: 1_000_000, text: '1ms' } });
+      const changed = await cli('class', 'set', 'marked', '--ecn-threshold', '1.5ms');
+      assert.equal(changed.code, 0, changed.stderr);
+      const c = (await request(t.url, 'GET', '/v1/classes/marked')).body;
+      assert.deepEqual(c.ecn, { threshold: { ns: 1_500_000, text: '1500us' } });
+      assert.equal(c.horizon.text, '100ms', 'the other fields stay');
+      const off = await cli('class', 'set', 'marked', '--ecn-threshold', 'none');
+      assert.equal(off.code, 0, off.stderr);
+      assert.equal(await ecnOf('marked'), null);
+      assert.match((await cli('class', 'get', 'marked')).stdout, /ECN threshold:\s+<none> \(no CE marking\)/);
+    });
+
+    it('a bad --ecn-threshold exits 1 naming /ecn/threshold and changes nothing', async function () {
+      this.timeout(90_000);
+      const created = await request(t.url, 'POST', '/v1/classes', { body: { name: 'marked2', rate: '10mbit', horizon: '100ms', ecn: { threshold: '1ms' } } });
+      assert.equal(created.status, 201);
+      for (const [value, message] of [['0ms', /\/ecn\/threshold: ecn\.threshold must be between 1us and 10s/], ['200ms', /\/ecn\/threshold: ecn\.threshold 200ms must be below the horizon 100ms/], ['5', /\/ecn\/threshold: duration '5' has no time unit/]] as const) {
+        const r = await cli('class', 'set', 'marked2', '--ecn-threshold', value);
+        assert.equal(r.code, 1, value);
+        assert.match(r.stderr, message);
+        assertNoStack(r);
+      }
+      assert.deepEqual((await request(t.url, 'GET', '/v1/classes/marked2')).body, created.body);
+      const never = await cli('class', 'set', 'never', '--rate', '10mbit', '--ecn-threshold', '3s');
+      assert.equal(never.code, 1);
+      assert.match(never.stderr, /must be below the horizon 2s/);
+      assert.equal((await request(t.url, 'GET', '/v1/classes/never')).status, 404);
     });
 
     it('--json prints the class the API returned', async () => {
@@ -162,14 +198,14 @@ describe('pacer CLI (class, host, token) against a real API', function () {
 
   describe('class ls / get / rm', () => {
     it('ls prints a table with the class', async () => {
-      await cli('class', 'set', 'listed', '--rate', '500mbit', '--ceil', '1gbit', '--dst', '172.16.0.0/12');
+      await cli('class', 'set', 'listed', '--rate', '500mbit', '--ceil', '1gbit', '--dst', '172.16.0.0/12', '--ecn-threshold', '250us');
       const r = await cli('class', 'ls');
       assert.equal(r.code, 0, r.stderr);
       const lines = r.stdout.trimEnd().split('\n');
-      assert.deepEqual(lines[0]?.split(/\s{2,}/), ['NAME', 'ID', 'RATE', 'CEIL', 'PARENT', 'MATCH', 'HOSTS', 'TCP', 'REVISION']);
+      assert.deepEqual(lines[0]?.split(/\s{2,}/), ['NAME', 'ID', 'RATE', 'CEIL', 'PARENT', 'MATCH', 'HOSTS', 'TCP', 'ECN', 'REVISION']);
       const row = lines.find((l) => l.startsWith('listed '));
       assert.ok(row, r.stdout);
-      assert.match(row, /500mbit\s+1gbit\s+<none>\s+dst=172\.16\.0\.0\/12\s+<all>/);
+      assert.match(row, /500mbit\s+1gbit\s+<none>\s+dst=172\.16\.0\.0\/12\s+<all>\s+<none>\s+250us\s+\d+$/);
     });
 
     it('ls --json parses and holds every class', async () => {

@@ -233,6 +233,18 @@ describe('Borrower', () => {
     assert.equal(c.rates(t).get(A), 40 * M, 'demanding: its ceil, B being idle');
   });
 
+  it('CE marks make a half-busy class demanding, as horizon drops do: an ECN sender backs off before it fills its rate', () => {
+    const marked = (a: number, ce: number) => new Map([...stats(a, 0)].map(([id, s]) => [id, { ...s, ce_marks: id === A ? ce : 0 }]));
+    const b = new Borrower();
+    b.sample(0, marked(0, 0));
+    b.sample(1000, marked(0.75e6, 40)); // 6 Mbit/s of a 10 Mbit/s rate, 40 packets marked CE
+    assert.equal(b.rates(t).get(A), 40 * M, 'demanding: its ceil, B being idle');
+    const quiet = new Borrower();
+    quiet.sample(0, marked(0, 0));
+    quiet.sample(1000, marked(0.25e6, 40)); // 2 Mbit/s: below half its rate, marks or not
+    assert.equal(quiet.rates(t).get(A), 10 * M);
+  });
+
   it('a class that passed nothing for 3 intervals is idle: usage 0, not the tail of the average', () => {
     const b = new Borrower();
     b.sample(0, stats(0, 0));

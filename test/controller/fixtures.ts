@@ -15,6 +15,7 @@ export function record(name: string, id: number, spec: Partial<ClassSpec> = {}):
     match: { marks: [], cgroups: [], dst: [] },
     hosts: { matchLabels: {} },
     tcp: null,
+    ecn: null,
     revision: id,
     createdRevision: id,
     createdAt: '2025-01-01T00:00:00.000Z',

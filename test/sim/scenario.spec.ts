@@ -144,6 +144,12 @@ describe('sim scenario: classes map to the data plane and traffic to classes', (
     assert.ok(edtOf(s, 'db', 2), 'child selects every host');
   });
 
+  it("a class's ecn.threshold reaches the host's EDT model (ecnNs), as the agent writes it into class_config.ecn_ns", () => {
+    const s = loadScenario(BASE.replace('workloads:', '  - name: marked\n    rate: 100mbit\n    ecn: { threshold: 1ms }\nworkloads:'));
+    assert.equal(edtOf(s, 'app', 2)!.ecnNs, 1_000_000);
+    assert.equal(edtOf(s, 'app', 1)!.ecnNs, 0, 'no ecn: off');
+  });
+
   it('classification: mark first, then the longest destination prefix; ACKs by their own destination; class TCP tuning applies', () => {
     const more = `  - name: wide\n    rate: 100mbit\n    match: { dst: [10.0.0.0/8] }\n  - name: marked\n    rate: 100mbit\n    match: { marks: [9] }\n    tcp: { rtoMin: 5ms }\n`;
     const s = loadScenario(BASE.replace('workloads:', `${more}workloads:`).replace('  - bulk: { from: app, to: db }\n', '  - bulk: { from: app, to: db }\n  - bulk: { from: app, to: db, mark: 9 }\n'));

@@ -14,6 +14,7 @@ const cls = (name: string, rate: number, extra: Partial<ClassSpec> = {}): ClassS
   match: { marks: [], cgroups: [], dst: [] },
   hosts: { matchLabels: {} },
   tcp: null,
+  ecn: null,
   ...extra,
 });
 
