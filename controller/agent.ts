@@ -12,7 +12,7 @@ import { inject, injectable, optional } from 'inversify';
 import { Registry } from 'prom-client';
 import { BehaviorSubject, ReplaySubject, combineLatest, distinctUntilChanged, filter, map, switchMap, tap, type Subscription } from 'rxjs';
 import type { ClassRecord } from '../api/contract/class.js';
-import type { HostStatus } from '../api/contract/host.js';
+import type { HostAttachment, HostStatus } from '../api/contract/host.js';
 import { cgroupId, describeTcpError } from '../shaper-bpf/src/sockops.js';
 import type { TcpState } from '../shaper-bpf/src/tcp-datapath.js';
 import type { ShaperState } from '../shaper-bpf/src/datapath.js';
@@ -21,6 +21,7 @@ import { AgentConfig } from './config/config.js';
 import { LOGGER, type Logger } from './config/module.js';
 import { INTERFACE_INSTALLER, type InstalledDatapath, type InterfaceInstaller } from './datapath/installer.js';
 import { modeAfterCheck, type ModeState } from './datapath/fq-watch.js';
+import { afterCheck, attachmentState, type AttachmentStatus, type CheckOutcome } from './datapath/attachment-watch.js';
 import { TCP_TUNER, type InstalledTcp, type TcpTuner } from './datapath/tcp-tuner.js';
 import { ROUTE_TUNER, type RouteTuner } from './datapath/route-tuner.js';
 import type { RouteState } from './datapath/route-plan.js';
@@ -53,9 +54,24 @@ interface IfaceStatus extends ModeState {
   tcp$: BehaviorSubject<TcpState | undefined>;
   /** The last failed qdisc check's message, logged once until a check succeeds. */
   qdiscCheckError?: string;
+  /** Lapses of the tc program's attachment, from the qdisc checks (undefined: none seen yet). */
+  attachment?: AttachmentStatus;
   applied?: number;
   lastError: string | null;
   classErrors: ClassError[];
+}
+
+/** An interface's attachment in the host status (api/contract/host.ts). */
+function attachmentJson(iface: string, a: AttachmentStatus | undefined, nowMs: number): HostAttachment {
+  if (a === undefined) return { iface, state: 'attached', lapses: 0 };
+  return {
+    iface,
+    state: attachmentState(a, nowMs),
+    lapses: a.lapses,
+    ...(a.lastLapseAt !== undefined ? { lastLapseAt: new Date(a.lastLapseAt).toISOString() } : {}),
+    ...(a.lastLapse !== undefined ? { lastLapse: a.lastLapse.slice(0, 1024) } : {}),
+    ...(a.repairedAt !== undefined ? { repairedAt: new Date(a.repairedAt).toISOString() } : {}),
+  };
 }
 
 @injectable()
@@ -190,6 +206,8 @@ export class Agent {
 
   private async checkQdisc(st: IfaceStatus): Promise<void> {
     const iface = st.installed.iface;
+    // Without the program attached (or the interface) there is nothing the root qdisc could tell.
+    if (!(await this.checkAttachment(st))) return;
     let presence;
     try {
       presence = await st.installed.checkQdisc();
@@ -212,6 +230,38 @@ export class Agent {
     }
     st.fq$.next(next.mode === 'shaping');
     void this.heartbeat();
+  }
+
+  /**
+   * Is pacer's program still attached to the interface? If not, it is attached again (same
+   * program, same maps: schedules kept), the lapse is counted and logged, and the status says
+   * `repaired` for a while, or `error` for as long as it cannot be re-attached
+   * (datapath/attachment-watch.ts). Returns whether the program is attached now.
+   */
+  private async checkAttachment(st: IfaceStatus): Promise<boolean> {
+    const iface = st.installed.iface;
+    let outcome: CheckOutcome;
+    try {
+      const reattached = await st.installed.ensureAttached();
+      outcome = reattached && { reattached };
+    } catch (err) {
+      outcome = { failed: err as Error };
+    }
+    if (!this.ifaces.includes(st)) return false; // stopped meanwhile
+    const change = afterCheck(iface, st.attachment ?? { lapses: 0 }, outcome, Date.now());
+    if (change) {
+      st.attachment = change.next;
+      if (change.log) this.log[change.log.level](change.log.fields, change.log.msg);
+      // A re-created interface was set up again: its qdisc decides the mode, as at start.
+      const r = outcome && 'reattached' in outcome ? outcome.reattached : undefined;
+      if (r?.mode && r.modeDetail && (r.mode !== st.mode || r.modeDetail !== st.modeDetail)) {
+        st.mode = r.mode;
+        st.modeDetail = r.modeDetail;
+        st.fq$.next(r.mode === 'shaping');
+      }
+      void this.heartbeat();
+    }
+    return st.attachment?.error === undefined;
   }
 
   private startTcp(budgets$: ReplaySubject<Budgets>, inventory: Inventory): void {
@@ -353,6 +403,8 @@ export class Agent {
   status(): HostStatus {
     const policing = this.ifaces.find((i) => i.mode === 'policing');
     const failed = this.ifaces.find((i) => i.lastError !== null);
+    const now = Date.now();
+    const detached = this.ifaces.find((i) => i.attachment?.error !== undefined);
     const classErrors = this.ifaces.flatMap((i) => i.classErrors.map((e) => (this.ifaces.length > 1 ? { ...e, error: `${i.installed.iface}: ${e.error}` } : e)));
     let tcpErrors: ClassError[] = [];
     try {
@@ -363,7 +415,9 @@ export class Agent {
     // With sock_ops attached, a class's prefixes still tune new connections when its route is refused: say so.
     const viaSockops = this.tcp?.installed ? ' (sock_ops still tunes the class\'s new connections)' : '';
     const routeErrors = this.routes ? (this.routeTuner?.classErrors() ?? []).map((e) => ({ ...e, error: `${e.error}${viaSockops}` })) : [];
-    const lastError = failed
+    const lastError = detached
+      ? `${detached.installed.iface}: ${detached.attachment!.error}`
+      : failed
       ? `${failed.installed.iface}: ${failed.lastError}`
       : this.tcp?.lastError
         ? `tcp: ${this.tcp.lastError}`
@@ -373,10 +427,11 @@ export class Agent {
     return {
       appliedRevision: Math.min(...this.ifaces.map((i) => i.applied ?? 0)),
       // A TCP tuning failure is an error to report, but shaping/policing goes on: the mode says what the interfaces do.
-      mode: failed ? 'error' : policing ? 'policing' : 'shaping',
+      mode: failed || detached ? 'error' : policing ? 'policing' : 'shaping',
       modeDetail: policing?.modeDetail ?? this.ifaces[0]?.modeDetail,
       classErrors: [...classErrors, ...tcpErrors, ...routeErrors].slice(0, 10_000).map((e) => ({ class: e.class, error: e.error.slice(0, 1024) })),
       lastError: lastError === null ? null : lastError.slice(0, 4096),
+      attachments: this.ifaces.map((i) => attachmentJson(i.installed.iface, i.attachment, now)),
     };
   }
 
@@ -391,7 +446,7 @@ export class Agent {
   private async serveMetrics(listen: string): Promise<void> {
     const metrics = new PrometheusMetrics({
       registry: this.registry,
-      sources: () => this.ifaces.map((i) => ({ iface: i.installed.iface, mode: i.mode, datapath: i.installed.datapath })),
+      sources: () => this.ifaces.map((i) => ({ iface: i.installed.iface, mode: i.mode, datapath: i.installed.datapath, attachment: { state: attachmentState(i.attachment ?? { lapses: 0 }, Date.now()), lapses: i.attachment?.lapses ?? 0 } })),
       appliedRevision: () => this.status().appliedRevision,
       api: () => this.api.connection(),
       histograms: this.delayHistograms,
