@@ -12,7 +12,7 @@ import { inject, injectable, optional } from 'inversify';
 import { Registry } from 'prom-client';
 import { BehaviorSubject, ReplaySubject, combineLatest, distinctUntilChanged, filter, map, switchMap, tap, type Subscription } from 'rxjs';
 import type { ClassRecord } from '../api/contract/class.js';
-import type { HostAttachment, HostStatus } from '../api/contract/host.js';
+import type { HostStatus } from '../api/contract/host.js';
 import { cgroupId, describeTcpError } from '../shaper-bpf/src/sockops.js';
 import type { TcpState } from '../shaper-bpf/src/tcp-datapath.js';
 import type { ShaperState } from '../shaper-bpf/src/datapath.js';
@@ -21,7 +21,7 @@ import { AgentConfig } from './config/config.js';
 import { LOGGER, type Logger } from './config/module.js';
 import { INTERFACE_INSTALLER, type InstalledDatapath, type InterfaceInstaller } from './datapath/installer.js';
 import { modeAfterCheck, type ModeState } from './datapath/fq-watch.js';
-import { afterCheck, attachmentState, type AttachmentStatus, type CheckOutcome } from './datapath/attachment-watch.js';
+import { afterCheck, attachmentReport, attachmentState, type AttachmentStatus, type CheckOutcome } from './datapath/attachment-watch.js';
 import { TCP_TUNER, type InstalledTcp, type TcpTuner } from './datapath/tcp-tuner.js';
 import { ROUTE_TUNER, type RouteTuner } from './datapath/route-tuner.js';
 import type { RouteState } from './datapath/route-plan.js';
@@ -59,19 +59,6 @@ interface IfaceStatus extends ModeState {
   applied?: number;
   lastError: string | null;
   classErrors: ClassError[];
-}
-
-/** An interface's attachment in the host status (api/contract/host.ts). */
-function attachmentJson(iface: string, a: AttachmentStatus | undefined, nowMs: number): HostAttachment {
-  if (a === undefined) return { iface, state: 'attached', lapses: 0 };
-  return {
-    iface,
-    state: attachmentState(a, nowMs),
-    lapses: a.lapses,
-    ...(a.lastLapseAt !== undefined ? { lastLapseAt: new Date(a.lastLapseAt).toISOString() } : {}),
-    ...(a.lastLapse !== undefined ? { lastLapse: a.lastLapse.slice(0, 1024) } : {}),
-    ...(a.repairedAt !== undefined ? { repairedAt: new Date(a.repairedAt).toISOString() } : {}),
-  };
 }
 
 @injectable()
@@ -431,7 +418,7 @@ export class Agent {
       modeDetail: policing?.modeDetail ?? this.ifaces[0]?.modeDetail,
       classErrors: [...classErrors, ...tcpErrors, ...routeErrors].slice(0, 10_000).map((e) => ({ class: e.class, error: e.error.slice(0, 1024) })),
       lastError: lastError === null ? null : lastError.slice(0, 4096),
-      attachments: this.ifaces.map((i) => attachmentJson(i.installed.iface, i.attachment, now)),
+      attachments: this.ifaces.map((i) => attachmentReport(i.installed.iface, i.attachment, now)),
     };
   }
 

@@ -13,6 +13,7 @@
  */
 import { constants } from 'node:os';
 import type { Reattached } from '../../shaper-bpf/src/interface.js';
+import type { HostAttachment } from '../../api/contract/host.js';
 
 /** How long a repaired lapse stays `repaired` in the status: long enough for a person or a monitor polling every few minutes to see it. */
 export const REPAIRED_VISIBLE_MS = 10 * 60_000;
@@ -36,6 +37,19 @@ export const initialAttachment = (): AttachmentStatus => ({ lapses: 0 });
 export function attachmentState(a: AttachmentStatus, nowMs: number): AttachmentState {
   if (a.error !== undefined) return 'error';
   return a.repairedAt !== undefined && nowMs - a.repairedAt < REPAIRED_VISIBLE_MS ? 'repaired' : 'attached';
+}
+
+/** An interface's attachment as the host status carries it (api/contract/host.ts); undefined: no lapse yet. */
+export function attachmentReport(iface: string, a: AttachmentStatus | undefined, nowMs: number): HostAttachment {
+  if (a === undefined) return { iface, state: 'attached', lapses: 0 };
+  return {
+    iface,
+    state: attachmentState(a, nowMs),
+    lapses: a.lapses,
+    ...(a.lastLapseAt !== undefined ? { lastLapseAt: new Date(a.lastLapseAt).toISOString() } : {}),
+    ...(a.lastLapse !== undefined ? { lastLapse: a.lastLapse.slice(0, 1024) } : {}),
+    ...(a.repairedAt !== undefined ? { repairedAt: new Date(a.repairedAt).toISOString() } : {}),
+  };
 }
 
 /** What a check found: still attached (undefined), re-attached (what had happened), or a failure. */

@@ -26,6 +26,7 @@ import { iperf3Client, iperf3Server, sendUdp } from '../support/traffic.js';
 import { netnsPath } from '../../shaper-bpf/src/exec.js';
 import { filterOf } from '../../shaper-bpf/src/interface.js';
 import { tcQuery } from '../../shaper-bpf/src/libbpf/index.js';
+import { hostDetails } from '../../api/cli/host-commands.js';
 
 const IFACE = 'fl0';
 const PEER_IFACE = 'fl1';
@@ -132,6 +133,7 @@ describe('lapses: pacer\'s tc program taken away is re-attached, and the host st
     await assertEnforced('after the filter was deleted');
     const host = await rig.hostRecord();
     assert.equal(host.status.mode, 'policing', 'enforcing again: the mode is not error');
+    assert.match(hostDetails(host), /Interface lapses:\n.*\n\s*fl0\s+repaired\s+1\s/, '`pacer host get` shows it');
     const m = await metrics();
     assert.equal(m.value('pacer_interface_lapses_total', { iface: IFACE }), 1);
     assert.equal(m.value('pacer_interface_attachment', { iface: IFACE, state: 'repaired' }), 1);
