@@ -78,7 +78,8 @@ describe('lapses: pacer\'s tc program taken away is re-attached, and the host st
     const u0 = counters();
     sendUdp(rig.sender, { to: rig.peer(0), port: 9, size: 200, count: 20 });
     const u1 = counters();
-    assert.equal(u1.packets + u1.horizon_drops - u0.packets - u0.horizon_drops, 20, `${when}: the 20 UDP datagrams were classified into the class`);
+    // At least: a TCP connection closed just before may still send its last segments through the class.
+    assert.ok(u1.packets + u1.horizon_drops - u0.packets - u0.horizon_drops >= 20, `${when}: the 20 UDP datagrams were classified into the class`);
 
     const t0 = counters();
     const started = performance.now();
