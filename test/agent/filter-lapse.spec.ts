@@ -194,11 +194,11 @@ describe('lapses: pacer\'s tc program taken away is re-attached, and the host st
       const stalled = counters().packets;
       await sleep(500);
       assert.equal(counters().packets, stalled, 'with the filter gone and no agent, nothing is classified');
-      await rig.restartAgent();
+      await rig.restartAgent(REPAIR_BOUND_MS * 3);
       const ready = rig.agent.find('interface ready')!;
       assert.equal(ready.adopted, false, 'the new agent attached the program afresh');
       await rig.withLog(until('the running flow to be classified again', flowing, REPAIR_BOUND_MS, 0));
-      const applied = await rig.withLog(until('the new agent\'s first apply', () => rig.agent.find('applied'), 15_000, 20));
+      const applied = await rig.withLog(until('the new agent\'s first apply', () => rig.agent.find('applied'), REPAIR_BOUND_MS, 20));
       assert.deepEqual(applied.changes, {}, 'the maps were adopted: nothing to write');
     } finally {
       flow.kill('SIGKILL');

@@ -53,8 +53,11 @@ export interface AgentRig {
   hostRecord(): Promise<any>;
   /** p, or its error with the agent's last output appended. */
   withLog<T>(p: Promise<T>): Promise<T>;
-  /** SIGKILLs the agent and starts it again with the same flags; resolves once it logged that its interface is ready. */
-  restartAgent(): Promise<AgentChild>;
+  /**
+   * SIGKILLs the agent and starts it again with the same flags; resolves once it logged that its
+   * interface is ready (within readyWithinMs: a busy host can take long to start node).
+   */
+  restartAgent(readyWithinMs?: number): Promise<AgentChild>;
 }
 
 export function useAgentRig(o: AgentRigOptions): AgentRig {
@@ -105,13 +108,13 @@ export function useAgentRig(o: AgentRigOptions): AgentRig {
         throw new Error(`${(err as Error).message}\n--- agent output ---\n${agent?.tail() ?? '(no agent)'}`);
       }
     },
-    restartAgent: async () => {
+    restartAgent: async (readyWithinMs = 20_000) => {
       await killed(agent?.child);
       agent = startAgentChild(agentArgs, token);
       await rig.withLog(until('the restarted agent\'s interface to be ready', () => {
         if (!agent!.running) throw new Error('the agent exited');
         return agent!.find('interface ready');
-      }, 20_000, 20));
+      }, readyWithinMs, 20));
       return agent;
     },
   };
