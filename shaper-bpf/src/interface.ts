@@ -9,10 +9,13 @@
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { constants } from 'node:os';
 import { EgressObject, EGRESS_PROGRAM } from './egress.js';
 import { Datapath, SETTINGS_POLICING } from './datapath.js';
 import { BpfProgram, interfaceIndex, tcAttach, tcDetach, tcHookCreate, tcHookDestroy, tcQuery, type TcFilterRef } from './libbpf/index.js';
 import { FqUnavailableError, fqPresence, readRootQdisc, restoreQdisc, setupFq, type QdiscTarget } from './qdisc.js';
+
+const { ENODEV } = constants.errno;
 
 export const PIN_BASE = '/sys/fs/bpf/pacer';
 /** The tc filter pacer owns on each interface: fixed, so a restarted agent finds it. */
@@ -206,13 +209,31 @@ function attachSameProgram(o: InstallOptions, installed: Pick<InstalledInterface
   }
 }
 
+function interfaceExists(o: Pick<InstallOptions, 'iface' | 'netns'>): boolean {
+  try {
+    interfaceIndex(o.iface, o.netns);
+    return true;
+  } catch (err) {
+    if ((err as { errno?: number }).errno === ENODEV) return false;
+    throw err;
+  }
+}
+
 /**
  * Removes what pacer installed on the interface: its tc filter, the clsact hook if pacer created
  * it, its pins, and puts the previous root qdisc back — if pacer's fq is still there. When someone
  * replaced it since (the agent then polices and leaves their qdisc alone), their qdisc stays too:
  * there is no fq of pacer's left to undo, and restoring the old root would undo their change.
+ * For an interface that no longer exists only the pins and records are removed.
  */
 export async function uninstallInterface(o: InstallOptions): Promise<void> {
+  if (!interfaceExists(o)) {
+    // The device took its qdiscs and filters with it (unregister_netdevice_many → dev_shutdown):
+    // there is nothing to detach or restore, only pacer's records and pins to drop.
+    for (const what of ['clsact-created', 'qdisc.json']) rmSync(recordOf(o, what), { force: true });
+    rmSync(pinRootOf(o), { recursive: true, force: true });
+    return;
+  }
   tcDetach(filterOf(o));
   const clsact = recordOf(o, 'clsact-created');
   if (existsSync(clsact)) {

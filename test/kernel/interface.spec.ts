@@ -219,6 +219,22 @@ describe('installing pacer on an interface', function () {
     assert.doesNotMatch(qdiscs, /clsact/, 'the re-created clsact is removed at uninstall');
   });
 
+  it('uninstall of an interface that was deleted removes the pins and records (the device took its filters and qdiscs)', async () => {
+    const ns = options.netns!.split('/').pop()!;
+    const installed = await installInterface(options);
+    installed.egress.close();
+    writeFileSync(join(stateDir, 'pa0.qdisc.json'), '{}'); // as if pacer had recorded a root to restore
+    await execIn(ns, 'ip', ['link', 'del', 'pa0']);
+    try {
+      await uninstallInterface(options);
+      assert.equal(existsSync(pinRoot), false, 'unpinned');
+      assert.equal(existsSync(join(stateDir, 'pa0.qdisc.json')), false);
+      assert.equal(existsSync(join(stateDir, 'pa0.clsact-created')), false);
+    } finally {
+      await execIn(ns, 'ip', ['link', 'add', 'pa0', 'type', 'veth', 'peer', 'name', 'pb0', 'netns', nets.created[1]!]);
+    }
+  });
+
   it('an unknown interface is a clear error naming it, and a failed first install leaves no pins', async () => {
     const dir = join(makePinDir(), 'nope0');
     try {

@@ -137,7 +137,8 @@ export function useAgentRig(o: AgentRigOptions): AgentRig {
   const nets = useTestNetns();
 
   before(async function () {
-    this.timeout(60_000);
+    // Generous: with the host's cores busy, node (API and agent) takes far longer to start.
+    this.timeout(180_000);
     sender = await nets.createTestNetns();
     receiver = await nets.createTestNetns();
     await nets.vethPair({ a: { ns: sender, name: o.iface, addr: `${o.subnet}.1/24` }, b: { ns: receiver, name: o.peerIface, addr: `${rig.peer(0)}/24` } });
@@ -158,7 +159,7 @@ export function useAgentRig(o: AgentRigOptions): AgentRig {
       until('the agent to install and heartbeat', async () => {
         if (!agent!.running) throw new Error('the agent exited');
         return (await rig.hostRecord())?.status?.mode ? true : undefined;
-      }, 20_000, 50),
+      }, 120_000, 50),
     );
     egress = EgressObject.load({ pinRoot: join(pinBase, o.iface) });
     kernel = new Datapath(egress);
