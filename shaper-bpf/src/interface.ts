@@ -159,10 +159,11 @@ export interface Reattached {
  * interface's qdiscs (they describe a device that is gone). Throws a BpfError (ENODEV) when no
  * interface of that name exists, and whatever the kernel refused otherwise.
  *
- * The kernel side: a cls_bpf filter holds a reference to its program (cls_bpf_prog_from_fd), and
- * deleting the filter, the clsact qdisc (clsact_destroy → tcf_block_put_ext) or the device
- * (unregister_netdevice_many → dev_shutdown → qdisc_put) drops only that reference: the
- * program lives on through the agent's fd and the pin, so it can be attached again as it is.
+ * The kernel side (net/sched/cls_bpf.c): a filter holds a reference to its program
+ * (cls_bpf_prog_from_efd takes it with bpf_prog_get_type_dev), and deleting the filter, the
+ * clsact qdisc (sch_ingress.c clsact_destroy → tcf_block_put_ext) or the device (dev_shutdown)
+ * drops only that reference (cls_bpf_free_parms → bpf_prog_put): the program lives on through
+ * its pin and the agent's fd, so it can be attached again as it is.
  */
 export async function reattachInterface(o: InstallOptions, installed: Pick<InstalledInterface, 'programId' | 'ifindex' | 'egress'>): Promise<Reattached | undefined> {
   const ifindex = interfaceIndex(o.iface, o.netns);
