@@ -25,6 +25,7 @@ import { modeAfterCheck, type ModeState } from './datapath/fq-watch.js';
 import { CGROUP_ROOT_OFF, TCP_TUNER, type InstalledTcp, type TcpTuner } from './datapath/tcp-tuner.js';
 import { cgroup2Mounts } from './datapath/cgroup-root.js';
 import { UnpacedTcpWatch, unpacedTcpError } from './datapath/unpaced-tcp.js';
+import { afterCheck, attachmentReport, attachmentState, type AttachmentStatus, type CheckOutcome } from './datapath/attachment-watch.js';
 import { ROUTE_TUNER, type RouteTuner } from './datapath/route-tuner.js';
 import type { RouteState } from './datapath/route-plan.js';
 import { desiredState, type ClassError, type Inventory } from './desired/desired-state.js';
@@ -56,6 +57,8 @@ interface IfaceStatus extends ModeState {
   tcp$: BehaviorSubject<TcpState | undefined>;
   /** The last failed qdisc check's message, logged once until a check succeeds. */
   qdiscCheckError?: string;
+  /** Lapses of the tc program's attachment, from the qdisc checks (undefined: none seen yet). */
+  attachment?: AttachmentStatus;
   applied?: number;
   lastError: string | null;
   classErrors: ClassError[];
@@ -206,6 +209,8 @@ export class Agent {
 
   private async checkQdisc(st: IfaceStatus): Promise<void> {
     const iface = st.installed.iface;
+    // Without the program attached (or the interface) there is nothing the root qdisc could tell.
+    if (!(await this.checkAttachment(st))) return;
     let presence;
     try {
       presence = await st.installed.checkQdisc();
@@ -228,6 +233,38 @@ export class Agent {
     }
     st.fq$.next(next.mode === 'shaping');
     void this.heartbeat();
+  }
+
+  /**
+   * Is pacer's program still attached to the interface? If not, it is attached again (same
+   * program, same maps: schedules kept), the lapse is counted and logged, and the status says
+   * `repaired` for a while, or `error` for as long as it cannot be re-attached
+   * (datapath/attachment-watch.ts). Returns whether the program is attached now.
+   */
+  private async checkAttachment(st: IfaceStatus): Promise<boolean> {
+    const iface = st.installed.iface;
+    let outcome: CheckOutcome;
+    try {
+      const reattached = await st.installed.ensureAttached();
+      outcome = reattached && { reattached };
+    } catch (err) {
+      outcome = { failed: err as Error };
+    }
+    if (!this.ifaces.includes(st)) return false; // stopped meanwhile
+    const change = afterCheck(iface, st.attachment ?? { lapses: 0 }, outcome, Date.now());
+    if (change) {
+      st.attachment = change.next;
+      if (change.log) this.log[change.log.level](change.log.fields, change.log.msg);
+      // A re-created interface was set up again: its qdisc decides the mode, as at start.
+      const r = outcome && 'reattached' in outcome ? outcome.reattached : undefined;
+      if (r?.mode && r.modeDetail && (r.mode !== st.mode || r.modeDetail !== st.modeDetail)) {
+        st.mode = r.mode;
+        st.modeDetail = r.modeDetail;
+        st.fq$.next(r.mode === 'shaping');
+      }
+      void this.heartbeat();
+    }
+    return st.attachment?.error === undefined;
   }
 
   /** sock_ops attached (or adopted); undefined when off or when it failed (reported, shaping goes on). */
@@ -401,6 +438,8 @@ export class Agent {
   status(): HostStatus {
     const policing = this.ifaces.find((i) => i.mode === 'policing');
     const failed = this.ifaces.find((i) => i.lastError !== null);
+    const now = Date.now();
+    const detached = this.ifaces.find((i) => i.attachment?.error !== undefined);
     const classErrors = this.ifaces.flatMap((i) => i.classErrors.map((e) => (this.ifaces.length > 1 ? { ...e, error: `${i.installed.iface}: ${e.error}` } : e)));
     let tcpErrors: ClassError[] = [];
     try {
@@ -411,7 +450,9 @@ export class Agent {
     // With sock_ops attached, a class's prefixes still tune new connections when its route is refused: say so.
     const viaSockops = this.tcp?.installed ? ' (sock_ops still tunes the class\'s new connections)' : '';
     const routeErrors = this.routes ? (this.routeTuner?.classErrors() ?? []).map((e) => ({ ...e, error: `${e.error}${viaSockops}` })) : [];
-    const lastError = failed
+    const lastError = detached
+      ? `${detached.installed.iface}: ${detached.attachment!.error}`
+      : failed
       ? `${failed.installed.iface}: ${failed.lastError}`
       : this.tcp?.lastError
         ? `tcp: ${this.tcp.lastError}`
@@ -421,10 +462,11 @@ export class Agent {
     return {
       appliedRevision: Math.min(...this.ifaces.map((i) => i.applied ?? 0)),
       // A TCP tuning failure is an error to report, but shaping/policing goes on: the mode says what the interfaces do.
-      mode: failed ? 'error' : policing ? 'policing' : 'shaping',
+      mode: failed || detached ? 'error' : policing ? 'policing' : 'shaping',
       modeDetail: policing?.modeDetail ?? this.ifaces[0]?.modeDetail,
       classErrors: [...classErrors, ...tcpErrors, ...this.unpacedErrors, ...routeErrors].slice(0, 10_000).map((e) => ({ class: e.class, error: e.error.slice(0, 1024) })),
       lastError: lastError === null ? null : lastError.slice(0, 4096),
+      attachments: this.ifaces.map((i) => attachmentReport(i.installed.iface, i.attachment, now)),
     };
   }
 
@@ -474,7 +516,7 @@ export class Agent {
   private async serveMetrics(listen: string): Promise<void> {
     const metrics = new PrometheusMetrics({
       registry: this.registry,
-      sources: () => this.ifaces.map((i) => ({ iface: i.installed.iface, mode: i.mode, datapath: i.installed.datapath })),
+      sources: () => this.ifaces.map((i) => ({ iface: i.installed.iface, mode: i.mode, datapath: i.installed.datapath, attachment: { state: attachmentState(i.attachment ?? { lapses: 0 }, Date.now()), lapses: i.attachment?.lapses ?? 0 } })),
       appliedRevision: () => this.status().appliedRevision,
       api: () => this.api.connection(),
       histograms: this.delayHistograms,

@@ -43,7 +43,7 @@ export function agentCommand(): Command {
     .option('--resync <duration>', 'how often the maps are compared with the desired state and drift repaired, e.g. 30s (env PACER_RESYNC_MS, in ms; default 30s)', millis)
     .option('--heartbeat <duration>', 'how often the status is sent to the API, e.g. 10s (env PACER_HEARTBEAT_MS, in ms; default 10s)', millis)
     .option('--borrow-interval <duration>', 'how often measured usage is read from the stats maps and borrowed rates recomputed, e.g. 1s; 0 turns borrowing off (env PACER_BORROW_INTERVAL_MS, in ms; default 1s)', millis)
-    .option('--qdisc-check <duration>', 'how often each interface\'s root qdisc is checked for fq; without fq the interface polices, with fq back it shapes again; 0s checks only at start (env PACER_QDISC_CHECK_MS, in ms; default 1s)', millis)
+    .option('--qdisc-check <duration>', 'how often each interface is checked: pacer\'s tc program still attached (re-attached if not: docs/agent.md "Lapses"), and fq at the root (without fq the interface polices, with fq back it shapes again); 0s checks only at start (env PACER_QDISC_CHECK_MS, in ms; default 1s)', millis)
     .option('--route-tuning <on|off>', 'TCP rto_min of classes selected by destination prefix as a route metric on pacer\'s own routes (proto 112) in the interfaces\' network namespace (env PACER_ROUTE_TUNING; default on)')
     .option('--backoff-max <duration>', 'longest wait between attempts to reach the API, e.g. 30s (default 30s)', millis)
     .option('--config <file>', 'JSON or YAML file with any of these settings (camelCase keys; env PACER_CONFIG)')

@@ -39,6 +39,11 @@ export function hostDetails(h: HostJson, now = Date.now()): string {
       ['Last error', s?.lastError ?? NONE],
     ]),
   ];
+  // Lapses of pacer's tc program (docs/agent.md, "Lapses"): shown once there is one to show.
+  const lapsed = s?.attachments?.filter((a) => a.state !== 'attached' || a.lapses > 0) ?? [];
+  if (lapsed.length > 0) {
+    lines.push('', 'Interface lapses:', table(['IFACE', 'STATE', 'LAPSES', 'LAST-LAPSE-AT', 'LAST-LAPSE'], lapsed.map((a) => [a.iface, a.state, a.lapses, a.lastLapseAt ?? NONE, a.lastLapse ?? NONE])));
+  }
   if (s && s.classErrors.length > 0) {
     lines.push('', 'Class errors:', table(['CLASS', 'ERROR'], s.classErrors.map((e) => [e.class, e.error])));
   }

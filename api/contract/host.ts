@@ -17,6 +17,22 @@ export const hostRegistrationSchema = z.strictObject({
   agentVersion: z.string().max(64).optional(),
 });
 
+export const ATTACHMENT_STATES = ['attached', 'repaired', 'error'] as const;
+
+/** One interface's tc program attachment, and its lapses since the agent started. */
+export const hostAttachmentSchema = z.strictObject({
+  iface: z.string().min(1).max(64),
+  state: z.enum(ATTACHMENT_STATES),
+  /** Times the agent found its program not attached (each lapse once, however long it lasted). */
+  lapses: z.number().int().min(0),
+  /** When the last lapse was found, and what had happened (or, in `error`, why it cannot be re-attached). */
+  lastLapseAt: z.string().datetime().optional(),
+  lastLapse: z.string().max(1024).optional(),
+  /** When the program was last re-attached. */
+  repairedAt: z.string().datetime().optional(),
+});
+export type HostAttachment = z.output<typeof hostAttachmentSchema>;
+
 /** PUT /v1/hosts/{name}/status: the agent's heartbeat. */
 export const hostStatusSchema = z.strictObject({
   appliedRevision: z.number().int().min(0),
@@ -28,6 +44,12 @@ export const hostStatusSchema = z.strictObject({
     .max(10_000)
     .default([]),
   lastError: z.string().max(4096).nullable().default(null),
+  /**
+   * Per interface: is pacer's tc program attached? `error` while it is not and cannot be
+   * re-attached (the host's mode is then `error`, lastError says why); `repaired` for a while after
+   * the agent re-attached it (docs/agent.md, "Lapses"). Absent from agents before this field.
+   */
+  attachments: z.array(hostAttachmentSchema).max(1024).optional(),
 });
 export type HostStatus = z.output<typeof hostStatusSchema>;
 

@@ -4,7 +4,8 @@
  * interface polices (short horizons, SETTINGS_POLICING); with fq back, it shapes again. The agent
  * never re-installs fq itself: the qdisc is the operator's to change, and fighting a deliberate
  * change every second would make it impossible to take pacer's fq off for debugging. A restart of
- * the agent (or `pacer agent teardown` and a start) installs fq again.
+ * the agent (or `pacer agent teardown` and a start) installs fq again. Each check first makes sure
+ * pacer's tc program is still attached (attachment-watch.ts): without it the qdisc does not matter.
  */
 import type { FqPresence } from '../../shaper-bpf/src/qdisc.js';
 import type { InterfaceMode } from '../../shaper-bpf/src/interface.js';

@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { Datapath, memoryTables } from '../../shaper-bpf/src/datapath.js';
-import { installInterface, uninstallInterface, PIN_BASE, POLICING_DETAIL, type InterfaceMode } from '../../shaper-bpf/src/interface.js';
+import { installInterface, reattachInterface, uninstallInterface, PIN_BASE, POLICING_DETAIL, type InterfaceMode, type Reattached } from '../../shaper-bpf/src/interface.js';
 import { fqPresence, readRootQdisc, type FqPresence, type RootQdisc } from '../../shaper-bpf/src/qdisc.js';
 import { BPFFS, ensureBpffs } from '../../shaper-bpf/src/bpffs.js';
 import type { Logger } from '../config/module.js';
@@ -23,6 +23,13 @@ export interface InstalledDatapath {
   datapath: Datapath;
   /** Is fq the interface's root qdisc now (with mq: on every tx queue)? Read from the kernel each call. */
   checkQdisc(): Promise<FqPresence>;
+  /**
+   * Is pacer's program still attached (filter, clsact, the same interface)? If not, attaches the
+   * same program on the same maps again (a re-created interface is installed again, qdisc
+   * included) and says what had happened; undefined when it was attached. Throws when it cannot
+   * (e.g. no interface of that name now).
+   */
+  ensureAttached(): Promise<Reattached | undefined>;
   close(): void;
 }
 
@@ -41,8 +48,10 @@ export class KernelInstaller implements InterfaceInstaller {
   async install(iface: string): Promise<InstalledDatapath> {
     // A freshly booted host has no bpffs: mount it rather than refuse (a failed mount throws, saying why).
     if (ensureBpffs()) this.o.log?.warn({ path: BPFFS }, 'bpffs was not mounted: pacer mounted it (mount -t bpf bpf /sys/fs/bpf) to pin its maps');
-    const i = await installInterface(this.options(iface));
+    const options = this.options(iface);
+    const i = await installInterface(options);
     const target = { iface, netns: this.o.netns };
+    const attached = { programId: i.programId, ifindex: i.ifindex, egress: i.egress };
     return {
       iface,
       mode: i.mode,
@@ -51,6 +60,11 @@ export class KernelInstaller implements InterfaceInstaller {
       pinsFound: i.pinsFound,
       datapath: i.datapath,
       checkQdisc: async () => fqPresence(await readRootQdisc(target)),
+      ensureAttached: async () => {
+        const r = await reattachInterface(options, attached);
+        if (r) Object.assign(attached, { programId: r.programId, ifindex: r.ifindex });
+        return r;
+      },
       close: () => i.egress.close(),
     };
   }
@@ -67,11 +81,22 @@ export class KernelInstaller implements InterfaceInstaller {
 export class MemoryInstaller implements InterfaceInstaller {
   readonly tables = new Map<string, ReturnType<typeof memoryTables>>();
   private readonly roots = new Map<string, RootQdisc | null>();
+  /** What the next attachment check of an interface finds (setLapse); none: attached. */
+  private readonly lapses = new Map<string, Reattached | Error>();
   constructor(private readonly fq = true) {}
 
   /** What `tc qdisc show` would print as the root of iface from now on. */
   setRootQdisc(iface: string, kind: string | null): void {
     this.roots.set(iface, kind === null ? null : { kind, handle: '1:', options: {}, children: [] });
+  }
+
+  /**
+   * The next attachment checks of iface find its program detached: re-attached with this result,
+   * or failing with this error until setLapse(iface, undefined) (the interface is back).
+   */
+  setLapse(iface: string, lapse: Reattached | Error | undefined): void {
+    if (lapse === undefined) this.lapses.delete(iface);
+    else this.lapses.set(iface, lapse);
   }
 
   async install(iface: string): Promise<InstalledDatapath> {
@@ -88,6 +113,12 @@ export class MemoryInstaller implements InterfaceInstaller {
       pinsFound,
       datapath: new Datapath(t),
       checkQdisc: async () => fqPresence(this.roots.get(iface) ?? null),
+      ensureAttached: async () => {
+        const lapse = this.lapses.get(iface);
+        if (lapse instanceof Error) throw lapse;
+        this.lapses.delete(iface); // re-attached: the next check finds it attached
+        return lapse;
+      },
       close: () => {},
     };
   }

@@ -16,11 +16,15 @@ import type { Datapath, DelayHistogram } from '../../shaper-bpf/src/datapath.js'
 import type { ClassStats } from '../../shaper-bpf/src/layout.js';
 import type { InterfaceMode } from '../../shaper-bpf/src/interface.js';
 import { DelayHistogramCache, type HistogramSource } from './delay-histograms.js';
+import type { AttachmentState } from '../datapath/attachment-watch.js';
+import { ATTACHMENT_STATES } from '../../api/contract/host.js';
 
 export interface MetricsSource {
   iface: string;
   mode: InterfaceMode;
   datapath: Pick<Datapath, 'stats' | 'read'> & HistogramSource;
+  /** pacer's tc program on the interface (controller/datapath/attachment-watch.ts); absent = not reported. */
+  attachment?: { state: AttachmentState; lapses: number };
 }
 
 /**
@@ -118,6 +122,8 @@ export class PrometheusMetrics {
   private readonly delay: KernelHistogram;
   private readonly applied: Gauge;
   private readonly mode: Gauge<'iface' | 'mode'>;
+  private readonly attachment: Gauge<'iface' | 'state'>;
+  private readonly lapses: SnapshotCounter;
   private readonly apiConnected: Gauge;
   private readonly apiDisconnectedFor: Gauge;
   private readonly apiFailures: SnapshotCounter;
@@ -148,6 +154,8 @@ export class PrometheusMetrics {
     this.apiConnected = new Gauge({ name: 'pacer_agent_api_connected', help: '1 while the agent follows the API\'s watch (caught up), 0 while it cannot reach it (enforcement goes on from the maps)', registers });
     this.apiDisconnectedFor = new Gauge({ name: 'pacer_agent_api_unreachable_seconds', help: 'How long the agent has not been following the API; 0 while connected', registers });
     this.apiFailures = new SnapshotCounter({ name: 'pacer_agent_api_failures_total', help: 'Failed attempts to list or watch the API', registers });
+    this.attachment = new Gauge({ name: 'pacer_interface_attachment', help: 'pacer\'s tc program on the interface: 1 for its state (attached; repaired: re-attached in the last 10 minutes; error: not attached and cannot be, nothing is enforced), 0 for the others', labelNames: ['iface', 'state'], registers });
+    this.lapses = new SnapshotCounter({ name: 'pacer_interface_lapses_total', help: 'Times the agent found pacer\'s tc program not attached to the interface (filter deleted, clsact removed, interface re-created)', labelNames: ['iface'], registers });
     this.mode = new Gauge({ name: 'pacer_interface_mode', help: 'What the interface does: 1 for its mode (shaping with fq, or policing without), 0 for the other', labelNames: ['iface', 'mode'], registers });
   }
 
@@ -167,11 +175,17 @@ export class PrometheusMetrics {
       this.apiFailures.samples = [{ labels: {}, value: api.failures }];
     }
     this.mode.reset();
+    this.attachment.reset();
+    const lapses: Sample[] = [];
     const counters = Object.fromEntries(Object.keys(COUNTERS).map((k) => [k, [] as Sample[]])) as Record<keyof typeof COUNTERS, Sample[]>;
     const rates: Sample[] = [];
     const delays: Sample[] = [];
     for (const src of this.o.sources()) {
       for (const m of ['shaping', 'policing'] as const) this.mode.set({ iface: src.iface, mode: m }, src.mode === m ? 1 : 0);
+      if (src.attachment) {
+        for (const state of ATTACHMENT_STATES) this.attachment.set({ iface: src.iface, state }, src.attachment.state === state ? 1 : 0);
+        lapses.push({ labels: { iface: src.iface }, value: src.attachment.lapses });
+      }
       const configs = src.datapath.read().classes;
       const stats = src.datapath.stats().classes;
       const hists = this.histograms.histograms(src.datapath, stats);
@@ -190,6 +204,7 @@ export class PrometheusMetrics {
       }
     }
     for (const k of Object.keys(COUNTERS) as (keyof typeof COUNTERS)[]) this.counters[k].samples = counters[k];
+    this.lapses.samples = lapses;
     this.rate.samples = rates;
     this.delay.samples = delays;
   }

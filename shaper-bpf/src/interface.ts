@@ -9,11 +9,14 @@
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { constants } from 'node:os';
 import { EgressObject, EGRESS_PROGRAM } from './egress.js';
 import { requireBpffs } from './bpffs.js';
 import { Datapath, SETTINGS_POLICING } from './datapath.js';
-import { BpfProgram, tcAttach, tcDetach, tcHookCreate, tcHookDestroy, tcQuery, type TcFilterRef } from './libbpf/index.js';
+import { BpfProgram, interfaceIndex, tcAttach, tcDetach, tcHookCreate, tcHookDestroy, tcQuery, type TcFilterRef } from './libbpf/index.js';
 import { FqUnavailableError, fqPresence, readRootQdisc, restoreQdisc, setupFq, type QdiscTarget } from './qdisc.js';
+
+const { ENODEV } = constants.errno;
 
 export const PIN_BASE = '/sys/fs/bpf/pacer';
 /** The tc filter pacer owns on each interface: fixed, so a restarted agent finds it. */
@@ -48,6 +51,8 @@ export interface InstalledInterface {
    */
   replacedProgramId?: number;
   programId: number;
+  /** The interface's ifindex when the program was attached: a re-created interface has a new one. */
+  ifindex: number;
   egress: EgressObject;
   datapath: Datapath;
 }
@@ -90,23 +95,118 @@ export async function installInterface(o: InstallOptions): Promise<InstalledInte
       egress.program.pin(programPin);
     }
     pinned?.close();
-    const target: QdiscTarget = { iface: o.iface, netns: o.netns };
-    let mode: InterfaceMode = 'shaping';
-    try {
-      await setupFq(target, { horizonNs: o.fq?.horizonNs ?? 10_000_000_000, flowLimit: o.fq?.flowLimit ?? 100 }, { saveTo: recordOf(o, 'qdisc.json') });
-    } catch (err) {
-      if (!(err instanceof FqUnavailableError)) throw err;
-      mode = 'policing';
-    }
-    // Recorded in the maps too, so `pacer dp status` tells operators without asking the agent.
-    const settings = egress.settings.get(0)!; // an array entry: always there
-    egress.settings.set(0, { ...settings, flags: mode === 'policing' ? settings.flags | SETTINGS_POLICING : settings.flags & ~SETTINGS_POLICING });
+    const ifindex = interfaceIndex(o.iface, o.netns);
+    const mode = await setupQdisc(o, egress);
     const replacedProgramId = !adopted && attachedId !== undefined && attachedId !== programId ? attachedId : undefined;
-    return { iface: o.iface, mode, modeDetail: mode === 'policing' ? POLICING_DETAIL : 'shaping (fq)', adopted, pinsFound: !fresh, replacedProgramId, programId, egress, datapath: new Datapath(egress) };
+    return { iface: o.iface, mode, modeDetail: modeDetailOf(mode), adopted, pinsFound: !fresh, replacedProgramId, programId, ifindex, egress, datapath: new Datapath(egress) };
   } catch (err) {
     egress.close();
     // A failed first install leaves nothing behind; a failed re-install keeps what was enforcing.
     if (fresh) rmSync(pinRoot, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+const modeDetailOf = (mode: InterfaceMode) => (mode === 'policing' ? POLICING_DETAIL : 'shaping (fq)');
+
+/**
+ * fq as the root qdisc where sch_fq exists, else policing; the mode is recorded in the settings
+ * map too, so `pacer dp status` tells operators without asking the agent.
+ */
+async function setupQdisc(o: InstallOptions, egress: EgressObject): Promise<InterfaceMode> {
+  let mode: InterfaceMode = 'shaping';
+  try {
+    await setupFq({ iface: o.iface, netns: o.netns } satisfies QdiscTarget, { horizonNs: o.fq?.horizonNs ?? 10_000_000_000, flowLimit: o.fq?.flowLimit ?? 100 }, { saveTo: recordOf(o, 'qdisc.json') });
+  } catch (err) {
+    if (!(err instanceof FqUnavailableError)) throw err;
+    mode = 'policing';
+  }
+  const settings = egress.settings.get(0)!; // an array entry: always there
+  egress.settings.set(0, { ...settings, flags: mode === 'policing' ? settings.flags | SETTINGS_POLICING : settings.flags & ~SETTINGS_POLICING });
+  return mode;
+}
+
+/** What ended pacer's enforcement on an interface while the agent ran (a lapse). */
+export type LapseCause = 'filter deleted' | 'filter replaced' | 'clsact removed' | 'interface re-created';
+
+export interface Reattached {
+  cause: LapseCause;
+  /** What happened, for logs and the host status: "pacer's tc filter on eth0 was deleted". */
+  detail: string;
+  programId: number;
+  ifindex: number;
+  /** Set when the interface was re-created: the qdisc was set up again, and this is the mode it gives. */
+  mode?: InterfaceMode;
+  modeDetail?: string;
+}
+
+/**
+ * Is pacer's program still attached where installInterface put it? If not, attaches the SAME
+ * program again (the agent's loaded object: same program id, same pinned maps, so every
+ * schedule, t_last included, and every counter carries on) and says what had happened.
+ * Undefined when it was attached. An interface deleted and re-created under the same name has a
+ * new ifindex and none of pacer's qdiscs: it is installed again like a first install (clsact,
+ * filter, fq where sch_fq exists, else policing), after dropping the records of the old
+ * interface's qdiscs (they describe a device that is gone). Throws a BpfError (ENODEV) when no
+ * interface of that name exists, and whatever the kernel refused otherwise.
+ *
+ * The kernel side (net/sched/cls_bpf.c): a filter holds a reference to its program
+ * (cls_bpf_prog_from_efd takes it with bpf_prog_get_type_dev), and deleting the filter, the
+ * clsact qdisc (sch_ingress.c clsact_destroy → tcf_block_put_ext) or the device (dev_shutdown)
+ * drops only that reference (cls_bpf_free_parms → bpf_prog_put): the program lives on through
+ * its pin and the agent's fd, so it can be attached again as it is.
+ */
+export async function reattachInterface(o: InstallOptions, installed: Pick<InstalledInterface, 'programId' | 'ifindex' | 'egress'>): Promise<Reattached | undefined> {
+  const ifindex = interfaceIndex(o.iface, o.netns);
+  const recreated = ifindex !== installed.ifindex;
+  const attachedId = recreated ? undefined : tcQuery(filterOf(o));
+  if (!recreated && attachedId === installed.programId) return undefined;
+  if (recreated) {
+    // The records describe the deleted device: restoring its old root onto the new one would be wrong.
+    rmSync(recordOf(o, 'qdisc.json'), { force: true });
+    rmSync(recordOf(o, 'clsact-created'), { force: true });
+  }
+  const clsactCreated = tcHookCreate({ iface: o.iface, netns: o.netns }, 'egress');
+  if (clsactCreated) writeFileSync(recordOf(o, 'clsact-created'), '');
+  const programId = attachSameProgram(o, installed);
+  const on = `${o.iface}${o.netns ? ` (netns ${o.netns})` : ''}`;
+  if (recreated) {
+    const mode = await setupQdisc(o, installed.egress);
+    return { cause: 'interface re-created', detail: `${on} was deleted and re-created (ifindex ${installed.ifindex} → ${ifindex})`, programId, ifindex, mode, modeDetail: modeDetailOf(mode) };
+  }
+  if (attachedId !== undefined) return { cause: 'filter replaced', detail: `pacer's tc filter on ${on} was replaced by program ${attachedId}`, programId, ifindex };
+  if (clsactCreated) return { cause: 'clsact removed', detail: `the clsact qdisc of ${on} was removed (with pacer's tc filter)`, programId, ifindex };
+  return { cause: 'filter deleted', detail: `pacer's tc filter on ${on} was deleted`, programId, ifindex };
+}
+
+/**
+ * Attaches the program that was attached: the pinned one when the install adopted it (the agent's
+ * own load of the object is another program with the same code and maps), else the agent's own.
+ * Either way the id stays, and a dashboard or `bpftool` sees the same program again.
+ */
+function attachSameProgram(o: InstallOptions, installed: Pick<InstalledInterface, 'programId' | 'egress'>): number {
+  const programPin = join(pinRootOf(o), EGRESS_PROGRAM);
+  const pinned = existsSync(programPin) ? BpfProgram.openPinned(programPin) : undefined;
+  try {
+    const program = pinned?.id === installed.programId ? pinned : installed.egress.program;
+    const progId = tcAttach({ ...filterOf(o), program, replace: true }).progId;
+    if (program !== pinned) {
+      // The pin must name what is attached, so that the next agent adopts it.
+      if (pinned) rmSync(programPin);
+      program.pin(programPin);
+    }
+    return progId;
+  } finally {
+    pinned?.close();
+  }
+}
+
+function interfaceExists(o: Pick<InstallOptions, 'iface' | 'netns'>): boolean {
+  try {
+    interfaceIndex(o.iface, o.netns);
+    return true;
+  } catch (err) {
+    if ((err as { errno?: number }).errno === ENODEV) return false;
     throw err;
   }
 }
@@ -116,8 +216,16 @@ export async function installInterface(o: InstallOptions): Promise<InstalledInte
  * it, its pins, and puts the previous root qdisc back — if pacer's fq is still there. When someone
  * replaced it since (the agent then polices and leaves their qdisc alone), their qdisc stays too:
  * there is no fq of pacer's left to undo, and restoring the old root would undo their change.
+ * For an interface that no longer exists only the pins and records are removed.
  */
 export async function uninstallInterface(o: InstallOptions): Promise<void> {
+  if (!interfaceExists(o)) {
+    // The device took its qdiscs and filters with it (unregister_netdevice_many → dev_shutdown):
+    // there is nothing to detach or restore, only pacer's records and pins to drop.
+    for (const what of ['clsact-created', 'qdisc.json']) rmSync(recordOf(o, what), { force: true });
+    rmSync(pinRootOf(o), { recursive: true, force: true });
+    return;
+  }
   tcDetach(filterOf(o));
   const clsact = recordOf(o, 'clsact-created');
   if (existsSync(clsact)) {

@@ -7,9 +7,9 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { installInterface, uninstallInterface, POLICING_DETAIL, type InstallOptions, filterOf } from '../../shaper-bpf/src/interface.js';
+import { installInterface, reattachInterface, uninstallInterface, POLICING_DETAIL, type InstallOptions, filterOf } from '../../shaper-bpf/src/interface.js';
 import { requireBpffs, BpffsMissingError } from '../../shaper-bpf/src/bpffs.js';
-import { BpfObject, tcAttach, tcHookCreate, tcQuery, skbContext } from '../../shaper-bpf/src/libbpf/index.js';
+import { BpfError, BpfObject, interfaceIndex, tcAttach, tcHookCreate, tcQuery, skbContext } from '../../shaper-bpf/src/libbpf/index.js';
 import { EgressObject, EGRESS_PROGRAM, PinsMissingError } from '../../shaper-bpf/src/egress.js';
 import { classConfig, FREE_SLOT } from '../../shaper-bpf/src/layout.js';
 import { struct, TypedMap, u32 } from '../../shaper-bpf/src/typed-map.js';
@@ -138,6 +138,102 @@ describe('installing pacer on an interface', function () {
       again.egress.close();
     }
     await uninstallInterface(options);
+  });
+
+  it('reattachInterface: nothing to do while attached; a deleted filter, a removed clsact and a re-created interface get the same program on the same maps back', async () => {
+    const ns = options.netns!.split('/').pop()!;
+    const installed = await installInterface(options);
+    try {
+      const sameMaps = () => {
+        // A schedule written now must be there after each repair: the maps are the pinned ones.
+        const slot = installed.egress.slots.get(1)!;
+        return installed.egress.state.get(slot)!.t_last;
+      };
+      installed.datapath.apply({
+        ...installed.datapath.read(),
+        classes: new Map([[1, { rate_bps: 8_000_000, burst_ns: 0, horizon_ns: 2e9, ecn_ns: 0, parent_id: 0, flags: 0 }]]),
+        marks: new Map([[9, 1]]),
+      });
+      installed.egress.setTestClock(9_000_000_000n);
+      installed.egress.program.testRun({ data: frame('10.77.0.2'), ctxIn: skbContext({ mark: 9, wireLen: 1000 }) });
+      const tLast = sameMaps();
+      assert.equal(await reattachInterface(options, installed), undefined, 'attached: nothing done');
+
+      await execIn(ns, 'tc', ['filter', 'del', 'dev', 'pa0', 'egress']);
+      assert.equal(tcQuery(filterOf(options)), undefined);
+      const r1 = await reattachInterface(options, installed);
+      assert.equal(r1?.cause, 'filter deleted');
+      assert.equal(r1?.programId, installed.programId);
+      assert.equal(tcQuery(filterOf(options)), installed.programId, 'the same program is attached again');
+
+      await execIn(ns, 'tc', ['qdisc', 'del', 'dev', 'pa0', 'clsact']);
+      const r2 = await reattachInterface(options, installed);
+      assert.equal(r2?.cause, 'clsact removed');
+      assert.equal(tcQuery(filterOf(options)), installed.programId);
+      assert.ok(existsSync(join(stateDir, 'pa0.clsact-created')), 'pacer created clsact again: uninstall removes it');
+
+      // Another program in pacer's filter slot (another tool, a stray build) is replaced by pacer's.
+      const otherPins = makePinDir();
+      const other = EgressObject.load({ pinRoot: otherPins });
+      try {
+        const otherId = tcAttach({ ...filterOf(options), program: other.program, replace: true }).progId;
+        const r = await reattachInterface(options, installed);
+        assert.equal(r?.cause, 'filter replaced');
+        assert.match(r!.detail, new RegExp(`replaced by program ${otherId}`));
+        assert.equal(tcQuery(filterOf(options)), installed.programId);
+      } finally {
+        other.close();
+        removePinDir(otherPins);
+      }
+
+      const oldIndex = installed.ifindex;
+      await execIn(ns, 'ip', ['link', 'del', 'pa0']);
+      await assert.rejects(reattachInterface(options, installed), (err: unknown) => err instanceof BpfError && err.errno === 19 && /no interface named "pa0"/.test(err.message));
+      const peerNs = nets.created[1]!;
+      await execIn(ns, 'ip', ['link', 'add', 'pa0', 'type', 'veth', 'peer', 'name', 'pb0', 'netns', peerNs]);
+      await execIn(ns, 'ip', ['link', 'set', 'pa0', 'up']);
+      const r3 = await reattachInterface(options, { ...installed });
+      assert.equal(r3?.cause, 'interface re-created');
+      assert.notEqual(r3?.ifindex, oldIndex);
+      assert.equal(r3?.ifindex, interfaceIndex('pa0', options.netns));
+      assert.equal(r3?.mode, 'policing', 'no fq on this kernel: policing, as at install');
+      assert.equal(tcQuery(filterOf(options)), installed.programId);
+      assert.equal(sameMaps(), tLast, 't_last survived every lapse');
+      assert.equal(await reattachInterface(options, { ...installed, ifindex: r3!.ifindex }), undefined);
+    } finally {
+      installed.egress.close();
+    }
+    // An agent that adopted the program holds its own load of the object (another program id):
+    // the pinned program, the one that was attached, is what goes back.
+    const adopted = await installInterface(options);
+    try {
+      assert.equal(adopted.adopted, true);
+      assert.notEqual(adopted.egress.program.id, adopted.programId);
+      await execIn(ns, 'tc', ['filter', 'del', 'dev', 'pa0', 'egress']);
+      assert.equal((await reattachInterface(options, adopted))?.programId, installed.programId);
+      assert.equal(tcQuery(filterOf(options)), installed.programId);
+    } finally {
+      adopted.egress.close();
+    }
+    await uninstallInterface(options);
+    const qdiscs = await execIn(ns, 'tc', ['qdisc', 'show', 'dev', 'pa0']);
+    assert.doesNotMatch(qdiscs, /clsact/, 'the re-created clsact is removed at uninstall');
+  });
+
+  it('uninstall of an interface that was deleted removes the pins and records (the device took its filters and qdiscs)', async () => {
+    const ns = options.netns!.split('/').pop()!;
+    const installed = await installInterface(options);
+    installed.egress.close();
+    writeFileSync(join(stateDir, 'pa0.qdisc.json'), '{}'); // as if pacer had recorded a root to restore
+    await execIn(ns, 'ip', ['link', 'del', 'pa0']);
+    try {
+      await uninstallInterface(options);
+      assert.equal(existsSync(pinRoot), false, 'unpinned');
+      assert.equal(existsSync(join(stateDir, 'pa0.qdisc.json')), false);
+      assert.equal(existsSync(join(stateDir, 'pa0.clsact-created')), false);
+    } finally {
+      await execIn(ns, 'ip', ['link', 'add', 'pa0', 'type', 'veth', 'peer', 'name', 'pb0', 'netns', nets.created[1]!]);
+    }
   });
 
   it('an unknown interface is a clear error naming it, and a failed first install leaves no pins', async () => {

@@ -61,8 +61,11 @@ export interface AgentRig {
   hostRecord(): Promise<any>;
   /** p, or its error with the agent's last output appended. */
   withLog<T>(p: Promise<T>): Promise<T>;
-  /** SIGKILLs the agent and starts it again with the same flags; resolves once it logged that its interface is ready. */
-  restartAgent(): Promise<AgentChild>;
+  /**
+   * SIGKILLs the agent and starts it again with the same flags; resolves once it logged that its
+   * interface is ready (within readyWithinMs: a busy host can take long to start node).
+   */
+  restartAgent(readyWithinMs?: number): Promise<AgentChild>;
 }
 
 export function useAgentRig(o: AgentRigOptions): AgentRig {
@@ -116,13 +119,13 @@ export function useAgentRig(o: AgentRigOptions): AgentRig {
         throw new Error(`${(err as Error).message}\n--- agent output ---\n${agent?.tail() ?? '(no agent)'}`);
       }
     },
-    restartAgent: async () => {
+    restartAgent: async (readyWithinMs = 20_000) => {
       await killed(agent?.child);
       agent = startAgentChild(agentArgs, token);
       await rig.withLog(until('the restarted agent\'s interface to be ready', () => {
         if (!agent!.running) throw new Error('the agent exited');
         return agent!.find('interface ready');
-      }, 20_000, 20));
+      }, readyWithinMs, 20));
       return agent;
     },
   };
@@ -145,7 +148,8 @@ export function useAgentRig(o: AgentRigOptions): AgentRig {
   const nets = useTestNetns();
 
   before(async function () {
-    this.timeout(60_000);
+    // Generous: with the host's cores busy, node (API and agent) takes far longer to start.
+    this.timeout(180_000);
     sender = await nets.createTestNetns();
     receiver = await nets.createTestNetns();
     await nets.vethPair({ a: { ns: sender, name: o.iface, addr: `${o.subnet}.1/24` }, b: { ns: receiver, name: o.peerIface, addr: `${rig.peer(0)}/24` } });
@@ -166,7 +170,7 @@ export function useAgentRig(o: AgentRigOptions): AgentRig {
       until('the agent to install and heartbeat', async () => {
         if (!agent!.running) throw new Error('the agent exited');
         return (await rig.hostRecord())?.status?.mode ? true : undefined;
-      }, 20_000, 50),
+      }, 120_000, 50),
     );
     egress = EgressObject.load({ pinRoot: join(pinBase, o.iface) });
     kernel = new Datapath(egress);
