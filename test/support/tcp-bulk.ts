@@ -15,6 +15,7 @@ import { createInterface } from 'node:readline';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { netnsPath } from '../../shaper-bpf/src/exec.js';
+import { killed } from './api-process.js';
 
 /** Spawns sinks and senders; killAll() in after/afterEach so no process outlives a test. */
 export class TcpBulk {
@@ -53,16 +54,7 @@ export class TcpBulk {
 
   /** SIGKILLs every process still running and waits until each has exited. */
   async killAll(): Promise<void> {
-    await Promise.all(
-      [...this.live].map(
-        (child) =>
-          new Promise<void>((resolve) => {
-            if (child.exitCode !== null || child.signalCode !== null) return resolve();
-            child.once('exit', () => resolve());
-            child.kill('SIGKILL');
-          }),
-      ),
-    );
+    await Promise.all([...this.live].map((child) => killed(child)));
     this.live.clear();
   }
 }

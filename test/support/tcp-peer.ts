@@ -23,6 +23,7 @@ import ipaddr from 'ipaddr.js';
 import koffi from 'koffi';
 import { fileURLToPath } from 'node:url';
 import { netnsPath, runIn } from '../../shaper-bpf/src/exec.js';
+import { killed } from './api-process.js';
 
 const PING_MS = 5;
 
@@ -74,16 +75,7 @@ export class TcpPeers {
 
   /** SIGKILLs every peer still running and waits until each has exited (so its cgroup empties). */
   async killAll(): Promise<void> {
-    await Promise.all(
-      [...this.live].map(
-        (child) =>
-          new Promise<void>((resolve) => {
-            if (child.exitCode !== null || child.signalCode !== null) return resolve();
-            child.once('exit', () => resolve());
-            child.kill('SIGKILL');
-          }),
-      ),
-    );
+    await Promise.all([...this.live].map((child) => killed(child)));
     this.live.clear();
   }
 }
