@@ -199,6 +199,9 @@ export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
+# The guest's clock on the console every ${CLOCK_TICK_S} guest seconds, from here to power-off: the host
+# judges progress by it (runInVm's guestTimeoutS and stallTimeoutMs), not by its own wall clock.
+( while :; do echo "${CLOCK_MARKER} $(cut -d' ' -f1 /proc/uptime)"; sleep ${CLOCK_TICK_S}; done ) &
 say() { echo "pacer-vm: $*"; }
 halt_now() { sync; poweroff -f; sleep 5; echo o > /proc/sysrq-trigger; }
 # insmod resolves nothing by itself: the order is the dependency order (machine.md).
@@ -231,16 +234,11 @@ mount -t cgroup2 cgroup2 $R/sys/fs/cgroup
 mount -t debugfs debugfs $R/sys/kernel/debug 2>/dev/null
 mkdir -p $R${GUEST_RESULTS}
 mount -o bind /results $R${GUEST_RESULTS} || { say "binding the results share failed"; halt_now; }
-# The guest's clock on the console every ${CLOCK_TICK_S} guest seconds: the host judges progress by it
-# (runInVm's guestTimeoutS and stallTimeoutMs), not by its own wall clock.
-( while :; do echo "${CLOCK_MARKER} $(cut -d' ' -f1 /proc/uptime)"; sleep ${CLOCK_TICK_S}; done ) &
-ticker=$!
 echo "${START_MARKER} (uptime $(cut -d' ' -f1 /proc/uptime) s)"
 # A clean environment: only what the script's prelude exports (RESULTS, REPO, its env).
 chroot $R /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp \\
   /bin/sh ${GUEST_RESULTS}/${SCRIPT_FILE}
 code=$?
-kill $ticker
 echo $code > $R${GUEST_RESULTS}/${EXIT_FILE}
 say "script exited $code (uptime $(cut -d' ' -f1 /proc/uptime) s)"
 umount $R${GUEST_RESULTS}
