@@ -26,15 +26,19 @@ const CONVERGE_WITHIN_S = 5;
  * from the guest (docs/vm-tier.md, "A busy host").
  */
 const ICOUNT_SHIFT = Number(process.env.PACER_ENFORCEMENT_ICOUNT_SHIFT ?? 3);
-/** The guest's whole run, boot included, on the guest's clock: about 200 s are needed. */
+/** The guest's whole run, boot included, on the guest's clock: it needed 294 s at shift 3. */
 const GUEST_TIMEOUT_S = 400;
 /** A guest whose clock stands still this long on the host's is hung (it ticks every 5 guest seconds from /init on; the kernel's own boot took 38 s of host time with four CPU-bound processes beside qemu). */
 const STALL_TIMEOUT_MS = 300_000;
-/** The backstop on the host's clock, whatever the guest's progress: CI runs the whole suite in ~30 min. */
-const VM_TIMEOUT_MS = 25 * 60_000;
 /**
- * qemu's nice value: the VM is timed by the host's CPU, and other work on a shared machine
- * starving TCG shows up as seconds below budget. (CI machines run nothing else.)
+ * The backstop on the host's clock, whatever the guest's progress. A quiet host needs ~8 min; with
+ * four CPU-bound processes at qemu's priority on this 2-core machine the guest ran ~6x slower than
+ * its own clock (docs/vm-tier.md), so a slow host is given time rather than a wrong verdict.
+ */
+const VM_TIMEOUT_MS = 45 * 60_000;
+/**
+ * qemu's nice value. On the instruction clock a starved qemu no longer costs the guest time, only
+ * the run's length; nice -10 keeps that length down on a shared machine.
  */
 const VM_NICE = -10;
 /** The guest program; another one (a mutant, docs/vm-tier.md) can be given to see assertions fail. */
@@ -45,7 +49,7 @@ const list = (xs: readonly number[]): string => `[${xs.map((x) => x.toFixed(1)).
 const within = (x: number, budget: number, tol: number): boolean => Math.abs(x - budget) <= budget * tol;
 
 describe('enforcement in a VM: budgets through REST become paced rates on fq (Debian 12, kernel 6.1; rates are wire rates, as tc counts)', function () {
-  this.timeout(VM_TIMEOUT_MS + 120_000);
+  this.timeout(VM_TIMEOUT_MS + 300_000);
   let vm: Vm;
   let run: RunResult;
   let report: EnforcementReport;
