@@ -12,6 +12,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CACHE_DIR, ensurePackage, prepareVm, runInVm, VmRunError, type RunResult, type Vm } from '../support/vm.js';
 import type { IperfRun } from './guest-lab.js';
+import { buildStallMonitor } from './stall-monitor.js';
 import { bursts, EXCLUDE_LOST_MS, errorPct, excludedText, judge, lostWithin, mean, round2, sampleAt, whileSending, wireMbps, type EnforcementReport, type ScenarioResult, type StatsDelta } from './report.js';
 
 /** The issue's tolerances. They are the claim being tested: never loosen them to make a run pass. */
@@ -69,6 +70,7 @@ describe('enforcement in a VM: budgets through REST become paced rates on fq (De
     vm = prepareVm(); // installs qemu/busybox and unpacks the kernel when missing; throws naming what is missing
     // The guest runs the host's programs: the traffic generator must be on the host.
     ensurePackage('iperf3', '/usr/bin/iperf3', 'the enforcement tier\'s TCP traffic, run inside the VM from the host\'s root');
+    buildStallMonitor(); // the guest runs it from the host's files
     const prepareMs = Date.now() - t;
     try {
       run = await runInVm({

@@ -1,17 +1,25 @@
 /**
- * Runs INSIDE the VM, as its own process at real-time priority (`chrt -f`), started by
- * StallMonitor below: it wakes every PERIOD_MS and measures how late it woke. At SCHED_FIFO
- * nothing in the guest's scheduler delays it by more than a softirq's run (kernel/softirq.c,
- * __do_softirq: at most MAX_SOFTIRQ_TIME, 2 ms, before deferring to ksoftirqd, which a FIFO task
- * preempts), so a wake-up later than LATE_MS means the guest's clock moved while the guest could
- * not run: the emulator was stalled by the host. Each such wake-up is printed as one line,
- * `<CLOCK_MONOTONIC ns of the due time> <ns late>`, on stdout.
+ * The guest's stall monitor: stall-monitor.c, built here on the host (the guest runs the host's
+ * files) and started INSIDE the VM as its own process at real-time priority (`chrt -f 50`). It
+ * wakes every PERIOD_MS and reports each wake-up at least LATE_MS late. At SCHED_FIFO nothing in
+ * the guest's scheduler delays it by more than a softirq's run (kernel/softirq.c, __do_softirq:
+ * at most MAX_SOFTIRQ_TIME, 2 ms, before deferring to ksoftirqd, which a FIFO task preempts), so
+ * a later wake-up means the guest's clock moved while the guest could not run: the emulator was
+ * stalled by the host.
  *
  * The enforcement spec excludes a rate sample only where this measured lost time (report.ts,
  * `judge`), and says so in the test title.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+/** The repo root (this file runs as dist/test/enforcement/stall-monitor.js). */
+const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+const SOURCE = join(REPO, 'test', 'enforcement', 'stall-monitor.c');
+/** Built by buildStallMonitor() on the host; the guest sees the host's files at the same path. */
+export const STALL_MONITOR_BIN = join(REPO, '.cache', 'vm', 'stall-monitor');
 
 /** How often the monitor wakes: a jump of the guest's clock this long or longer is always seen. */
 export const PERIOD_MS = 10;
@@ -26,23 +34,16 @@ export interface Stall {
   lostMs: number;
 }
 
-/** The monitor's loop (the process's main when run as a script). */
-function monitor(): void {
-  const periodNs = BigInt(PERIOD_MS * 1e6);
-  const lateNs = BigInt(LATE_MS * 1e6);
-  let due = process.hrtime.bigint() + periodNs;
-  const tick = (): void => {
-    const woke = process.hrtime.bigint();
-    if (woke - due >= lateNs) process.stdout.write(`${due} ${woke - due}\n`);
-    // The next due time from now, not from `due`: one stall is reported once, not as a train of late ticks.
-    due = woke + periodNs;
-    setTimeout(tick, PERIOD_MS);
-  };
-  setTimeout(tick, PERIOD_MS);
+/** Compiles stall-monitor.c on the host (needs `cc`, from build-essential); throws with the compiler's output. */
+export function buildStallMonitor(): string {
+  mkdirSync(join(REPO, '.cache', 'vm'), { recursive: true });
+  const r = spawnSync('cc', ['-O2', '-Wall', '-o', STALL_MONITOR_BIN, SOURCE], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`building the stall monitor (cc ${SOURCE}) failed: ${r.error?.message ?? r.stderr}`);
+  return STALL_MONITOR_BIN;
 }
 
 /**
- * Starts the monitor as a child at SCHED_FIFO priority 50 and collects its stalls, converted to
+ * Starts the monitor (built already) as a child at SCHED_FIFO priority 50 and collects its stalls, converted to
  * the lab's clock by `toLabMs` (which takes CLOCK_MONOTONIC ns: process.hrtime.bigint()).
  */
 export class StallMonitor {
@@ -53,7 +54,7 @@ export class StallMonitor {
   constructor(private readonly toLabMs: (monotonicNs: bigint) => number) {}
 
   start(): void {
-    const child = spawn('chrt', ['-f', '50', process.execPath, fileURLToPath(import.meta.url)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('chrt', ['-f', '50', STALL_MONITOR_BIN, String(PERIOD_MS * 1e6), String(LATE_MS * 1e6)], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     let partial = '';
     child.stdout!.on('data', (d: Buffer) => {
@@ -78,5 +79,3 @@ export class StallMonitor {
     child?.kill('SIGKILL');
   }
 }
-
-if (process.argv[1] === fileURLToPath(import.meta.url)) monitor();
