@@ -7,9 +7,12 @@
  * per-packet delay from pacer's delay histogram; the unpaced baseline (no class) is what the VM
  * could push in the same run. Target: mean error ≤ 1% at every rate.
  *
- *   npm run bench:enforcement [-- --rates 10,50,100,200 --seconds 10]
+ *   npm run bench:enforcement [-- --rates 10,50,100,200 --seconds 10 --icount-shift 3]
  *
- * qemu runs at nice -10 (a starved TCG paces below budget). Writes
+ * qemu runs at nice -10 (a starved TCG paces below budget). `--icount-shift N` runs the guest on
+ * qemu's instruction clock, as the enforcement tier does (docs/vm-tier.md, "A busy host"): a busy
+ * host then slows the run instead of costing the guest time, but the guest is a 1000/2^N MIPS
+ * machine, which caps the rates it can send (shift 3: compare with the unpaced baseline). Writes
  * bench/results/enforcement-<stamp>.json and prints a Markdown table.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -22,19 +25,22 @@ import { fmt, git, log, machineInfo, met, resultsDir, table } from './report.js'
 
 const TARGET_MEAN_ERROR_PCT = 1;
 
-const { values: args } = parseArgs({ options: { rates: { type: 'string', default: '10,50,100,200' }, seconds: { type: 'string', default: '10' } } });
+const { values: args } = parseArgs({ options: { rates: { type: 'string', default: '10,50,100,200' }, seconds: { type: 'string', default: '10' }, 'icount-shift': { type: 'string' } } });
 const rates = args.rates!.split(',').map(Number);
 const seconds = Number(args.seconds);
 if (rates.some((r) => !Number.isInteger(r) || r < 1 || r > 250)) throw new Error(`--rates: whole Mbit/s from 1 to 250 (TCG caps what the VM can push), got ${args.rates}`);
 if (!Number.isInteger(seconds) || seconds < 3 || seconds > 60) throw new Error(`--seconds: a whole number from 3 to 60, got ${args.seconds}`);
 
+const icountShift = args['icount-shift'] === undefined ? undefined : Number(args['icount-shift']);
 const machine = machineInfo();
 const vm = prepareVm();
-log(`booting ${vm.kernelVersion}: rates ${rates.join(', ')} Mbit/s, ${seconds} s each (host load ${machine.loadAverageAtStart.join(' ')})`);
+log(`booting ${vm.kernelVersion}${icountShift === undefined ? '' : ` (icount shift ${icountShift})`}: rates ${rates.join(', ')} Mbit/s, ${seconds} s each (host load ${machine.loadAverageAtStart.join(' ')})`);
 const timeoutMs = 90_000 + rates.length * (seconds + 15) * 1000;
+// On the instruction clock the budget is the guest's time, and the host's clock only a backstop.
+const clock = icountShift === undefined ? {} : { clock: { icountShift }, guestTimeoutS: 200 + (timeoutMs / 1000), stallTimeoutMs: 300_000 };
 let results: Record<string, string>;
 try {
-  results = (await runInVm({ script: 'node dist/bench/enforcement-guest.js > "$RESULTS/guest.log" 2>&1', timeoutMs, env: { BENCH_RATES: rates.join(','), BENCH_SECONDS: String(seconds) }, nice: -10 }, vm)).results;
+  results = (await runInVm({ script: 'node dist/bench/enforcement-guest.js > "$RESULTS/guest.log" 2>&1', env: { BENCH_RATES: rates.join(','), BENCH_SECONDS: String(seconds) }, nice: -10, ...clock, timeoutMs: icountShift === undefined ? timeoutMs : 25 * 60_000 }, vm)).results;
 } catch (err) {
   if (!(err instanceof VmRunError)) throw err;
   log(err.message.split('\n')[0]!);
@@ -68,7 +74,7 @@ const out = {
   when: new Date().toISOString(),
   commit: git(['rev-parse', '--short', 'HEAD']),
   machine: { ...machine, loadAverageAtEnd: (await import('node:os')).loadavg().map((n) => round2(n)) },
-  guest: { kernel: report.kernel, loadStart: report.loadStart, loadEnd: report.loadEnd },
+  guest: { kernel: report.kernel, loadStart: report.loadStart, loadEnd: report.loadEnd, icountShift },
   seconds,
   unpacedMbps,
   rows,

@@ -13,14 +13,22 @@ import { release } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { killed, until } from '../support/agent-processes.js';
-import { GUEST_WAIT_MS, Lab, now, RECEIVERS, type IperfRun } from './guest-lab.js';
+import { GUEST_WAIT_MS, Lab, labMs, now, RECEIVERS, type IperfRun } from './guest-lab.js';
 import { statsDelta, type EnforcementReport } from './report.js';
+import { StallMonitor } from './stall-monitor.js';
 
 const resultsDir = process.env.RESULTS;
 if (!resultsDir) throw new Error('guest-enforcement: RESULTS is not set (run it through runInVm)');
 const loadavg = (): string => readFileSync('/proc/loadavg', 'utf8').trim();
-const report: EnforcementReport = { kernel: release(), loadStart: loadavg(), scenarios: {} };
-const save = (): void => writeFileSync(join(resultsDir, 'result.json'), JSON.stringify(report, null, 2));
+// Started first: it covers the lab's set-up too, and its stalls are the only reason a rate
+// sample is ever left unjudged.
+const monitor = new StallMonitor(labMs);
+monitor.start();
+const report: EnforcementReport = { kernel: release(), loadStart: loadavg(), scenarios: {}, stalls: monitor.stalls };
+const save = (): void => {
+  report.stallMonitorError = monitor.error;
+  writeFileSync(join(resultsDir, 'result.json'), JSON.stringify(report, null, 2));
+};
 const log = (msg: string): void => console.log(`[guest ${(now() / 1000).toFixed(1)} s] ${msg}`);
 
 const PORTS = [5201, 5202] as const;
@@ -229,5 +237,6 @@ try {
   report.agentLog = lab.agent?.tail(60);
   report.loadEnd = loadavg();
   save();
+  monitor.stop();
   await lab.stop().catch((err: Error) => log(`lab stop: ${err.message}`));
 }

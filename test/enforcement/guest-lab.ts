@@ -38,7 +38,10 @@ export const GUEST_WAIT_MS = 60_000;
 
 /** Monotonic milliseconds since the lab started: all timings in a report share this clock. */
 const t0 = performance.now();
+const t0Ns = process.hrtime.bigint();
 export const now = (): number => Math.round(performance.now() - t0);
+/** A CLOCK_MONOTONIC reading (process.hrtime.bigint(), in any process of the guest) on the lab's clock. */
+export const labMs = (monotonicNs: bigint): number => Math.round(Number(monotonicNs - t0Ns) / 1e5) / 10;
 
 export interface IperfRun {
   to: string;

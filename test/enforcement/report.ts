@@ -4,6 +4,7 @@
  */
 import type { ClassStats } from '../../shaper-bpf/src/layout.js';
 import type { IperfRun } from './guest-lab.js';
+import type { Stall } from './stall-monitor.js';
 
 export interface ScenarioResult {
   ok: boolean;
@@ -22,6 +23,13 @@ export interface EnforcementReport {
   setupMs?: number;
   setupError?: string;
   scenarios: Record<string, ScenarioResult>;
+  /**
+   * Every moment the guest measurably lost time (its stall monitor woke late: the emulator did
+   * not run while the guest's clock moved), on the lab's clock. Empty when none did.
+   */
+  stalls: Stall[];
+  /** Why there are no stall measurements, when the monitor did not run (then nothing is excluded). */
+  stallMonitorError?: string;
   /** The end of the agent's log, for failure messages. */
   agentLog?: string;
 }
@@ -80,3 +88,51 @@ export function bursts(samples: readonly number[], budgetOf: (i: number) => numb
     .map((x, i) => ({ i, x, budget: budgetOf(i) }))
     .filter(({ x, i }) => above(x, i) && [samples[i - 1], samples[i + 1]].every((y) => y === undefined || above((x + y) / 2, i)));
 }
+
+/**
+ * A second in which the guest lost at least this much time is not judged: it lost at least the
+ * rate tolerance (2%) of its time to the host, and its rate says nothing about pacer's. A second
+ * is never excluded for what it measured, only for what the stall monitor measured.
+ */
+export const EXCLUDE_LOST_MS = 20;
+
+/** Time the guest lost within lab interval [fromMs, toMs). */
+export function lostWithin(stalls: readonly Stall[], fromMs: number, toMs: number): number {
+  let lost = 0;
+  for (const s of stalls) lost += Math.max(0, Math.min(toMs, s.atMs + s.lostMs) - Math.max(fromMs, s.atMs));
+  return lost;
+}
+
+export interface Judged {
+  /** The samples judged (wire Mbit/s), in order. */
+  samples: number[];
+  /** Sample indexes (of the run's 1 s intervals) left out, with the time the guest lost in each. */
+  excluded: Array<{ i: number; lostMs: number }>;
+}
+
+/**
+ * The wire-rate samples of `run` from index `from` up to `to` (exclusive; default: without the
+ * last, in which the sender stops), leaving out every second in which the guest lost at least
+ * EXCLUDE_LOST_MS (its interval is [spawn + i s, spawn + (i + 1) s) on the lab's clock, as
+ * `sampleAt` aligns them).
+ */
+export function judge(run: IperfRun, stalls: readonly Stall[], from: number, to?: number): Judged {
+  const all = wireMbps(run);
+  const end = to === undefined ? all.length - 1 : to < 0 ? all.length + to : Math.min(to, all.length);
+  const samples: number[] = [];
+  const excluded: Judged['excluded'] = [];
+  for (let i = Math.max(0, from); i < end; i++) {
+    const lostMs = lostWithin(stalls, run.spawnedAtMs + i * 1000, run.spawnedAtMs + (i + 1) * 1000);
+    if (lostMs >= EXCLUDE_LOST_MS) excluded.push({ i, lostMs: Math.round(lostMs) });
+    else samples.push(all[i]!);
+  }
+  return { samples, excluded };
+}
+
+/** For a test title: which seconds were left out and why. */
+export const excludedText = (j: Judged | Judged['excluded']): string => {
+  const excluded = Array.isArray(j) ? j : j.excluded;
+  return excluded.length === 0
+    ? 'no second excluded'
+    : `excluded ${excluded.map((e) => `s${e.i} (guest lost ${e.lostMs} ms)`).join(', ')}`;
+};

@@ -49,6 +49,9 @@ const SCRIPT_FILE = '.script.sh';
 const EXIT_FILE = '.exit-code';
 /** The guest prints this on the console just before the script starts: the host times boot by it. */
 const START_MARKER = 'pacer-vm: script starting';
+/** /init prints this with the guest's uptime every CLOCK_TICK_S guest seconds: the host's measure of progress. */
+const CLOCK_MARKER = 'pacer-vm: clock';
+const CLOCK_TICK_S = 5;
 
 export interface Vm {
   kernelVersion: string; // e.g. 6.1.0-56-amd64
@@ -59,8 +62,30 @@ export interface Vm {
 export interface RunOptions {
   /** A shell script run by /bin/sh as root inside the guest, in the chroot, from $REPO. */
   script: string;
-  /** qemu is killed after this long (boot included). */
+  /**
+   * qemu is killed after this long on the host's clock (boot included): the ceiling, whatever the
+   * guest's progress. With `guestTimeoutS` it is only the backstop for a guest that never ends.
+   */
   timeoutMs: number;
+  /**
+   * Budget on the GUEST's clock (its uptime, s): qemu is killed once the guest has run this long.
+   * A host that is slow or busy makes the guest's clock advance slowly, so this timeout scales
+   * with the guest's measured progress instead of the host's wall clock.
+   */
+  guestTimeoutS?: number;
+  /**
+   * qemu is killed when the guest's clock has not advanced for this long on the host's clock
+   * (a hung guest: no tick on the console). Default: no such check.
+   */
+  stallTimeoutMs?: number;
+  /**
+   * How the guest's clock runs. 'host' (default): TCG with one host thread per vCPU, and the
+   * guest's clock is the host's, so every moment the host does not run qemu is time the guest
+   * loses. `{ icountShift }`: qemu's `-icount shift=N,sleep=on`: while the guest runs, its clock
+   * advances 2^N ns per instruction executed, so a host too busy to run qemu stops the guest's
+   * clock instead of stealing its time (docs/vm-tier.md, "A busy host").
+   */
+  clock?: 'host' | { icountShift: number };
   /** Extra environment for the script (RESULTS, REPO, PATH and HOME are set already). */
   env?: Record<string, string>;
   /**
@@ -81,6 +106,8 @@ export interface RunResult {
   bootMs: number;
   /** From spawning qemu to qemu exiting (host clock). */
   totalMs: number;
+  /** The guest's uptime at its last clock tick (s): how far the guest's own clock got. */
+  guestUptimeS: number;
 }
 
 // ---- prepareVm: packages, kernel, initramfs ----------------------------------------------------
@@ -172,6 +199,9 @@ export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
+# The guest's clock on the console every ${CLOCK_TICK_S} guest seconds, from here to power-off: the host
+# judges progress by it (runInVm's guestTimeoutS and stallTimeoutMs), not by its own wall clock.
+( while :; do echo "${CLOCK_MARKER} $(cut -d' ' -f1 /proc/uptime)"; sleep ${CLOCK_TICK_S}; done ) &
 say() { echo "pacer-vm: $*"; }
 halt_now() { sync; poweroff -f; sleep 5; echo o > /proc/sysrq-trigger; }
 # insmod resolves nothing by itself: the order is the dependency order (machine.md).
@@ -315,6 +345,23 @@ function sweepStaleShares(): void {
   }
 }
 
+const CLOCK_TICK_RE = new RegExp(`${CLOCK_MARKER} (\\d+(?:\\.\\d+)?)`, 'g');
+
+/**
+ * qemu's CPU and clock arguments. With icount, qemu runs every vCPU in one host thread (no MTTCG)
+ * and, in qemu 7.2, a 2-vCPU guest hung bringing up its second CPU (measured), so an icount guest
+ * has one vCPU: it gets one host thread either way. `sleep=on`: while the guest is idle its clock
+ * follows the host's, as a real idle machine's does. With sleep=off it jumps to the next timer at
+ * once, and every wait for a 9p read jumped too: one `cat` after boot took the guest's clock from
+ * 2.3 s to 269 s (measured), which would make every guest-side wait on I/O time out.
+ */
+export function clockArgs(clock: 'host' | { icountShift: number }): string[] {
+  if (clock === 'host') return ['-smp', '2'];
+  const { icountShift } = clock;
+  if (!Number.isInteger(icountShift) || icountShift < 0 || icountShift > 10) throw new RangeError(`icountShift must be an integer from 0 to 10 (qemu's MAX_ICOUNT_SHIFT), got ${icountShift}`);
+  return ['-smp', '1', '-icount', `shift=${icountShift},sleep=on`];
+}
+
 const shellQuote = (v: string): string => `'${v.replace(/'/g, `'\\''`)}'`;
 
 /** Every file under the share except the runner's own two, by relative path. */
@@ -350,7 +397,7 @@ export async function runInVm(options: RunOptions, vm: Vm = prepareVm()): Promis
       'tsc=reliable', // precaution: no clocksource watchdog switching clocks mid-run under TCG's uneven timing
     ].join(' ');
     const args = [
-      '-accel', 'tcg', '-cpu', 'max', '-m', '2G', '-smp', '2',
+      '-accel', 'tcg', '-cpu', 'max', '-m', '2G', ...clockArgs(options.clock ?? 'host'),
       '-nographic', '-no-reboot', '-nic', 'none',
       '-kernel', vm.kernel, '-initrd', vm.initrd, '-append', append,
       // multidevs=remap: the host's / spans several filesystems; without it inode numbers collide.
@@ -367,29 +414,41 @@ export async function runInVm(options: RunOptions, vm: Vm = prepareVm()): Promis
     live.add(child);
     let consoleText = '';
     let bootMs = NaN;
+    let guestUptimeS = 0;
+    let lastTickAt = Date.now();
     const onData = (chunk: Buffer): void => {
-      consoleText += chunk.toString('utf8');
+      const text = chunk.toString('utf8');
+      consoleText += text;
       if (Number.isNaN(bootMs) && consoleText.includes(START_MARKER)) bootMs = Date.now() - started;
+      for (const m of text.matchAll(CLOCK_TICK_RE)) {
+        guestUptimeS = Number(m[1]);
+        lastTickAt = Date.now();
+      }
     };
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
     const proc = child;
     // Settles only once qemu is gone: on timeout it is SIGKILLed and then awaited, so no qemu
     // is still running when this returns or throws.
-    let timedOut = false;
+    let timedOut: string | undefined;
     const outcome = await new Promise<{ code: number | null; signal: string | null; error?: Error }>((resolve) => {
-      const timer = setTimeout(() => {
-        timedOut = true;
+      const kill = (why: string): void => {
+        timedOut ??= why;
         proc.kill('SIGKILL');
-      }, options.timeoutMs);
-      proc.once('error', (error) => {
+      };
+      const timer = setTimeout(() => kill(`timed out after ${options.timeoutMs} ms on the host's clock`), options.timeoutMs);
+      // The guest's own clock, checked once a second: the budget it is given, and whether it moves at all.
+      const watch = setInterval(() => {
+        if (options.guestTimeoutS !== undefined && guestUptimeS > options.guestTimeoutS) kill(`timed out: the guest's clock passed ${options.guestTimeoutS} s (uptime ${guestUptimeS} s, ${Date.now() - started} ms on the host's clock)`);
+        else if (options.stallTimeoutMs !== undefined && Date.now() - lastTickAt > options.stallTimeoutMs) kill(`the guest's clock did not advance for ${Date.now() - lastTickAt} ms on the host's clock (last uptime ${guestUptimeS} s): hung`);
+      }, 1000);
+      const settle = (r: { code: number | null; signal: string | null; error?: Error }): void => {
         clearTimeout(timer);
-        resolve({ code: null, signal: null, error });
-      });
-      proc.once('exit', (code, signal) => {
-        clearTimeout(timer);
-        resolve({ code, signal });
-      });
+        clearInterval(watch);
+        resolve(r);
+      };
+      proc.once('error', (error) => settle({ code: null, signal: null, error }));
+      proc.once('exit', (code, signal) => settle({ code, signal }));
     });
     const totalMs = Date.now() - started;
     const exitFile = join(share, EXIT_FILE);
@@ -397,12 +456,12 @@ export async function runInVm(options: RunOptions, vm: Vm = prepareVm()): Promis
       const why = outcome.error
         ? `qemu could not be started: ${outcome.error.message}`
         : timedOut
-          ? `timed out after ${options.timeoutMs} ms (qemu killed)`
+          ? `${timedOut} (qemu killed)`
           : `qemu exited (code ${outcome.code}, signal ${outcome.signal}) without the guest writing an exit code`;
       const results = readResults(share);
       throw new VmRunError(`VM tier: ${why}; results so far: [${Object.keys(results).join(', ')}]. Console (end):\n${tail(consoleText, 40)}`, results, consoleText);
     }
-    return { exitCode: Number(readFileSync(exitFile, 'utf8').trim()), results: readResults(share), console: consoleText, bootMs, totalMs };
+    return { exitCode: Number(readFileSync(exitFile, 'utf8').trim()), results: readResults(share), console: consoleText, bootMs, totalMs, guestUptimeS };
   } finally {
     if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     if (child) live.delete(child);
