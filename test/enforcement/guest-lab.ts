@@ -118,6 +118,9 @@ export class Lab {
       '--api', apiUrl, '--iface', IFACE, '--netns', this.netnsPath, '--host', HOST,
       ...Object.entries(LABELS).flatMap(([k, v]) => ['--label', `${k}=${v}`]),
       '--state-dir', this.stateDir, '--pin-base', this.pinBase, '--backoff-max', '1s',
+      // No sock_ops here: the scenarios prove fq pacing, and the control's policer must meet unpaced
+      // TCP (sock_ops' default attach at the cgroup v2 root is tested on the host kernel).
+      '--cgroup-root', 'off',
       // Every heartbeat wakes two node processes in a 2-vCPU guest; the agent also heartbeats at
       // once on every apply and mode change, which is what the scenarios wait for.
       '--heartbeat', '5s',
