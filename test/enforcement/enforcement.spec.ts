@@ -32,9 +32,8 @@ const GUEST_TIMEOUT_S = 400;
 /** A guest whose clock stands still this long on the host's is hung (it ticks every 5 guest seconds from /init on; the kernel's own boot took 38 s of host time with four CPU-bound processes beside qemu). */
 const STALL_TIMEOUT_MS = 300_000;
 /**
- * The backstop on the host's clock, whatever the guest's progress. A quiet host needs ~8 min; with
- * four CPU-bound processes at qemu's priority on this 2-core machine the guest ran ~6x slower than
- * its own clock (docs/vm-tier.md), so a slow host is given time rather than a wrong verdict.
+ * The backstop on the host's clock, whatever the guest's progress: a slow host is given time
+ * rather than a wrong verdict. A quiet host needs ~5 min (docs/vm-tier.md, "A busy host").
  */
 const VM_TIMEOUT_MS = 45 * 60_000;
 /**
