@@ -115,6 +115,30 @@ static __always_inline int pacer_beyond(__u64 next, __u64 now, __u64 horizon)
 	return next > now && next - now > horizon;
 }
 
+/*
+ * Claims a slot in level i's schedule. A slot beyond the horizon as read refuses the packet before
+ * anything is written; one that only another CPU's claim pushed beyond it (seen after the atomic
+ * claim) gives back what was claimed. Either way no t_last moves for a dropped packet, and the
+ * verdict is the one some serial order of the racing packets would give. Returns 1 to drop.
+ */
+static __always_inline int pacer_claim_level(struct pacer_level *levels, int i, __u64 now, __u64 horizon, __u32 *contended, __u64 *slot_end)
+{
+	__u64 read = *(volatile __u64 *)levels[i].t_last;
+
+	if (pacer_beyond(pacer_next(read, levels[i].delay, levels[i].earliest), now, horizon)) {
+		pacer_release(levels, i);
+		return 1;
+	}
+	*contended += pacer_claim_slot(levels[i].t_last, levels[i].delay, levels[i].earliest, &levels[i].claim);
+	if (pacer_beyond(levels[i].claim.next, now, horizon)) {
+		pacer_release(levels, i + 1);
+		(*contended)++;
+		return 1;
+	}
+	*slot_end = pacer_max(*slot_end, levels[i].claim.next);
+	return 0;
+}
+
 SEC("tc")
 int pacer_egress(struct __sk_buff *skb)
 {
@@ -162,32 +186,19 @@ int pacer_egress(struct __sk_buff *skb)
 			break;
 	}
 
-	/*
-	 * Claim a slot in each schedule, leaf first. A slot beyond the horizon as read refuses the
-	 * packet before anything is written; one that only another CPU's claim pushed beyond it (seen
-	 * after the atomic claim) gives back what was claimed. Either way no t_last moves for a dropped
-	 * packet, and the verdict is the one some serial order of the racing packets would give.
-	 */
+	/* Claim a slot in each schedule, leaf first (pacer_claim_level). */
 	slot_end = 0;
-#pragma unroll
-	for (int i = 0; i < PACER_MAX_DEPTH; i++) {
-		__u64 read;
-
-		if (i >= depth)
-			break;
-		read = *(volatile __u64 *)levels[i].t_last;
-		if (pacer_beyond(pacer_next(read, levels[i].delay, levels[i].earliest), now, horizon)) {
-			pacer_release(levels, i);
-			goto horizon_drop;
-		}
-		contended += pacer_claim_slot(levels[i].t_last, levels[i].delay, levels[i].earliest, &levels[i].claim);
-		if (pacer_beyond(levels[i].claim.next, now, horizon)) {
-			pacer_release(levels, i + 1);
-			contended++;
-			goto horizon_drop;
-		}
-		slot_end = pacer_max(slot_end, levels[i].claim.next);
-	}
+	/*
+	 * Written out per level, not as a loop: clang keeps a loop of this size rolled, and reading
+	 * levels[i] at a variable stack offset turns the pointers in it into scalars for the 6.1
+	 * verifier ("R7 invalid mem access 'scalar'"); each call here reads constant offsets.
+	 */
+	_Static_assert(PACER_MAX_DEPTH == 4, "one pacer_claim_level call per level");
+	if (pacer_claim_level(levels, 0, now, horizon, &contended, &slot_end) ||
+	    (depth > 1 && pacer_claim_level(levels, 1, now, horizon, &contended, &slot_end)) ||
+	    (depth > 2 && pacer_claim_level(levels, 2, now, horizon, &contended, &slot_end)) ||
+	    (depth > 3 && pacer_claim_level(levels, 3, now, horizon, &contended, &slot_end)))
+		goto horizon_drop;
 	/*
 	 * The leaf takes on the wait at its ancestors: its schedule moves to the packet's departure (not
 	 * the socket's own time), so the class's next packet is spaced from when this one leaves and a
