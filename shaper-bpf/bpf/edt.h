@@ -7,58 +7,32 @@
  *
  *   delay_c  = ceil(wire_len * 8 * 1e9 / rate_c)
  *   next_c   = max(t_last_c + delay_c, now - burst_c)
- *   slot     = max(next_c for every class on the path)
- *   t_last_c = next_c for each ancestor; the leaf's t_last = slot
- *   depart   = max(skb->tstamp, slot)
+ *   t_last_c = next_c
+ *   depart   = max(skb->tstamp, next_c for every class on the path)
  *   held     = depart - max(now, skb->tstamp)        (0 when depart is not later)
  *
  * so a packet leaves at the later of its own class's slot and every ancestor's, and every
  * schedule on the path advances by this packet's transmission time at that class's rate.
  *
- * - A parent advances by its own rate only, never to a child's later slot: a child held back by
- *   its own rate does not push its parent's schedule to its future slots (its siblings would
- *   wait behind them, and the parent's time in between would be lost: two children of a
- *   600 Mbit/s parent got 200 + 200 in the simulator when it did).
- * - The leaf takes on the wait at its ancestors: its schedule moves to the slot the packet got,
- *   so its next packet is spaced from when this one leaves. Without this, a class that waited at
- *   its parent had its own schedule left behind, and drained its backlog at the parent's rate
- *   once the parent let it through, above its own rate, on top of its siblings (a 90 Mbit/s
- *   child that waited behind a sibling's burst sent at 100 while the sibling still sent at 10:
- *   110 Mbit/s under a 100 Mbit/s parent).
- * - skb->tstamp (TCP's EDT, SO_MAX_PACING_RATE, SO_TXTIME) enters the departure only, never a
- *   schedule: a socket that paces itself must not hold back the other flows of its class. And
- *   pacer's own delay ("held": the delayed counter, delay_ns, the delay histogram, the ECN
- *   threshold) counts only what pacer adds to the socket's own time.
- * - If any slot is more than the leaf's horizon ahead of now, the packet is dropped and no t_last
- *   moves (fq would drop it anyway, and a schedule advanced for a dropped packet would waste
- *   budget). With fq missing, the same rule with a short horizon is a policer.
+ * skb->tstamp (TCP's own EDT, SO_MAX_PACING_RATE, SO_TXTIME) enters the departure only, never a
+ * schedule: a socket that paces itself must not hold back the other flows of its class. And
+ * pacer's own delay ("held": the delayed counter, delay_ns, the delay histogram, the ECN
+ * threshold) counts only what pacer adds to the socket's own time.
  *
- * What this guarantees under a parent (packets without an own later tstamp; a packet leaves at
- * max(depart, now), as fq sends a departure in the past at once):
+ * If any slot is more than the leaf's horizon ahead of now, the packet is dropped and no t_last
+ * moves (fq would drop it anyway, and a schedule advanced for a dropped packet would waste
+ * budget). With fq missing, the same rule with a short horizon is a policer.
  *
- *   If the children's rates sum to at most the parent's rate (what the borrowing loop hands out),
- *   the bits leaving under the parent in any window W are at most
- *       rate_p * W + sum over children c of (rate_c * burst_c + 8 * one packet of c).
- *   Proof sketch: the leaf's t_last is the slot of its previous packet, so a class's slots are
- *   spaced by at least each packet's delay_c >= wire_len * 8e9 / rate_c. A packet leaving in
- *   [a, b] has its slot in [a - burst_c, b] (slot >= now - burst_c, and now <= when it leaves).
- *   So a class sends at most rate_c * (W + burst_c) + one packet in the window; sum the children.
- *   A kernel property test checks this bound on departures of random bursts, and a simulator
- *   test measures it on a bursting child beside a sibling that has borrowed the rest.
- *
- * What it does not guarantee, and why. The parent's own schedule bounds its long-run average,
- * but a parent's slot is reserved when a packet is stamped, and a child held back by its own
- * rate leaves later than that slot. When children's rates sum to more than the parent's (between
- * two rounds of the borrowing loop, or when the agent gives children more), the bits under the
- * parent in a window may exceed rate_p * W by rate_p times the largest such lead (up to the
- * horizon). And a child that bursts reserves the parent's next slots at the parent's rate, so a
- * sibling waits behind them: a 1 MB burst of a 10 Mbit/s child under a 100 Mbit/s parent holds
- * its sibling 80 ms. One number per class cannot do better on both counts: a schedule that is
- * one number is a FIFO of reserved slots; to bound every window exactly a child's slot must be
- * near its departure (so its later slots hold a sibling behind them: the 200 + 200 above), and to
- * not hold a sibling a child's future slots must leave gaps the sibling can take, which one
- * number cannot remember. docs/data-plane.md ("What a parent guarantees") has the design that
- * would: a per-parent calendar of future time slots.
+ * What a parent guarantees, and what it does not. Each class reserves its slot when the packet
+ * is stamped. A packet whose own class's slot is later than its parent's (a child held back by
+ * its own rate) leaves after the parent's slot: the parent's slot was reserved early and the
+ * bytes land later, on top of the slots the parent gives siblings meanwhile. So the parent's
+ * rate holds over the long run (its schedule is charged for every byte) but in a window W the
+ * bytes departing under a parent are bounded by rate_p * (W + lead) + burst_p + one packet,
+ * where lead is the largest time by which a child's departure follows its slot at the parent
+ * (at most the child's horizon). docs/data-plane.md ("What a parent guarantees") explains why a
+ * schedule that is one number per class cannot also keep a child's backlog from delaying its
+ * siblings, and what would.
  *
  * Rounding: the delay is rounded UP, so a class never exceeds its rate; the error is under 1 ns
  * per packet (under 0.1% for 1500-byte packets at 10 Gbit/s, 0.8% at 100 Gbit/s).

@@ -199,14 +199,6 @@ int pacer_egress(struct __sk_buff *skb)
 	    (depth > 2 && pacer_claim_level(levels, 2, now, horizon, &contended, &slot_end)) ||
 	    (depth > 3 && pacer_claim_level(levels, 3, now, horizon, &contended, &slot_end)))
 		goto horizon_drop;
-	/*
-	 * The leaf takes on the wait at its ancestors: its schedule moves to the packet's departure (not
-	 * the socket's own time), so the class's next packet is spaced from when this one leaves and a
-	 * class held at its parent never drains its backlog faster than its own rate afterwards. An add
-	 * of the difference: exact on one CPU, and commutative with other CPUs' claims (edt.h).
-	 */
-	if (slot_end > levels[0].claim.next)
-		__sync_fetch_and_add(levels[0].t_last, slot_end - levels[0].claim.next);
 	depart = pacer_max(tstamp, slot_end);
 
 	if (depart != tstamp)

@@ -6,17 +6,14 @@
  * For each class on the packet's path, leaf first, a slot in its own schedule:
  *   delay    = ceil(wireLen · 8 · 1e9 / rate)
  *   next     = max(tLast + delay, now − burst)
- *   slot     = max(next of every class on the path)
- *   tLast    = next for each ancestor; the leaf's tLast = slot
- *   depart   = max(tstamp, slot)
+ *   tLast    = next
+ *   depart   = max(tstamp, next of every class on the path)
  *   held     = depart − max(now, tstamp)                 (0 when depart is not later)
- * A parent's schedule advances by the packet's time at the parent's rate, never to a child's
- * later slot, so a child held back by its own rate does not hold its siblings back; the leaf
- * takes on the wait at its ancestors, so a class never drains a backlog above its own rate. The
- * packet's own tstamp (TCP's EDT) enters its departure only, never a schedule, and pacer's delay
- * (delayNs, the ECN threshold) is what pacer adds to it. If any slot is more than the leaf's
- * horizon after now, the packet is dropped and no tLast moves. edt.h states what this guarantees
- * under a parent (with its proof) and what it does not.
+ * The packet's own tstamp (TCP's EDT) enters its departure only, never a schedule, and pacer's
+ * delay (delayNs, the ECN threshold) is what pacer adds to it. A parent's schedule advances by
+ * the packet's time at the parent's rate, never to a child's later slot, so a child held back by
+ * its own rate does not hold its siblings back (edt.h says what that costs at the parent). If any
+ * slot is more than the leaf's horizon after now, the packet is dropped and no tLast moves.
  *
  * Numbers, not bigints: every value must stay below 2^53 (104 days of nanoseconds; the simulator
  * starts at 0). A value outside that range throws rather than losing precision.
@@ -78,8 +75,6 @@ export function depart(path: ReadonlyArray<EdtClassConfig>, tLast: number[], wir
     claimed.push(next);
     departure = Math.max(departure, next);
   }
-  // The leaf takes on the wait at its ancestors (not the socket's own time): edt.h.
-  claimed[0] = Math.max(...claimed);
   claimed.forEach((t, i) => (tLast[i] = t));
   const sent = Math.max(now, tstamp);
   const delay = departure > sent ? departure - sent : 0;
