@@ -16,6 +16,16 @@
  *   rate while it wants more). A parent is demanding when one of its children is. Delayed packets
  *   alone do not make a class demanding (its ceil): pacing delays packets of a bursty sender far
  *   below its rate too. Under a full parent they do claim its guarantee (squeezed, below).
+ * - Hysteresis: a class demanding at the previous allocation stays demanding while its usage
+ *   still rises (it is growing into a rate it was just given: a TCP flow raised from 10 to 20
+ *   Mbit/s under a busy parent took more than one interval to fill it in the VM tier) or its
+ *   smoothed usage is at least `release` (75%) of its rate in force (a TCP flow's one-second
+ *   throughput dips now and then: a child at 20 Mbit/s read as ~12 for one interval). Without
+ *   this either one hands the class's rate to a busy sibling and it takes seconds to win it
+ *   back; a lone busy child fell from 40 to 29 and back. HTB guards its class modes the same way
+ *   (`htb_hysteresis`, net/sched/sch_htb.c). The price: a demanding class that slows down a
+ *   little (not below 75%) keeps its rate until the fall-smoothing takes it under, a few
+ *   intervals; one that stops gives it back in one, one that halves in two.
  * - Demand: a demanding class wants its ceil; any other wants its smoothed usage × `headroom`
  *   (110%), so it has room to grow and a class using less than its guarantee keeps the guarantee.
  * - Squeezed by its parent: a class that is active in the interval (it passed packets, or had
@@ -48,6 +58,7 @@ import { effectiveRates, type TreeClass } from '../allocation/allocate.js';
 
 export interface BorrowerOptions {
   saturation?: number;
+  release?: number;
   headroom?: number;
   decay?: number;
   threshold?: number;
@@ -76,6 +87,8 @@ export class Borrower {
   private held = new Set<number>();
   /** Classes told to slow down in the last interval: their horizon drops or CE marks grew. */
   private slowed = new Set<number>();
+  /** Classes whose measured usage in the last interval was above their smoothed usage before it. */
+  private rising = new Set<number>();
   /** Intervals in a row in which the class passed nothing. */
   private quiet = new Map<number, number>();
   private published?: { tree: string; rates: Map<number, number> };
@@ -83,9 +96,11 @@ export class Borrower {
   private previous?: { tree: string; rates: Map<number, number> };
   /** Whether an interval between two readings has been measured yet. */
   private measured = false;
+  /** Classes that were demanding at the previous call of rates() (for the hysteresis). */
+  private wasDemanding = new Set<number>();
 
   constructor(o: BorrowerOptions = {}) {
-    this.o = { saturation: 0.95, headroom: 1.1, decay: 0.5, threshold: 0.02, settled: 0.001, idleAfter: 3, ...o };
+    this.o = { saturation: 0.95, release: 0.75, headroom: 1.1, decay: 0.5, threshold: 0.02, settled: 0.001, idleAfter: 3, ...o };
   }
 
   /** Takes one reading of the stats maps (class id → counters), at `nowMs`. */
@@ -93,6 +108,7 @@ export class Borrower {
     const next = new Map<number, Sample>();
     const slowed = new Set<number>();
     const held = new Set<number>();
+    const rising = new Set<number>();
     const usage = new Map<number, number>();
     const quiet = new Map<number, number>();
     for (const [id, s] of stats) {
@@ -107,6 +123,7 @@ export class Borrower {
       const q = measured === 0 ? (this.quiet.get(id) ?? 0) + 1 : 0;
       quiet.set(id, q);
       usage.set(id, q >= this.o.idleAfter ? 0 : measured >= old ? measured : old + this.o.decay * (measured - old));
+      if (measured > old) rising.add(id);
       if (cur.drops > prev.drops || cur.marks > prev.marks) slowed.add(id);
       if (cur.drops > prev.drops || (cur.bytes > prev.bytes && cur.delayed > prev.delayed)) held.add(id);
     }
@@ -115,6 +132,7 @@ export class Borrower {
     this.quiet = quiet;
     this.slowed = slowed;
     this.held = held;
+    this.rising = rising;
   }
 
   /**
@@ -173,7 +191,11 @@ export class Borrower {
       const u = usage.get(c.id) ?? 0;
       // Every child is visited (no short-circuit), so each one's verdict is cached.
       const childDemanding = (kids.get(c.id) ?? []).map(isDemanding).some(Boolean);
-      const v = u >= this.o.saturation * eff || (this.slowed.has(c.id) && u >= 0.5 * eff) || childDemanding;
+      const v =
+        u >= this.o.saturation * eff ||
+        (this.wasDemanding.has(c.id) && (this.rising.has(c.id) || u >= this.o.release * eff)) ||
+        (this.slowed.has(c.id) && u >= 0.5 * eff) ||
+        childDemanding;
       demanding.set(c.id, v);
       return v;
     };
@@ -189,6 +211,7 @@ export class Borrower {
       const squeezed = this.held.has(c.id) && full(c.parentId);
       demand.set(c.id, isDemanding(c) ? c.ceil : squeezed ? Math.max(c.rate, headroom) : headroom);
     }
+    this.wasDemanding = new Set([...demanding].filter(([, v]) => v).map(([id]) => id));
     const next = effectiveRates(tree, demand);
     const previous = this.previous?.tree === key ? this.previous.rates : undefined;
     this.previous = { tree: key, rates: next };

@@ -245,6 +245,45 @@ describe('Borrower', () => {
     assert.equal(quiet.rates(t).get(A), 10 * M);
   });
 
+  it('hysteresis: a demanding child keeps its rate through a one-interval dip and while it grows into a raise, and gives it back when it halves', () => {
+    // Both busy at 20/20 (the VM tier's borrowing scenario), then B's TCP reads ~12 Mbit/s for one
+    // interval: smoothed 16, 80% of its 20, so it stays demanding and keeps 20.
+    const mbit = (x: number) => (x * M) / 8;
+    const b = new Borrower();
+    let a = 0, bb = 0;
+    const second = (at: number, ma: number, mb: number) => b.sample(at, stats((a += mbit(ma)), (bb += mbit(mb))));
+    second(0, 0, 0);
+    second(1000, 20, 20);
+    assert.deepEqual([b.rates(t).get(A), b.rates(t).get(B)], [20 * M, 20 * M]);
+    second(2000, 20, 12);
+    assert.deepEqual([b.rates(t).get(A), b.rates(t).get(B)], [20 * M, 20 * M], 'the dip costs B nothing');
+    second(3000, 20, 20);
+    assert.deepEqual([b.rates(t).get(A), b.rates(t).get(B)], [20 * M, 20 * M]);
+    // B halves: smoothed 15 is still 75%; one more interval at 10 takes it to 12.5, and A gets the rest.
+    second(4000, 20, 10);
+    assert.deepEqual([b.rates(t).get(A), b.rates(t).get(B)], [20 * M, 20 * M]);
+    second(5000, 20, 10);
+    assert.deepEqual([b.rates(t).get(A), b.rates(t).get(B)], [40 * M - Math.floor(12.5 * 1.1 * M), Math.floor(12.5 * 1.1 * M)]);
+    // A child just raised, still growing into its rate (10 → 13 of 20), keeps it.
+    const c = new Borrower();
+    let ca = 0, cb = 0;
+    const tick = (at: number, ma: number, mb: number) => c.sample(at, stats((ca += mbit(ma)), (cb += mbit(mb))));
+    tick(0, 0, 0);
+    tick(1000, 30, 10); // B at its guarantee: demanding, 20/20
+    assert.deepEqual([c.rates(t).get(A), c.rates(t).get(B)], [20 * M, 20 * M]);
+    tick(2000, 20, 13);
+    assert.deepEqual([c.rates(t).get(A), c.rates(t).get(B)], [20 * M, 20 * M], 'rising: B keeps the 20 it grows into');
+    tick(3000, 20, 13);
+    assert.ok(c.rates(t).get(B)! < 20 * M, 'no longer rising and below 75%: B gives back what it does not use');
+    // Without hysteresis (release = saturation) the same one-interval dip hands B's rate to A.
+    const plain = new Borrower({ release: 0.95 });
+    plain.sample(0, stats(0, 0));
+    plain.sample(1000, stats(mbit(20), mbit(20)));
+    plain.rates(t);
+    plain.sample(2000, stats(mbit(40), mbit(32)));
+    assert.ok(plain.rates(t).get(B)! < 20 * M, 'the control: a dip costs B its rate');
+  });
+
   it('a class that passed nothing for 3 intervals is idle: usage 0, not the tail of the average', () => {
     const b = new Borrower();
     b.sample(0, stats(0, 0));

@@ -218,7 +218,12 @@ describe('enforcement in a VM: budgets through REST become paced rates on fq (De
         Math.round(Math.max(lostWithin(report.stalls, b.spawnedAtMs + p.j * 1000, b.spawnedAtMs + (p.j + 1) * 1000), lostWithin(report.stalls, a.spawnedAtMs + (offset + p.j) * 1000, a.spawnedAtMs + (offset + p.j + 1) * 1000)));
       const excluded = pairs.filter((p) => p.j >= CONVERGE_WITHIN_S && lost(p) >= EXCLUDE_LOST_MS).map((p) => ({ i: p.j, lostMs: lost(p) }));
       const judged = pairs.filter((p) => p.j >= CONVERGE_WITHIN_S && lost(p) < EXCLUDE_LOST_MS);
-      this.test!.title += ` (in band from second ${settled < 0 ? 'never' : pairs[settled]!.j}; A ${list(pairs.map((p) => p.a))}, B ${list(pairs.map((p) => p.b))}; ${excludedText(excluded)} of B's seconds)`;
+      // The effective rates the borrowing loop wrote after B started (changes only), A/B in Mbit/s.
+      const written = (s.effectiveRates as Array<{ atMs: number; a?: number; b?: number }>)
+        .filter((x) => x.atMs >= b.spawnedAtMs)
+        .map((x) => `${((x.a ?? 0) / 1e6).toFixed(1)}/${((x.b ?? 0) / 1e6).toFixed(1)}@${((x.atMs - b.spawnedAtMs) / 1000).toFixed(1)}s`)
+        .filter((x, i, all) => i === 0 || x.split('@')[0] !== all[i - 1]!.split('@')[0]);
+      this.test!.title += ` (in band from second ${settled < 0 ? 'never' : pairs[settled]!.j}; A ${list(pairs.map((p) => p.a))}, B ${list(pairs.map((p) => p.b))}; effective A/B ${written.join(' → ')}; ${excludedText(excluded)} of B's seconds)`;
       assert.ok(judged.length >= 3, `only ${judged.length} seconds of both after ${CONVERGE_WITHIN_S} s`);
       assert.deepEqual(judged.filter((p) => !ok(p)), [], 'seconds after 5 s with a child outside 18–22 Mbit/s');
     });
