@@ -5,8 +5,8 @@
  * rewritten after every scenario so a late crash still reports the earlier ones, and the spec
  * judges on the host. Not a *.spec file, so mocha never runs it on the host.
  *
- * Order: 1, 2, 3, 4, 6, 5. The pfifo control (5) goes last because the agent does not put fq
- * back, and the SIGKILL scenario (6) needs fq.
+ * Order: 1, 2, 3, 4, 6, 7, 5. The pfifo control (5) goes last because the agent does not put fq
+ * back, and the SIGKILL (6) and ECN (7) scenarios need fq.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { release } from 'node:os';
@@ -16,6 +16,7 @@ import { killed, until } from '../support/agent-processes.js';
 import { GUEST_WAIT_MS, Lab, labMs, now, RECEIVERS, type IperfRun } from './guest-lab.js';
 import { statsDelta, type EnforcementReport } from './report.js';
 import { StallMonitor } from './stall-monitor.js';
+import { counterGrowth, netCounters } from '../support/nstat.js';
 
 const resultsDir = process.env.RESULTS;
 if (!resultsDir) throw new Error('guest-enforcement: RESULTS is not set (run it through runInVm)');
@@ -183,6 +184,40 @@ try {
       appliedChanges: applied.changes,
       hostMode: host.status.mode,
     };
+  });
+
+  // 7. ECN at the shaper on fq: two 20 Mbit/s classes at once, one with ecn.threshold 5ms, both
+  // Reno with ECN negotiated (tcp_ecn=1 in the sender: request it; the receiver's default 2 accepts).
+  await scenario('ecn', async () => {
+    const budgets = [{ name: 'ecn-20', ecn: { threshold: '5ms' } }, { name: 'plain-20' }];
+    const ids: number[] = [];
+    for (const [i, b] of budgets.entries()) {
+      const c = await lab.createClass({ ...b, rate: '20mbit', match: { dst: [`${RECEIVERS[5 + i]}/32`] } });
+      ids.push(c.id);
+      await lab.kernelRateIs(c.id, mbit(20));
+    }
+    const ecnBefore = (await lab.inSender('sysctl', ['-n', 'net.ipv4.tcp_ecn'])).trim();
+    await lab.inSender('sysctl', ['-qw', 'net.ipv4.tcp_ecn=1', 'net.ipv4.tcp_no_metrics_save=1']);
+    try {
+      const counters = async () => ({ sender: await netCounters(lab.sender), receiver: await netCounters(lab.receiver) });
+      const before = { stats: ids.map((id) => lab.stats(id)), hist: ids.map((id) => lab.delayHistogram(id)), net: await counters() };
+      // Reno answers CE as RFC 3168 says (half the window); the guest's default may be anything.
+      const runs = await Promise.all(ids.map((_, i) => lab.iperf(RECEIVERS[5 + i]!, PORTS[i]!, 8, ['-C', 'reno'])));
+      const net = await counters();
+      return {
+        flows: ids.map((id, i) => ({
+          classId: id,
+          name: budgets[i]!.name,
+          run: runs[i],
+          stats: statsDelta(before.stats[i]!, lab.stats(id)),
+          delayCounts: lab.delayHistogram(id).buckets.map((b, k) => b.count - before.hist[i]!.buckets[k]!.count),
+        })),
+        sender: counterGrowth(before.net.sender, net.sender),
+        receiver: counterGrowth(before.net.receiver, net.receiver),
+      };
+    } finally {
+      await lab.inSender('sysctl', ['-qw', `net.ipv4.tcp_ecn=${ecnBefore}`]);
+    }
   });
 
   // 5. Control: fq replaced by pfifo while traffic runs; pacer must notice and say so.

@@ -30,7 +30,7 @@ export const IFACE = 'pe0';
 const PEER_IFACE = 'pe1';
 const SENDER_ADDR = '10.96.0.1/24';
 /** Receiver addresses; each class selects one of them by a /32 destination prefix. */
-export const RECEIVERS = ['10.96.0.2', '10.96.0.3', '10.96.0.4', '10.96.0.5', '10.96.0.6'] as const;
+export const RECEIVERS = ['10.96.0.2', '10.96.0.3', '10.96.0.4', '10.96.0.5', '10.96.0.6', '10.96.0.7', '10.96.0.8'] as const;
 export const HOST = 'enforcement-1';
 const LABELS = { tier: 'enforcement' };
 /** Every wait in the guest is long: node runs 10–20× slower under TCG (machine.md). */
@@ -56,6 +56,8 @@ export interface IperfRun {
   receivedBytes: number;
   receivedMbps: number;
   retransmits: number;
+  /** The sender's largest congestion window during the run, bytes (iperf3's max_snd_cwnd). */
+  maxCwndBytes: number;
   /** The connection's MSS (payload bytes of a full segment). */
   mss: number;
   /**
@@ -240,10 +242,11 @@ export class Lab {
   /**
    * TCP from the sender's namespace for `seconds`, 1 s intervals. Resolves with the receiver's
    * intervals too (`--get-server-output`), which measure what arrived rather than what was written.
+   * `extra`: more client options (e.g. `-C reno`).
    */
-  iperf(to: string, port: number, seconds: number): Promise<IperfRun> {
+  iperf(to: string, port: number, seconds: number, extra: readonly string[] = []): Promise<IperfRun> {
     const spawnedAtMs = now();
-    const child = spawn('nsenter', [`--net=${this.netnsPath}`, 'iperf3', '-c', to, '-p', String(port), '-t', String(seconds), '-i', '1', '-J', '--get-server-output', '--connect-timeout', '10000'], {
+    const child = spawn('nsenter', [`--net=${this.netnsPath}`, 'iperf3', '-c', to, '-p', String(port), '-t', String(seconds), '-i', '1', '-J', '--get-server-output', '--connect-timeout', '10000', ...extra], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
@@ -274,6 +277,7 @@ export class Lab {
           receivedBytes: report.end.sum_received.bytes,
           receivedMbps: mbps(report.end.sum_received.bits_per_second),
           retransmits: report.end.sum_sent.retransmits ?? 0,
+          maxCwndBytes: report.end.streams?.[0]?.sender?.max_snd_cwnd ?? NaN,
           mss: report.start.tcp_mss_default,
           wireFactor: (report.start.tcp_mss_default + TCP_FRAME_OVERHEAD) / report.start.tcp_mss_default,
         });

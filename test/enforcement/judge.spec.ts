@@ -11,7 +11,7 @@ import { EXCLUDE_LOST_MS, excludedText, judge, lostWithin, mean } from './report
 /** A run whose receiver saw `wire` Mbit/s (wire rates: wireFactor 1) in each second, spawned at lab time 1000 ms. */
 const run = (wire: number[]): IperfRun => ({
   to: '10.96.0.2', spawnedAtMs: 1000, exitedAtMs: 1000 + wire.length * 1000, receiverMbps: wire, senderMbps: wire,
-  receivedBytes: 0, receivedMbps: mean(wire), retransmits: 0, mss: 1448, wireFactor: 1,
+  receivedBytes: 0, receivedMbps: mean(wire), retransmits: 0, maxCwndBytes: 0, mss: 1448, wireFactor: 1,
 });
 
 describe('enforcement tier: which seconds are judged (report.ts judge)', () => {

@@ -34,7 +34,7 @@ export interface EnforcementReport {
   agentLog?: string;
 }
 
-export type StatsDelta = Pick<ClassStats, 'packets' | 'bytes' | 'delayed' | 'delay_ns' | 'horizon_drops'>;
+export type StatsDelta = Pick<ClassStats, 'packets' | 'bytes' | 'delayed' | 'delay_ns' | 'horizon_drops' | 'ce_marks'>;
 
 export function statsDelta(before: ClassStats, after: ClassStats): StatsDelta {
   return {
@@ -43,6 +43,7 @@ export function statsDelta(before: ClassStats, after: ClassStats): StatsDelta {
     delayed: after.delayed - before.delayed,
     delay_ns: after.delay_ns - before.delay_ns,
     horizon_drops: after.horizon_drops - before.horizon_drops,
+    ce_marks: after.ce_marks - before.ce_marks,
   };
 }
 
