@@ -1,0 +1,50 @@
+/**
+ * pacer's subcommands: a summary for `pacer --help` and a loader that imports the module only when
+ * the subcommand runs. The summary is the loaded command's own description (a test checks it).
+ */
+import type { Command } from 'commander';
+
+export interface Subcommand {
+  summary: string;
+  load: () => Promise<Command>;
+}
+
+export const SUBCOMMANDS: Record<string, Subcommand> = {
+  api: {
+    summary: 'serve the budgets API (REST + watch stream) on an SQLite file',
+    load: async () => (await import('./serve-command.js')).apiCommand(),
+  },
+  class: {
+    summary: 'traffic classes: list, show, create/change (tc units), delete, watch',
+    load: async () => (await import('./class-commands.js')).classCommand(),
+  },
+  host: {
+    summary: 'hosts running the pacer agent',
+    load: async () => (await import('./host-commands.js')).hostCommand(),
+  },
+  token: {
+    summary: 'API tokens (admin only)',
+    load: async () => (await import('./token-commands.js')).tokenCommand(),
+  },
+  dp: {
+    summary: "read this host's data plane from its pinned BPF maps (root; no API needed)",
+    load: async () => (await import('./dp-commands.js')).dpCommand(),
+  },
+  sim: {
+    summary: 'simulate EDT pacing, fq and datacenter TCP for a scenario (see sim/examples/)',
+    load: async () => (await import('../../sim/cli.js')).simCommand(),
+  },
+  agent: {
+    summary: "run the per-host agent: follow the API's classes for this host and enforce them on each interface",
+    load: async () => (await import('../../controller/cli.js')).agentCommand(),
+  },
+};
+
+/**
+ * The subcommand a command line runs: its first word that is not an option (`pacer help X` asks
+ * for X's help, so X is loaded). Undefined for `pacer`, `pacer --help`, `pacer --version`.
+ */
+export function subcommandNamed(args: readonly string[]): string | undefined {
+  const words = args.filter((a) => !a.startsWith('-'));
+  return words[0] === 'help' ? words[1] : words[0];
+}
