@@ -109,23 +109,39 @@ struct {
  * The trie's answer for one destination address, through its cache. `generation` must have been
  * read before this call (see above). The entry is read with one 8-byte load, so slot and
  * generation always come from the same write.
+ *
+ * An entry of an older generation (every hot destination after an apply that bumped it) is
+ * rewritten in place with one 8-byte compare-and-exchange against the value just read, not with
+ * bpf_map_update_elem: an LRU update takes a free node from the LRU lists and unlinks the old one,
+ * and that, not the trie lookup, was most of a miss's cost (bench:bpf, docs/benchmarks.md). The
+ * exchange succeeds only if the entry still holds what this CPU read: a concurrent rewrite wins
+ * and is kept (both are tagged with a generation, so the rule above holds either way), and a node
+ * that LRU eviction recycled for another address in between (preallocated LRU nodes are reused at
+ * once) is left alone unless it holds the very same stale slot and generation. A new address is
+ * inserted with bpf_map_update_elem.
  */
 static __always_inline __u32 pacer_dst_lookup(void *cache, const void *addr, void *trie, const void *lpm_key, __u32 generation)
 {
 	struct pacer_dst_cache *hit = bpf_map_lookup_elem(cache, addr);
 	struct pacer_dst_cache fresh;
+	__u64 both = 0, now_both;
 
 	if (hit) {
-		__u64 both = *(volatile __u64 *)hit;
 		struct pacer_dst_cache seen;
 
+		both = *(volatile __u64 *)hit;
 		__builtin_memcpy(&seen, &both, sizeof(seen));
 		if (seen.generation == generation)
 			return seen.slot;
 	}
 	fresh.slot = pacer_lookup_u32(trie, lpm_key);
 	fresh.generation = generation;
-	bpf_map_update_elem(cache, addr, &fresh, BPF_ANY);
+	if (hit) {
+		__builtin_memcpy(&now_both, &fresh, sizeof(now_both));
+		__sync_val_compare_and_swap((__u64 *)hit, both, now_both);
+	} else {
+		bpf_map_update_elem(cache, addr, &fresh, BPF_ANY);
+	}
 	return fresh.slot;
 }
 
