@@ -10,6 +10,7 @@ import { fqPresence, readRootQdisc, type FqPresence, type RootQdisc } from '../.
 import { BPFFS, ensureBpffs } from '../../shaper-bpf/src/bpffs.js';
 import type { Logger } from '../config/module.js';
 import { SHAPING_DETAIL } from './fq-watch.js';
+import { lockInterface } from './interface-lock.js';
 
 export const INTERFACE_INSTALLER = Symbol('InterfaceInstaller');
 
@@ -46,10 +47,18 @@ export class KernelInstaller implements InterfaceInstaller {
   }
 
   async install(iface: string): Promise<InstalledDatapath> {
-    // A freshly booted host has no bpffs: mount it rather than refuse (a failed mount throws, saying why).
-    if (ensureBpffs()) this.o.log?.warn({ path: BPFFS }, 'bpffs was not mounted: pacer mounted it (mount -t bpf bpf /sys/fs/bpf) to pin its maps');
+    // Before anything is touched: a second agent on this interface is refused (InterfaceLockedError).
+    const lock = await lockInterface({ iface, netns: this.o.netns });
+    let i: Awaited<ReturnType<typeof installInterface>>;
     const options = this.options(iface);
-    const i = await installInterface(options);
+    try {
+      // A freshly booted host has no bpffs: mount it rather than refuse (a failed mount throws, saying why).
+      if (ensureBpffs()) this.o.log?.warn({ path: BPFFS }, 'bpffs was not mounted: pacer mounted it (mount -t bpf bpf /sys/fs/bpf) to pin its maps');
+      i = await installInterface(options);
+    } catch (err) {
+      await lock.release();
+      throw err;
+    }
     const target = { iface, netns: this.o.netns };
     const attached = { programId: i.programId, ifindex: i.ifindex, egress: i.egress };
     return {
@@ -65,12 +74,21 @@ export class KernelInstaller implements InterfaceInstaller {
         if (r) Object.assign(attached, { programId: r.programId, ifindex: r.ifindex });
         return r;
       },
-      close: () => i.egress.close(),
+      close: () => {
+        i.egress.close();
+        void lock.release();
+      },
     };
   }
 
-  uninstall(iface: string): Promise<void> {
-    return uninstallInterface(this.options(iface));
+  /** Refused while an agent enforces on the interface (it would re-install what this removes). */
+  async uninstall(iface: string): Promise<void> {
+    const lock = await lockInterface({ iface, netns: this.o.netns });
+    try {
+      await uninstallInterface(this.options(iface));
+    } finally {
+      await lock.release();
+    }
   }
 }
 
