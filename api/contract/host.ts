@@ -3,6 +3,7 @@
  */
 import { z } from 'zod';
 import { labelsSchema } from './class.js';
+import { plainText } from './text.js';
 
 const HOST_NAME_RE = /^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/;
 export const hostNameSchema = z.string().regex(HOST_NAME_RE, 'a host name is a DNS name: letters, digits, "." and "-", at most 253 characters');
@@ -14,20 +15,20 @@ export type HostMode = (typeof HOST_MODES)[number];
 /** PUT /v1/hosts/{name} */
 export const hostRegistrationSchema = z.strictObject({
   labels: labelsSchema.default({}),
-  agentVersion: z.string().max(64).optional(),
+  agentVersion: plainText('agentVersion', 64).optional(),
 });
 
 export const ATTACHMENT_STATES = ['attached', 'repaired', 'error'] as const;
 
 /** One interface's tc program attachment, and its lapses since the agent started. */
 export const hostAttachmentSchema = z.strictObject({
-  iface: z.string().min(1).max(64),
+  iface: plainText('iface', 64).min(1),
   state: z.enum(ATTACHMENT_STATES),
   /** Times the agent found its program not attached (each lapse once, however long it lasted). */
   lapses: z.number().int().min(0),
   /** When the last lapse was found, and what had happened (or, in `error`, why it cannot be re-attached). */
   lastLapseAt: z.string().datetime().optional(),
-  lastLapse: z.string().max(1024).optional(),
+  lastLapse: plainText('lastLapse', 1024).optional(),
   /** When the program was last re-attached. */
   repairedAt: z.string().datetime().optional(),
 });
@@ -38,12 +39,12 @@ export const hostStatusSchema = z.strictObject({
   appliedRevision: z.number().int().min(0),
   mode: z.enum(HOST_MODES),
   /** Why the mode is what it is, e.g. "policing (fq unavailable)". */
-  modeDetail: z.string().max(1024).optional(),
+  modeDetail: plainText('modeDetail', 1024).optional(),
   classErrors: z
-    .array(z.strictObject({ class: z.string().max(63), error: z.string().max(1024) }))
+    .array(z.strictObject({ class: plainText('class', 63), error: plainText('error', 1024) }))
     .max(10_000)
     .default([]),
-  lastError: z.string().max(4096).nullable().default(null),
+  lastError: plainText('lastError', 4096).nullable().default(null),
   /**
    * Per interface: is pacer's tc program attached? `error` while it is not and cannot be
    * re-attached (the host's mode is then `error`, lastError says why); `repaired` for a while after
