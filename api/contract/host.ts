@@ -3,7 +3,7 @@
  */
 import { z } from 'zod';
 import { labelsSchema } from './class.js';
-import { plainText } from './text.js';
+import { escapeControl, plainText } from './text.js';
 
 const HOST_NAME_RE = /^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/;
 export const hostNameSchema = z.string().regex(HOST_NAME_RE, 'a host name is a DNS name: letters, digits, "." and "-", at most 253 characters');
@@ -53,6 +53,22 @@ export const hostStatusSchema = z.strictObject({
   attachments: z.array(hostAttachmentSchema).max(1024).optional(),
 });
 export type HostStatus = z.output<typeof hostStatusSchema>;
+
+/**
+ * The status with every control character in its text written as \xHH: what an agent sends, since
+ * the API refuses control characters and error messages from the kernel or tools may hold
+ * newlines or tabs.
+ */
+export function escapeStatusText(s: HostStatus): HostStatus {
+  const text = <T extends string | null | undefined>(t: T): T => (typeof t === 'string' ? (escapeControl(t) as T) : t);
+  return {
+    ...s,
+    modeDetail: text(s.modeDetail),
+    lastError: text(s.lastError),
+    classErrors: s.classErrors.map((e) => ({ class: text(e.class), error: text(e.error) })),
+    ...(s.attachments ? { attachments: s.attachments.map((a) => ({ ...a, iface: text(a.iface), lastLapse: text(a.lastLapse) })) } : {}),
+  };
+}
 
 export interface HostRecord {
   name: string;
