@@ -144,12 +144,8 @@ const burstField = z
   });
 
 const MARK_ACCEPTED = 'a socket mark is an integer from 1 to 4294967295 (a u32; 0 means "no mark" on every socket, so it cannot select a class)';
-const markField = z
-  .number()
-  .int(MARK_ACCEPTED)
-  .superRefine((n, ctx) => {
-    if (n < 1 || n > 0xffffffff) ctx.addIssue({ code: 'custom', message: `${MARK_ACCEPTED}; got ${n}` });
-  });
+const markError = { error: (iss: { input?: unknown }) => `${MARK_ACCEPTED}; got ${String(iss.input)}` };
+const markField = z.number().int(markError).min(1, markError).max(0xffffffff, markError);
 
 const cgroupField = plainText('a cgroup path', 4096)
   .refine((p) => /^\/(?:[^/\0]+(?:\/[^/\0]+)*)?$/.test(p) && !p.split('/').some((s) => s === '.' || s === '..'), {

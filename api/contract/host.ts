@@ -14,7 +14,7 @@ export type HostMode = (typeof HOST_MODES)[number];
 
 /** PUT /v1/hosts/{name} */
 export const hostRegistrationSchema = z.strictObject({
-  labels: labelsSchema.default({}),
+  labels: labelsSchema.prefault({}),
   agentVersion: plainText('agentVersion', 64).optional(),
 });
 
