@@ -12,7 +12,6 @@
 import { z } from 'zod';
 
 /** C0, DEL and C1 control characters. */
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 const CONTROL_ALL = /[\u0000-\u001f\u007f-\u009f]/g;
 const NO_CONTROL = /^[^\u0000-\u001f\u007f-\u009f]*$/;
 
@@ -24,10 +23,6 @@ export function plainText(what: string, max: number) {
     .string()
     .max(max, `${what} is at most ${max} characters`)
     .regex(NO_CONTROL, `${what} must not contain control characters (U+0000–U+001F such as NUL, tab, newline, CR and ESC; U+007F; U+0080–U+009F)`);
-}
-
-export function hasControl(s: string): boolean {
-  return CONTROL.test(s);
 }
 
 /** Writes each control character as \xHH, so printing the result cannot drive a terminal. */
