@@ -60,6 +60,13 @@ describe('hostile input over real HTTP on a real SQLite file', () => {
         assert.equal(r.body.instance, path);
       }
     });
+
+    it("any other error a library marks 4xx keeps its status: a gzip body that does not inflate is body-parser's 400", async () => {
+      const r = await call('POST', '/v1/classes', { rawBody: 'not gzip', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } });
+      assertProblem(r, 400);
+      assert.equal(r.body.title, 'Bad Request');
+      assert.equal(r.body.instance, '/v1/classes');
+    });
   });
 
   describe('JSON bodies', () => {
