@@ -1,12 +1,13 @@
 /** Wires the API together. Nothing here but composition. */
-import express, { type RequestHandler } from 'express';
+import express from 'express';
 import type { Logger } from 'pino';
 import type { Store } from './store/store.js';
 import { ApiMetrics } from './http/metrics.js';
 import { authenticate, allow, CLASS_READERS, READERS } from './http/auth.js';
 import { authFailureSlowdown } from './http/auth-failure-slowdown.js';
 import { errorHandler, notFoundHandler } from './http/problems.js';
-import { UnsupportedMediaType, Unavailable } from './errors.js';
+import { Unavailable } from './errors.js';
+import { jsonBody } from './http/json-body.js';
 import { ClassService } from './services/classes.js';
 import { HostService } from './services/hosts.js';
 import { TokenService } from './services/tokens.js';
@@ -40,17 +41,6 @@ export interface App {
   tokens: TokenService;
 }
 
-const JSON_TYPES = ['application/json', 'application/merge-patch+json'];
-
-/** A request with a body must say it is JSON. */
-const requireJson: RequestHandler = (req, _res, next) => {
-  const hasBody = req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0' || req.headers['transfer-encoding'] !== undefined;
-  if (hasBody && !req.is(JSON_TYPES)) {
-    throw new UnsupportedMediaType(`send the body as application/json${req.method === 'PATCH' ? ' or application/merge-patch+json' : ''}, not ${req.get('content-type') ?? 'no content type'}`);
-  }
-  next();
-};
-
 export function createApp(options: AppOptions): App {
   const { store, logger, version } = options;
   const metrics = options.metrics ?? new ApiMetrics();
@@ -73,8 +63,7 @@ export function createApp(options: AppOptions): App {
 
   app.use(authFailureSlowdown({ store, failuresBeforeSlowdown: options.authFailuresBeforeSlowdown ?? 10 }));
   app.use(authenticate(store));
-  app.use(requireJson);
-  app.use(express.json({ limit: options.bodyLimitBytes ?? 256 * 1024, type: JSON_TYPES, strict: false }));
+  app.use(jsonBody(options.bodyLimitBytes ?? 256 * 1024));
 
   app.get('/readyz', allow(...CLASS_READERS), async (_req, res) => {
     try {

@@ -59,6 +59,16 @@ export class PreconditionRequired extends ApiError {
   readonly status = 428;
   readonly title = 'Precondition required';
 }
+/** A 4xx that Express or a library raised (err.status), kept as that status. */
+export class ClientError extends ApiError {
+  constructor(
+    readonly status: number,
+    readonly title: string,
+    detail: string,
+  ) {
+    super(detail);
+  }
+}
 export class Unavailable extends ApiError {
   readonly status = 503;
   readonly title = 'Service unavailable';

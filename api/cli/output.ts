@@ -1,9 +1,15 @@
 /**
  * What the CLI prints: kubectl-like borderless tables, key/value views, JSON, and errors.
  * Errors go to stderr as one line per fact, never as a stack trace, with exit code 1.
+ *
+ * Text from the API (descriptions, labels, what agents report, problem details) never reaches
+ * the terminal raw: every control character (C0, DEL, C1) is printed as \xHH, so an ESC, a CR
+ * or a NUL in stored data cannot rewrite or hide what the operator reads. The API refuses them
+ * in new input; older data or another server may still hold them.
  */
 import Table from 'cli-table3';
 import { InvalidArgumentError } from 'commander';
+import { escapeControl } from '../contract/text.js';
 import { ApiProblemError, CliError } from './client.js';
 
 const NO_BORDER = {
@@ -23,7 +29,7 @@ function render(head: string[] | undefined, rows: Cell[][], paddingRight: number
     chars: NO_BORDER,
     style: { 'padding-left': 0, 'padding-right': paddingRight, head: [], border: [], compact: true },
   });
-  for (const row of rows) table.push(row.map((c) => (c === null || c === undefined ? NONE : String(c))));
+  for (const row of rows) table.push(row.map((c) => (c === null || c === undefined ? NONE : escapeControl(String(c)))));
   return table
     .toString()
     .split('\n')
@@ -41,12 +47,19 @@ export function keyValues(pairs: Array<[string, Cell]>): string {
   return render(undefined, pairs.map(([k, v]) => [`${k}:`, v]), 2);
 }
 
-export function out(text: string): void {
-  process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+/** Lines for a terminal: each control character escaped, except the newlines between lines. */
+export function terminalText(text: string): string {
+  return text.split('\n').map(escapeControl).join('\n');
 }
 
+export function out(text: string): void {
+  const safe = terminalText(text);
+  process.stdout.write(safe.endsWith('\n') ? safe : `${safe}\n`);
+}
+
+/** JSON.stringify escapes C0 but not DEL and C1; those become \u escapes, so the output stays JSON. */
 export function printJson(value: unknown): void {
-  out(JSON.stringify(value, null, 2));
+  out(JSON.stringify(value, null, 2).replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
 }
 
 /** "k=v,k2=v2", or `empty` when there is nothing. */
@@ -89,7 +102,7 @@ export function printError(err: unknown): void {
     // Not one of ours: still no stack trace, but say it is unexpected.
     lines.push(`pacer: unexpected error: ${err instanceof Error ? err.message : String(err)}`);
   }
-  process.stderr.write(lines.join('\n') + '\n');
+  process.stderr.write(lines.map(escapeControl).join('\n') + '\n');
 }
 
 /**

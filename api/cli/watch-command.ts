@@ -7,7 +7,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { createParser } from 'eventsource-parser';
 import type { ClassEvent } from '../contract/change.js';
 import { ApiProblemError, PacerClient, withGlobalOptions, type GlobalOptions } from './client.js';
-import { out, run } from './output.js';
+import { out, run, terminalText } from './output.js';
 
 interface WatchOptions extends GlobalOptions {
   since?: number;
@@ -88,7 +88,7 @@ export function watchCommand(): Command {
           if (err instanceof ApiProblemError && err.status === 410) {
             // The history we need is compacted: start again from a fresh list.
             const list = await client.get<{ revision: number }>('/v1/classes?limit=1');
-            process.stderr.write(`${err.problem.detail ?? 'history gone'}; continuing from revision ${list.body.revision} (list the classes to see the current state)\n`);
+            process.stderr.write(`${terminalText(err.problem.detail ?? 'history gone')}; continuing from revision ${list.body.revision} (list the classes to see the current state)\n`);
             from = list.body.revision;
             continue;
           }

@@ -23,6 +23,7 @@ import {
   type Burst,
 } from './units.js';
 import { etagOf } from './revision.js';
+import { nullPrototypeMap, plainText, refuseReservedKeys } from './text.js';
 
 export const LIMITS = {
   rateMin: 1_000, // 1 kbit/s
@@ -57,42 +58,55 @@ export const classNameSchema = z
   .string()
   .regex(NAME_RE, 'a class name is a lower-case slug: a-z, 0-9 and "-", 1 to 63 characters, not starting or ending with "-"');
 
-/** Runs a unit parser inside a zod transform, turning UnitError into a field error. */
-function unit<T>(parse: (v: string | number) => T) {
+/**
+ * Runs a unit parser inside a zod transform, turning UnitError into a field error. A negative or
+ * too large quantity is answered with the field's own range (`accepted`), not the parser's.
+ */
+function unit<T>(parse: (v: string | number) => T, accepted: string) {
   return (value: string | number, ctx: z.RefinementCtx): T => {
     try {
       return parse(value);
     } catch (e) {
-      ctx.addIssue({ code: 'custom', message: e instanceof UnitError ? e.message : String(e) });
+      let message = String(e);
+      if (e instanceof UnitError) message = e.reason === 'invalid' ? e.message : `${accepted}; got ${e.input}${e.reason === 'negative' ? ', a negative value' : ''}`;
+      ctx.addIssue({ code: 'custom', message });
       return z.NEVER;
     }
   };
 }
 
+/** What a field with a range accepts, e.g. "rate must be between 1kbit (1000 bit/s) and 400gbit (400000000000 bit/s)". */
+function between(min: number, max: number, fmt: (n: number) => string, what: string): string {
+  return `${what} must be between ${fmt(min)} and ${fmt(max)}`;
+}
+
 function inRange(min: number, max: number, fmt: (n: number) => string, what: string) {
   return (n: number, ctx: z.RefinementCtx) => {
     if (n < min || n > max) {
-      ctx.addIssue({ code: 'custom', message: `${what} must be between ${fmt(min)} and ${fmt(max)}; understood ${fmt(n)}` });
+      ctx.addIssue({ code: 'custom', message: `${between(min, max, fmt, what)}; understood ${fmt(n)}` });
     }
   };
 }
 
-const rateInput = z
-  .union([
-    z.string(),
-    z.number(),
-    z.strictObject({ bitsPerSecond: z.number(), text: z.string().optional() }),
-  ])
-  .describe('tc-style rate: "2gbit", "500mbit", "100kbps" (kbps = kiloBYTES/s as in tc), or an integer in bits/s')
-  .transform((v, ctx) => (typeof v === 'object' ? unit(parseRate)(v.bitsPerSecond, ctx) : unit(parseRate)(v, ctx)));
+const rateInput = (accepted: string) =>
+  z
+    .union([
+      z.string(),
+      z.number(),
+      z.strictObject({ bitsPerSecond: z.number(), text: z.string().optional() }),
+    ])
+    .describe('tc-style rate: "2gbit", "500mbit", "100kbps" (kbps = kiloBYTES/s as in tc), or an integer in bits/s')
+    .transform((v, ctx) => unit(parseRate, accepted)(typeof v === 'object' ? v.bitsPerSecond : v, ctx));
 
+const rateText = (n: number) => `${formatRate(n)} (${n} bit/s)`;
 const rateField = (what: string) =>
-  rateInput.superRefine(inRange(LIMITS.rateMin, LIMITS.rateMax, (n) => `${formatRate(n)} (${n} bit/s)`, what));
+  rateInput(between(LIMITS.rateMin, LIMITS.rateMax, rateText, what)).superRefine(inRange(LIMITS.rateMin, LIMITS.rateMax, rateText, what));
 
-const durationInput = z
-  .union([z.string(), z.number(), z.strictObject({ ns: z.number(), text: z.string().optional() })])
-  .describe('duration with a unit: "200ms", "1ms", "500us", "2s"')
-  .transform((v, ctx) => (typeof v === 'object' ? nonNegativeInteger(v.ns, 'ns', ctx) : unit(parseDuration)(v, ctx)));
+const durationInput = (accepted: string) =>
+  z
+    .union([z.string(), z.number(), z.strictObject({ ns: z.number(), text: z.string().optional() })])
+    .describe('duration with a unit: "200ms", "1ms", "500us", "2s"')
+    .transform((v, ctx) => (typeof v === 'object' ? nonNegativeInteger(v.ns, 'ns', ctx) : unit(parseDuration, accepted)(v, ctx)));
 
 function nonNegativeInteger(n: number, unitName: string, ctx: z.RefinementCtx): number {
   if (!Number.isSafeInteger(n) || n < 0) {
@@ -103,7 +117,9 @@ function nonNegativeInteger(n: number, unitName: string, ctx: z.RefinementCtx): 
 }
 
 const durationField = (min: number, max: number, what: string) =>
-  durationInput.superRefine(inRange(min, max, formatDuration, what));
+  durationInput(between(min, max, formatDuration, what)).superRefine(inRange(min, max, formatDuration, what));
+
+const BURST_ACCEPTED = `burst must be a size of at most 1gb (${LIMITS.burstMaxBytes} bytes) or a time of at most 10s`;
 
 const burstField = z
   .union([
@@ -114,28 +130,24 @@ const burstField = z
   ])
   .describe('idle credit a class may spend at once: a size ("64kb", "15000b", bare integer = bytes) or a time ("1ms")')
   .transform((v, ctx): Burst => {
-    if (typeof v !== 'object') return unit(parseBurst)(v, ctx);
+    if (typeof v !== 'object') return unit(parseBurst, BURST_ACCEPTED)(v, ctx);
     if ('bytes' in v) return { bytes: nonNegativeInteger(v.bytes, 'bytes', ctx) };
     return { ns: nonNegativeInteger(v.ns, 'ns', ctx) };
   })
   .superRefine((b, ctx) => {
     if ('bytes' in b && b.bytes > LIMITS.burstMaxBytes) {
-      ctx.addIssue({ code: 'custom', message: `burst must be at most 1gb (${LIMITS.burstMaxBytes} bytes); understood ${b.bytes} bytes` });
+      ctx.addIssue({ code: 'custom', message: `${BURST_ACCEPTED}; understood ${b.bytes} bytes` });
     }
     if ('ns' in b && b.ns > LIMITS.burstMaxNs) {
-      ctx.addIssue({ code: 'custom', message: `burst must be at most 10s; understood ${formatDuration(b.ns)}` });
+      ctx.addIssue({ code: 'custom', message: `${BURST_ACCEPTED}; understood ${formatDuration(b.ns)}` });
     }
   });
 
-const markField = z
-  .number()
-  .int('a socket mark is an integer')
-  .min(1, 'mark 0 means "no mark" on every socket; it cannot select a class')
-  .max(0xffffffff, 'a socket mark is a u32 (at most 4294967295)');
+const MARK_ACCEPTED = 'a socket mark is an integer from 1 to 4294967295 (a u32; 0 means "no mark" on every socket, so it cannot select a class)';
+const markError = { error: (iss: { input?: unknown }) => `${MARK_ACCEPTED}; got ${String(iss.input)}` };
+const markField = z.number().int(markError).min(1, markError).max(0xffffffff, markError);
 
-const cgroupField = z
-  .string()
-  .max(4096)
+const cgroupField = plainText('a cgroup path', 4096)
   .refine((p) => /^\/(?:[^/\0]+(?:\/[^/\0]+)*)?$/.test(p) && !p.split('/').some((s) => s === '.' || s === '..'), {
     message: 'a cgroup is an absolute cgroup v2 path below the cgroup2 mount, like "/system.slice/nginx.service", without "." or ".." and without a trailing "/"',
   });
@@ -144,6 +156,10 @@ const cgroupField = z
 export function canonicalCidr(text: string): string {
   let addr: ipaddr.IPv4 | ipaddr.IPv6;
   let bits: number;
+  const zone = /%[^/]*/.exec(text);
+  if (zone) {
+    throw new Error(`"${text}" has a zone id ("${zone[0]}"); a prefix selects destinations on every interface, so zone ids are not allowed: write ${text.replace(zone[0], '')}`);
+  }
   try {
     [addr, bits] = ipaddr.parseCIDR(text);
   } catch {
@@ -193,12 +209,23 @@ export const matchInputSchema = z.strictObject({
   dst: uniqueList(dstField, 'prefix').optional(),
 });
 
+const LABEL_KEY_FORM =
+  'a label key is a Kubernetes label key, [prefix/]name: the optional prefix is a DNS subdomain (lower-case a-z, 0-9, "." and "-", ' +
+  'starting and ending with a letter or digit, at most 253 characters) followed by "/"; the name is 1 to 63 characters of ' +
+  'letters, digits, ".", "_" and "-", starting and ending with a letter or digit';
+
+/** Host labels and label selectors. Reserved keys are refused before zod copies the map (it drops "__proto__" silently). */
 export const labelsSchema = z
-  .record(
-    z.string().regex(LABEL_KEY_RE, 'a label key is [prefix/]name: letters, digits, ".", "_", "-", at most 63 characters in the name'),
-    z.string().regex(LABEL_VALUE_RE, 'a label value is empty or letters, digits, ".", "_", "-", at most 63 characters'),
+  .preprocess(
+    refuseReservedKeys('label key'),
+    z.record(
+      z.string().regex(LABEL_KEY_RE),
+      z.string().regex(LABEL_VALUE_RE, 'a label value is empty, or 1 to 63 characters of letters, digits, ".", "_" and "-", starting and ending with a letter or digit'),
+      { error: (iss) => (iss.code === 'invalid_key' ? `${LABEL_KEY_FORM}; got ${JSON.stringify(iss.input)}` : undefined) },
+    ),
   )
-  .refine((r) => Object.keys(r).length <= LIMITS.maxLabels, { message: `at most ${LIMITS.maxLabels} labels` });
+  .refine((r) => Object.keys(r).length <= LIMITS.maxLabels, { message: `at most ${LIMITS.maxLabels} labels` })
+  .transform(nullPrototypeMap);
 
 export const tcpInputSchema = z
   .strictObject({
@@ -210,10 +237,11 @@ export const tcpInputSchema = z
     message: 'tcp needs rtoMin, delackMax or both; to remove TCP tuning, set tcp to null',
   });
 
-const ecnThresholdField = durationInput.superRefine((ns, ctx) => {
+const ECN_ACCEPTED = between(LIMITS.ecnMinNs, LIMITS.ecnMaxNs, formatDuration, 'ecn.threshold');
+const ecnThresholdField = durationInput(ECN_ACCEPTED).superRefine((ns, ctx) => {
   if (ns < LIMITS.ecnMinNs || ns > LIMITS.ecnMaxNs) {
     const off = ns === 0 ? '; to turn ECN marking off, set ecn to null' : '';
-    ctx.addIssue({ code: 'custom', message: `ecn.threshold must be between ${formatDuration(LIMITS.ecnMinNs)} and ${formatDuration(LIMITS.ecnMaxNs)}; understood ${formatDuration(ns)}${off}` });
+    ctx.addIssue({ code: 'custom', message: `${ECN_ACCEPTED}; understood ${formatDuration(ns)}${off}` });
   }
 });
 
@@ -230,7 +258,7 @@ export const ecnInputSchema = z
 
 /** The fields of a class a client sets. Everything but `rate` has a default. */
 const specFields = {
-  description: z.string().max(LIMITS.descriptionMax).optional(),
+  description: plainText('description', LIMITS.descriptionMax).optional(),
   rate: rateField('rate'),
   ceil: rateField('ceil').nullable().optional(),
   burst: burstField.optional(),
@@ -326,14 +354,10 @@ export function toSpec(name: string, input: ParsedInput): ClassSpec {
       cgroups: [...(input.match?.cgroups ?? [])].sort(),
       dst: [...(input.match?.dst ?? [])].sort(),
     },
-    hosts: { matchLabels: sortKeys(input.hosts?.matchLabels ?? {}) },
+    hosts: { matchLabels: nullPrototypeMap(input.hosts?.matchLabels ?? {}) },
     tcp,
     ecn: input.ecn ? { threshold: input.ecn.threshold } : null,
   };
-}
-
-function sortKeys(r: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(Object.entries(r).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
 /** The spec written back in the input form (human strings), the base a JSON merge patch applies to. */

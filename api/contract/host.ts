@@ -3,6 +3,7 @@
  */
 import { z } from 'zod';
 import { labelsSchema } from './class.js';
+import { escapeControl, plainText } from './text.js';
 
 const HOST_NAME_RE = /^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/;
 export const hostNameSchema = z.string().regex(HOST_NAME_RE, 'a host name is a DNS name: letters, digits, "." and "-", at most 253 characters');
@@ -13,21 +14,21 @@ export type HostMode = (typeof HOST_MODES)[number];
 
 /** PUT /v1/hosts/{name} */
 export const hostRegistrationSchema = z.strictObject({
-  labels: labelsSchema.default({}),
-  agentVersion: z.string().max(64).optional(),
+  labels: labelsSchema.prefault({}),
+  agentVersion: plainText('agentVersion', 64).optional(),
 });
 
 export const ATTACHMENT_STATES = ['attached', 'repaired', 'error'] as const;
 
 /** One interface's tc program attachment, and its lapses since the agent started. */
 export const hostAttachmentSchema = z.strictObject({
-  iface: z.string().min(1).max(64),
+  iface: plainText('iface', 64).min(1),
   state: z.enum(ATTACHMENT_STATES),
   /** Times the agent found its program not attached (each lapse once, however long it lasted). */
   lapses: z.number().int().min(0),
   /** When the last lapse was found, and what had happened (or, in `error`, why it cannot be re-attached). */
   lastLapseAt: z.string().datetime().optional(),
-  lastLapse: z.string().max(1024).optional(),
+  lastLapse: plainText('lastLapse', 1024).optional(),
   /** When the program was last re-attached. */
   repairedAt: z.string().datetime().optional(),
 });
@@ -38,12 +39,12 @@ export const hostStatusSchema = z.strictObject({
   appliedRevision: z.number().int().min(0),
   mode: z.enum(HOST_MODES),
   /** Why the mode is what it is, e.g. "policing (fq unavailable)". */
-  modeDetail: z.string().max(1024).optional(),
+  modeDetail: plainText('modeDetail', 1024).optional(),
   classErrors: z
-    .array(z.strictObject({ class: z.string().max(63), error: z.string().max(1024) }))
+    .array(z.strictObject({ class: plainText('class', 63), error: plainText('error', 1024) }))
     .max(10_000)
     .default([]),
-  lastError: z.string().max(4096).nullable().default(null),
+  lastError: plainText('lastError', 4096).nullable().default(null),
   /**
    * Per interface: is pacer's tc program attached? `error` while it is not and cannot be
    * re-attached (the host's mode is then `error`, lastError says why); `repaired` for a while after
@@ -52,6 +53,22 @@ export const hostStatusSchema = z.strictObject({
   attachments: z.array(hostAttachmentSchema).max(1024).optional(),
 });
 export type HostStatus = z.output<typeof hostStatusSchema>;
+
+/**
+ * The status with every control character in its text written as \xHH: what an agent sends, since
+ * the API refuses control characters and error messages from the kernel or tools may hold
+ * newlines or tabs.
+ */
+export function escapeStatusText(s: HostStatus): HostStatus {
+  const text = <T extends string | null | undefined>(t: T): T => (typeof t === 'string' ? (escapeControl(t) as T) : t);
+  return {
+    ...s,
+    modeDetail: text(s.modeDetail),
+    lastError: text(s.lastError),
+    classErrors: s.classErrors.map((e) => ({ class: text(e.class), error: text(e.error) })),
+    ...(s.attachments ? { attachments: s.attachments.map((a) => ({ ...a, iface: text(a.iface), lastLapse: text(a.lastLapse) })) } : {}),
+  };
+}
 
 export interface HostRecord {
   name: string;

@@ -7,3 +7,4 @@ export * from './token.js';
 export * from './change.js';
 export * from './revision.js';
 export * from './problem.js';
+export * from './text.js';

@@ -7,13 +7,14 @@
  */
 import { z } from 'zod';
 import { hostNameSchema } from './host.js';
+import { plainText } from './text.js';
 
 export const ROLES = ['admin', 'editor', 'viewer', 'agent'] as const;
 export type Role = (typeof ROLES)[number];
 
 export const tokenCreateSchema = z
   .strictObject({
-    name: z.string().min(1).max(128),
+    name: plainText('a token name', 128).min(1),
     role: z.enum(ROLES),
     /** Required for role agent: the only host this token may write. */
     host: hostNameSchema.optional(),

@@ -51,11 +51,17 @@
 export class UnitError extends Error {
   /** The input as given (numbers converted with String()). */
   readonly input: string;
+  /**
+   * `negative` and `too large`: a well-formed quantity outside what this module can hold. A field
+   * with a narrower range (a class's rate) says its own range instead of this module's.
+   */
+  readonly reason: 'negative' | 'too large' | 'invalid';
 
-  constructor(message: string, input: string) {
+  constructor(message: string, input: string, reason: UnitError['reason'] = 'invalid') {
     super(message);
     this.name = 'UnitError';
     this.input = input;
+    this.reason = reason;
   }
 }
 
@@ -303,7 +309,7 @@ function lex(kind: Kind, input: string): Lexed {
     );
   }
   if (sign === '-') {
-    throw new UnitError(`negative ${noun} ${q(input)} is not accepted: a ${noun} must be zero or more, e.g. '${example}'`, input);
+    throw new UnitError(`negative ${noun} ${q(input)} is not accepted: a ${noun} must be zero or more, e.g. '${example}'`, input, 'negative');
   }
   if (sign === '+') {
     throw new UnitError(`${noun} ${q(input)} has a '+' sign, which is not accepted; write ${q(input.slice(1))}`, input);
@@ -357,6 +363,7 @@ function scale(kind: Kind, input: string, lexed: Lexed, factor: bigint): number 
     throw new UnitError(
       `${kind.noun} ${q(input)} was understood as ${whole} ${kind.base}, which is more than the largest supported ${kind.noun}, ${kind.maxText}`,
       input,
+      'too large',
     );
   }
   return Number(whole);
@@ -368,7 +375,7 @@ function fromNumber(kind: Kind, n: number): number {
     throw new UnitError(`${kind.noun} ${input} is not a finite number; expected e.g. '${kind.example}'`, input);
   }
   if (n < 0) {
-    throw new UnitError(`negative ${kind.noun} ${input} is not accepted: a ${kind.noun} must be zero or more`, input);
+    throw new UnitError(`negative ${kind.noun} ${input} is not accepted: a ${kind.noun} must be zero or more`, input, 'negative');
   }
   if (!Number.isInteger(n)) {
     throw new UnitError(
@@ -381,6 +388,7 @@ function fromNumber(kind: Kind, n: number): number {
     throw new UnitError(
       `${kind.noun} ${input} ${kind.base} is more than the largest supported ${kind.noun}, ${kind.maxText}`,
       input,
+      'too large',
     );
   }
   return n + 0; // -0 -> 0
@@ -482,7 +490,7 @@ const BURST: Kind = {
 function withBurstNote(e: unknown, input: string, prefix: string): unknown {
   if (!(e instanceof UnitError)) return e;
   const body = e.message.includes(BURST_NOTE) ? e.message : `${e.message}; ${BURST_NOTE}`;
-  return new UnitError(`${prefix}${body}`, input);
+  return new UnitError(`${prefix}${body}`, input, e.reason);
 }
 
 /**

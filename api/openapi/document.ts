@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { classCreateSchema, classReplaceSchema } from '../contract/class.js';
 import { hostRegistrationSchema, hostStatusSchema } from '../contract/host.js';
 import { tokenCreateSchema } from '../contract/token.js';
+import { MAX_JSON_DEPTH } from '../http/json-body.js';
 
 const input = (schema: z.ZodType) => {
   const { $schema: _drop, ...rest } = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
@@ -73,7 +74,14 @@ const pathParam = (name: string) => ({ name, in: 'path', required: true, schema:
 export function openApiDocument(version: string): object {
   return {
     openapi: '3.1.0',
-    info: { title: 'pacer API', version, description: 'Per-class bandwidth budgets for EDT pacing. Units follow tc: kbit = kilobits/s, kbps = kiloBYTES/s.' },
+    info: {
+      title: 'pacer API',
+      version,
+      description:
+        'Per-class bandwidth budgets for EDT pacing. Units follow tc: kbit = kilobits/s, kbps = kiloBYTES/s. ' +
+        `Request bodies are application/json (PATCH also application/merge-patch+json) in UTF-8, nested at most ${MAX_JSON_DEPTH} levels; ` +
+        'free text holds no control characters and label keys are never __proto__, constructor or prototype (docs/budgets-api.md).',
+    },
     servers: [{ url: '/' }],
     security: [{ bearer: [] }],
     components: {
@@ -96,7 +104,7 @@ export function openApiDocument(version: string): object {
         get: {
           summary: 'List classes (by name), optionally those that apply to a host',
           parameters: [
-            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 10000, default: 1000 } },
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 10000, default: 1000 }, description: 'decimal digits only' },
             { name: 'after', in: 'query', schema: { type: 'string' }, description: 'the `next` of the previous page' },
             { name: 'label', in: 'query', schema: { type: 'array', items: { type: 'string' } }, style: 'form', explode: true, description: 'k=v, repeatable' },
             { name: 'host', in: 'query', schema: { type: 'string' }, description: 'a registered host: use its labels' },
@@ -110,22 +118,22 @@ export function openApiDocument(version: string): object {
       },
       '/v1/classes/{name}': {
         parameters: [pathParam('name')],
-        get: { summary: 'Get a class (ETag header)', responses: { 200: ok('the class', ref('Class')), ...errors(401, 403, 404) } },
-        put: { summary: 'Replace a class', parameters: [ifMatch], requestBody: { required: true, content: json(ref('ClassReplace')) }, responses: { 200: ok('replaced', ref('Class')), ...errors(400, 401, 403, 404, 409, 412, 415, 428) } },
+        get: { summary: 'Get a class (ETag header)', responses: { 200: ok('the class', ref('Class')), ...errors(400, 401, 403, 404) } },
+        put: { summary: 'Replace a class', parameters: [ifMatch], requestBody: { required: true, content: json(ref('ClassReplace')) }, responses: { 200: ok('replaced', ref('Class')), ...errors(400, 401, 403, 404, 409, 412, 413, 415, 428) } },
         patch: {
           summary: 'Change fields of a class (JSON merge patch, RFC 7396)',
           parameters: [ifMatch],
           requestBody: { required: true, content: { 'application/merge-patch+json': { schema: { type: 'object' } }, 'application/json': { schema: { type: 'object' } } } },
-          responses: { 200: ok('changed', ref('Class')), ...errors(400, 401, 403, 404, 409, 412, 415, 428) },
+          responses: { 200: ok('changed', ref('Class')), ...errors(400, 401, 403, 404, 409, 412, 413, 415, 428) },
         },
-        delete: { summary: 'Delete a class', parameters: [ifMatch], responses: { 204: ok('deleted'), ...errors(401, 403, 404, 409, 412, 428) } },
+        delete: { summary: 'Delete a class', parameters: [ifMatch], responses: { 204: ok('deleted'), ...errors(400, 401, 403, 404, 409, 412, 428) } },
       },
       '/v1/watch': {
         get: {
           summary: 'Server-Sent Events of class changes after a revision',
           description: 'Events: `class` (id = revision, data = {revision, action, name, class}), then `ready` once caught up. A comment line is sent as heartbeat. 410 when the revision is outside the kept history: list again.',
           parameters: [
-            { name: 'since', in: 'query', schema: { type: 'integer' } },
+            { name: 'since', in: 'query', schema: { type: 'integer', minimum: 0 }, description: 'a revision; decimal digits only' },
             { name: 'Last-Event-ID', in: 'header', schema: { type: 'string' } },
           ],
           responses: { 200: { description: 'event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } }, ...errors(400, 401, 403, 410) },
@@ -134,20 +142,20 @@ export function openApiDocument(version: string): object {
       '/v1/hosts': { get: { summary: 'List hosts, with `stale` when no heartbeat came recently', responses: { 200: ok('hosts'), ...errors(401, 403) } } },
       '/v1/hosts/{name}': {
         parameters: [pathParam('name')],
-        get: { summary: 'Get a host', responses: { 200: ok('host'), ...errors(401, 403, 404) } },
-        put: { summary: 'Register a host (agent token of that host, or admin)', requestBody: { required: true, content: json(ref('HostRegistration')) }, responses: { 200: ok('host'), ...errors(400, 401, 403) } },
-        delete: { summary: 'Forget a host', responses: { 204: ok('deleted'), ...errors(401, 403, 404) } },
+        get: { summary: 'Get a host', responses: { 200: ok('host'), ...errors(400, 401, 403, 404) } },
+        put: { summary: 'Register a host (agent token of that host, or admin)', requestBody: { required: true, content: json(ref('HostRegistration')) }, responses: { 200: ok('host'), ...errors(400, 401, 403, 413, 415) } },
+        delete: { summary: 'Forget a host', responses: { 204: ok('deleted'), ...errors(400, 401, 403, 404) } },
       },
       '/v1/hosts/{name}/status': {
         parameters: [pathParam('name')],
-        put: { summary: "An agent's heartbeat", requestBody: { required: true, content: json(ref('HostStatus')) }, responses: { 200: ok('host'), ...errors(400, 401, 403, 404) } },
+        put: { summary: "An agent's heartbeat", requestBody: { required: true, content: json(ref('HostStatus')) }, responses: { 200: ok('host'), ...errors(400, 401, 403, 404, 413, 415) } },
       },
       '/v1/audit': {
         get: {
           summary: 'Who changed what, newest first',
           parameters: [
-            { name: 'limit', in: 'query', schema: { type: 'integer' } },
-            { name: 'before', in: 'query', schema: { type: 'integer' } },
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 }, description: 'decimal digits only' },
+            { name: 'before', in: 'query', schema: { type: 'integer', minimum: 1 }, description: 'a revision; decimal digits only' },
             { name: 'kind', in: 'query', schema: { type: 'string', enum: ['class', 'token'] } },
             { name: 'name', in: 'query', schema: { type: 'string' } },
           ],
@@ -156,9 +164,9 @@ export function openApiDocument(version: string): object {
       },
       '/v1/tokens': {
         get: { summary: 'List tokens (never their secrets)', responses: { 200: ok('tokens'), ...errors(401, 403) } },
-        post: { summary: 'Create a token; the secret is in this response only', requestBody: { required: true, content: json(ref('TokenCreate')) }, responses: { 201: ok('token with secret'), ...errors(400, 401, 403) } },
+        post: { summary: 'Create a token; the secret is in this response only', requestBody: { required: true, content: json(ref('TokenCreate')) }, responses: { 201: ok('token with secret'), ...errors(400, 401, 403, 413, 415) } },
       },
-      '/v1/tokens/{id}': { parameters: [pathParam('id')], delete: { summary: 'Revoke a token', responses: { 200: ok('revoked'), ...errors(401, 403, 404, 409) } } },
+      '/v1/tokens/{id}': { parameters: [pathParam('id')], delete: { summary: 'Revoke a token', responses: { 200: ok('revoked'), ...errors(400, 401, 403, 404, 409) } } },
       '/v1/openapi.json': { get: { summary: 'This document', responses: { 200: ok('OpenAPI 3.1') } } },
     },
   };

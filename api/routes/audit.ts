@@ -2,12 +2,12 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import { allow, READERS } from '../http/auth.js';
-import { parse } from '../http/validate.js';
+import { parse, queryInteger } from '../http/validate.js';
 import type { Store } from '../store/store.js';
 
 const auditQuery = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
-  before: z.coerce.number().int().min(1).optional(),
+  limit: queryInteger(1, 1000).default(100),
+  before: queryInteger(1).optional(),
   kind: z.enum(['class', 'token']).optional(),
   name: z.string().max(253).optional(),
 });

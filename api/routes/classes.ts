@@ -4,12 +4,12 @@ import { z } from 'zod';
 import { classNameSchema, classToJson, labelsSchema, type ClassRecord } from '../contract/class.js';
 import { etagOf } from '../contract/revision.js';
 import { allow, actorOf, CLASS_READERS, EDITORS } from '../http/auth.js';
-import { parse } from '../http/validate.js';
+import { parse, queryInteger } from '../http/validate.js';
 import type { ClassService } from '../services/classes.js';
 import type { HostService } from '../services/hosts.js';
 
 const listQuery = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(10_000).default(1000),
+  limit: queryInteger(1, 10_000).default(1000),
   after: classNameSchema.optional(),
   /** Repeatable k=v: classes that apply to a host with these labels. */
   label: z.union([z.string(), z.array(z.string())]).optional(),

@@ -13,12 +13,12 @@ import { Router, type Response } from 'express';
 import { z } from 'zod';
 import type { Change, ClassEvent } from '../contract/change.js';
 import { allow, CLASS_READERS } from '../http/auth.js';
-import { parse } from '../http/validate.js';
+import { parse, queryInteger } from '../http/validate.js';
 import type { ApiMetrics } from '../http/metrics.js';
 import { Gone } from '../errors.js';
 import type { Store } from '../store/store.js';
 
-const since = z.coerce.number().int('a revision is an integer').min(0);
+const since = queryInteger(0);
 const REPLAY_PAGE = 1000;
 /** A client this far behind is cut off; it resumes with Last-Event-ID and reads from the store. */
 const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;

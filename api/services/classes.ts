@@ -127,11 +127,16 @@ function checked(spec: ClassSpec, all: ClassIndex): ClassSpec {
   );
 }
 
-/** RFC 7396 section 2. */
+/**
+ * RFC 7396 section 2. The objects it builds have no prototype, so a patch key "__proto__" is an
+ * own key that validation refuses, never a write to a prototype (with `{}`, the patch
+ * `{"__proto__": {"rate": …}}` set the result's prototype and its fields were read through it).
+ * Its recursion is bounded by the body's depth limit (api/http/json-body.ts).
+ */
 export function mergePatch(target: unknown, patch: unknown): unknown {
   if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) return patch;
-  const result: Record<string, unknown> =
-    typeof target === 'object' && target !== null && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
+  const result: Record<string, unknown> = Object.create(null);
+  if (typeof target === 'object' && target !== null && !Array.isArray(target)) Object.assign(result, target);
   for (const [key, value] of Object.entries(patch)) {
     if (value === null) delete result[key];
     else result[key] = mergePatch(result[key], value);

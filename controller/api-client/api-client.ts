@@ -11,7 +11,8 @@ import { Observable } from 'rxjs';
 import { createParser } from 'eventsource-parser';
 import { classFromJson, type ClassJson, type ClassRecord } from '../../api/contract/class.js';
 import type { ClassEvent } from '../../api/contract/change.js';
-import type { HostStatus } from '../../api/contract/host.js';
+import { escapeStatusText, type HostStatus } from '../../api/contract/host.js';
+import { escapeControl } from '../../api/contract/text.js';
 
 export interface Budgets {
   /** Everything up to this revision is in `classes`. */
@@ -105,12 +106,12 @@ export class ApiClient {
 
   /** PUT /v1/hosts/{name}: registers this host with its labels. */
   async register(labels: Record<string, string>, agentVersion?: string): Promise<void> {
-    await (await this.call('PUT', `/v1/hosts/${encodeURIComponent(this.o.host)}`, { labels, ...(agentVersion ? { agentVersion } : {}) })).text();
+    await (await this.call('PUT', `/v1/hosts/${encodeURIComponent(this.o.host)}`, { labels, ...(agentVersion ? { agentVersion: escapeControl(agentVersion) } : {}) })).text();
   }
 
   /** PUT /v1/hosts/{name}/status: the heartbeat. */
   async heartbeat(status: HostStatus): Promise<void> {
-    await (await this.call('PUT', `/v1/hosts/${encodeURIComponent(this.o.host)}/status`, status)).text();
+    await (await this.call('PUT', `/v1/hosts/${encodeURIComponent(this.o.host)}/status`, escapeStatusText(status))).text();
   }
 
   /** Whether the budgets stream follows the API now (a copy). */

@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { ADMIN_TOKEN, request, startTestApi, tokenFor, type TestApi } from '../support/api-server.js';
+import { toSpec } from '../../api/contract/class.js';
+import { SqliteStore } from '../../api/store/sqlite.js';
 
 const execFileAsync = promisify(execFile);
 /** dist/test/api/cli.spec.js → dist/api/cli/pacer.js */
@@ -454,5 +456,48 @@ describe('pacer CLI against a scripted API', function () {
     assert.equal(r.code, 1);
     assert.match(r.stderr, /HTTP 502/);
     assertNoStack(r);
+  });
+});
+
+describe('pacer CLI prints stored text with control characters escaped', function () {
+  this.timeout(90_000);
+  let t: TestApi;
+  /** Raw in the terminal: any C0 but newline, DEL, or C1. */
+  const RAW_CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/;
+
+  before(async () => {
+    // The API refuses control characters now; a store written before (or by another server) may hold them.
+    const dir = mkdtempSync(join(tmpdir(), 'pacer-cli-ctl-'));
+    const dbFile = join(dir, 'pacer.db');
+    const store = SqliteStore.open(dbFile);
+    const spec = toSpec('evil', { rate: 1_000_000, match: { cgroups: ['/x\u001b[2Jy'] } });
+    await store.writeClass('evil', 'test', () => ({ ...spec, description: 'red\u001b[31m over\rwrite nul\u0000 csi\u009b end' }));
+    await store.registerHost('h1', { zone: 'eu1' }, '0.1.0\u001b]0;title\u0007');
+    await store.setHostStatus('h1', { appliedRevision: 1, mode: 'error', modeDetail: 'm\u001bd', classErrors: [{ class: 'evil', error: 'e\r\u0000' }], lastError: 'line 1\nline 2\u001b[K', attachments: [{ iface: 'eth0', state: 'error', lapses: 1, lastLapse: 'l\u007fl' }] });
+    await store.close();
+    t = await startTestApi({ dir, dbFile });
+  });
+  after(async () => {
+    await t.close();
+  });
+
+  it('class ls/get, host ls/get and --json never write ESC, CR, NUL, DEL or C1 raw', async () => {
+    const env = { PACER_TOKEN: ADMIN_TOKEN, PACER_API: t.url };
+    const runs = new Map<string, Run>();
+    for (const args of [['class', 'ls'], ['class', 'get', 'evil'], ['host', 'ls'], ['host', 'get', 'h1'], ['host', 'get', 'h1', '--json']]) {
+      const r = await pacer(args, env);
+      assert.equal(r.code, 0, r.stderr);
+      assert.doesNotMatch(r.stdout, RAW_CONTROL, `${args.join(' ')}: ${JSON.stringify(r.stdout)}`);
+      assert.doesNotMatch(r.stderr, RAW_CONTROL, args.join(' '));
+      runs.set(args.join(' '), r);
+    }
+    assert.match(runs.get('class get evil')!.stdout, /Description:\s+red\\x1b\[31m over\\x0dwrite nul\\x00 csi\\x9b end/);
+    assert.match(runs.get('class ls')!.stdout, /cgroup=\/x\\x1b\[2Jy/);
+    const host = runs.get('host get h1')!.stdout;
+    assert.match(host, /Agent version:\s+0\.1\.0\\x1b\]0;title\\x07/);
+    assert.match(host, /Last error:\s+line 1\\x0aline 2\\x1b\[K/);
+    assert.match(host, /e\\x0d\\x00/);
+    // --json stays JSON, and parses back to the stored text.
+    assert.equal(JSON.parse(runs.get('host get h1 --json')!.stdout).status.attachments[0].lastLapse, 'l\u007fl');
   });
 });

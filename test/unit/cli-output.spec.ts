@@ -1,0 +1,58 @@
+/** api/cli/output.ts: nothing it prints carries a raw control character. */
+import assert from 'node:assert/strict';
+import sinon from 'sinon';
+import { ApiProblemError } from '../../api/cli/client.js';
+import { keyValues, out, printError, printJson, table } from '../../api/cli/output.js';
+
+/** Raw in the terminal: any C0 but newline, DEL, or C1. */
+const RAW_CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/;
+const NASTY = 'a\u001b[2Jb\rc\u0000d\u007fe\u009bf\tg';
+const ESCAPED = 'a\\x1b[2Jb\\x0dc\\x00d\\x7fe\\x9bf\\x09g';
+
+describe('CLI output escapes control characters', () => {
+  afterEach(() => sinon.restore());
+
+  /** What `fn` writes to stdout or stderr. */
+  function captured(stream: 'stdout' | 'stderr', fn: () => void): string {
+    const chunks: string[] = [];
+    sinon.stub(process[stream], 'write').callsFake((chunk: string | Uint8Array) => {
+      chunks.push(String(chunk));
+      return true;
+    });
+    try {
+      fn();
+    } finally {
+      sinon.restore();
+    }
+    return chunks.join('');
+  }
+
+  it('table and key/value cells: every control character as \\xHH, newlines in a cell too', () => {
+    const text = table(['NAME', 'DESCRIPTION'], [['web', NASTY], ['db', 'two\nlines']]);
+    assert.doesNotMatch(text, RAW_CONTROL);
+    assert.ok(text.includes(ESCAPED), text);
+    assert.ok(text.includes('two\\x0alines'), text);
+    const kv = keyValues([['Description', NASTY]]);
+    assert.doesNotMatch(kv, RAW_CONTROL);
+    assert.ok(kv.includes(ESCAPED), kv);
+  });
+
+  it('out keeps the newlines between lines and escapes the rest', () => {
+    const text = captured('stdout', () => out(`line 1 ${NASTY}\nline 2`));
+    assert.equal(text, `line 1 ${ESCAPED}\nline 2\n`);
+  });
+
+  it('printJson stays JSON: DEL and C1, which JSON.stringify leaves raw, become \\u escapes', () => {
+    const text = captured('stdout', () => printJson({ d: NASTY }));
+    assert.doesNotMatch(text, RAW_CONTROL);
+    assert.deepEqual(JSON.parse(text), { d: NASTY });
+  });
+
+  it('printError escapes a problem detail and its field errors', () => {
+    const err = new ApiProblemError(400, { type: 'about:blank', title: 'Invalid input', status: 400, detail: `bad ${NASTY}`, errors: [{ path: '/x', message: NASTY }] });
+    const text = captured('stderr', () => printError(err));
+    assert.doesNotMatch(text, RAW_CONTROL);
+    assert.ok(text.includes(`pacer: bad ${ESCAPED} (HTTP 400 Invalid input)`), text);
+    assert.ok(text.includes(`  /x: ${ESCAPED}`), text);
+  });
+});
