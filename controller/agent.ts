@@ -59,6 +59,8 @@ interface IfaceStatus extends ModeState {
   qdiscCheckError?: string;
   /** Lapses of the tc program's attachment, from the qdisc checks (undefined: none seen yet). */
   attachment?: AttachmentStatus;
+  /** Times the qdisc check found pins removed and pinned them again. */
+  pinsRecreated?: number;
   applied?: number;
   lastError: string | null;
   classErrors: ClassError[];
@@ -251,6 +253,7 @@ export class Agent {
       outcome = { failed: err as Error };
     }
     if (!this.ifaces.includes(st)) return false; // stopped meanwhile
+    this.checkPins(st);
     const change = afterCheck(iface, st.attachment ?? { lapses: 0 }, outcome, Date.now());
     if (change) {
       st.attachment = change.next;
@@ -265,6 +268,25 @@ export class Agent {
       void this.heartbeat();
     }
     return st.attachment?.error === undefined;
+  }
+
+  /**
+   * Pins removed under the interface's pin root (enforcement goes on: the agent holds the maps and
+   * the program runs) are pinned again, so that a restarted agent adopts them and `pacer dp` finds them.
+   */
+  private checkPins(st: IfaceStatus): void {
+    const iface = st.installed.iface;
+    try {
+      const repinned = st.installed.ensurePinned();
+      if (repinned.length === 0) return;
+      st.pinsRecreated = (st.pinsRecreated ?? 0) + 1;
+      this.log.warn(
+        { iface, repinned, times: st.pinsRecreated, fix: 'find what removes files under pacer\'s pin directory (a cleanup script, a bpffs remount) and stop it; pacer pins again at every --qdisc-check' },
+        'pacer\'s pins were removed while it enforced (enforcement went on): pinned them again',
+      );
+    } catch (err) {
+      this.log.error({ iface, err: (err as Error).message }, 'pacer\'s pins were removed and could not be pinned again: a restarted agent would not adopt this state; retrying at every --qdisc-check');
+    }
   }
 
   /** sock_ops attached (or adopted); undefined when off or when it failed (reported, shaping goes on). */
@@ -516,7 +538,7 @@ export class Agent {
   private async serveMetrics(listen: string): Promise<void> {
     const metrics = new PrometheusMetrics({
       registry: this.registry,
-      sources: () => this.ifaces.map((i) => ({ iface: i.installed.iface, mode: i.mode, datapath: i.installed.datapath, attachment: { state: attachmentState(i.attachment ?? { lapses: 0 }, Date.now()), lapses: i.attachment?.lapses ?? 0 } })),
+      sources: () => this.ifaces.map((i) => ({ iface: i.installed.iface, mode: i.mode, datapath: i.installed.datapath, attachment: { state: attachmentState(i.attachment ?? { lapses: 0 }, Date.now()), lapses: i.attachment?.lapses ?? 0, pinsRecreated: i.pinsRecreated ?? 0 } })),
       appliedRevision: () => this.status().appliedRevision,
       api: () => this.api.connection(),
       histograms: this.delayHistograms,

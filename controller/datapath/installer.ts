@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { Datapath, memoryTables } from '../../shaper-bpf/src/datapath.js';
-import { installInterface, reattachInterface, uninstallInterface, PIN_BASE, POLICING_DETAIL, type InterfaceMode, type Reattached } from '../../shaper-bpf/src/interface.js';
+import { installInterface, reattachInterface, repinInterface, uninstallInterface, PIN_BASE, POLICING_DETAIL, type InterfaceMode, type Reattached } from '../../shaper-bpf/src/interface.js';
 import { fqPresence, readRootQdisc, type FqPresence, type RootQdisc } from '../../shaper-bpf/src/qdisc.js';
 import { BPFFS, ensureBpffs } from '../../shaper-bpf/src/bpffs.js';
 import type { Logger } from '../config/module.js';
@@ -31,6 +31,8 @@ export interface InstalledDatapath {
    * (e.g. no interface of that name now).
    */
   ensureAttached(): Promise<Reattached | undefined>;
+  /** Pins again the maps and program whose pins were removed; returns their names (empty: none). */
+  ensurePinned(): string[];
   close(): void;
 }
 
@@ -74,6 +76,7 @@ export class KernelInstaller implements InterfaceInstaller {
         if (r) Object.assign(attached, { programId: r.programId, ifindex: r.ifindex });
         return r;
       },
+      ensurePinned: () => repinInterface(options, attached),
       close: () => {
         i.egress.close();
         void lock.release();
@@ -137,6 +140,7 @@ export class MemoryInstaller implements InterfaceInstaller {
         this.lapses.delete(iface); // re-attached: the next check finds it attached
         return lapse;
       },
+      ensurePinned: () => [],
       close: () => {},
     };
   }

@@ -24,7 +24,7 @@ export interface MetricsSource {
   mode: InterfaceMode;
   datapath: Pick<Datapath, 'stats' | 'read'> & HistogramSource;
   /** pacer's tc program on the interface (controller/datapath/attachment-watch.ts); absent = not reported. */
-  attachment?: { state: AttachmentState; lapses: number };
+  attachment?: { state: AttachmentState; lapses: number; pinsRecreated?: number };
 }
 
 /**
@@ -124,6 +124,7 @@ export class PrometheusMetrics {
   private readonly mode: Gauge<'iface' | 'mode'>;
   private readonly attachment: Gauge<'iface' | 'state'>;
   private readonly lapses: SnapshotCounter;
+  private readonly pinsRecreated: SnapshotCounter;
   private readonly apiConnected: Gauge;
   private readonly apiDisconnectedFor: Gauge;
   private readonly apiFailures: SnapshotCounter;
@@ -156,6 +157,7 @@ export class PrometheusMetrics {
     this.apiFailures = new SnapshotCounter({ name: 'pacer_agent_api_failures_total', help: 'Failed attempts to list or watch the API', registers });
     this.attachment = new Gauge({ name: 'pacer_interface_attachment', help: 'pacer\'s tc program on the interface: 1 for its state (attached; repaired: re-attached in the last 10 minutes; error: not attached and cannot be, nothing is enforced), 0 for the others', labelNames: ['iface', 'state'], registers });
     this.lapses = new SnapshotCounter({ name: 'pacer_interface_lapses_total', help: 'Times the agent found pacer\'s tc program not attached to the interface (filter deleted, clsact removed, interface re-created)', labelNames: ['iface'], registers });
+    this.pinsRecreated = new SnapshotCounter({ name: 'pacer_interface_pins_recreated_total', help: 'Times the agent found pacer\'s pins (maps, program) removed under its pin directory and pinned them again (enforcement went on; a restarted agent adopts the state through them)', labelNames: ['iface'], registers });
     this.mode = new Gauge({ name: 'pacer_interface_mode', help: 'What the interface does: 1 for its mode (shaping with fq, or policing without), 0 for the other', labelNames: ['iface', 'mode'], registers });
   }
 
@@ -177,6 +179,7 @@ export class PrometheusMetrics {
     this.mode.reset();
     this.attachment.reset();
     const lapses: Sample[] = [];
+    const repins: Sample[] = [];
     const counters = Object.fromEntries(Object.keys(COUNTERS).map((k) => [k, [] as Sample[]])) as Record<keyof typeof COUNTERS, Sample[]>;
     const rates: Sample[] = [];
     const delays: Sample[] = [];
@@ -185,6 +188,7 @@ export class PrometheusMetrics {
       if (src.attachment) {
         for (const state of ATTACHMENT_STATES) this.attachment.set({ iface: src.iface, state }, src.attachment.state === state ? 1 : 0);
         lapses.push({ labels: { iface: src.iface }, value: src.attachment.lapses });
+        repins.push({ labels: { iface: src.iface }, value: src.attachment.pinsRecreated ?? 0 });
       }
       const configs = src.datapath.read().classes;
       const stats = src.datapath.stats().classes;
@@ -205,6 +209,7 @@ export class PrometheusMetrics {
     }
     for (const k of Object.keys(COUNTERS) as (keyof typeof COUNTERS)[]) this.counters[k].samples = counters[k];
     this.lapses.samples = lapses;
+    this.pinsRecreated.samples = repins;
     this.rate.samples = rates;
     this.delay.samples = delays;
   }

@@ -11,7 +11,8 @@
  * slots. The Datapath allocates slots; use it, or keep `slots` and `settings.generation` right
  * when writing these maps directly.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BpfObject, type BpfProgram } from './libbpf/index.js';
 import * as layout from './layout.js';
@@ -116,6 +117,20 @@ export class EgressObject {
     const value = Buffer.alloc(bss.valueSize);
     value.writeBigUInt64LE(ns, 0);
     bss.update(layout.u32Key(0), value);
+  }
+
+  /**
+   * Pins again every map whose pin is gone (someone removed files under the pin root): the maps
+   * themselves live on in this process and the attached program, but a restarted agent or `pacer
+   * dp` finds them by their pins. Returns the names of the maps pinned again.
+   */
+  repinMaps(): string[] {
+    const missing = this.object.pinnedMaps().filter((m) => !existsSync(m.path));
+    for (const m of missing) {
+      mkdirSync(dirname(m.path), { recursive: true });
+      this.object.map(m.name).pin(m.path);
+    }
+    return missing.map((m) => m.name);
   }
 
   close(): void {

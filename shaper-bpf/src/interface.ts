@@ -180,6 +180,28 @@ export async function reattachInterface(o: InstallOptions, installed: Pick<Insta
 }
 
 /**
+ * Pins again what was unpinned under the interface's pin root (files removed by hand, or the whole
+ * directory): the maps and the attached program live on while pacer runs, so enforcement never
+ * lapsed, but a restarted agent would not find them to adopt (it would start a fresh state) and
+ * `pacer dp` would say "not installed". Returns what was pinned again (empty: nothing was missing).
+ */
+export function repinInterface(o: InstallOptions, installed: Pick<InstalledInterface, 'programId' | 'egress'>): string[] {
+  const repinned = installed.egress.repinMaps();
+  const programPin = join(pinRootOf(o), EGRESS_PROGRAM);
+  if (!existsSync(programPin)) {
+    const own = installed.egress.program.id === installed.programId;
+    const program = own ? installed.egress.program : BpfProgram.openById(installed.programId);
+    try {
+      program.pin(programPin);
+    } finally {
+      if (!own) program.close();
+    }
+    repinned.push(EGRESS_PROGRAM);
+  }
+  return repinned;
+}
+
+/**
  * Attaches the program that was attached: the pinned one when the install adopted it (the agent's
  * own load of the object is another program with the same code and maps), else the agent's own.
  * Either way the id stays, and a dashboard or `bpftool` sees the same program again.

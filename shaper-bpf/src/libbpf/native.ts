@@ -225,6 +225,7 @@ export const lib = {
   libbpf_probe_bpf_helper: libbpf.func('int libbpf_probe_bpf_helper(int prog_type, int helper_id, const void *opts)') as Fn,
   bpf_prog_load: libbpf.func('int bpf_prog_load(int prog_type, const char *prog_name, const char *license, const void *insns, size_t insn_cnt, const void *opts)') as Fn,
   bpf_map_get_fd_by_id: libbpf.func('int bpf_map_get_fd_by_id(uint32_t id)') as Fn,
+  bpf_prog_get_fd_by_id: libbpf.func('int bpf_prog_get_fd_by_id(uint32_t id)') as Fn,
   bpf_map_lookup_elem: libbpf.func('int bpf_map_lookup_elem(int fd, const void *key, void *value)') as Fn,
   bpf_map_update_elem: libbpf.func('int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags)') as Fn,
   bpf_map_delete_elem: libbpf.func('int bpf_map_delete_elem(int fd, const void *key)') as Fn,

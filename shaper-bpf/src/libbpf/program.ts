@@ -43,6 +43,20 @@ export class BpfProgram extends FdObject {
     this.handle = handle;
   }
 
+  /** Opens a program by its kernel id (e.g. the one a tc filter runs, when its pin is gone). */
+  static openById(id: number): BpfProgram {
+    const fd = check(lib.bpf_prog_get_fd_by_id(id) as number, 'open program by id', `program id ${id}`);
+    try {
+      const info = objInfo<ProgInfoStruct>(fd, ProgInfoHead, `program id ${id}`);
+      const prog = new BpfProgram(fd, info.name, undefined, true);
+      prog.info = info;
+      return prog;
+    } catch (err) {
+      closeFd(fd);
+      throw err;
+    }
+  }
+
   static openPinned(path: string): BpfProgram {
     const fd = openPinnedFd(path, 'prog', 'program');
     try {
