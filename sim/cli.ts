@@ -12,9 +12,11 @@ import { InfluxStream } from './influx.js';
 import { out, run, table } from '../api/cli/output.js';
 import { ScenarioError, loadScenarioFile, type Scenario } from './scenario/load.js';
 import { Simulation, type Progress, type SimResult } from './run.js';
-import { runReport, sweepReport } from './report.js';
 import { SweepError, defaultWorkers, runSweep, type SweepResult } from './sweep.js';
 import type { ExactSummary } from './stats.js';
+
+/** vega and vega-lite (the HTML report) are loaded only when a report is written: `pacer sim --help` and the agent never load them. */
+const loadReport = () => import('./report.js');
 
 /** Exit status after Ctrl-C, as a shell reports a process ended by SIGINT (128 + 2). */
 export const EXIT_INTERRUPTED = 130;
@@ -144,7 +146,7 @@ async function sweepCommand(file: string, o: SweepFlags): Promise<void> {
   try {
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'sweep.json'), json);
-    writeFileSync(join(dir, 'report.html'), await sweepReport(result));
+    writeFileSync(join(dir, 'report.html'), await (await loadReport()).sweepReport(result));
   } catch (e) {
     throw new CliError(`cannot write ${dir}: ${(e as Error).message}`);
   }
@@ -222,7 +224,7 @@ async function runCommand(file: string, o: RunFlags): Promise<void> {
   try {
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'result.json'), text);
-    writeFileSync(join(dir, 'report.html'), await runReport(result));
+    writeFileSync(join(dir, 'report.html'), await (await loadReport()).runReport(result));
   } catch (e) {
     throw new CliError(`cannot write ${dir}: ${(e as Error).message}`);
   }

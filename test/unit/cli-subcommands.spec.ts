@@ -33,6 +33,20 @@ describe('pacer CLI: each subcommand is loaded only when it runs', function () {
     });
   }
 
+  // Issue 17: the agent's and the API's dependency sets stay minimal (docs/dependencies.md).
+  const foreign: Array<{ args: string[]; packages: string[]; ours: string[] }> = [
+    { args: ['agent', '--help'], packages: ['vega', 'vega-lite', 'express', 'better-sqlite3', 'swagger-ui-dist'], ours: ['sim', 'api/store', 'api/routes'] },
+    { args: ['api', '--help'], packages: ['vega', 'vega-lite', 'koffi', 'inversify', 'rxjs', 'influx'], ours: ['sim', 'controller', 'shaper-bpf'] },
+    { args: ['sim', '--help'], packages: ['vega', 'vega-lite', 'koffi', 'express', 'better-sqlite3'], ours: ['controller', 'api/store'] },
+  ];
+  for (const { args, packages, ours } of foreign) {
+    it(`\`pacer ${args.join(' ')}\` loads none of ${[...packages, ...ours.map((o) => `dist/${o}`)].join(', ')}`, () => {
+      const not = new RegExp(`/node_modules/(${packages.join('|')})/|/dist/(${ours.join('|')})/`);
+      const { urls } = modulesLoadedBy(args);
+      assert.deepEqual(urls.filter((u) => not.test(u)), []);
+    });
+  }
+
   it('the control: `pacer agent --help` does load the agent (the trace sees what is loaded)', () => {
     const { urls, code } = modulesLoadedBy(['agent', '--help']);
     assert.equal(code, 0);
