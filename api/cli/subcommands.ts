@@ -34,6 +34,10 @@ export const SUBCOMMANDS: Record<string, Subcommand> = {
     summary: 'simulate EDT pacing, fq and datacenter TCP for a scenario (see sim/examples/)',
     load: async () => (await import('../../sim/cli.js')).simCommand(),
   },
+  doctor: {
+    summary: 'check whether this host can run the agent and shape (not just police), with the fix for each missing piece',
+    load: async () => (await import('../../controller/doctor/command.js')).doctorCommand(),
+  },
   agent: {
     summary: "run the per-host agent: follow the API's classes for this host and enforce them on each interface",
     load: async () => (await import('../../controller/cli.js')).agentCommand(),

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { EgressObject, objectPath } from '../../shaper-bpf/src/egress.js';
 import { TcpTuningObject } from '../../shaper-bpf/src/sockops.js';
 import { probeFq, readRootQdisc, setupFq } from '../../shaper-bpf/src/qdisc.js';
+import { runDoctor } from '../../controller/doctor/checks.js';
 import { installInterface, uninstallInterface } from '../../shaper-bpf/src/interface.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -133,6 +134,12 @@ try {
   });
 
   await step('probeFq', async () => ({ fq: await probeFq() }));
+
+  // pacer doctor's checks on a kernel with fq (the same code `pacer doctor` runs).
+  await step('doctor', async () => {
+    const r = await runDoctor({ pinBase: '/sys/fs/bpf/pacer-doctor-none' });
+    return { verdict: r.verdict, failed: r.checks.filter((c) => c.status === 'fail').map((c) => `${c.name}: ${c.found}`), fq: r.checks.find((c) => c.name.startsWith('sch_fq'))?.status };
+  });
 
   // The whole install on a kernel with fq: the mode is shaping, fq is the root, a second set-up
   // changes nothing, and uninstall puts the previous root back.

@@ -100,6 +100,14 @@ describe('Debian 12 kernel 6.1 in a VM: pacer BPF objects and fq', function () {
     assert.equal(s.fq, true);
   });
 
+  it('pacer doctor says "ready to shape" on 6.1 with sch_fq, with no failed check', function () {
+    const s = report.steps.doctor;
+    assert.ok(s?.ok, failure('doctor', s));
+    this.test!.title += ` (${String(s.verdict)}; sch_fq ${String(s.fq)}; ${s.ms} ms in the guest)`;
+    assert.deepEqual(s.failed, []);
+    assert.equal(s.verdict, 'ready to shape');
+  });
+
   it('installing on a veth with fq: mode shaping, fq is the root, set-up again changes nothing, uninstall restores', function () {
     const s = report.steps.installWithFq;
     assert.ok(s?.ok, failure('installWithFq', s));
