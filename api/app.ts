@@ -60,6 +60,10 @@ export function createApp(options: AppOptions): App {
     res.json({ status: 'ok' });
   });
   app.use('/docs', createDocsRouter());
+  // A person who opens the API's address in a browser lands on the reference (issue 11).
+  app.get('/', (_req, res) => {
+    res.redirect(302, '/docs/');
+  });
 
   app.use(authFailureSlowdown({ store, failuresBeforeSlowdown: options.authFailuresBeforeSlowdown ?? 10 }));
   app.use(authenticate(store));

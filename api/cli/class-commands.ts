@@ -293,7 +293,11 @@ export function classFields(o: SetOptions, current: ClassJson | undefined): Reco
     if (o.rtoMin !== undefined) tcp.rtoMin = noneToNull(o.rtoMin) ?? null;
     if (o.delackMax !== undefined) tcp.delackMax = noneToNull(o.delackMax) ?? null;
     if (!current) for (const k of Object.keys(tcp)) if (tcp[k] === null) delete tcp[k];
-    if (Object.keys(tcp).length) f.tcp = tcp;
+    // Removing the last TCP field removes the tuning (the API refuses an empty tcp object).
+    const left = { ...Object.fromEntries(Object.entries(current?.tcp ?? {}).filter(([, v]) => v !== null && v !== undefined)), ...tcp };
+    const remaining = Object.values(left).filter((v) => v !== null);
+    if (current?.tcp && remaining.length === 0) f.tcp = null;
+    else if (Object.keys(tcp).length) f.tcp = tcp;
   }
   // ecn has one field, so `none` removes the whole object (a merge patch's null).
   if (o.ecnThreshold !== undefined) f.ecn = o.ecnThreshold === 'none' ? null : { threshold: o.ecnThreshold };

@@ -34,7 +34,8 @@ export function hostDetails(h: HostJson, now = Date.now()): string {
       ['Registered', h.registeredAt],
       ['Last seen', `${h.lastSeenAt} (${age(h.lastSeenAt, now)} ago)`],
       ['Stale', h.stale ? 'yes (no heartbeat for longer than the API allows)' : 'no'],
-      ['Mode', s ? `${s.mode}${s.modeDetail ? ` (${s.modeDetail})` : ''}` : `${NONE} (no heartbeat yet)`],
+      // modeDetail usually starts with the mode ("policing (fq unavailable)"): print it once.
+      ['Mode', s ? (s.modeDetail?.startsWith(s.mode) ? s.modeDetail : `${s.mode}${s.modeDetail ? ` (${s.modeDetail})` : ''}`) : `${NONE} (no heartbeat yet)`],
       ['Applied revision', s?.appliedRevision ?? NONE],
       ['Last error', s?.lastError ?? NONE],
     ]),

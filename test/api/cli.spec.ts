@@ -110,6 +110,20 @@ describe('pacer CLI (class, host, token) against a real API', function () {
       assert.equal(c.rate.text, '10mbit');
     });
 
+    it('--rto-min none on a class whose only TCP field is rto-min removes the TCP tuning (issue 11)', async () => {
+      await cli('class', 'set', 'rto-only', '--rate', '1mbit', '--mark', '21', '--rto-min', '5ms');
+      assert.equal((await getJson('rto-only')).tcp.rtoMin.text, '5ms');
+      const r = await cli('class', 'set', 'rto-only', '--rto-min', 'none');
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal((await getJson('rto-only')).tcp, null);
+      // With two fields, none removes only the one named.
+      await cli('class', 'set', 'rto-only', '--rto-min', '5ms', '--delack-max', '1ms');
+      assert.equal((await cli('class', 'set', 'rto-only', '--rto-min', 'none')).code, 0);
+      const c = await getJson('rto-only');
+      assert.equal(c.tcp.rtoMin ?? null, null);
+      assert.equal(c.tcp.delackMax.text, '1ms');
+    });
+
     it('given lists replace the old list; --host-label replaces the label set; --no-tcp drops TCP tuning', async () => {
       await cli('class', 'set', 'lists', '--rate', '1mbit', '--mark', '1', '--mark', '0x10', '--dst', '10.1.0.0/16', '--host-label', 'zone=eu1', '--host-label', 'tier=fe', '--rto-min', '10ms');
       let c = await getJson('lists');

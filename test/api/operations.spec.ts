@@ -46,6 +46,8 @@ describe('operating the API', () => {
     for (const path of ['/v1/classes', '/v1/classes/{name}', '/v1/watch', '/v1/hosts', '/v1/hosts/{name}/status', '/v1/audit', '/v1/tokens']) {
       assert.ok(doc.paths[path], `${path} documented`);
     }
+    const root = await fetch(`${t.url}/`, { redirect: 'manual' });
+    assert.deepEqual([root.status, root.headers.get('location')], [302, '/docs/'], 'GET / points to the reference, without a token');
     const page = await request(t.url, 'GET', '/docs/', { token: null });
     assert.equal(page.status, 200);
     assert.match(page.body, /swagger-ui-bundle\.js/);

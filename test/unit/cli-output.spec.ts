@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import sinon from 'sinon';
 import { ApiProblemError } from '../../api/cli/client.js';
 import { keyValues, out, printError, printJson, table } from '../../api/cli/output.js';
+import { hostDetails } from '../../api/cli/host-commands.js';
+import type { HostJson } from '../../api/contract/host.js';
 
 /** Raw in the terminal: any C0 but newline, DEL, or C1. */
 const RAW_CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/;
@@ -54,5 +56,16 @@ describe('CLI output escapes control characters', () => {
     assert.doesNotMatch(text, RAW_CONTROL);
     assert.ok(text.includes(`pacer: bad ${ESCAPED} (HTTP 400 Invalid input)`), text);
     assert.ok(text.includes(`  /x: ${ESCAPED}`), text);
+  });
+});
+
+describe('pacer host get: the mode line', () => {
+  const host = (mode: string, modeDetail: string) =>
+    ({ name: 'h', labels: {}, agentVersion: '0.1.0', registeredAt: '2026-01-01T00:00:00Z', lastSeenAt: '2026-01-01T00:00:00Z', stale: false, status: { mode, modeDetail, appliedRevision: 1, lastError: null, classErrors: [], interfaces: [] } }) as unknown as HostJson;
+  it('prints a detail that starts with the mode once ("policing (fq unavailable)", not "policing (policing (fq unavailable))")', () => {
+    const text = hostDetails(host('policing', 'policing (fq unavailable)'));
+    assert.match(text, /Mode:\s+policing \(fq unavailable\)\n/);
+    assert.doesNotMatch(text, /policing \(policing/);
+    assert.match(hostDetails(host('shaping', 'fq on eth0')), /Mode:\s+shaping \(fq on eth0\)\n/);
   });
 });
