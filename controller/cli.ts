@@ -4,6 +4,9 @@
  */
 import 'reflect-metadata';
 import { Command } from 'commander';
+import { existsSync, readdirSync, rmdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { PIN_BASE } from '../shaper-bpf/src/interface.js';
 import { Container } from 'inversify';
 import { Agent } from './agent.js';
 import { agentModule } from './module.js';
@@ -12,7 +15,7 @@ import { configModule } from './config/module.js';
 import { kernelDatapathModule } from './datapath/module.js';
 import { resolveAgentConfig } from './config/config.js';
 import { KernelInstaller } from './datapath/installer.js';
-import { uninstallTcp } from './datapath/tcp-tuner.js';
+import { TCP_PIN_DIR, uninstallTcp } from './datapath/tcp-tuner.js';
 import { KernelRouteTuner } from './datapath/route-tuner.js';
 import { parseDuration } from '../api/contract/units.js';
 
@@ -75,12 +78,21 @@ export function agentCommand(): Command {
       const opts = { ...command.parent?.opts(), ...defined } as { iface?: string[]; stateDir?: string; netns?: string; pinBase?: string };
       if (!opts.iface?.length) throw new Error('agent teardown: --iface is required');
       const installer = new KernelInstaller({ stateDir: opts.stateDir ?? '/var/lib/pacer', netns: opts.netns, pinBase: opts.pinBase });
-      for (const iface of opts.iface) await installer.uninstall(iface);
+      const removed: string[] = [];
+      for (const iface of opts.iface) removed.push(...(await installer.uninstall(iface)));
       // TCP tuning is host-wide: its pinned sock_ops link and maps go too.
-      const tcp = uninstallTcp(opts.pinBase, opts.stateDir ?? '/var/lib/pacer');
-      if (tcp.unmounted) process.stderr.write(`unmounted ${tcp.unmounted} (the cgroup v2 mount the agent made for sock_ops)\n`);
+      const pinBase = opts.pinBase ?? PIN_BASE;
+      const tcp = uninstallTcp(pinBase, opts.stateDir ?? '/var/lib/pacer');
+      if (tcp.pins) removed.push(`TCP tuning: the sock_ops link and its maps under ${join(pinBase, TCP_PIN_DIR)}`);
+      if (tcp.unmounted) removed.push(`the cgroup v2 mount at ${tcp.unmounted} (the agent made it for sock_ops)`);
       // pacer's rto_min routes (proto 112) in the interfaces' network namespace.
       new KernelRouteTuner({ netns: opts.netns }).uninstall();
+      // The pin directory, once nothing of pacer's is left in it.
+      if (existsSync(pinBase) && readdirSync(pinBase).length === 0) {
+        rmdirSync(pinBase);
+        removed.push(`the empty pin directory ${pinBase}`);
+      }
+      process.stdout.write(removed.length === 0 ? 'nothing of pacer\'s was installed here\n' : `removed:\n${removed.map((r) => `- ${r}\n`).join('')}`);
     });
   return cmd;
 }

@@ -3,6 +3,7 @@
  * kernel (shaper-bpf's installInterface, which adopts what a previous agent left pinned) and an
  * in-memory one for tests and benchmarks.
  */
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Datapath, memoryTables } from '../../shaper-bpf/src/datapath.js';
 import { installInterface, reattachInterface, repinInterface, uninstallInterface, PIN_BASE, POLICING_DETAIL, type InterfaceMode, type Reattached } from '../../shaper-bpf/src/interface.js';
@@ -38,7 +39,8 @@ export interface InstalledDatapath {
 
 export interface InterfaceInstaller {
   install(iface: string): Promise<InstalledDatapath>;
-  uninstall(iface: string): Promise<void>;
+  /** Removes what the agent installed on the interface and its state files; returns what was removed, in words. */
+  uninstall(iface: string): Promise<string[]>;
 }
 
 export class KernelInstaller implements InterfaceInstaller {
@@ -85,10 +87,17 @@ export class KernelInstaller implements InterfaceInstaller {
   }
 
   /** Refused while an agent enforces on the interface (it would re-install what this removes). */
-  async uninstall(iface: string): Promise<void> {
+  async uninstall(iface: string): Promise<string[]> {
     const lock = await lockInterface({ iface, netns: this.o.netns });
     try {
-      await uninstallInterface(this.options(iface));
+      const removed = await uninstallInterface(this.options(iface));
+      // The agent's own files for this interface: its last-known-good snapshot (and a set-aside unreadable one).
+      for (const name of existsSync(this.o.stateDir) ? readdirSync(this.o.stateDir, { withFileTypes: true }) : []) {
+        if (!name.isFile() || !name.name.startsWith(`${iface}.last-known-good.json`)) continue;
+        rmSync(join(this.o.stateDir, name.name));
+        removed.push(`state file ${join(this.o.stateDir, name.name)}`);
+      }
+      return removed;
     } finally {
       await lock.release();
     }
@@ -145,7 +154,7 @@ export class MemoryInstaller implements InterfaceInstaller {
     };
   }
 
-  async uninstall(iface: string): Promise<void> {
-    this.tables.delete(iface);
+  async uninstall(iface: string): Promise<string[]> {
+    return this.tables.delete(iface) ? [`the in-memory maps of ${iface}`] : [];
   }
 }

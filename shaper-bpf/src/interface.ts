@@ -240,25 +240,42 @@ function interfaceExists(o: Pick<InstallOptions, 'iface' | 'netns'>): boolean {
  * there is no fq of pacer's left to undo, and restoring the old root would undo their change.
  * For an interface that no longer exists only the pins and records are removed.
  */
-export async function uninstallInterface(o: InstallOptions): Promise<void> {
+export async function uninstallInterface(o: InstallOptions): Promise<string[]> {
+  const removed: string[] = [];
+  const on = `${o.iface}${o.netns ? ` (netns ${o.netns})` : ''}`;
+  const pinRoot = pinRootOf(o);
+  const dropPins = () => {
+    if (existsSync(pinRoot)) removed.push(`pins under ${pinRoot} (maps and program)`);
+    rmSync(pinRoot, { recursive: true, force: true });
+  };
   if (!interfaceExists(o)) {
     // The device took its qdiscs and filters with it (unregister_netdevice_many → dev_shutdown):
     // there is nothing to detach or restore, only pacer's records and pins to drop.
     for (const what of ['clsact-created', 'qdisc.json']) rmSync(recordOf(o, what), { force: true });
-    rmSync(pinRootOf(o), { recursive: true, force: true });
-    return;
+    removed.push(`nothing on ${on}: there is no such interface now (its records dropped)`);
+    dropPins();
+    return removed;
   }
+  if (tcQuery(filterOf(o)) !== undefined) removed.push(`pacer's tc filter on ${on}`);
   tcDetach(filterOf(o));
   const clsact = recordOf(o, 'clsact-created');
   if (existsSync(clsact)) {
     tcHookDestroy({ iface: o.iface, netns: o.netns });
     rmSync(clsact);
+    removed.push(`the clsact qdisc on ${on} (pacer had created it)`);
   }
   const record = recordOf(o, 'qdisc.json');
   if (existsSync(record)) {
     const target = { iface: o.iface, netns: o.netns };
-    if (fqPresence(await readRootQdisc(target)).fq) await restoreQdisc(target, { saveFrom: record });
-    else rmSync(record);
+    if (fqPresence(await readRootQdisc(target)).fq) {
+      await restoreQdisc(target, { saveFrom: record });
+      const root = await readRootQdisc(target);
+      removed.push(`pacer's fq on ${on}: the root qdisc is ${root ? root.kind : 'the kernel default'} again, as before pacer`);
+    } else {
+      rmSync(record);
+      removed.push(`nothing of the root qdisc on ${on}: pacer's fq had been replaced since, the replacement stays`);
+    }
   }
-  rmSync(pinRootOf(o), { recursive: true, force: true });
+  dropPins();
+  return removed;
 }

@@ -253,14 +253,22 @@ describe('pacer agent on the kernel data plane (real API, real agent, veth in te
     assert.ok(agent!.running);
   });
 
-  it('SIGTERM stops the agent and leaves enforcement; `pacer agent teardown` removes the filter, hook and pins', async () => {
+  it('SIGTERM stops the agent and leaves enforcement; `pacer agent teardown` removes the filter, hook, pins, snapshot and empty pin directory, and says so', async () => {
     assert.deepEqual(agent!.lines.filter((l) => l.level >= 50).map((l) => l.msg), [], 'no errors logged');
     const program = tcQuery(filterOf({ iface: IFACE, netns: netnsPath }));
     agent!.child.kill('SIGTERM');
     const exit = await agent!.exited;
     assert.equal(exit.code, 0);
     assert.equal(tcQuery(filterOf({ iface: IFACE, netns: netnsPath })), program, 'still attached after SIGTERM');
-    await promisify(execFile)(process.execPath, [CLI, 'agent', 'teardown', '--iface', IFACE, '--state-dir', stateDir, '--netns', netnsPath, '--pin-base', pinBase]);
+    assert.ok(existsSync(join(stateDir, `${IFACE}.last-known-good.json`)), 'the agent left its snapshot');
+    const { stdout: said } = await promisify(execFile)(process.execPath, [CLI, 'agent', 'teardown', '--iface', IFACE, '--state-dir', stateDir, '--netns', netnsPath, '--pin-base', pinBase]);
+    // It says what it removed (issue 11), its state files and the emptied pin directory included.
+    assert.match(said, /^removed:\n/);
+    for (const what of [`pacer's tc filter on ${IFACE}`, `the clsact qdisc on ${IFACE}`, `pins under ${join(pinBase, IFACE)}`, `state file ${join(stateDir, `${IFACE}.last-known-good.json`)}`, 'TCP tuning: the sock_ops link', `the empty pin directory ${pinBase}`]) {
+      assert.ok(said.includes(`- ${what}`), `teardown says it removed ${what}:\n${said}`);
+    }
+    assert.equal(existsSync(join(stateDir, `${IFACE}.last-known-good.json`)), false, 'the snapshot is gone');
+    assert.equal(existsSync(pinBase), false, 'the empty pin directory is gone');
     assert.equal(tcQuery(filterOf({ iface: IFACE, netns: netnsPath })), undefined, 'detached');
     assert.equal(existsSync(join(pinBase, IFACE)), false, 'unpinned');
     assert.equal(existsSync(join(pinBase, 'tcp')), false, 'the sock_ops link and maps unpinned');
