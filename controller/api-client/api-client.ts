@@ -6,12 +6,19 @@
  * the loop carries state across reconnects (the classes, the last revision seen) and a reader
  * follows "list, watch, on error wait and resume, on 410 list again" faster as code than as
  * retry/repeat operators.
+ *
+ * Bounded by design (docs/agent.md, "Bursts of changes"): every request but the watch has a
+ * timeout (requestTimeoutMs), the client holds at most maxConnections connections to the API
+ * (keep-alive, reused; keep-alive-fetch.ts), and the watch emits at most once per turn of the
+ * event loop, with every event read in that turn: a burst of 10,000 events costs a few emissions
+ * of the newest class list, not 10,000 sorted copies of it.
  */
 import { Observable } from 'rxjs';
 import { createParser } from 'eventsource-parser';
 import { classFromJson, type ClassJson, type ClassRecord } from '../../api/contract/class.js';
 import type { ClassEvent } from '../../api/contract/change.js';
 import type { HostStatus } from '../../api/contract/host.js';
+import { keepAliveFetch } from './keep-alive-fetch.js';
 
 export interface Budgets {
   /** Everything up to this revision is in `classes`. */
@@ -32,6 +39,11 @@ export interface ApiClientOptions {
   backoff?: Backoff;
   /** No byte from the watch (the API heartbeats) for this long: the connection is dead, reconnect. */
   idleTimeoutMs?: number;
+  /** Every request but the watch is given up after this long (default 10 s): a heartbeat never hangs on. */
+  requestTimeoutMs?: number;
+  /** Most connections open to the API at once (default 4: the watch, a heartbeat, a list, one spare); more requests wait for one. */
+  maxConnections?: number;
+  /** Tests: a scripted HTTP layer instead of the keep-alive one. */
   fetch?: typeof fetch;
   random?: () => number;
   /** Told about every failed attempt, for logs and metrics. */
@@ -72,24 +84,42 @@ export interface ApiConnection {
 
 export class ApiClient {
   private readonly fetch: typeof fetch;
+  private readonly closeConnections: () => void = () => {};
+  private readonly requestTimeoutMs: number;
   private readonly backoff: Backoff;
   private readonly conn: ApiConnection = { connected: false, sinceMs: Date.now(), failures: 0, lastError: null };
 
   constructor(private readonly o: ApiClientOptions) {
-    this.fetch = o.fetch ?? fetch;
+    if (o.fetch) this.fetch = o.fetch;
+    else {
+      const http = keepAliveFetch(o.maxConnections ?? 4);
+      this.fetch = http.fetch;
+      this.closeConnections = http.close;
+    }
+    this.requestTimeoutMs = o.requestTimeoutMs ?? 10_000;
     this.backoff = o.backoff ?? { minMs: 500, maxMs: 30_000 };
   }
 
-  private async call(method: string, path: string, body?: unknown, signal?: AbortSignal, headers: Record<string, string> = {}): Promise<Response> {
+  /** Closes the connections to the API (the agent stops; unsubscribe from budgets$ first). */
+  close(): void {
+    this.closeConnections();
+  }
+
+  /** A request and, unless it is the watch (`untimed`), a timeout that covers reading its body too. */
+  private async call(method: string, path: string, body?: unknown, signal?: AbortSignal, headers: Record<string, string> = {}, untimed = false): Promise<Response> {
+    const timeout = untimed ? undefined : AbortSignal.timeout(this.requestTimeoutMs);
+    const timedOut = () => new Error(`${method} ${path}: no answer within ${this.requestTimeoutMs} ms (requestTimeoutMs)`);
     const res = await this.fetch(this.o.baseUrl + path, {
       method,
-      signal,
+      signal: timeout && signal ? AbortSignal.any([signal, timeout]) : (timeout ?? signal),
       headers: {
         authorization: `Bearer ${this.o.token}`,
         ...(body === undefined ? {} : { 'content-type': 'application/json' }),
         ...headers,
       },
       body: body === undefined ? undefined : JSON.stringify(body),
+    }).catch((err: unknown) => {
+      throw timeout?.aborted ? timedOut() : err;
     });
     if (!res.ok) {
       const text = await res.text().catch(() => '');
@@ -194,6 +224,7 @@ export class ApiClient {
     const stop = () => connection.abort();
     signal.addEventListener('abort', stop, { once: true });
     let idle: NodeJS.Timeout | undefined;
+    let emitTurn: NodeJS.Immediate | undefined;
     const idleMs = this.o.idleTimeoutMs ?? 60_000;
     const touch = () => {
       clearTimeout(idle);
@@ -202,9 +233,11 @@ export class ApiClient {
     try {
       touch();
       // Last-Event-ID, as a browser's EventSource would resume: the API replays everything after it.
-      const res = await this.call('GET', '/v1/watch', undefined, connection.signal, { accept: 'text/event-stream', 'last-event-id': String(state.revision) });
+      const res = await this.call('GET', '/v1/watch', undefined, connection.signal, { accept: 'text/event-stream', 'last-event-id': String(state.revision) }, true);
       let live = false;
       let failure: Error | undefined;
+      // Once per turn of the event loop, after every event read in it (all the chunks that were waiting).
+      const changed = () => (emitTurn ??= setImmediate(() => ((emitTurn = undefined), onChange())));
       const parser = createParser({
         onEvent: (e) => {
           if (e.event === 'ready') {
@@ -216,7 +249,7 @@ export class ApiClient {
             if (ev.class === null) state.classes.delete(ev.name);
             else state.classes.set(ev.name, classFromJson(ev.class));
             state.revision = ev.revision;
-            if (live) onChange();
+            if (live) changed();
           }
         },
         onError: (err) => (failure = err),
@@ -238,6 +271,11 @@ export class ApiClient {
       throw err;
     } finally {
       clearTimeout(idle);
+      // Events read but not emitted yet: emitted now, unless the subscriber is gone.
+      if (emitTurn !== undefined) {
+        clearImmediate(emitTurn);
+        if (!signal.aborted) onChange();
+      }
       signal.removeEventListener('abort', stop);
       connection.abort();
     }
