@@ -31,6 +31,7 @@ import type { RouteState } from './datapath/route-plan.js';
 import { desiredState, type ClassError, type Inventory } from './desired/desired-state.js';
 import { mergeTcpStates } from './desired/tcp-merge.js';
 import { Reconciler, type ReconcileResult } from './reconciler/reconciler.js';
+import { removeTemporaries } from './reconciler/snapshot.js';
 import { shaperDesired$ } from './borrowing/shaper-desired.js';
 import { Borrower } from './borrowing/borrower.js';
 import { InfluxSink } from './metrics/influx-sink.js';
@@ -89,6 +90,8 @@ export class Agent {
   private heartbeats?: Heartbeat;
   /** Every reconciler started, for stop(): their snapshot writes are finished and their temporary files removed. */
   private readonly reconcilers: Reconciler<unknown>[] = [];
+  /** Every snapshot file of those reconcilers (removeSnapshotTemporaries). */
+  private readonly snapshotFiles: string[] = [];
   private qdiscTimer?: NodeJS.Timeout;
   private checkingQdiscs = false;
   private metricsServer?: Server;
@@ -147,7 +150,7 @@ export class Agent {
         resyncMs: s.resyncMs,
         backoff: { minMs: s.backoffMinMs, maxMs: s.backoffMaxMs },
       });
-      this.reconcilers.push(reconciler as Reconciler<unknown>);
+      this.track(reconciler as Reconciler<unknown>);
       // The API's classes, this host's labels and what the interface can do now (fq or not:
       // switchMap recomputes everything, horizons and the policing flag, when the mode changes);
       // with the effective rates of the borrowing loop (the interface's stats read every
@@ -343,7 +346,7 @@ export class Agent {
       resyncMs: s.resyncMs,
       backoff: { minMs: s.backoffMinMs, maxMs: s.backoffMaxMs },
     });
-    this.reconcilers.push(reconciler as Reconciler<unknown>);
+    this.track(reconciler as Reconciler<unknown>);
     // Tuning from the classes; pacing from each interface's latest desired state (policing or
     // not, and its borrowed rates), merged into the host's one state (desired/tcp-merge.ts).
     const desired$ =
@@ -386,7 +389,7 @@ export class Agent {
       resyncMs: s.resyncMs,
       backoff: { minMs: s.backoffMinMs, maxMs: s.backoffMaxMs },
     });
-    this.reconcilers.push(reconciler as Reconciler<unknown>);
+    this.track(reconciler as Reconciler<unknown>);
     const desired$ = budgets$.pipe(map((b) => ({ revision: b.revision, state: desiredState(b.classes, s.label, inventory).routes })));
     let refused = '';
     this.subscriptions.push(
@@ -551,6 +554,16 @@ export class Agent {
   metricsAddress(): string | undefined {
     const a = this.metricsServer?.address();
     return a && typeof a === 'object' ? `${a.address}:${a.port}` : undefined;
+  }
+
+  private track(reconciler: Reconciler<unknown>): void {
+    this.reconcilers.push(reconciler);
+    if (reconciler.snapshotFile !== undefined) this.snapshotFiles.push(reconciler.snapshotFile);
+  }
+
+  /** Removes every temporary snapshot file now (a stop that missed its deadline: shutdown.ts). */
+  removeSnapshotTemporaries(): void {
+    for (const f of this.snapshotFiles) removeTemporaries(f);
   }
 
   /**

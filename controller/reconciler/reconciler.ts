@@ -68,6 +68,10 @@ export class Reconciler<S> {
 
   constructor(private readonly o: ReconcilerOptions<S>) {}
 
+  get snapshotFile(): string | undefined {
+    return this.o.snapshotFile;
+  }
+
   /** Resolves when the snapshot writes queued so far are on disk (or failed). */
   snapshotsWritten(): Promise<void> {
     return this.writer?.idle() ?? Promise.resolve();
