@@ -12,17 +12,11 @@
  * sampled with the RSS); and SIGTERM after convergence: how long until it exited, and any
  * *.tmp left in its state directory.
  */
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { request, tokenFor } from '../test/support/api-server.js';
-import { CLI, freePort, killed, startAgentChild, until, type AgentChild } from '../test/support/agent-processes.js';
-import { startBenchApi } from './agent-api.js';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { request } from '../test/support/api-server.js';
+import { freePort, killed, startAgentChild, until, type AgentChild } from '../test/support/agent-processes.js';
+import { agentBenchRig } from './agent-api.js';
 import { onCleanup } from './cleanup.js';
-import { benchNetnsWithVeth } from './netns.js';
-import { makeBenchPinDir } from './pins.js';
 import { log } from './report.js';
 import { nowMs, round } from './stats.js';
 
@@ -86,18 +80,8 @@ function connectionsTo(pid: number, port: number): number {
 }
 
 export async function burstBench(o: BurstBenchOptions): Promise<BurstBenchResult> {
-  const dir = mkdtempSync(join(os.tmpdir(), 'pacer-bench-burst-'));
-  onCleanup(`remove ${dir}`, () => rmSync(dir, { recursive: true, force: true }));
-  const stateDir = join(dir, 'state');
-  const netns = await benchNetnsWithVeth(IFACE, PEER);
-  const netnsPath = `/run/netns/${netns}`;
-  const pinBase = makeBenchPinDir();
-  const api = await startBenchApi(join(dir, 'pacer.db'));
+  const { stateDir, netnsPath, pinBase, api, token } = await agentBenchRig('burst', IFACE, PEER, HOST);
   const apiPort = Number(new URL(api.url).port);
-  const token = await tokenFor(api.url, 'agent', HOST);
-  onCleanup('pacer agent teardown', async () => {
-    await promisify(execFile)(process.execPath, [CLI, 'agent', 'teardown', '--iface', IFACE, '--state-dir', stateDir, '--netns', netnsPath, '--pin-base', pinBase]);
-  });
   const metricsPort = await freePort();
   const agent: AgentChild = startAgentChild(
     ['--api', api.url, '--iface', IFACE, '--netns', netnsPath, '--host', HOST, '--label', 'bench=burst', '--state-dir', stateDir, '--pin-base', pinBase, '--metrics-listen', `127.0.0.1:${metricsPort}`],
