@@ -45,6 +45,8 @@ export interface BurstBenchResult {
   metricsScrapes: number;
   metricsFailures: number;
   metricsSlowestMs: number;
+  /** One scrape after convergence, with the agent idle: what /metrics costs at this many classes. */
+  metricsAtRestMs: number;
   mostApiConnections: number;
   sigtermExitMs: number | null;
   exitCode: number | null;
@@ -159,6 +161,9 @@ export async function burstBench(o: BurstBenchOptions): Promise<BurstBenchResult
   const hwm = agent.running ? memory(pid).hwm : 0;
   sampling = false;
   await Promise.all([sampler, scraper]);
+  const atRest = nowMs();
+  await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const metricsAtRestMs = nowMs() - atRest;
 
   const t = nowMs();
   agent.child.kill('SIGTERM');
@@ -182,6 +187,7 @@ export async function burstBench(o: BurstBenchOptions): Promise<BurstBenchResult
     metricsScrapes: scrapes.count,
     metricsFailures: scrapes.failures,
     metricsSlowestMs: Math.round(scrapes.slowestMs),
+    metricsAtRestMs: Math.round(metricsAtRestMs),
     mostApiConnections: mostConnections,
     sigtermExitMs: sigtermExitMs === null ? null : Math.round(sigtermExitMs),
     exitCode: exit ? exit.code : null,

@@ -208,7 +208,7 @@ async function main(): Promise<void> {
       `${fmt(b.createSeconds, 1)} (${b.createsPerSecond}/s)`,
       conv(b),
       fmt(b.peakRssMb),
-      `${b.metricsScrapes - b.metricsFailures}/${b.metricsScrapes} (slowest ${fmt(b.metricsSlowestMs)} ms)`,
+      `${b.metricsScrapes - b.metricsFailures}/${b.metricsScrapes} (slowest ${fmt(b.metricsSlowestMs)} ms; at rest ${fmt(b.metricsAtRestMs)} ms)`,
       String(b.mostApiConnections),
       b.sigtermExitMs === null ? '> 60000 (killed)' : `${fmt(b.sigtermExitMs)} (exit ${b.exitCode})`,
       b.tmpFilesLeft.length === 0 ? 'none' : b.tmpFilesLeft.join(' '),

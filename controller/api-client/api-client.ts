@@ -10,8 +10,9 @@
  * Bounded by design (docs/agent.md, "Bursts of changes"): every request but the watch has a
  * timeout (requestTimeoutMs), the client holds at most maxConnections connections to the API
  * (keep-alive, reused; keep-alive-fetch.ts), and the watch emits at most once per turn of the
- * event loop, with every event read in that turn: a burst of 10,000 events costs a few emissions
- * of the newest class list, not 10,000 sorted copies of it.
+ * event loop, with every event read in that turn, and keeps half of the agent's time for the rest
+ * (EmitPacing): a burst of 10,000 events costs a few emissions of the newest class list, not
+ * 10,000 sorted copies of it, each recomputing and applying every class.
  */
 import { Observable } from 'rxjs';
 import { createParser } from 'eventsource-parser';
@@ -70,6 +71,53 @@ export function backoffDelay(attempt: number, b: Backoff, random: () => number):
 }
 
 const PAGE = 1000;
+
+/**
+ * One emission for any number of changes requested before it runs: in the next turn of the event
+ * loop (so every event already read, from every chunk that was waiting, is in it), and, when the
+ * previous emission kept its subscribers busy for d ms (the desired state, the applies), not
+ * before d ms after it ended. A lone change goes at once; during a burst, following changes takes
+ * at most half of the agent's time, and the other half stays for /metrics, the heartbeat and
+ * reading the watch. The bound: a change is emitted within one emission's time of the end of the
+ * previous one (docs/agent.md, "Bursts of changes").
+ */
+class EmitPacing {
+  private cancelPending?: () => void;
+  private lastEnd = 0;
+  private lastTook = 0;
+
+  constructor(private readonly emit: () => void) {}
+
+  request(): void {
+    if (this.cancelPending) return;
+    const wait = this.lastEnd + this.lastTook - performance.now();
+    if (wait > 0) {
+      const t = setTimeout(() => this.run(), wait);
+      this.cancelPending = () => clearTimeout(t);
+    } else {
+      const t = setImmediate(() => this.run());
+      this.cancelPending = () => clearImmediate(t);
+    }
+  }
+
+  /** Emits now what was requested and not emitted yet. */
+  flush(): void {
+    if (this.cancelPending) this.run();
+  }
+
+  cancel(): void {
+    this.cancelPending?.();
+    this.cancelPending = undefined;
+  }
+
+  private run(): void {
+    this.cancel();
+    const started = performance.now();
+    this.emit();
+    this.lastEnd = performance.now();
+    this.lastTook = this.lastEnd - started;
+  }
+}
 
 /** Whether the agent follows the API now; for metrics. The agent enforces either way. */
 export interface ApiConnection {
@@ -224,7 +272,7 @@ export class ApiClient {
     const stop = () => connection.abort();
     signal.addEventListener('abort', stop, { once: true });
     let idle: NodeJS.Timeout | undefined;
-    let emitTurn: NodeJS.Immediate | undefined;
+    const pacing = new EmitPacing(onChange);
     const idleMs = this.o.idleTimeoutMs ?? 60_000;
     const touch = () => {
       clearTimeout(idle);
@@ -236,8 +284,6 @@ export class ApiClient {
       const res = await this.call('GET', '/v1/watch', undefined, connection.signal, { accept: 'text/event-stream', 'last-event-id': String(state.revision) }, true);
       let live = false;
       let failure: Error | undefined;
-      // Once per turn of the event loop, after every event read in it (all the chunks that were waiting).
-      const changed = () => (emitTurn ??= setImmediate(() => ((emitTurn = undefined), onChange())));
       const parser = createParser({
         onEvent: (e) => {
           if (e.event === 'ready') {
@@ -249,7 +295,7 @@ export class ApiClient {
             if (ev.class === null) state.classes.delete(ev.name);
             else state.classes.set(ev.name, classFromJson(ev.class));
             state.revision = ev.revision;
-            if (live) changed();
+            if (live) pacing.request();
           }
         },
         onError: (err) => (failure = err),
@@ -272,10 +318,8 @@ export class ApiClient {
     } finally {
       clearTimeout(idle);
       // Events read but not emitted yet: emitted now, unless the subscriber is gone.
-      if (emitTurn !== undefined) {
-        clearImmediate(emitTurn);
-        if (!signal.aborted) onChange();
-      }
+      if (signal.aborted) pacing.cancel();
+      else pacing.flush();
       signal.removeEventListener('abort', stop);
       connection.abort();
     }

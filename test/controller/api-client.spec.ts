@@ -60,8 +60,13 @@ describe('ApiClient', () => {
     return { seen, sub };
   };
   const settle = () => clock.tickAsync(0);
-  /** One turn of the event loop (setImmediate is not faked): the watch emits what it read. */
-  const turn = () => new Promise((r) => setImmediate(r));
+  /** Turns of the event loop (setImmediate is not faked) and a few fake ms: the watch emits what it read. */
+  const turn = async () => {
+    for (let i = 0; i < 3; i++) {
+      await new Promise((r) => setImmediate(r));
+      await clock.tickAsync(20);
+    }
+  };
 
   it('lists, watches from the list revision, emits on ready and after changes: once per event-loop turn, with the newest state', async () => {
     http.list(5, [record('a', 1)]);
