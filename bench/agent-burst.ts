@@ -7,8 +7,8 @@
  * Measured per round: how long the creates took; from the last create's answer to the API
  * reporting the host at the final revision (GET /v1/hosts/{host}, polled every 100 ms: the
  * agent's heartbeat is what moves it); the agent's peak RSS (VmHWM from /proc at the end, and
- * VmRSS sampled every 250 ms); whether its /metrics answered throughout (polled every 500 ms,
- * each scrape given 2 s); the most connections it held to the API (its sockets in /proc,
+ * VmRSS sampled every 250 ms); whether its /metrics answered throughout (scraped every
+ * --burst-scrape-ms, 1 s by default, each scrape given 2 s); the most connections it held to the API (its sockets in /proc,
  * sampled with the RSS); and SIGTERM after convergence: how long until it exited, and any
  * *.tmp left in its state directory.
  */
@@ -30,6 +30,8 @@ export interface BurstBenchOptions {
   concurrency: number;
   /** Give up waiting for the final revision after this long, ms. */
   timeoutMs: number;
+  /** /metrics is scraped this often (each scrape given 2 s). */
+  scrapeMs: number;
 }
 
 export interface BurstBenchResult {
@@ -123,7 +125,7 @@ export async function burstBench(o: BurstBenchOptions): Promise<BurstBenchResult
       }
       scrapes.count++;
       scrapes.slowestMs = Math.max(scrapes.slowestMs, nowMs() - t);
-      await sleep(500);
+      await sleep(o.scrapeMs);
     }
   })();
 

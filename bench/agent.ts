@@ -44,6 +44,7 @@ const { values: argv } = parseArgs({
     'burst-rounds': { type: 'string', default: '3' },
     'burst-concurrency': { type: 'string', default: '8' },
     'burst-timeout': { type: 'string', default: '120' },
+    'burst-scrape-ms': { type: 'string', default: '1000' },
     only: { type: 'string', default: 'kernel,reconcile,fleet,burst' },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -53,7 +54,7 @@ if (argv.help) {
   process.stdout.write(
     'usage: npm run bench:agent -- [--changes 1000] [--classes 100000] [--per-iface 50000] [--rounds 5]\n' +
       '                             [--agents 200] [--puts 30] [--fleet-workers 2]\n' +
-      '                             [--burst-classes 10000] [--burst-rounds 3] [--burst-concurrency 8] [--burst-timeout 120 (s)]\n' +
+      '                             [--burst-classes 10000] [--burst-rounds 3] [--burst-concurrency 8] [--burst-timeout 120 (s)] [--burst-scrape-ms 1000]\n' +
       '                             [--only kernel,reconcile,fleet,burst]\n',
   );
   process.exit(0);
@@ -78,6 +79,7 @@ const opts = {
   burstRounds: int('burst-rounds', argv['burst-rounds'], 1),
   burstConcurrency: int('burst-concurrency', argv['burst-concurrency'], 1),
   burstTimeoutMs: int('burst-timeout', argv['burst-timeout'], 1) * 1000,
+  burstScrapeMs: int('burst-scrape-ms', argv['burst-scrape-ms'], 100),
   only: new Set(argv.only.split(',').map((s) => s.trim())),
 };
 for (const s of opts.only) {
@@ -118,7 +120,7 @@ async function main(): Promise<void> {
   if (opts.only.has('burst')) {
     for (let r = 0; r < opts.burstRounds; r++) {
       log(`burst: round ${r + 1}/${opts.burstRounds}`);
-      bursts.push(await burstBench({ classes: opts.burstClasses, concurrency: opts.burstConcurrency, timeoutMs: opts.burstTimeoutMs }));
+      bursts.push(await burstBench({ classes: opts.burstClasses, concurrency: opts.burstConcurrency, timeoutMs: opts.burstTimeoutMs, scrapeMs: opts.burstScrapeMs }));
       await runCleanups(); // every round from scratch: API, agent, namespace, pins
     }
   }
@@ -200,7 +202,7 @@ async function main(): Promise<void> {
     const b0 = bursts[0]!;
     out.push(
       `\n${fmt(b0.classes)} classes created through the API (${opts.burstConcurrency} creates in flight), a pacer agent child on the kernel datapath (veth in a bench namespace) ` +
-        `following them; ${bursts.length} rounds from scratch, median last; waited at most ${opts.burstTimeoutMs / 1000} s after the last create\n`,
+        `following them; /metrics scraped every ${opts.burstScrapeMs} ms; ${bursts.length} rounds from scratch, median last; waited at most ${opts.burstTimeoutMs / 1000} s after the last create\n`,
     );
     const conv = (b: BurstBenchResult) => (b.convergeSeconds === null ? `> ${opts.burstTimeoutMs / 1000} (at ${b.appliedRevisionAtEnd} of ${b.finalRevision})` : fmt(b.convergeSeconds, 2));
     const rows = bursts.map((b, i) => [
