@@ -10,7 +10,8 @@
  * VmRSS sampled every 250 ms); whether its /metrics answered throughout (scraped every
  * --burst-scrape-ms, 1 s by default, each scrape given 2 s); the most connections it held to the API (its sockets in /proc,
  * sampled with the RSS); and SIGTERM after convergence: how long until it exited, and any
- * *.tmp left in its state directory.
+ * *.tmp left in its state directory. Then, for comparison, a fresh agent on the same host: from
+ * its start to its log line of the final revision applied, and its peak RSS.
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { request } from '../test/support/api-server.js';
@@ -53,6 +54,8 @@ export interface BurstBenchResult {
   sigtermExitMs: number | null;
   exitCode: number | null;
   tmpFilesLeft: string[];
+  /** A fresh agent started afterwards on the same host (the classes all there): until it logged the final revision applied, s, and its peak RSS, MB. */
+  restart: { seconds: number; peakRssMb: number } | null;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -87,10 +90,8 @@ export async function burstBench(o: BurstBenchOptions): Promise<BurstBenchResult
   const { stateDir, netnsPath, pinBase, api, token } = await agentBenchRig('burst', IFACE, PEER, HOST);
   const apiPort = Number(new URL(api.url).port);
   const metricsPort = await freePort();
-  const agent: AgentChild = startAgentChild(
-    ['--api', api.url, '--iface', IFACE, '--netns', netnsPath, '--host', HOST, '--label', 'bench=burst', '--state-dir', stateDir, '--pin-base', pinBase, '--metrics-listen', `127.0.0.1:${metricsPort}`],
-    token,
-  );
+  const args = ['--api', api.url, '--iface', IFACE, '--netns', netnsPath, '--host', HOST, '--label', 'bench=burst', '--state-dir', stateDir, '--pin-base', pinBase, '--metrics-listen', `127.0.0.1:${metricsPort}`];
+  const agent: AgentChild = startAgentChild(args, token);
   onCleanup('stop the agent child', () => killed(agent.child, 'SIGKILL'));
   await until('the agent to watch the API', () => agent.find('watching the API'), 30_000, 20).catch((err: Error) => {
     throw new Error(`${err.message}\n${agent.tail()}`);
@@ -178,7 +179,16 @@ export async function burstBench(o: BurstBenchOptions): Promise<BurstBenchResult
   } catch {
     /* no state directory */
   }
+  // For comparison: a fresh agent that finds the 10,000 classes at start (one list, one apply).
+  let restart: BurstBenchResult['restart'] = null;
+  const again = startAgentChild(args, token);
+  onCleanup('stop the second agent child', () => killed(again.child, 'SIGKILL'));
+  const t0 = nowMs();
+  const done = await until('the fresh agent to apply the final revision', () => again.find('applied', 0, (l) => (l.revision as number) >= finalRevision), 60_000, 50).catch(() => undefined);
+  if (done) restart = { seconds: round((nowMs() - t0) / 1000, 2), peakRssMb: Math.round(memory(again.child.pid!).hwm) };
+  await killed(again.child, 'SIGTERM');
   return {
+    restart,
     classes: o.classes,
     createSeconds: round(createSeconds, 1),
     createsPerSecond: Math.round(o.classes / createSeconds),
