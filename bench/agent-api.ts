@@ -8,11 +8,47 @@
  * one address (here every agent is on 127.0.0.1) every request from that address is then delayed
  * by up to 5 s. api-server.ts sets the threshold out of reach, as bench:api does.
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ADMIN_TOKEN } from '../test/support/api-server.js';
-import { killed, type ApiChild } from '../test/support/agent-processes.js';
+import { promisify } from 'node:util';
+import { ADMIN_TOKEN, tokenFor } from '../test/support/api-server.js';
+import { CLI, killed, type ApiChild } from '../test/support/agent-processes.js';
 import { onCleanup } from './cleanup.js';
+import { benchNetnsWithVeth } from './netns.js';
+import { makeBenchPinDir } from './pins.js';
+
+/** What a bench part needs to run a `pacer agent` child on the kernel datapath against an API child. */
+export interface AgentBenchRig {
+  dir: string;
+  stateDir: string;
+  netnsPath: string;
+  pinBase: string;
+  api: ApiChild;
+  /** An agent token bound to the host. */
+  token: string;
+}
+
+/**
+ * A temporary directory, a bench namespace with a veth (iface, peer), a pin directory, the API
+ * child and an agent token for `host`; all removed at cleanup, after `pacer agent teardown` of
+ * iface (register the agent child's stop after this: cleanups run last-registered first).
+ */
+export async function agentBenchRig(name: string, iface: string, peer: string, host: string): Promise<AgentBenchRig> {
+  const dir = mkdtempSync(join(os.tmpdir(), `pacer-bench-${name}-`));
+  onCleanup(`remove ${dir}`, () => rmSync(dir, { recursive: true, force: true }));
+  const stateDir = join(dir, 'state');
+  const netnsPath = `/run/netns/${await benchNetnsWithVeth(iface, peer)}`;
+  const pinBase = makeBenchPinDir();
+  const api = await startBenchApi(join(dir, 'pacer.db'));
+  const token = await tokenFor(api.url, 'agent', host);
+  onCleanup('pacer agent teardown', async () => {
+    await promisify(execFile)(process.execPath, [CLI, 'agent', 'teardown', '--iface', iface, '--state-dir', stateDir, '--netns', netnsPath, '--pin-base', pinBase]);
+  });
+  return { dir, stateDir, netnsPath, pinBase, api, token };
+}
 
 export async function startBenchApi(dbFile: string): Promise<ApiChild> {
   // stdin is a pipe: the child stops when it closes, which also happens if this process is SIGKILLed.

@@ -11,19 +11,14 @@
  * never early. The agent's own 'applied' log line (pino, ms timestamps) is the cross-check.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { promisify } from 'node:util';
 import { EgressObject } from '../shaper-bpf/src/egress.js';
-import { request, tokenFor } from '../test/support/api-server.js';
-import { CLI, killed, startAgentChild, until, type AgentChild } from '../test/support/agent-processes.js';
-import { startBenchApi } from './agent-api.js';
+import { request } from '../test/support/api-server.js';
+import { killed, startAgentChild, until, type AgentChild } from '../test/support/agent-processes.js';
+import { agentBenchRig } from './agent-api.js';
 import { onCleanup } from './cleanup.js';
-import { benchNetnsWithVeth } from './netns.js';
-import { makeBenchPinDir, trackObject } from './pins.js';
+import { trackObject } from './pins.js';
 import { log } from './report.js';
 import { nowMs, percentile, round } from './stats.js';
 
@@ -75,20 +70,8 @@ export interface KernelBenchResult {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function kernelBench(o: KernelBenchOptions): Promise<KernelBenchResult> {
-  const dir = mkdtempSync(join(os.tmpdir(), 'pacer-bench-agent-'));
-  onCleanup(`remove ${dir}`, () => rmSync(dir, { recursive: true, force: true }));
-  const stateDir = join(dir, 'state');
-  const netns = await benchNetnsWithVeth(IFACE, PEER);
-  const netnsPath = `/run/netns/${netns}`;
-  const pinBase = makeBenchPinDir();
-
-  const api = await startBenchApi(join(dir, 'pacer.db'));
-  const token = await tokenFor(api.url, 'agent', HOST);
+  const { stateDir, netnsPath, pinBase, api, token } = await agentBenchRig('agent', IFACE, PEER, HOST);
   let agent: AgentChild | undefined;
-  // After the agent has stopped (registered later, so it runs first): remove what it installed.
-  onCleanup('pacer agent teardown', async () => {
-    await promisify(execFile)(process.execPath, [CLI, 'agent', 'teardown', '--iface', IFACE, '--state-dir', stateDir, '--netns', netnsPath, '--pin-base', pinBase]);
-  });
   agent = startAgentChild(['--api', api.url, '--iface', IFACE, '--netns', netnsPath, '--host', HOST, '--label', 'bench=kernel', '--state-dir', stateDir, '--pin-base', pinBase], token);
   onCleanup('stop the agent child', () => killed(agent?.child, 'SIGTERM'));
   const withLog = async <T>(p: Promise<T>): Promise<T> => {

@@ -9,6 +9,10 @@
  *             (bench/agent-reconcile.ts).
  * 3. fleet    200 agents with in-memory datapaths against one API child: PUT → all 200 applied
  *             (bench/agent-fleet.ts).
+ * 4. burst    10,000 class creations through the API child as fast as it accepts them, with a real
+ *             `pacer agent` child on the kernel datapath: last create → host at the final revision,
+ *             the agent's peak RSS, /metrics throughout, connections to the API, SIGTERM after
+ *             (bench/agent-burst.ts); medians of --burst-rounds rounds, each from scratch.
  *
  * Namespaces, pins, child processes and temporary files are removed on success, error, Ctrl-C and
  * SIGTERM. Results: bench/results/agent-<timestamp>.json.
@@ -20,11 +24,12 @@ import { parseArgs } from 'node:util';
 import { kernelBench, type Distribution, type KernelBenchResult } from './agent-kernel.js';
 import { reconcileBench, type ReconcileBenchResult } from './agent-reconcile.js';
 import { fleetBench, type FleetBenchResult } from './agent-fleet.js';
+import { burstBench, type BurstBenchResult } from './agent-burst.js';
 import { cleanupOnSignals, runCleanups } from './cleanup.js';
 import { removeStaleBenchNetns } from './netns.js';
 import { removeStalePinDirs } from './pins.js';
 import { fmt, git, log, machineInfo, met, resultsDir, table } from './report.js';
-import { round } from './stats.js';
+import { median, round } from './stats.js';
 
 const { values: argv } = parseArgs({
   options: {
@@ -35,7 +40,12 @@ const { values: argv } = parseArgs({
     agents: { type: 'string', default: '200' },
     puts: { type: 'string', default: '30' },
     'fleet-workers': { type: 'string', default: '2' },
-    only: { type: 'string', default: 'kernel,reconcile,fleet' },
+    'burst-classes': { type: 'string', default: '10000' },
+    'burst-rounds': { type: 'string', default: '3' },
+    'burst-concurrency': { type: 'string', default: '8' },
+    'burst-timeout': { type: 'string', default: '120' },
+    'burst-scrape-ms': { type: 'string', default: '1000' },
+    only: { type: 'string', default: 'kernel,reconcile,fleet,burst' },
     help: { type: 'boolean', short: 'h', default: false },
   },
   strict: true,
@@ -43,7 +53,9 @@ const { values: argv } = parseArgs({
 if (argv.help) {
   process.stdout.write(
     'usage: npm run bench:agent -- [--changes 1000] [--classes 100000] [--per-iface 50000] [--rounds 5]\n' +
-      '                             [--agents 200] [--puts 30] [--fleet-workers 2] [--only kernel,reconcile,fleet]\n',
+      '                             [--agents 200] [--puts 30] [--fleet-workers 2]\n' +
+      '                             [--burst-classes 10000] [--burst-rounds 3] [--burst-concurrency 8] [--burst-timeout 120 (s)] [--burst-scrape-ms 1000]\n' +
+      '                             [--only kernel,reconcile,fleet,burst]\n',
   );
   process.exit(0);
 }
@@ -63,16 +75,21 @@ const opts = {
   agents: int('agents', argv.agents, 1),
   puts: int('puts', argv.puts, 1),
   fleetWorkers: int('fleet-workers', argv['fleet-workers'], 1),
+  burstClasses: int('burst-classes', argv['burst-classes'], 1),
+  burstRounds: int('burst-rounds', argv['burst-rounds'], 1),
+  burstConcurrency: int('burst-concurrency', argv['burst-concurrency'], 1),
+  burstTimeoutMs: int('burst-timeout', argv['burst-timeout'], 1) * 1000,
+  burstScrapeMs: int('burst-scrape-ms', argv['burst-scrape-ms'], 100),
   only: new Set(argv.only.split(',').map((s) => s.trim())),
 };
 for (const s of opts.only) {
-  if (!['kernel', 'reconcile', 'fleet'].includes(s)) {
+  if (!['kernel', 'reconcile', 'fleet', 'burst'].includes(s)) {
     process.stderr.write(`--only: unknown part ${s}\n`);
     process.exit(2);
   }
 }
 
-const TARGETS = { kernelP99Ms: 20, reconcileRatio: 2, resyncMs: 100, fleetP99Ms: 500 };
+const TARGETS = { kernelP99Ms: 20, reconcileRatio: 2, resyncMs: 100, fleetP99Ms: 500, burstConvergeS: 10, burstRssMb: 300 };
 
 cleanupOnSignals();
 
@@ -97,6 +114,15 @@ async function main(): Promise<void> {
   if (opts.only.has('fleet')) {
     fleet = await fleetBench({ agents: opts.agents, workers: opts.fleetWorkers, puts: opts.puts });
     await runCleanups();
+  }
+
+  const bursts: BurstBenchResult[] = [];
+  if (opts.only.has('burst')) {
+    for (let r = 0; r < opts.burstRounds; r++) {
+      log(`burst: round ${r + 1}/${opts.burstRounds}`);
+      bursts.push(await burstBench({ classes: opts.burstClasses, concurrency: opts.burstConcurrency, timeoutMs: opts.burstTimeoutMs, scrapeMs: opts.burstScrapeMs }));
+      await runCleanups(); // every round from scratch: API, agent, namespace, pins
+    }
   }
 
   const out: string[] = [];
@@ -172,6 +198,36 @@ async function main(): Promise<void> {
         `${fmt((fleet.cpuMsPerAgentChange * fleet.agents) / Math.min(fleet.workers, os.cpus().length), 0)} ms on each of ${Math.min(fleet.workers, os.cpus().length)} cores if they had them to themselves`,
     );
   }
+  if (bursts.length > 0) {
+    const b0 = bursts[0]!;
+    out.push(
+      `\n${fmt(b0.classes)} classes created through the API (${opts.burstConcurrency} creates in flight), a pacer agent child on the kernel datapath (veth in a bench namespace) ` +
+        `following them; /metrics scraped every ${opts.burstScrapeMs} ms; ${bursts.length} rounds from scratch, median last; waited at most ${opts.burstTimeoutMs / 1000} s after the last create\n`,
+    );
+    const conv = (b: BurstBenchResult) => (b.convergeSeconds === null ? `> ${opts.burstTimeoutMs / 1000} (at ${b.appliedRevisionAtEnd} of ${b.finalRevision})` : fmt(b.convergeSeconds, 2));
+    const rows = bursts.map((b, i) => [
+      `round ${i + 1}`,
+      `${fmt(b.createSeconds, 1)} (${b.createsPerSecond}/s)`,
+      conv(b),
+      fmt(b.peakRssMb),
+      `${b.metricsScrapes - b.metricsFailures}/${b.metricsScrapes} (slowest ${fmt(b.metricsSlowestMs)} ms; at rest ${fmt(b.metricsAtRestMs)} ms)`,
+      String(b.mostApiConnections),
+      b.sigtermExitMs === null ? '> 60000 (killed)' : `${fmt(b.sigtermExitMs)} (exit ${b.exitCode})`,
+      b.tmpFilesLeft.length === 0 ? 'none' : b.tmpFilesLeft.join(' '),
+      b.restart ? `${fmt(b.restart.seconds, 2)} s, ${fmt(b.restart.peakRssMb)} MB` : 'not within 60 s',
+    ]);
+    const med = (f: (b: BurstBenchResult) => number) => median(bursts.map(f));
+    const convergeMedian = med((b) => b.convergeSeconds ?? Infinity);
+    const rssMedian = med((b) => b.peakRssMb);
+    out.push(
+      table([
+        ['', 'creates s', 'last create → host at final revision, s', 'agent peak RSS MB', '/metrics answered', 'most connections to the API', 'SIGTERM → exit ms', '*.tmp left', 'then a fresh agent: start → final revision applied, peak RSS'],
+        ...rows,
+        ['median', fmt(med((b) => b.createSeconds), 1), Number.isFinite(convergeMedian) ? fmt(convergeMedian, 2) : `> ${opts.burstTimeoutMs / 1000}`, fmt(rssMedian), '', String(med((b) => b.mostApiConnections)), fmt(med((b) => b.sigtermExitMs ?? Infinity)), '', ''],
+        ['target', '', `≤ ${TARGETS.burstConvergeS} ${met(convergeMedian <= TARGETS.burstConvergeS)}`, `< ${TARGETS.burstRssMb} ${met(rssMedian < TARGETS.burstRssMb)}`, `all ${met(bursts.every((b) => b.metricsFailures === 0))}`, '', '', `none ${met(bursts.every((b) => b.tmpFilesLeft.length === 0))}`, ''],
+      ]),
+    );
+  }
   const printed = out.join('\n');
   process.stdout.write(`${printed}\n`);
   mkdirSync(resultsDir, { recursive: true });
@@ -187,6 +243,7 @@ async function main(): Promise<void> {
     kernel: kern,
     reconcile: rec,
     fleet,
+    burst: bursts,
     printed,
   };
   writeFileSync(file, JSON.stringify(result, null, 2) + '\n');

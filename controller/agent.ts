@@ -31,11 +31,13 @@ import type { RouteState } from './datapath/route-plan.js';
 import { desiredState, type ClassError, type Inventory } from './desired/desired-state.js';
 import { mergeTcpStates } from './desired/tcp-merge.js';
 import { Reconciler, type ReconcileResult } from './reconciler/reconciler.js';
+import { removeTemporaries } from './reconciler/snapshot.js';
 import { shaperDesired$ } from './borrowing/shaper-desired.js';
 import { Borrower } from './borrowing/borrower.js';
 import { InfluxSink } from './metrics/influx-sink.js';
 import { PrometheusMetrics } from './metrics/prometheus.js';
 import { DelayHistogramCache } from './metrics/delay-histograms.js';
+import { Heartbeat } from './heartbeat/heartbeat.js';
 
 /** The cgroup v2 mount, if the host has one. */
 function cgroupRoot(): string | undefined {
@@ -87,7 +89,11 @@ export class Agent {
   private routes?: { lastError: string | null };
   /** class id → name, from the API's latest classes: names the kernel's per-class TCP errors. */
   private classNames = new Map<number, string>();
-  private heartbeatTimer?: NodeJS.Timeout;
+  private heartbeats?: Heartbeat;
+  /** Every reconciler started, for stop(): their snapshot writes are finished and their temporary files removed. */
+  private readonly reconcilers: Reconciler<unknown>[] = [];
+  /** Every snapshot file of those reconcilers (removeSnapshotTemporaries). */
+  private readonly snapshotFiles: string[] = [];
   private qdiscTimer?: NodeJS.Timeout;
   private checkingQdiscs = false;
   private metricsServer?: Server;
@@ -108,6 +114,16 @@ export class Agent {
 
   async start(): Promise<void> {
     const s = this.config.settings;
+    // One heartbeat in flight at a time; sends before start() (an early apply) are fine.
+    this.heartbeats = new Heartbeat({
+      intervalMs: s.heartbeatMs,
+      put: (status) => this.api.heartbeat(status),
+      status: () => {
+        this.checkUnpacedTcp();
+        return this.status();
+      },
+      log: this.log,
+    });
     // Before anything is installed: a kernel without what the tc program needs is refused with the version it takes (KernelTooOldError).
     this.kernelMissing = this.probeKernel?.() ?? [];
     for (const m of this.kernelMissing) this.log.warn({ feature: m.feature, since: `Linux ${m.since}`, neededBy: m.neededBy }, `this kernel lacks ${m.feature} (Linux ${m.since} or later): ${m.fallback}`);
@@ -136,6 +152,7 @@ export class Agent {
         resyncMs: s.resyncMs,
         backoff: { minMs: s.backoffMinMs, maxMs: s.backoffMaxMs },
       });
+      this.track(reconciler as Reconciler<unknown>);
       // The API's classes, this host's labels and what the interface can do now (fq or not:
       // switchMap recomputes everything, horizons and the policing flag, when the mode changes);
       // with the effective rates of the borrowing loop (the interface's stats read every
@@ -169,7 +186,7 @@ export class Agent {
         .pipe(tap((b) => (this.classNames = new Map(b.classes.map((c) => [c.id, c.name])))))
         .subscribe(budgets$),
     );
-    this.heartbeatTimer = setInterval(() => void this.heartbeat(), s.heartbeatMs);
+    this.heartbeats.start();
     if (s.qdiscCheckMs > 0) this.qdiscTimer = setInterval(() => void this.checkQdiscs(), s.qdiscCheckMs);
     if (s.metricsListen) await this.serveMetrics(s.metricsListen);
     if (s.influx) {
@@ -234,7 +251,7 @@ export class Agent {
       this.log.info({ iface, mode: next.mode, modeDetail: next.modeDetail }, 'fq is back: the interface shapes again');
     }
     st.fq$.next(next.mode === 'shaping');
-    void this.heartbeat();
+    this.heartbeat();
   }
 
   /**
@@ -265,7 +282,7 @@ export class Agent {
         st.modeDetail = r.modeDetail;
         st.fq$.next(r.mode === 'shaping');
       }
-      void this.heartbeat();
+      this.heartbeat();
     }
     return st.attachment?.error === undefined;
   }
@@ -351,6 +368,7 @@ export class Agent {
       resyncMs: s.resyncMs,
       backoff: { minMs: s.backoffMinMs, maxMs: s.backoffMaxMs },
     });
+    this.track(reconciler as Reconciler<unknown>);
     // Tuning from the classes; pacing from each interface's latest desired state (policing or
     // not, and its borrowed rates), merged into the host's one state (desired/tcp-merge.ts).
     const desired$ =
@@ -393,6 +411,7 @@ export class Agent {
       resyncMs: s.resyncMs,
       backoff: { minMs: s.backoffMinMs, maxMs: s.backoffMaxMs },
     });
+    this.track(reconciler as Reconciler<unknown>);
     const desired$ = budgets$.pipe(map((b) => ({ revision: b.revision, state: desiredState(b.classes, s.label, inventory).routes })));
     let refused = '';
     this.subscriptions.push(
@@ -450,7 +469,7 @@ export class Agent {
       const first = st.applied === undefined;
       st.applied = r.revision;
       st.lastError = null;
-      if (first || r.why === 'change') void this.heartbeat();
+      if (first || r.why === 'change') this.heartbeat();
     } else {
       st.lastError = r.error;
       this.log.error({ iface: st.installed.iface, err: r.error, retryInMs: r.retryInMs }, 'apply failed; the previous state stays enforced');
@@ -526,13 +545,9 @@ export class Agent {
     this.unpacedErrors = errors;
   }
 
-  private async heartbeat(): Promise<void> {
-    this.checkUnpacedTcp();
-    try {
-      await this.api.heartbeat(this.status());
-    } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'heartbeat failed');
-    }
+  /** The status to the API now (or right after the heartbeat in flight: heartbeat/heartbeat.ts). */
+  private heartbeat(): void {
+    this.heartbeats?.send();
   }
 
   private async serveMetrics(listen: string): Promise<void> {
@@ -563,18 +578,38 @@ export class Agent {
     return a && typeof a === 'object' ? `${a.address}:${a.port}` : undefined;
   }
 
-  /** Stops following the API. Enforcement stays: programs, maps and pins are left in place. */
+  private track(reconciler: Reconciler<unknown>): void {
+    this.reconcilers.push(reconciler);
+    if (reconciler.snapshotFile !== undefined) this.snapshotFiles.push(reconciler.snapshotFile);
+  }
+
+  /** Removes every temporary snapshot file now (a stop that missed its deadline: shutdown.ts). */
+  removeSnapshotTemporaries(): void {
+    for (const f of this.snapshotFiles) removeTemporaries(f);
+  }
+
+  /**
+   * Stops following the API. Enforcement stays: programs, maps and pins are left in place. Each
+   * reconciler writes its newest state's snapshot as it is unsubscribed; then the writes in
+   * flight are waited for and every temporary snapshot file is removed.
+   */
   async stop(): Promise<void> {
     this.subscriptions.splice(0).forEach((s) => s.unsubscribe());
-    clearInterval(this.heartbeatTimer);
+    this.heartbeats?.stop();
+    this.api.close(); // ends the heartbeat in flight, if any
     clearInterval(this.qdiscTimer);
+    await Promise.all(this.reconcilers.splice(0).map((r) => r.close()));
     for (const i of this.ifaces) {
       i.fq$.complete();
       i.tcp$.complete();
     }
     await this.influx?.stop();
     this.influx = undefined;
-    await new Promise<void>((r) => (this.metricsServer ? this.metricsServer.close(() => r()) : r()));
+    await new Promise<void>((r) => {
+      if (!this.metricsServer) return r();
+      this.metricsServer.close(() => r());
+      this.metricsServer.closeAllConnections(); // a scraper's idle keep-alive connection must not hold the stop
+    });
     for (const i of this.ifaces) i.installed.close();
     this.ifaces.length = 0;
     this.tcp?.installed?.close(); // the pinned link keeps sock_ops attached

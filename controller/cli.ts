@@ -11,7 +11,8 @@ import { Container } from 'inversify';
 import { Agent } from './agent.js';
 import { agentModule } from './module.js';
 import { apiClientModule } from './api-client/module.js';
-import { configModule } from './config/module.js';
+import { configModule, LOGGER, type Logger } from './config/module.js';
+import { signalled, stopWithin } from './shutdown.js';
 import { kernelDatapathModule } from './datapath/module.js';
 import { resolveAgentConfig } from './config/config.js';
 import { KernelInstaller } from './datapath/installer.js';
@@ -53,15 +54,12 @@ export function agentCommand(): Command {
     .action(async (opts: Record<string, unknown>) => {
       // Durations come in as flags with units; the settings hold them in milliseconds.
       const { resync, heartbeat, backoffMax, borrowInterval, qdiscCheck, ...rest } = opts;
-      const agent = buildContainer({ ...rest, resyncMs: resync, heartbeatMs: heartbeat, backoffMaxMs: backoffMax, borrowIntervalMs: borrowInterval, qdiscCheckMs: qdiscCheck }).get(Agent);
+      const container = buildContainer({ ...rest, resyncMs: resync, heartbeatMs: heartbeat, backoffMaxMs: backoffMax, borrowIntervalMs: borrowInterval, qdiscCheckMs: qdiscCheck });
+      const agent = container.get(Agent);
       await agent.start();
-      // SIGTERM/SIGINT: stop following the API; programs and maps stay attached and pinned.
-      await new Promise<void>((resolve) => {
-        process.once('SIGTERM', resolve);
-        process.once('SIGINT', resolve);
-      });
-      await agent.stop();
-      process.exit(0);
+      // SIGTERM/SIGINT: stop following the API, within a deadline; programs and maps stay attached and pinned.
+      await signalled();
+      process.exit(await stopWithin(agent, container.get<Logger>(LOGGER)));
     });
   cmd
     .command('teardown')

@@ -6,6 +6,13 @@
  * the loop carries state across reconnects (the classes, the last revision seen) and a reader
  * follows "list, watch, on error wait and resume, on 410 list again" faster as code than as
  * retry/repeat operators.
+ *
+ * Bounded by design (docs/agent.md, "Bursts of changes"): every request but the watch has a
+ * timeout (requestTimeoutMs), the client holds at most maxConnections connections to the API
+ * (keep-alive, reused; keep-alive-fetch.ts), and the watch emits at most once per turn of the
+ * event loop, with every event read in that turn, and keeps half of the agent's time for the rest
+ * (EmitPacing): a burst of 10,000 events costs a few emissions of the newest class list, not
+ * 10,000 sorted copies of it, each recomputing and applying every class.
  */
 import { Observable } from 'rxjs';
 import { createParser } from 'eventsource-parser';
@@ -13,6 +20,7 @@ import { classFromJson, type ClassJson, type ClassRecord } from '../../api/contr
 import type { ClassEvent } from '../../api/contract/change.js';
 import { escapeStatusText, type HostStatus } from '../../api/contract/host.js';
 import { escapeControl } from '../../api/contract/text.js';
+import { keepAliveFetch } from './keep-alive-fetch.js';
 
 export interface Budgets {
   /** Everything up to this revision is in `classes`. */
@@ -33,6 +41,11 @@ export interface ApiClientOptions {
   backoff?: Backoff;
   /** No byte from the watch (the API heartbeats) for this long: the connection is dead, reconnect. */
   idleTimeoutMs?: number;
+  /** Every request but the watch is given up after this long (default 10 s): a heartbeat never hangs on. */
+  requestTimeoutMs?: number;
+  /** Most connections open to the API at once (default 4: the watch, a heartbeat, a list, one spare); more requests wait for one. */
+  maxConnections?: number;
+  /** Tests: a scripted HTTP layer instead of the keep-alive one. */
   fetch?: typeof fetch;
   random?: () => number;
   /** Told about every failed attempt, for logs and metrics. */
@@ -60,6 +73,53 @@ export function backoffDelay(attempt: number, b: Backoff, random: () => number):
 
 const PAGE = 1000;
 
+/**
+ * One emission for any number of changes requested before it runs: in the next turn of the event
+ * loop (so every event already read, from every chunk that was waiting, is in it), and, when the
+ * previous emission kept its subscribers busy for d ms (the desired state, the applies), not
+ * before d ms after it ended. A lone change goes at once; during a burst, following changes takes
+ * at most half of the agent's time, and the other half stays for /metrics, the heartbeat and
+ * reading the watch. The bound: a change is emitted within one emission's time of the end of the
+ * previous one (docs/agent.md, "Bursts of changes").
+ */
+class EmitPacing {
+  private cancelPending?: () => void;
+  private lastEnd = 0;
+  private lastTook = 0;
+
+  constructor(private readonly emit: () => void) {}
+
+  request(): void {
+    if (this.cancelPending) return;
+    const wait = this.lastEnd + this.lastTook - performance.now();
+    if (wait > 0) {
+      const t = setTimeout(() => this.run(), wait);
+      this.cancelPending = () => clearTimeout(t);
+    } else {
+      const t = setImmediate(() => this.run());
+      this.cancelPending = () => clearImmediate(t);
+    }
+  }
+
+  /** Emits now what was requested and not emitted yet. */
+  flush(): void {
+    if (this.cancelPending) this.run();
+  }
+
+  cancel(): void {
+    this.cancelPending?.();
+    this.cancelPending = undefined;
+  }
+
+  private run(): void {
+    this.cancel();
+    const started = performance.now();
+    this.emit();
+    this.lastEnd = performance.now();
+    this.lastTook = this.lastEnd - started;
+  }
+}
+
 /** Whether the agent follows the API now; for metrics. The agent enforces either way. */
 export interface ApiConnection {
   /** The watch is caught up (it got `ready`) and has not failed since. */
@@ -73,24 +133,42 @@ export interface ApiConnection {
 
 export class ApiClient {
   private readonly fetch: typeof fetch;
+  private readonly closeConnections: () => void = () => {};
+  private readonly requestTimeoutMs: number;
   private readonly backoff: Backoff;
   private readonly conn: ApiConnection = { connected: false, sinceMs: Date.now(), failures: 0, lastError: null };
 
   constructor(private readonly o: ApiClientOptions) {
-    this.fetch = o.fetch ?? fetch;
+    if (o.fetch) this.fetch = o.fetch;
+    else {
+      const http = keepAliveFetch(o.maxConnections ?? 4);
+      this.fetch = http.fetch;
+      this.closeConnections = http.close;
+    }
+    this.requestTimeoutMs = o.requestTimeoutMs ?? 10_000;
     this.backoff = o.backoff ?? { minMs: 500, maxMs: 30_000 };
   }
 
-  private async call(method: string, path: string, body?: unknown, signal?: AbortSignal, headers: Record<string, string> = {}): Promise<Response> {
+  /** Closes the connections to the API (the agent stops; unsubscribe from budgets$ first). */
+  close(): void {
+    this.closeConnections();
+  }
+
+  /** A request and, unless it is the watch (`untimed`), a timeout that covers reading its body too. */
+  private async call(method: string, path: string, body?: unknown, signal?: AbortSignal, headers: Record<string, string> = {}, untimed = false): Promise<Response> {
+    const timeout = untimed ? undefined : AbortSignal.timeout(this.requestTimeoutMs);
+    const timedOut = () => new Error(`${method} ${path}: no answer within ${this.requestTimeoutMs} ms (requestTimeoutMs)`);
     const res = await this.fetch(this.o.baseUrl + path, {
       method,
-      signal,
+      signal: timeout && signal ? AbortSignal.any([signal, timeout]) : (timeout ?? signal),
       headers: {
         authorization: `Bearer ${this.o.token}`,
         ...(body === undefined ? {} : { 'content-type': 'application/json' }),
         ...headers,
       },
       body: body === undefined ? undefined : JSON.stringify(body),
+    }).catch((err: unknown) => {
+      throw timeout?.aborted ? timedOut() : err;
     });
     if (!res.ok) {
       const text = await res.text().catch(() => '');
@@ -195,6 +273,7 @@ export class ApiClient {
     const stop = () => connection.abort();
     signal.addEventListener('abort', stop, { once: true });
     let idle: NodeJS.Timeout | undefined;
+    const pacing = new EmitPacing(onChange);
     const idleMs = this.o.idleTimeoutMs ?? 60_000;
     const touch = () => {
       clearTimeout(idle);
@@ -203,7 +282,7 @@ export class ApiClient {
     try {
       touch();
       // Last-Event-ID, as a browser's EventSource would resume: the API replays everything after it.
-      const res = await this.call('GET', '/v1/watch', undefined, connection.signal, { accept: 'text/event-stream', 'last-event-id': String(state.revision) });
+      const res = await this.call('GET', '/v1/watch', undefined, connection.signal, { accept: 'text/event-stream', 'last-event-id': String(state.revision) }, true);
       let live = false;
       let failure: Error | undefined;
       const parser = createParser({
@@ -217,7 +296,7 @@ export class ApiClient {
             if (ev.class === null) state.classes.delete(ev.name);
             else state.classes.set(ev.name, classFromJson(ev.class));
             state.revision = ev.revision;
-            if (live) onChange();
+            if (live) pacing.request();
           }
         },
         onError: (err) => (failure = err),
@@ -239,6 +318,9 @@ export class ApiClient {
       throw err;
     } finally {
       clearTimeout(idle);
+      // Events read but not emitted yet: emitted now, unless the subscriber is gone.
+      if (signal.aborted) pacing.cancel();
+      else pacing.flush();
       signal.removeEventListener('abort', stop);
       connection.abort();
     }

@@ -14,6 +14,7 @@ export const apiClientModule = new ContainerModule(({ bind }) => {
         token,
         host: settings.host,
         backoff: { minMs: settings.backoffMinMs, maxMs: settings.backoffMaxMs },
+        requestTimeoutMs: settings.requestTimeoutMs,
         // Enforcement goes on from the maps and the snapshot; this only says the API is out of reach.
         onError: (err, retryInMs) => log.warn({ err: err.message, retryInMs }, 'API unreachable or watch failed; enforcement unchanged, retrying'),
         onConnected: (revision) => log.info({ revision }, 'watching the API'),

@@ -35,6 +35,8 @@ export const agentConfigSchema = z.strictObject({
   cgroupRoot: z.string().optional(),
   resyncMs: z.coerce.number().int().min(100).default(30_000),
   heartbeatMs: z.coerce.number().int().min(100).default(10_000),
+  /** Every API request but the watch (heartbeat, registration, list) is given up after this long; one heartbeat is in flight at a time. */
+  requestTimeoutMs: z.coerce.number().int().min(100).default(10_000),
   /** How often the stats maps are read and borrowed rates recomputed; 0 = no borrowing (every class at its rate). */
   borrowIntervalMs: z.coerce.number().int().refine((v) => v === 0 || v >= 100, 'must be 0 (off) or at least 100 ms').default(1_000),
   /** How often each interface's root qdisc is checked for fq (policing without it); 0 = only at start. */
@@ -70,6 +72,7 @@ const ENV: Record<string, keyof AgentSettings> = {
   PACER_BACKOFF_MAX_MS: 'backoffMaxMs',
   PACER_RESYNC_MS: 'resyncMs',
   PACER_HEARTBEAT_MS: 'heartbeatMs',
+  PACER_REQUEST_TIMEOUT_MS: 'requestTimeoutMs',
   PACER_BORROW_INTERVAL_MS: 'borrowIntervalMs',
   PACER_QDISC_CHECK_MS: 'qdiscCheckMs',
   PACER_ROUTE_TUNING: 'routeTuning',

@@ -10,16 +10,23 @@
  * A change of revision that leaves the state as last applied is reported applied without calling
  * the target (the target's apply reads everything it enforces, and some targets spawn commands).
  *
+ * Applies never overlap, and changes are coalesced (coalesce.ts): while an apply runs, every
+ * newer desired state collapses into the newest, applied when the running apply ends. A burst of
+ * revisions thus costs about two applies, not one per revision, and the applied state is never
+ * older than the newest desired state by more than the apply in progress (docs/agent.md,
+ * "Bursts of changes").
+ *
  * After a successful apply of a state not snapshotted yet, the last-known-good snapshot is
  * queued (snapshot.ts SnapshotWriter): serialized here, written to disk off the event loop, so
  * a slow disk never holds back the next apply, the heartbeat or the watch. A resync of the same
  * state writes nothing. On unsubscribe the newest state is written synchronously.
  */
 import { isDeepStrictEqual } from 'node:util';
-import { Subject, concatMap, defer, distinctUntilChanged, finalize, interval, map, merge, of, shareReplay, startWith, tap, timer, withLatestFrom, type Observable, type Subscription } from 'rxjs';
+import { Subject, defer, distinctUntilChanged, finalize, from, interval, map, merge, of, shareReplay, startWith, tap, timer, withLatestFrom, type Observable, type Subscription } from 'rxjs';
 import type { ApplyReport } from '../../shaper-bpf/src/steps.js';
 import { backoffDelay, type Backoff } from '../api-client/api-client.js';
 import { readSnapshot, removeTemporaries, setAsideUnreadable, SnapshotWriter } from './snapshot.js';
+import { coalesceWhileBusy } from './coalesce.js';
 
 export interface Desired<S> {
   /** The API revision this state was computed from (reported as appliedRevision). */
@@ -38,7 +45,8 @@ export type ReconcileResult =
   | { ok: false; revision: number; why: 'change' | 'resync'; error: string; retryInMs: number; timings: ReconcileTimings };
 
 export interface ReconcilerOptions<S> {
-  apply(state: S): ApplyReport;
+  /** Synchronous (the kernel's maps) or not (a target that waits on something); never called while a previous call runs. */
+  apply(state: S): ApplyReport | Promise<ApplyReport>;
   /** Where the last-known-good snapshot lives; undefined: none. */
   snapshotFile?: string;
   /**
@@ -60,9 +68,22 @@ export class Reconciler<S> {
 
   constructor(private readonly o: ReconcilerOptions<S>) {}
 
+  get snapshotFile(): string | undefined {
+    return this.o.snapshotFile;
+  }
+
   /** Resolves when the snapshot writes queued so far are on disk (or failed). */
   snapshotsWritten(): Promise<void> {
     return this.writer?.idle() ?? Promise.resolve();
+  }
+
+  /**
+   * After unsubscribing (which wrote the newest state): waits for the disk write in flight and
+   * removes every temporary file of this snapshot, so a stopping agent leaves no *.tmp.
+   */
+  async close(): Promise<void> {
+    await this.writer?.close();
+    if (this.o.snapshotFile !== undefined) removeTemporaries(this.o.snapshotFile);
   }
 
   /** The snapshot of the last successful apply, if any. Throws when the file is not one. */
@@ -120,31 +141,38 @@ export class Reconciler<S> {
         map(([why, d]) => ({ why, d })),
       );
       return merge(latest$.pipe(map((d) => ({ why: 'change' as const, d }))), again$).pipe(
-        // Applies run one at a time, in order: two applies must never interleave on the maps.
-        concatMap(({ why, d }) => {
-          // A new revision whose state is the one just applied (a change to a class that does
-          // not apply to this target) needs no apply: it is reported as applied at once. The
-          // resync still reads the target and repairs drift.
-          if (why === 'change' && applied !== undefined && isDeepStrictEqual(applied, d.state)) {
-            return of<ReconcileResult>({ ok: true, revision: d.revision, why, report: { changes: {} }, timings: { applyMs: 0, snapshotMs: 0 } });
-          }
-          const r = this.applyOnce(d, why, attempt);
-          applied = r.ok ? d.state : undefined;
-          if (r.ok && writer && d !== snapshotted) {
-            const t = performance.now();
-            try {
-              writer.write(d);
-              snapshotted = d;
-            } catch (err) {
-              r.snapshotError = (err as Error).message; // not serializable: reported, enforcement is in place
+        // Applies run one at a time (two must never interleave on the maps), each on the newest
+        // state: what arrives during an apply collapses into one (a change wins over a resync).
+        coalesceWhileBusy(
+          ({ why, d }) => {
+            // A new revision whose state is the one just applied (a change to a class that does
+            // not apply to this target) needs no apply: it is reported as applied at once. The
+            // resync still reads the target and repairs drift.
+            if (why === 'change' && applied !== undefined && isDeepStrictEqual(applied, d.state)) {
+              return of<ReconcileResult>({ ok: true, revision: d.revision, why, report: { changes: {} }, timings: { applyMs: 0, snapshotMs: 0 } });
             }
-            r.timings.snapshotMs = performance.now() - t;
-          }
-          // A failed disk write comes back with the next result (it finishes after this one).
-          const failed = r.ok ? writer?.takeError() : undefined;
-          if (r.ok && failed !== undefined) r.snapshotError ??= failed;
-          return of(r);
-        }),
+            const after = (r: ReconcileResult): ReconcileResult => {
+              applied = r.ok ? d.state : undefined;
+              if (r.ok && writer && d !== snapshotted) {
+                const t = performance.now();
+                try {
+                  writer.write(d);
+                  snapshotted = d;
+                } catch (err) {
+                  r.snapshotError = (err as Error).message; // not serializable: reported, enforcement is in place
+                }
+                r.timings.snapshotMs = performance.now() - t;
+              }
+              // A failed disk write comes back with the next result (it finishes after this one).
+              const failed = r.ok ? writer?.takeError() : undefined;
+              if (r.ok && failed !== undefined) r.snapshotError ??= failed;
+              return r;
+            };
+            const r = this.applyOnce(d, why, attempt);
+            return r instanceof Promise ? from(r.then(after)) : of(after(r));
+          },
+          (waiting, next) => (waiting.why === 'change' ? { why: 'change' as const, d: next.d } : next),
+        ),
         tap((r) => {
           pendingRetry?.unsubscribe();
           if (r.ok) attempt = 0;
@@ -166,16 +194,20 @@ export class Reconciler<S> {
     });
   }
 
-  private applyOnce(d: Desired<S>, why: 'change' | 'resync', attempt: number): ReconcileResult {
-    let report: ApplyReport;
+  private applyOnce(d: Desired<S>, why: 'change' | 'resync', attempt: number): ReconcileResult | Promise<ReconcileResult> {
     const started = performance.now();
+    const failed = (err: unknown): ReconcileResult => {
+      const timings = { applyMs: performance.now() - started, snapshotMs: 0 };
+      return { ok: false, revision: d.revision, why, error: (err as Error).message, retryInMs: backoffDelay(attempt, this.o.backoff, this.o.random ?? Math.random), timings };
+    };
+    // The snapshot is queued by run(); enforcement is in place either way.
+    const done = (report: ApplyReport): ReconcileResult => ({ ok: true, revision: d.revision, why, report, timings: { applyMs: performance.now() - started, snapshotMs: 0 } });
+    let report: ApplyReport | Promise<ApplyReport>;
     try {
       report = this.o.apply(d.state);
     } catch (err) {
-      const timings = { applyMs: performance.now() - started, snapshotMs: 0 };
-      return { ok: false, revision: d.revision, why, error: (err as Error).message, retryInMs: backoffDelay(attempt, this.o.backoff, this.o.random ?? Math.random), timings };
+      return failed(err);
     }
-    // The snapshot is queued by run(); enforcement is in place either way.
-    return { ok: true, revision: d.revision, why, report, timings: { applyMs: performance.now() - started, snapshotMs: 0 } };
+    return report instanceof Promise ? report.then(done, failed) : done(report);
   }
 }

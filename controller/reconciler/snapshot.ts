@@ -45,12 +45,11 @@ export const serializeSnapshot = (value: unknown): string => JSON.stringify(tagg
 export const parseSnapshot = <T>(text: string): T => JSON.parse(text, reviver) as T;
 
 export function writeSnapshot(file: string, value: unknown): void {
-  writeSnapshotText(file, serializeSnapshot(value));
+  writeSnapshotText(file, serializeSnapshot(value), `${file}.${process.pid}.tmp`);
 }
 
-function writeSnapshotText(file: string, text: string): void {
+function writeSnapshotText(file: string, text: string, tmp: string): void {
   mkdirSync(dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
   try {
     writeFileSync(tmp, text);
     renameSync(tmp, file);
@@ -66,33 +65,46 @@ export function readSnapshot<T>(file: string): T | undefined {
 }
 
 /**
- * Writes one file's snapshots without blocking the event loop on the disk: the value is
- * serialized at once (so later changes to it do not matter), the temporary file is written and
- * fsync'ed on libuv's thread pool, and only the rename (cheap once the data is on disk) runs
- * on this thread. Writes are queued one at a time; a write superseded by a newer one before its
- * turn is skipped, and a finished write is renamed only if no newer one exists, so the file only
+ * Writes one file's snapshots without blocking the event loop on the disk, one write at a time.
+ * The value is serialized at once (so later changes to it do not matter) and only the newest
+ * serialized state is kept: a write requested while one runs is coalesced with every other
+ * request of that time into one later write of the newest state. So a burst of applies costs
+ * two disk writes and holds one state in memory, not one per apply. The temporary file is
+ * written and fsync'ed on libuv's thread pool; only the rename (cheap once the data is on disk)
+ * runs on this thread, and only if nothing newer reached the file meanwhile, so the file only
  * ever moves forward. An applied state is thus in the maps before its snapshot is on disk; a
- * crash in between leaves the previous snapshot (never a torn one), and the API brings the
- * newer state back. flushSync() writes the newest state at once (on stop).
+ * crash in between leaves the previous snapshot (never a torn one), and the API brings the newer
+ * state back. flushSync() writes the newest state at once (on stop); close() waits for the write
+ * in flight, whose temporary file is then gone.
  */
 export class SnapshotWriter {
-  private generation = 0;
-  private renamed = 0;
+  /** Requests so far, and the newest one on disk (the file moves forward only). */
+  private requested = 0;
+  private written = 0;
+  /** The request whose write failed last: not retried until a newer state asks for a write (or flushSync). */
+  private failed = 0;
   private latest?: string;
-  private queue: Promise<void> = Promise.resolve();
+  private running?: Promise<void>;
   private error?: string;
   private dirMade = false;
+  private closed = false;
 
   constructor(private readonly file: string) {}
 
   write(value: unknown): void {
-    const gen = ++this.generation;
-    const text = (this.latest = serializeSnapshot(value));
-    this.queue = this.queue.then(() => (gen === this.generation ? this.writeAsync(gen, text) : undefined));
+    if (this.closed) return;
+    this.latest = serializeSnapshot(value);
+    this.requested++;
+    this.running ??= this.drain().finally(() => (this.running = undefined));
+  }
+
+  /** Writes the newest request until none is newer than the file. */
+  private async drain(): Promise<void> {
+    while (this.written < this.requested && this.failed !== this.requested) await this.writeAsync(this.requested, this.latest!);
   }
 
   private async writeAsync(gen: number, text: string): Promise<void> {
-    const tmp = `${this.file}.${process.pid}.${gen}.tmp`;
+    const tmp = `${this.file}.${process.pid}.tmp`;
     let renamed = false;
     try {
       if (!this.dirMade) {
@@ -100,14 +112,15 @@ export class SnapshotWriter {
         this.dirMade = true;
       }
       await writeFile(tmp, text, { flush: true }); // flush: fsync'ed before the rename makes it the snapshot
-      if (gen === this.generation && gen > this.renamed) {
+      if (gen > this.written) {
         renameSync(tmp, this.file);
         renamed = true;
-        this.renamed = gen;
+        this.written = gen;
         this.error = undefined;
       }
     } catch (err) {
-      if (gen === this.generation) this.error = (err as Error).message;
+      this.error = (err as Error).message;
+      this.failed = gen;
     } finally {
       if (!renamed) await rm(tmp, { force: true }).catch(() => {});
     }
@@ -120,17 +133,28 @@ export class SnapshotWriter {
     return e;
   }
 
-  /** Writes the newest state now, synchronously, unless it is on disk already; later queued writes are dropped. Throws on failure. */
+  /** Writes the newest state now, synchronously, unless it is on disk already; the write in flight will not rename. Throws on failure. */
   flushSync(): void {
-    if (this.latest === undefined || this.renamed === this.generation) return;
-    const gen = ++this.generation; // whatever is in flight is now superseded: it will not rename
-    writeSnapshotText(this.file, this.latest);
-    this.renamed = gen;
+    if (this.latest === undefined || this.written >= this.requested) return;
+    // Its own temporary name: the write in flight may still be writing the other one.
+    writeSnapshotText(this.file, this.latest, `${this.file}.${process.pid}.flush.tmp`);
+    this.written = this.requested;
   }
 
-  /** Resolves when every queued write has finished (tests, and a clean stop). */
+  /** Resolves when every requested write has finished (tests, and a clean stop). */
   idle(): Promise<void> {
-    return this.queue;
+    return this.running ?? Promise.resolve();
+  }
+
+  /** No more writes; the newest state is written now (if it is not on disk) and the write in flight is waited for. */
+  async close(): Promise<void> {
+    this.closed = true;
+    try {
+      this.flushSync();
+    } catch {
+      /* the previous snapshot stays; the maps and the API hold the newer state */
+    }
+    await this.idle();
   }
 }
 

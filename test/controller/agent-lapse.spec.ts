@@ -38,6 +38,7 @@ describe('Agent: lapses of the tc program (in-memory installer, fake clock)', ()
       budgets$: () => new BehaviorSubject({ revision: 3, classes: [record('web', 7, { match: { marks: [5], cgroups: [], dst: [] } })] }),
       register: async () => {},
       heartbeat: async (s: HostStatus) => void heartbeats.push(s),
+      close: () => {},
     } as unknown as ApiClient;
     const config = resolveAgentConfig({ api: 'http://127.0.0.1:1', iface: ['eth0'], host: 'h', stateDir: dir, heartbeatMs: '600000', borrowIntervalMs: '0' }, { PACER_TOKEN: 't' });
     agent = new Agent(config, api, installer, pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line)) }));

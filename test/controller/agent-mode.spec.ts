@@ -66,6 +66,7 @@ describe('Agent: the mode follows the root qdisc while it runs (in-memory instal
       budgets$: () => new BehaviorSubject({ revision: 3, classes: [record('web', ID, { horizon: HORIZON, match: { marks: [5], cgroups: [], dst: [] } })] }),
       register: async () => {},
       heartbeat: async (s: HostStatus) => void heartbeats.push(s),
+      close: () => {},
     } as unknown as ApiClient;
     // InfluxDB on a port nobody listens on: the sink queues its points, which the test reads.
     const config = resolveAgentConfig({ api: 'http://127.0.0.1:1', iface: ['eth0'], host: 'h', stateDir: dir, heartbeatMs: '600000', borrowIntervalMs: '0', influx: 'http://127.0.0.1:1/pacer' }, { PACER_TOKEN: 't' });

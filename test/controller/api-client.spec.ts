@@ -60,8 +60,15 @@ describe('ApiClient', () => {
     return { seen, sub };
   };
   const settle = () => clock.tickAsync(0);
+  /** Turns of the event loop (setImmediate is not faked) and a few fake ms: the watch emits what it read. */
+  const turn = async () => {
+    for (let i = 0; i < 3; i++) {
+      await new Promise((r) => setImmediate(r));
+      await clock.tickAsync(20);
+    }
+  };
 
-  it('lists, watches from the list revision, emits on ready and on every change after', async () => {
+  it('lists, watches from the list revision, emits on ready and after changes: once per event-loop turn, with the newest state', async () => {
     http.list(5, [record('a', 1)]);
     http.watch();
     const { seen, sub } = collect(client());
@@ -74,9 +81,17 @@ describe('ApiClient', () => {
     await settle();
     assert.deepEqual(seen.map((b) => [b.revision, b.classes.map((c) => c.name)]), [[6, ['a', 'b']]]);
     http.event(7, 'updated', record('a', 1, { rate: 5_000 }));
+    await settle();
+    await turn();
     http.event(8, 'deleted', null, 'b');
     await settle();
+    await turn();
     assert.deepEqual(seen.slice(1).map((b) => [b.revision, b.classes.map((c) => `${c.name}:${c.rate}`)]), [[7, ['a:5000', 'b:10000000']], [8, ['a:5000']]]);
+    // A burst read in one turn is one emission of its newest state, not one per event.
+    for (let r = 9; r < 1009; r++) http.event(r, 'created', record(`c${r}`, r));
+    await settle();
+    await turn();
+    assert.deepEqual(seen.slice(3).map((b) => [b.revision, b.classes.length]), [[1008, 1001]]);
     sub.unsubscribe();
   });
 

@@ -232,6 +232,84 @@ describe('Reconciler', () => {
     assert.equal(broken.takeError(), undefined, 'reported once');
   });
 
+  it('a burst coalesces: 1,000 revisions arriving during one slow apply cost one more apply, of the final revision', async () => {
+    // The in-memory datapath behind an apply that takes as long as the test says (a slow kernel, a big diff).
+    const gates: Array<() => void> = [];
+    const slow = new Reconciler<ShaperState>({
+      apply: async (s) => {
+        applies++;
+        await new Promise<void>((r) => gates.push(r));
+        return datapath.apply(s);
+      },
+      snapshotFile: join(dir, 'eth0.last-known-good.json'),
+      resyncMs: 30_000,
+      backoff: { minMs: 1000, maxMs: 8000 },
+    });
+    const sub = slow.run(desired$).subscribe((x) => results.push(x));
+    desired$.next({ revision: 1, state: state(1_000_000) });
+    for (let r = 2; r <= 1001; r++) desired$.next({ revision: r, state: state(1_000_000 + r) });
+    assert.equal(applies, 1, 'nothing else starts while the first apply runs');
+    gates.shift()!();
+    await clock.tickAsync(0);
+    assert.equal(applies, 2, 'the 1,000 revisions that waited are one apply');
+    gates.shift()!();
+    await clock.tickAsync(0);
+    assert.deepEqual(results.map((r) => [r.ok, r.revision]), [[true, 1], [true, 1001]]);
+    assert.equal(datapath.read().classes.get(1)!.rate_bps, 1_001_001, 'the final revision is what the maps hold');
+    sub.unsubscribe();
+    await slow.close();
+    assert.equal(readSnapshot<Desired<ShaperState>>(join(dir, 'eth0.last-known-good.json'))!.revision, 1001);
+    assert.deepEqual(readdirSync(dir), ['eth0.last-known-good.json'], 'no temporary file left');
+  });
+
+  it('a burst coalesces with a synchronous apply too: revisions emitted during it (re-entrantly) are one more apply', () => {
+    let burst = true;
+    const sub = start((s) => {
+      if (burst) {
+        burst = false;
+        for (let r = 2; r <= 1001; r++) desired$.next({ revision: r, state: state(1_000_000 + r) });
+      }
+      return datapath.apply(s);
+    });
+    desired$.next({ revision: 1, state: state(1_000_000) });
+    assert.equal(applies, 2);
+    assert.deepEqual(results.map((r) => r.revision), [1, 1001]);
+    sub.unsubscribe();
+  });
+
+  it('SnapshotWriter: one write at a time; writes asked for meanwhile are one later write of the newest; close() leaves no temporary file', async () => {
+    const file = join(dir, 'w.json');
+    writeFileSync(`${file}.4242.tmp`, '{"revis'); // a crashed agent's: removed on start (Reconciler.run) and by close()
+    const w = new SnapshotWriter(file);
+    // Each disk write, counted as it runs.
+    const inner = w as unknown as { writeAsync(gen: number, text: string): Promise<void> };
+    const original = inner.writeAsync.bind(w);
+    let inFlight = 0;
+    let most = 0;
+    const texts: string[] = [];
+    inner.writeAsync = async (gen, text) => {
+      most = Math.max(most, ++inFlight);
+      texts.push(text);
+      try {
+        await original(gen, text);
+      } finally {
+        inFlight--;
+      }
+    };
+    for (let revision = 1; revision <= 1000; revision++) w.write({ revision, state: {} });
+    await w.idle();
+    assert.equal(most, 1, 'never two writes at once');
+    assert.deepEqual(texts.map((t) => JSON.parse(t).revision), [1, 1000], 'the first, then the newest');
+    assert.deepEqual(readSnapshot(file), { revision: 1000, state: {} });
+    w.write({ revision: 1001, state: {} });
+    await w.close();
+    assert.deepEqual(readSnapshot(file), { revision: 1001, state: {} });
+    const r = new Reconciler<ShaperState>({ apply: (s) => datapath.apply(s), snapshotFile: file, resyncMs: 30_000, backoff: { minMs: 1000, maxMs: 8000 } });
+    r.run(desired$).subscribe().unsubscribe();
+    await r.close();
+    assert.deepEqual(readdirSync(dir), ['w.json']);
+  });
+
   it('snapshot: atomic write keeps the old file when the write fails; Maps and bigints round-trip', () => {
     const file = join(dir, 's.json');
     writeSnapshot(file, { m: new Map([[1n, 2]]) });
