@@ -17,7 +17,7 @@ import { cgroupId, describeTcpError } from '../shaper-bpf/src/sockops.js';
 import { KERNEL_PROBE, type KernelProbe, type MissingFeature } from '../shaper-bpf/src/kernel-features.js';
 import type { TcpState } from '../shaper-bpf/src/tcp-datapath.js';
 import type { ShaperState } from '../shaper-bpf/src/datapath.js';
-import { ApiClient } from './api-client/api-client.js';
+import { ApiClient, ApiError } from './api-client/api-client.js';
 import { AgentConfig } from './config/config.js';
 import { LOGGER, type Logger } from './config/module.js';
 import { INTERFACE_INSTALLER, type InstalledDatapath, type InterfaceInstaller } from './datapath/installer.js';
@@ -449,12 +449,27 @@ export class Agent {
     return cgroupId(join(root, path));
   }
 
+  /**
+   * Resolves with an error the agent cannot recover from by retrying (the API refused its token
+   * at registration); the command stops the agent and exits 1 with it. Never rejects.
+   */
+  private fatalError: (err: Error) => void = () => {};
+  readonly fatal: Promise<Error> = new Promise((resolve) => (this.fatalError = resolve));
+
   private async registerUntilDone(): Promise<void> {
     for (let attempt = 0; this.ifaces.length > 0; attempt++) {
       try {
         await this.api.register(this.config.settings.label, 'pacer-agent/0.1.0');
+        this.heartbeat(); // one that overtook the registration was refused (404)
         return;
       } catch (err) {
+        // A refused token does not get better by retrying: stop, with the fix (issue 11).
+        const refused = refusedTokenFix(err, this.config.settings.host);
+        if (refused) {
+          this.log.error({ err: (err as Error).message, fix: refused }, `the API refused this agent's token: ${refused}`);
+          this.fatalError(new Error(`the API refused this agent's token (${(err as Error).message}): ${refused}`));
+          return;
+        }
         this.log.warn({ err: (err as Error).message }, 'registration failed; retrying');
         await new Promise((r) => setTimeout(r, Math.min(30_000, 500 * 2 ** attempt)).unref());
       }
@@ -616,4 +631,15 @@ export class Agent {
     this.tcp = undefined;
     this.routes = undefined; // pacer's routes stay: they keep tuning while the agent is away
   }
+}
+
+/** The fix for a token the API refused (401, 403), or undefined for any other error. */
+export function refusedTokenFix(err: unknown, host: string): string | undefined {
+  if (!(err instanceof ApiError)) return undefined;
+  if (err.status === 401) return 'the token is not valid (unknown, revoked or mistyped): give the agent a valid agent token in PACER_TOKEN or --token-file (an admin makes one with `pacer token create --role agent --host ' + host + ' --name ' + host + '`)';
+  if (err.status !== 403) return undefined;
+  const bound = /this agent token is for host "([^"]+)"/.exec(err.message)?.[1];
+  return bound
+    ? `the token is bound to host "${bound}", and this agent runs as "${host}": pass --host ${bound}, or use a token made for "${host}" (pacer token create --role agent --host ${host} --name ${host})`
+    : `the token may not register a host: use an agent token for "${host}" (pacer token create --role agent --host ${host} --name ${host})`;
 }

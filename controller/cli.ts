@@ -58,8 +58,14 @@ export function agentCommand(): Command {
       const agent = container.get(Agent);
       await agent.start();
       // SIGTERM/SIGINT: stop following the API, within a deadline; programs and maps stay attached and pinned.
-      await signalled();
-      process.exit(await stopWithin(agent, container.get<Logger>(LOGGER)));
+      // A fatal error (the API refused the token) stops it the same way, then exits 1 with the fix.
+      const why = await Promise.race([signalled(), agent.fatal]);
+      const code = await stopWithin(agent, container.get<Logger>(LOGGER));
+      if (why instanceof Error) {
+        process.stderr.write(`pacer: ${why.message}\n`);
+        process.exit(1);
+      }
+      process.exit(code);
     });
   cmd
     .command('teardown')

@@ -168,7 +168,11 @@ export class ApiClient {
       },
       body: body === undefined ? undefined : JSON.stringify(body),
     }).catch((err: unknown) => {
-      throw timeout?.aborted ? timedOut() : err;
+      if (timeout?.aborted) throw timedOut();
+      if ((err as Error).name === 'AbortError') throw err;
+      // Which API, and why: "fetch failed" alone says neither (issue 17).
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      throw new Error(`cannot reach the API at ${this.o.baseUrl} (${method} ${path}): ${cause?.code ?? cause?.message ?? (err as Error).message}`, { cause: err });
     });
     if (!res.ok) {
       const text = await res.text().catch(() => '');

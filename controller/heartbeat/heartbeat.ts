@@ -14,7 +14,7 @@ export interface HeartbeatOptions {
   put(status: HostStatus): Promise<void>;
   /** The status to report, read when a heartbeat is sent. */
   status(): HostStatus;
-  log: Pick<Logger, 'warn'>;
+  log: Pick<Logger, 'warn' | 'info'>;
 }
 
 export class Heartbeat {
@@ -47,7 +47,9 @@ export class Heartbeat {
         await this.o.put(this.o.status());
       } catch (err) {
         if (this.stopped) return; // the client's connections were closed under it
-        this.o.log.warn({ err: (err as Error).message }, 'heartbeat failed; the next one is due in the heartbeat interval');
+        // At start the first heartbeat can overtake the registration: not a failure of the API.
+        if ((err as { status?: number }).status === 404) this.o.log.info({ err: (err as Error).message }, 'heartbeat before the host is registered; it is sent again once registration succeeds');
+        else this.o.log.warn({ err: (err as Error).message }, 'heartbeat failed; the next one is due in the heartbeat interval');
       }
     } while (this.again && !this.stopped);
   }
