@@ -3,7 +3,9 @@
  * kernel (shaper-bpf's installInterface, which adopts what a previous agent left pinned) and an
  * in-memory one for tests and benchmarks.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { constants } from 'node:os';
 import { join } from 'node:path';
 import { Datapath, memoryTables } from '../../shaper-bpf/src/datapath.js';
 import { installInterface, reattachInterface, repinInterface, uninstallInterface, PIN_BASE, POLICING_DETAIL, type InterfaceMode, type Reattached } from '../../shaper-bpf/src/interface.js';
@@ -61,6 +63,11 @@ export class KernelInstaller implements InterfaceInstaller {
       i = await installInterface(options);
     } catch (err) {
       await lock.release();
+      const elsewhere = (err as { errno?: number }).errno === constants.errno.ENODEV ? namespacesWith(iface, this.o.netns) : [];
+      if (elsewhere.length > 0) {
+        const hint = elsewhere.map((ns) => (ns === 'host' ? 'leave out --netns (it is in the host\'s namespace)' : `pass --netns /run/netns/${ns}`)).join(', or ');
+        throw new Error(`${(err as Error).message}; an interface named ${iface} exists elsewhere: ${hint}`, { cause: err });
+      }
       throw err;
     }
     const target = { iface, netns: this.o.netns };
@@ -157,4 +164,14 @@ export class MemoryInstaller implements InterfaceInstaller {
   async uninstall(iface: string): Promise<string[]> {
     return this.tables.delete(iface) ? [`the in-memory maps of ${iface}`] : [];
   }
+}
+
+/** The named network namespaces (and 'host', when not `netns`) that have an interface `iface`: where the user may have meant. */
+function namespacesWith(iface: string, netns: string | undefined): string[] {
+  const found: string[] = [];
+  const has = (args: string[]) => spawnSync('ip', [...args, 'link', 'show', 'dev', iface], { stdio: 'ignore' }).status === 0;
+  if (netns !== undefined && has([])) found.push('host');
+  const named = existsSync('/run/netns') ? readdirSync('/run/netns') : [];
+  for (const ns of named) if (`/run/netns/${ns}` !== netns && ns !== netns && has(['-n', ns])) found.push(ns);
+  return found;
 }

@@ -1,7 +1,8 @@
 /**
  * Errors at the API that retrying cannot fix (issue 11, "friction found on first contact"): an agent
  * whose token is bound to another host used to retry forever. It now stops, exits 1, and says the
- * fix. And an unreachable API is named with the reason, not "fetch failed" (issue 17).
+ * fix. An interface that is not where the agent looks is found where it is ("pass --netns …"). And
+ * an unreachable API is named with the reason, not "fetch failed" (issue 17).
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -37,6 +38,16 @@ describe('the agent and an API that refuses it or cannot be reached', function (
     assert.equal(exit.code, 1, agent.tail());
     assert.match(agent.tail(), /the token is bound to host "nc-host-a", and this agent runs as "vm": pass --host nc-host-a/);
     assert.equal(agent.lines.filter((l) => l.msg === 'registration failed; retrying').length, 0, 'no retry');
+  });
+
+  it('an interface that exists only in another network namespace: the agent says which --netns to pass', async () => {
+    const ns = await nets.createTestNetns();
+    const peer = await nets.createTestNetns();
+    await nets.vethPair({ a: { ns, name: 'tn0', addr: '10.93.10.1/24' }, b: { ns: peer, name: 'tn1', addr: '10.93.10.2/24' } });
+    const lost = startAgentChild(['--api', 'http://127.0.0.1:9', '--iface', 'tn0', '--host', 'vm', '--state-dir', join(dir!, 'state-ns'), '--pin-base', '/sys/fs/bpf/pacer-netns-hint', '--cgroup-root', 'off'], 'any-token');
+    const exit = await lost.exited;
+    assert.equal(exit.code, 1, lost.tail());
+    assert.match(lost.tail(), new RegExp(`there is no interface named "tn0" in the current network namespace; an interface named tn0 exists elsewhere: pass --netns /run/netns/${ns}`));
   });
 
   it('the fix for each refusal; other errors are not refusals', () => {
