@@ -8,7 +8,8 @@
  *
  * Each stream is a cursor (the last revision it sent) and one of two modes:
  * - live: caught up and the socket takes writes, so a commit is written at once;
- * - catching up: a pump reads the store in pages after the cursor and writes with backpressure
+ * - catching up: a pump reads pages after the cursor (from the last RECENT changes kept in
+ *   memory when they reach back far enough, else from the store) and writes with backpressure
  *   (it waits for 'drain' whenever the socket's buffer is full). A stream starts here, and goes
  *   back here whenever its socket's buffer fills, so the process never holds more than about one
  *   high-water mark (16 KiB) plus one event per stream, however slow the client.
@@ -30,6 +31,8 @@ import type { Store } from '../store/store.js';
 const since = z.coerce.number().int('a revision is an integer').min(0);
 /** Changes read from the store at once while catching up. */
 const REPLAY_PAGE = 500;
+/** Recent class changes kept in memory, so a stream briefly behind catches up without the store. */
+const RECENT = 1024;
 /** Seconds a refused client is told to wait. */
 const RETRY_AFTER_S = '5';
 
@@ -49,6 +52,12 @@ export interface WatchOptions {
   metrics: ApiMetrics;
   heartbeatMs: number;
   limits?: Partial<WatchLimits>;
+}
+
+/** A class change as sent: its revision and its serialized SSE frame. */
+interface Event {
+  revision: number;
+  frame: string;
 }
 
 interface Watcher {
@@ -76,8 +85,9 @@ export class WatchStreams {
   private readonly byToken = new Map<string, Set<Watcher>>();
   /** Tokens revoked while this process runs: a stream authenticated just before is refused. */
   private readonly revoked = new Set<string>();
-  /** Each change is serialized once, however many streams send it. */
-  private readonly frames = new WeakMap<Change, string>();
+  /** The latest class events, oldest first: every one after revision `recentFrom` (-1: none yet). */
+  private readonly recent: Event[] = [];
+  private recentFrom = -1;
   private readonly limits: WatchLimits;
   readonly router = Router();
 
@@ -102,42 +112,41 @@ export class WatchStreams {
     for (const w of [...(this.byToken.get(tokenId) ?? [])]) this.end(w);
   }
 
-  private frameOf(change: Change): string {
-    let frame = this.frames.get(change);
-    if (frame === undefined) {
-      const event: ClassEvent = {
-        revision: change.revision,
-        action: change.action as ClassEvent['action'],
-        name: change.name,
-        class: change.after as ClassEvent['class'],
-      };
-      frame = `id: ${change.revision}\nevent: class\ndata: ${JSON.stringify(event)}\n\n`;
-      this.frames.set(change, frame);
-    }
-    return frame;
+  /** Each committed change is serialized once, however many streams send it. */
+  private eventOf(change: Change): Event {
+    const event: ClassEvent = {
+      revision: change.revision,
+      action: change.action as ClassEvent['action'],
+      name: change.name,
+      class: change.after as ClassEvent['class'],
+    };
+    return { revision: change.revision, frame: `id: ${change.revision}\nevent: class\ndata: ${JSON.stringify(event)}\n\n` };
   }
 
   private onCommit(change: Change): void {
     if (change.kind === 'token' && change.action === 'revoked') return this.closeToken(change.name);
     if (change.kind !== 'class') return;
+    if (this.recentFrom < 0) this.recentFrom = change.revision - 1;
+    const event = this.eventOf(change);
+    this.recent.push(event);
+    if (this.recent.length > RECENT) this.recentFrom = this.recent.shift()!.revision;
     for (const w of this.open) {
       w.committed = change.revision;
       if (w.live && !w.res.writableNeedDrain) {
-        this.write(w, change);
+        this.write(w, event);
         continue;
       }
       w.live = false;
-      w.owed += this.frameOf(change).length;
+      w.owed += event.frame.length;
       if (w.owed > this.limits.slowClientBytes) this.cut(w);
       else void this.pump(w);
     }
   }
 
-  private write(w: Watcher, change: Change): void {
-    if (change.revision <= w.last) return;
-    const frame = this.frameOf(change);
-    if (change.revision > w.opened) w.owed = Math.max(0, w.owed - frame.length);
-    w.last = change.revision;
+  private write(w: Watcher, { revision, frame }: Event): void {
+    if (revision <= w.last) return;
+    if (revision > w.opened) w.owed = Math.max(0, w.owed - frame.length);
+    w.last = revision;
     w.res.write(frame);
   }
 
@@ -211,10 +220,10 @@ export class WatchStreams {
           this.end(w);
           return;
         }
-        const page = await store.classChangesSince(w.last, REPLAY_PAGE);
-        for (const change of page) {
+        const page = this.recentAfter(w.last) ?? (await store.classChangesSince(w.last, REPLAY_PAGE)).map((c) => this.eventOf(c));
+        for (const event of page) {
           if (w.closed) return;
-          this.write(w, change);
+          this.write(w, event);
           if (w.res.writableNeedDrain) await drained(w);
         }
         if (w.closed) return;
@@ -237,6 +246,19 @@ export class WatchStreams {
     } finally {
       w.pumping = false;
     }
+  }
+
+  /** The next page after `last` from memory; undefined when memory does not reach back that far. */
+  private recentAfter(last: number): Event[] | undefined {
+    if (this.recentFrom < 0 || last < this.recentFrom) return undefined;
+    let lo = 0;
+    let hi = this.recent.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.recent[mid]!.revision <= last) lo = mid + 1;
+      else hi = mid;
+    }
+    return this.recent.slice(lo, lo + REPLAY_PAGE);
   }
 
   /** A slow client: stop writing at once and drop the connection, once. */

@@ -17,8 +17,8 @@ export function classBody(name: string, bytes = 600): { name: string; rate: stri
  * The n-th of a run of bulky classes: a full description and 64 destination prefixes of its own,
  * so its watch event is about 3 KB and a stalled client's socket buffers fill in fewer changes.
  */
-export function bulkyClass(n: number): { name: string; rate: string; description: string; match: { dst: string[] } } {
-  const dst = Array.from({ length: 64 }, (_, k) => `fd00:${(n >> 16).toString(16)}:${(n & 0xffff).toString(16)}::${k.toString(16)}/128`);
+export function bulkyClass(n: number, prefixes = 64): { name: string; rate: string; description: string; match: { dst: string[] } } {
+  const dst = Array.from({ length: prefixes }, (_, k) => `fd00:${(n >> 16).toString(16)}:${(n & 0xffff).toString(16)}::${k.toString(16)}/128`);
   return { name: `bulky-${n}`, rate: '1mbit', description: 'x'.repeat(1024), match: { dst } };
 }
 
@@ -93,5 +93,125 @@ export async function until(check: () => boolean | Promise<boolean>, timeoutMs: 
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${what()}`);
     await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export interface WatchLoadOptions {
+  /** Clients that connect to the watch and never read. */
+  stalled: number;
+  /** Clients that read every event. */
+  readers: number;
+  /** Class changes committed while they watch (bulky: ~3 KB events). */
+  changes: number;
+  /** Writes in flight at once (the store commits each turn's writes together); also how many classes they rewrite. */
+  concurrency: number;
+  /** `pacer api --watch-slow-bytes`; the API's default when absent. */
+  slowClientBytes?: number;
+  /** How long to wait for each phase before failing. */
+  timeoutMs: number;
+}
+
+export interface WatchLoadResult {
+  /** /healthz latencies (ms) while the load ran, in order. */
+  health: number[];
+  healthFailures: string[];
+  /** Events each reader received (distinct revisions), and the changes committed. */
+  received: number[];
+  committed: number;
+  slowCuts: number;
+  rssStartBytes: number;
+  rssPeakBytes: number;
+  /** RSS once every stalled client was cut and it settled back (or the phase timed out). */
+  rssEndBytes: number;
+  /** The API's heap and external memory at the end, from /metrics. */
+  memoryEnd: string[];
+  writeSeconds: number;
+}
+
+/**
+ * The API in its own process, `stalled` clients that never read and `readers` that do, and
+ * `changes` class changes: what a fleet with some stuck clients does to the API. The caller asserts.
+ */
+export async function runWatchLoad(o: WatchLoadOptions): Promise<WatchLoadResult> {
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { startApiChild, killed } = await import('./api-process.js');
+  const { ADMIN_TOKEN, request } = await import('./api-server.js');
+  const { openSse } = await import('./sse.js');
+  const dir = mkdtempSync(join(tmpdir(), 'pacer-watch-load-'));
+  const args = ['--watch-per-token', String(o.stalled + o.readers + 10)];
+  if (o.slowClientBytes !== undefined) args.push('--watch-slow-bytes', String(o.slowClientBytes));
+  const api = await startApiChild(join(dir, 'pacer.db'), 0, args);
+  const pid = api.child.pid!;
+  const sockets: Socket[] = [];
+  const readers: Awaited<ReturnType<typeof openSse>>[] = [];
+  const metric = async (name: string) => {
+    const text = (await request(api.url, 'GET', '/metrics')).body as string;
+    return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+  };
+  let rssPeak = 0;
+  const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, rssOf(pid))), 100);
+  const prober = healthProber(api.url);
+  try {
+    for (let i = 0; i < o.readers; i++) readers.push(await openSse(`${api.url}/v1/watch`, ADMIN_TOKEN));
+    await Promise.all(readers.map((r) => r.waitFor((e) => e.event === 'ready', o.timeoutMs)));
+    for (let i = 0; i < o.stalled; i++) sockets.push(await stalledWatcher(api.url, ADMIN_TOKEN));
+    const open = o.stalled + o.readers;
+    await until(async () => (await metric('pacer_api_watch_clients')) === open, o.timeoutMs, () => `fewer than ${open} watch streams registered`);
+    const last0 = (await request(api.url, 'GET', '/v1/classes?limit=1')).body.revision as number;
+    // The changes rewrite a fixed set of classes, so the API's data does not grow with them and
+    // its RSS can be compared before and after.
+    const failures: string[] = [];
+    const check = (r: { status: number; body: unknown }, want: number) => r.status === want || failures.push(`${r.status} ${JSON.stringify(r.body)}`);
+    await Promise.all(Array.from({ length: o.concurrency }, async (_, i) => check(await request(api.url, 'POST', '/v1/classes', { body: bulkyClass(i) }), 201)));
+    await Promise.all(readers.map((r) => r.waitFor((e) => e.event === 'class' && e.id === String(last0 + o.concurrency), o.timeoutMs)));
+    const rssStart = rssOf(pid);
+    rssPeak = rssStart;
+
+
+    const start = performance.now();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: o.concurrency }, async (_, i) => {
+        // Each writer rewrites its own class: the weight changes on every write.
+        while (next < o.changes) {
+          next++;
+          const body = { weight: (next % 1000) + 1 };
+          check(await request(api.url, 'PATCH', `/v1/classes/${bulkyClass(i).name}`, { body, headers: { 'if-match': '*' } }), 200);
+        }
+      }),
+    );
+    const writeSeconds = (performance.now() - start) / 1000;
+    if (failures.length) throw new Error(`${failures.length} writes failed, first: ${failures[0]}`);
+    const last = (await request(api.url, 'GET', '/v1/classes?limit=1')).body.revision as number;
+
+    await Promise.all(readers.map((r) => r.waitFor((e) => e.event === 'class' && Number(e.id) === last, o.timeoutMs).catch(() => undefined)));
+    await until(async () => (await metric('pacer_api_watch_slow_disconnects_total')) >= o.stalled, o.timeoutMs, () => 'not every stalled client was cut').catch(() => undefined);
+    const slowCuts = await metric('pacer_api_watch_slow_disconnects_total');
+    // RSS falls as the cut clients' buffers are collected; give it a bounded while.
+    await until(() => rssOf(pid) <= rssStart * 1.2, o.timeoutMs, () => '').catch(() => undefined);
+    const rssEnd = rssOf(pid);
+    const memoryEnd = ((await request(api.url, 'GET', '/metrics')).body as string).split('\n').filter((l) => /^(nodejs_heap_size_(used|total)_bytes|nodejs_external_memory_bytes) /.test(l));
+    await prober.stop();
+    return {
+      health: prober.latencies,
+      healthFailures: prober.failures,
+      received: readers.map((r) => new Set(r.events.filter((e) => e.event === 'class' && Number(e.id) > last0 + o.concurrency).map((e) => e.id)).size),
+      committed: o.changes,
+      slowCuts,
+      rssStartBytes: rssStart,
+      rssPeakBytes: rssPeak,
+      rssEndBytes: rssEnd,
+      memoryEnd,
+      writeSeconds,
+    };
+  } finally {
+    clearInterval(sampler);
+    await prober.stop();
+    readers.forEach((r) => r.close());
+    sockets.forEach((s) => s.destroy());
+    await killed(api.child, 'SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
   }
 }
