@@ -12,7 +12,7 @@ const MB = 1024 * 1024;
 describe('GET /v1/watch under 300 clients that never read', function () {
   this.timeout(120_000);
 
-  it('answers /healthz throughout, delivers every change to the readers, cuts each stalled client once, and keeps no memory for them', async () => {
+  it('answers /healthz throughout, delivers every change to the readers, cuts each stalled client once, and gives the memory back', async () => {
     const r = await runWatchLoad({ stalled: 300, readers: 5, changes: 2000, concurrency: 10, slowClientBytes: MB / 4, timeoutMs: 30_000 });
     const worst = Math.max(...r.health);
     // Generous: a loaded 2-core machine answers in a few ms; the bug this guards against froze the API for ~20 s.
@@ -20,16 +20,13 @@ describe('GET /v1/watch under 300 clients that never read', function () {
     assert.deepEqual(r.healthFailures, []);
     assert.deepEqual(r.received, r.received.map(() => r.committed), 'a reader missed changes');
     assert.equal(r.slowCuts, 300);
-    // Before the fix each stuck client left ~1.1 MB in the process after its cut (123 -> ~450 MB
-    // for 300). Not met here: the issue's "RSS back within 20% of the start". The API ends
-    // 40-65% above its start (heap used stays up; whether V8 would collect it or something
-    // holds it is not settled: that needs a forced-GC measurement). So this bound only guards
-    // against the old per-client retention; bench:watch records the full-size figures.
-    const perClient = (r.rssEndBytes - r.rssStartBytes) / 300;
+    // Before the fix the API went 123 -> ~450 MB and stayed. Measured after full collections
+    // (SIGUSR2 to the child): without one, V8 keeps the heap it grew while serving the writes
+    // for a while, and RSS reads 40-65% above the start although nothing is held.
     assert.ok(
-      perClient < MB / 2,
-      `RSS ${(r.rssEndBytes / MB).toFixed(0)} MB after the cuts, from ${(r.rssStartBytes / MB).toFixed(0)} MB at the start (peak ${(r.rssPeakBytes / MB).toFixed(0)} MB): ${(perClient / 1024).toFixed(0)} KiB per cut client`,
+      r.rssEndBytes <= r.rssStartBytes * 1.2,
+      `RSS ${(r.rssEndBytes / MB).toFixed(0)} MB after the cuts and a full GC (${(r.rssSettledBytes / MB).toFixed(0)} MB before it), from ${(r.rssStartBytes / MB).toFixed(0)} MB at the start (peak ${(r.rssPeakBytes / MB).toFixed(0)} MB)`,
     );
-    console.log(`      health max ${worst.toFixed(1)} ms over ${r.health.length} probes; RSS ${(r.rssStartBytes / MB).toFixed(0)} → peak ${(r.rssPeakBytes / MB).toFixed(0)} → ${(r.rssEndBytes / MB).toFixed(0)} MB; ${r.committed} changes in ${r.writeSeconds.toFixed(1)} s`);
+    console.log(`      health max ${worst.toFixed(1)} ms over ${r.health.length} probes; RSS ${(r.rssStartBytes / MB).toFixed(0)} → peak ${(r.rssPeakBytes / MB).toFixed(0)} → ${(r.rssSettledBytes / MB).toFixed(0)} → after GC ${(r.rssEndBytes / MB).toFixed(0)} MB; ${r.committed} changes in ${r.writeSeconds.toFixed(1)} s`);
   });
 });

@@ -121,7 +121,9 @@ export interface WatchLoadResult {
   slowCuts: number;
   rssStartBytes: number;
   rssPeakBytes: number;
-  /** RSS once every stalled client was cut and it settled back (or the phase timed out). */
+  /** RSS once every stalled client was cut, as V8 left it. */
+  rssSettledBytes: number;
+  /** RSS after full garbage collections (the API child runs with --expose-gc, SIGUSR2 collects). */
   rssEndBytes: number;
   /** The API's heap and external memory at the end, from /metrics. */
   memoryEnd: string[];
@@ -142,7 +144,9 @@ export async function runWatchLoad(o: WatchLoadOptions): Promise<WatchLoadResult
   const dir = mkdtempSync(join(tmpdir(), 'pacer-watch-load-'));
   const args = ['--watch-per-token', String(o.stalled + o.readers + 10)];
   if (o.slowClientBytes !== undefined) args.push('--watch-slow-bytes', String(o.slowClientBytes));
-  const api = await startApiChild(join(dir, 'pacer.db'), 0, args);
+  const { fileURLToPath } = await import('node:url');
+  const gcOnSignal = fileURLToPath(new URL('./gc-on-signal.js', import.meta.url));
+  const api = await startApiChild(join(dir, 'pacer.db'), 0, args, ['--expose-gc', '--import', gcOnSignal]);
   const pid = api.child.pid!;
   const sockets: Socket[] = [];
   const readers: Awaited<ReturnType<typeof openSse>>[] = [];
@@ -189,8 +193,16 @@ export async function runWatchLoad(o: WatchLoadOptions): Promise<WatchLoadResult
     await Promise.all(readers.map((r) => r.waitFor((e) => e.event === 'class' && Number(e.id) === last, o.timeoutMs).catch(() => undefined)));
     await until(async () => (await metric('pacer_api_watch_slow_disconnects_total')) >= o.stalled, o.timeoutMs, () => 'not every stalled client was cut').catch(() => undefined);
     const slowCuts = await metric('pacer_api_watch_slow_disconnects_total');
-    // RSS falls as the cut clients' buffers are collected; give it a bounded while.
-    await until(() => rssOf(pid) <= rssStart * 1.2, o.timeoutMs, () => '').catch(() => undefined);
+    // What V8 has not yet given back is not kept: the natural figure, then after full collections.
+    const rssSettled = rssOf(pid);
+    await until(
+      () => {
+        api.child.kill('SIGUSR2');
+        return rssOf(pid) <= rssStart * 1.2;
+      },
+      5000,
+      () => '',
+    ).catch(() => undefined);
     const rssEnd = rssOf(pid);
     const memoryEnd = ((await request(api.url, 'GET', '/metrics')).body as string).split('\n').filter((l) => /^(nodejs_heap_size_(used|total)_bytes|nodejs_external_memory_bytes) /.test(l));
     await prober.stop();
@@ -202,6 +214,7 @@ export async function runWatchLoad(o: WatchLoadOptions): Promise<WatchLoadResult
       slowCuts,
       rssStartBytes: rssStart,
       rssPeakBytes: rssPeak,
+      rssSettledBytes: rssSettled,
       rssEndBytes: rssEnd,
       memoryEnd,
       writeSeconds,
