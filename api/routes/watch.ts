@@ -199,6 +199,7 @@ export class WatchStreams {
     this.byToken.set(tokenId, mine.add(w));
     metrics.watchClients.set(this.open.size);
     res.on('close', () => this.forget(w));
+    if (res.destroyed) return void this.forget(w); // the client left before the stream was registered
     await this.pump(w);
   }
 

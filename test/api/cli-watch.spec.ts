@@ -4,10 +4,8 @@ import { execFile, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { startTestApi, request, ADMIN_TOKEN, type TestApi } from '../support/api-server.js';
-import { seedHistory } from '../support/watch-load.js';
+import { apiWithHistory } from '../support/watch-load.js';
 
 const CLI = join(process.cwd(), 'dist/api/cli/pacer.js');
 
@@ -60,9 +58,7 @@ describe('pacer class watch', function () {
   });
 
   it('--since 0 over 10,004 kept changes prints them all and catches up', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'pacer-test-'));
-    await seedHistory(join(dir, 'pacer.db'), 10_004);
-    t = await startTestApi({ dir });
+    t = await apiWithHistory(10_004);
     const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, 'class', 'watch', '--since', '0', '--until-ready', '--json'], { env: env(), maxBuffer: 64 << 20, timeout: 25_000 });
     const revisions = stdout.trim().split('\n').map((l) => JSON.parse(l).revision);
     assert.equal(revisions.length, 10_004);

@@ -1,25 +1,8 @@
 import assert from 'node:assert/strict';
 import { startTestApi, request, ADMIN_TOKEN, tokenFor, type TestApi } from '../support/api-server.js';
 import { openSse, type SseStream } from '../support/sse.js';
-import { bulkyClass, seedHistory, stalledWatcher, until } from '../support/watch-load.js';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { apiWithHistory, bulkyClass, metricValue as metric, stalledWatcher, until } from '../support/watch-load.js';
 import type { Socket } from 'node:net';
-
-/** A counter or gauge from /metrics (0 when absent). */
-async function metric(url: string, name: string): Promise<number> {
-  const text = (await request(url, 'GET', '/metrics')).body as string;
-  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
-  return m ? Number(m[1]) : 0;
-}
-
-/** An API whose store already holds `count` class changes (revisions 1..count). */
-async function apiWithHistory(count: number, options: Parameters<typeof startTestApi>[0] = {}): Promise<TestApi> {
-  const dir = mkdtempSync(join(tmpdir(), 'pacer-test-'));
-  await seedHistory(join(dir, 'pacer.db'), count);
-  return startTestApi({ ...options, dir });
-}
 
 describe('GET /v1/watch (Server-Sent Events)', () => {
   let t: TestApi;

@@ -3,10 +3,16 @@
  * straight into a store file, clients that connect and never read, the API's RSS, and a /healthz
  * prober that records each answer's latency.
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { classCreateSchema, toSpec } from '../../api/contract/class.js';
 import { SqliteStore } from '../../api/store/sqlite.js';
+import { killed, startApiChild } from './api-process.js';
+import { ADMIN_TOKEN, request, startTestApi, type TestApi } from './api-server.js';
+import { openSse } from './sse.js';
 
 /** A class body whose watch event is about `bytes` long (the description pads it). */
 export function classBody(name: string, bytes = 600): { name: string; rate: string; description: string } {
@@ -20,6 +26,19 @@ export function classBody(name: string, bytes = 600): { name: string; rate: stri
 export function bulkyClass(n: number, prefixes = 64): { name: string; rate: string; description: string; match: { dst: string[] } } {
   const dst = Array.from({ length: prefixes }, (_, k) => `fd00:${(n >> 16).toString(16)}:${(n & 0xffff).toString(16)}::${k.toString(16)}/128`);
   return { name: `bulky-${n}`, rate: '1mbit', description: 'x'.repeat(1024), match: { dst } };
+}
+
+/** A counter or gauge from the API's /metrics (the sum over its labels; 0 when absent). */
+export async function metricValue(url: string, name: string): Promise<number> {
+  const text = (await request(url, 'GET', '/metrics')).body as string;
+  return [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))].reduce((sum, m) => sum + Number(m[1]), 0);
+}
+
+/** An API on a store that already holds `count` class changes (revisions 1..count). */
+export async function apiWithHistory(count: number, options: Parameters<typeof startTestApi>[0] = {}): Promise<TestApi> {
+  const dir = mkdtempSync(join(tmpdir(), 'pacer-test-'));
+  await seedHistory(join(dir, 'pacer.db'), count);
+  return startTestApi({ ...options, dir });
 }
 
 /** Writes `count` class creations into a store file (one group commit), before an API opens it. */
@@ -135,25 +154,15 @@ export interface WatchLoadResult {
  * `changes` class changes: what a fleet with some stuck clients does to the API. The caller asserts.
  */
 export async function runWatchLoad(o: WatchLoadOptions): Promise<WatchLoadResult> {
-  const { mkdtempSync, rmSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
-  const { startApiChild, killed } = await import('./api-process.js');
-  const { ADMIN_TOKEN, request } = await import('./api-server.js');
-  const { openSse } = await import('./sse.js');
   const dir = mkdtempSync(join(tmpdir(), 'pacer-watch-load-'));
   const args = ['--watch-per-token', String(o.stalled + o.readers + 10)];
   if (o.slowClientBytes !== undefined) args.push('--watch-slow-bytes', String(o.slowClientBytes));
-  const { fileURLToPath } = await import('node:url');
   const gcOnSignal = fileURLToPath(new URL('./gc-on-signal.js', import.meta.url));
   const api = await startApiChild(join(dir, 'pacer.db'), 0, args, ['--expose-gc', '--import', gcOnSignal]);
   const pid = api.child.pid!;
   const sockets: Socket[] = [];
   const readers: Awaited<ReturnType<typeof openSse>>[] = [];
-  const metric = async (name: string) => {
-    const text = (await request(api.url, 'GET', '/metrics')).body as string;
-    return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
-  };
+  const metric = (name: string) => metricValue(api.url, name);
   let rssPeak = 0;
   const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, rssOf(pid))), 100);
   const prober = healthProber(api.url);
