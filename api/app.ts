@@ -15,7 +15,7 @@ import { createClassesRouter } from './routes/classes.js';
 import { createHostsRouter } from './routes/hosts.js';
 import { createTokensRouter } from './routes/tokens.js';
 import { createAuditRouter } from './routes/audit.js';
-import { WatchStreams } from './routes/watch.js';
+import { WatchStreams, type WatchLimits } from './routes/watch.js';
 import { openApiDocument } from './openapi/document.js';
 import { createDocsRouter } from './openapi/docs-page.js';
 
@@ -29,6 +29,8 @@ export interface AppOptions {
   staleAfterMs?: number;
   /** Interval of the SSE heartbeat comment. */
   watchHeartbeatMs?: number;
+  /** Watch caps and the slow-client limit; defaults in DEFAULT_WATCH_LIMITS. */
+  watchLimits?: Partial<WatchLimits>;
   bodyLimitBytes?: number;
   /** After this many failed authentications from one address within a minute, its failures are answered slower. */
   authFailuresBeforeSlowdown?: number;
@@ -47,7 +49,7 @@ export function createApp(options: AppOptions): App {
   const classes = new ClassService(store);
   const hosts = new HostService(store, options.staleAfterMs ?? 30_000);
   const tokens = new TokenService(store);
-  const watch = new WatchStreams({ store, metrics, heartbeatMs: options.watchHeartbeatMs ?? 15_000 });
+  const watch = new WatchStreams({ store, metrics, heartbeatMs: options.watchHeartbeatMs ?? 15_000, limits: options.watchLimits });
   const document = openApiDocument(version);
 
   const app = express();

@@ -69,7 +69,17 @@ export class ClientError extends ApiError {
     super(detail);
   }
 }
+export class TooManyRequests extends ApiError {
+  readonly status = 429;
+  readonly title = 'Too many requests';
+  constructor(detail: string, override readonly headers: Record<string, string> = {}) {
+    super(detail);
+  }
+}
 export class Unavailable extends ApiError {
   readonly status = 503;
   readonly title = 'Service unavailable';
+  constructor(detail: string, override readonly headers: Record<string, string> = {}) {
+    super(detail);
+  }
 }

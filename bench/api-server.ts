@@ -28,6 +28,8 @@ await runChild('api-server', async () => {
     logger: pino({ level: 'silent' }),
     // The load generator authenticates from one address; never slow it down.
     authFailuresBeforeSlowdown: 1_000_000_000,
+    // The fan-out's clients all use the one admin token.
+    watchLimits: { perToken: 100_000, total: 100_000 },
   });
   return {
     url: api.url,

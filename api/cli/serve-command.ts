@@ -2,6 +2,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import pino from 'pino';
 import { serve } from '../server.js';
+import { DEFAULT_WATCH_LIMITS } from '../routes/watch.js';
 
 export function parseListen(value: string): { host: string; port: number } {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(value);
@@ -24,8 +25,11 @@ export function apiCommand(): Command {
     .option('--db <file>', 'SQLite store file (created if missing)', 'pacer.db')
     .option('--history <revisions>', 'revisions of history kept for watch resume and audit', positiveInt('--history'), 100_000)
     .option('--stale-after <seconds>', 'a host without heartbeat for this long is stale', positiveInt('--stale-after'), 30)
+    .option('--watch-per-token <streams>', 'open watch streams one token may hold (one more is 429)', positiveInt('--watch-per-token'), DEFAULT_WATCH_LIMITS.perToken)
+    .option('--watch-max <streams>', 'open watch streams in all (one more is 503)', positiveInt('--watch-max'), DEFAULT_WATCH_LIMITS.total)
+    .option('--watch-slow-bytes <bytes>', 'a watch client this far behind is disconnected (it resumes from the store)', positiveInt('--watch-slow-bytes'), DEFAULT_WATCH_LIMITS.slowClientBytes)
     .addHelpText('after', '\nThe first start prints an admin token once; set PACER_ADMIN_TOKEN to choose it instead.')
-    .action(async (opts: { listen: { host: string; port: number }; db: string; history: number; staleAfter: number }) => {
+    .action(async (opts: { listen: { host: string; port: number }; db: string; history: number; staleAfter: number; watchPerToken: number; watchMax: number; watchSlowBytes: number }) => {
       const logger = pino({ name: 'pacer-api' });
       const api = await serve({
         host: opts.listen.host,
@@ -33,6 +37,7 @@ export function apiCommand(): Command {
         dbFile: opts.db,
         historyLimit: opts.history,
         staleAfterMs: opts.staleAfter * 1000,
+        watchLimits: { perToken: opts.watchPerToken, total: opts.watchMax, slowClientBytes: opts.watchSlowBytes },
         adminToken: process.env.PACER_ADMIN_TOKEN,
         logger,
       });

@@ -1,12 +1,12 @@
 /**
  * `pacer class watch`: follow class changes as they happen (the API's SSE stream). Reconnects with
- * Last-Event-ID after a dropped connection, and lists again when the API says the history it
- * would need is gone (410).
+ * Last-Event-ID after a dropped connection. When the API says the history it would need is gone
+ * (410), it says where to continue from and exits non-zero: it never prints a history with a hole.
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { createParser } from 'eventsource-parser';
 import type { ClassEvent } from '../contract/change.js';
-import { ApiProblemError, PacerClient, withGlobalOptions, type GlobalOptions } from './client.js';
+import { ApiProblemError, CliError, PacerClient, withGlobalOptions, type GlobalOptions } from './client.js';
 import { out, run, terminalText } from './output.js';
 
 interface WatchOptions extends GlobalOptions {
@@ -86,11 +86,13 @@ export function watchCommand(): Command {
           process.stderr.write('the API ended the stream; reconnecting\n');
         } catch (err) {
           if (err instanceof ApiProblemError && err.status === 410) {
-            // The history we need is compacted: start again from a fresh list.
+            // The changes asked for are gone: skipping them silently would print a history with a
+            // hole in it, and retrying cannot bring them back. Say so and stop.
             const list = await client.get<{ revision: number }>('/v1/classes?limit=1');
-            process.stderr.write(`${terminalText(err.problem.detail ?? 'history gone')}; continuing from revision ${list.body.revision} (list the classes to see the current state)\n`);
-            from = list.body.revision;
-            continue;
+            throw new CliError(
+              `the API no longer has the changes after revision ${from}: ${terminalText(err.problem.detail ?? 'the history was compacted')}\n` +
+                `see the current state with \`pacer class ls\`, then follow from it with \`pacer class watch --since ${list.body.revision}\``,
+            );
           }
           if (err instanceof ApiProblemError || o.untilReady) throw err;
           process.stderr.write(`connection lost (${(err as Error).message}); retrying in ${delay / 1000}s\n`);

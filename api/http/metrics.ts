@@ -25,6 +25,17 @@ export class ApiMetrics {
     registers: [this.registry],
   });
   readonly watchClients = new Gauge({ name: 'pacer_api_watch_clients', help: 'Open watch (SSE) streams', registers: [this.registry] });
+  readonly watchSlowCuts = new Counter({
+    name: 'pacer_api_watch_slow_disconnects_total',
+    help: 'Watch streams cut because the client fell more than the slow-client limit behind',
+    registers: [this.registry],
+  });
+  readonly watchRefused = new Counter({
+    name: 'pacer_api_watch_refused_total',
+    help: 'Watch streams refused at a cap: per_token (429) or total (503)',
+    labelNames: ['cap'] as const,
+    registers: [this.registry],
+  });
   readonly revision = new Gauge({ name: 'pacer_api_revision', help: 'Latest committed revision', registers: [this.registry] });
 
   constructor() {

@@ -131,12 +131,15 @@ export function openApiDocument(version: string): object {
       '/v1/watch': {
         get: {
           summary: 'Server-Sent Events of class changes after a revision',
-          description: 'Events: `class` (id = revision, data = {revision, action, name, class}), then `ready` once caught up. A comment line is sent as heartbeat. 410 when the revision is outside the kept history: list again.',
+          description:
+            'Events: `class` (id = revision, data = {revision, action, name, class}), then `ready` once caught up. A comment line is sent as heartbeat. 410 when the revision is outside the kept history: list again. ' +
+            'History is replayed in pages at the pace the client reads. A client that falls more than `--watch-slow-bytes` (4 MiB) of events behind is disconnected and resumes with Last-Event-ID; a revoked token\'s streams are ended. ' +
+            '429 when the token already holds `--watch-per-token` (32) streams, 503 when the API holds `--watch-max` (10,000); both carry Retry-After.',
           parameters: [
             { name: 'since', in: 'query', schema: { type: 'integer', minimum: 0 }, description: 'a revision; decimal digits only' },
             { name: 'Last-Event-ID', in: 'header', schema: { type: 'string' } },
           ],
-          responses: { 200: { description: 'event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } }, ...errors(400, 401, 403, 410) },
+          responses: { 200: { description: 'event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } }, ...errors(400, 401, 403, 410, 429, 503) },
         },
       },
       '/v1/hosts': { get: { summary: 'List hosts, with `stale` when no heartbeat came recently', responses: { 200: ok('hosts'), ...errors(401, 403) } } },

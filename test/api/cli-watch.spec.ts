@@ -1,10 +1,11 @@
-/** `pacer class watch` against a real API: history, live changes, and a 410 recovery. */
+/** `pacer class watch` against a real API: history, live changes, a long replay, and a 410. */
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { startTestApi, request, ADMIN_TOKEN, type TestApi } from '../support/api-server.js';
+import { apiWithHistory } from '../support/watch-load.js';
 
 const CLI = join(process.cwd(), 'dist/api/cli/pacer.js');
 
@@ -41,11 +42,28 @@ describe('pacer class watch', function () {
     }
   });
 
-  it('a revision outside the kept history continues from a fresh list instead of failing', async () => {
+  it('a revision outside the kept history: says where to continue from and exits non-zero, without retrying', async () => {
     t = await startTestApi({ historyLimit: 10 });
-    for (let i = 0; i < 260; i++) await request(t.url, 'POST', '/v1/classes', { body: { name: `c${i}`, rate: '1mbit' } });
-    const { stderr } = await promisify(execFile)(process.execPath, [CLI, 'class', 'watch', '--since', '1', '--until-ready'], { env: env() });
-    assert.match(stderr, /compacted.*continuing from revision \d+/s);
-    assert.match(stderr, /caught up at revision/);
+    await Promise.all(Array.from({ length: 260 }, (_, i) => request(t.url, 'POST', '/v1/classes', { body: { name: `c${i}`, rate: '1mbit' } })));
+    const latest = (await request(t.url, 'GET', '/v1/classes?limit=1')).body.revision;
+    const failed = await promisify(execFile)(process.execPath, [CLI, 'class', 'watch', '--since', '1'], { env: env(), timeout: 20_000 }).then(
+      () => assert.fail('pacer class watch --since 1 exited 0'),
+      (err: { code: number; stderr: string; killed: boolean }) => err,
+    );
+    assert.equal(failed.killed, false, 'pacer class watch kept running (retrying?) instead of exiting');
+    assert.equal(failed.code, 1);
+    assert.match(failed.stderr, /no longer has the changes after revision 1: revision 1 is older than the history kept/);
+    assert.match(failed.stderr, new RegExp(`pacer class watch --since ${latest}`));
+    assert.doesNotMatch(failed.stderr, /retrying|caught up/);
+  });
+
+  it('--since 0 over 10,004 kept changes prints them all and catches up', async () => {
+    t = await apiWithHistory(10_004);
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, 'class', 'watch', '--since', '0', '--until-ready', '--json'], { env: env(), maxBuffer: 64 << 20, timeout: 25_000 });
+    const revisions = stdout.trim().split('\n').map((l) => JSON.parse(l).revision);
+    assert.equal(revisions.length, 10_004);
+    assert.equal(revisions.at(-1), 10_004);
+    assert.doesNotMatch(stderr, /connection lost/);
+    assert.match(stderr, /caught up at revision 10004/);
   });
 });

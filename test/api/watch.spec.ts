@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { startTestApi, request, ADMIN_TOKEN, tokenFor, type TestApi } from '../support/api-server.js';
 import { openSse, type SseStream } from '../support/sse.js';
+import { apiWithHistory, bulkyClass, metricValue as metric, stalledWatcher, until } from '../support/watch-load.js';
+import type { Socket } from 'node:net';
 
 describe('GET /v1/watch (Server-Sent Events)', () => {
   let t: TestApi;
@@ -13,8 +15,10 @@ describe('GET /v1/watch (Server-Sent Events)', () => {
   const create = (name: string) => request(t.url, 'POST', '/v1/classes', { body: { name, rate: '1mbit' } });
   const classEvents = (s: SseStream) => s.events.filter((e) => e.event === 'class').map((e) => JSON.parse(e.data));
 
+  const sockets: Socket[] = [];
   afterEach(async () => {
     streams.splice(0).forEach((s) => s.close());
+    sockets.splice(0).forEach((s) => s.destroy());
     await t.close();
   });
 
@@ -114,5 +118,97 @@ describe('GET /v1/watch (Server-Sent Events)', () => {
     assert.equal(s.status, 200);
     const r = await request(t.url, 'GET', '/v1/watch', { token: null });
     assert.equal(r.status, 401);
+  });
+
+  it('ends the open streams of a token when it is revoked, and sends them nothing after', async () => {
+    t = await startTestApi();
+    const created = await request(t.url, 'POST', '/v1/tokens', { body: { name: 'dashboard', role: 'viewer' } });
+    const s = await watch('', {}, created.body.token);
+    await s.waitFor((e) => e.event === 'ready');
+    const other = await watch();
+    await other.waitFor((e) => e.event === 'ready');
+    assert.equal((await request(t.url, 'DELETE', `/v1/tokens/${created.body.id}`)).status, 200);
+    const ended = await Promise.race([s.ended.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5000))]);
+    assert.ok(ended, 'the revoked token\'s stream was still open 5 s after the revocation');
+    await create('after-revoke');
+    await other.waitFor((e) => e.event === 'class');
+    assert.deepEqual(classEvents(s), []);
+    assert.equal((await request(t.url, 'GET', '/v1/watch', { token: created.body.token })).status, 401);
+  });
+
+  it('replays from any kept revision: 10,004 changes, ?since=2000 gets the 8,004 after it, then ready', async function () {
+    this.timeout(60_000);
+    t = await apiWithHistory(10_004);
+    const s = await watch('?since=2000');
+    assert.equal(s.status, 200);
+    const ready = await s.waitFor((e) => e.event === 'ready', 30_000);
+    const revisions = classEvents(s).map((e) => e.revision);
+    assert.equal(revisions.length, 8004);
+    assert.equal(revisions[0], 2001);
+    assert.equal(revisions.at(-1), 10_004);
+    assert.ok(revisions.every((r, i) => i === 0 || r === revisions[i - 1] + 1), 'revisions out of order or missing');
+    assert.equal(JSON.parse(ready.data).revision, 10_004);
+  });
+
+  it('a client catching up on history far larger than the slow-client limit is paced, not cut', async function () {
+    this.timeout(30_000);
+    // 1,500 events of ~600 bytes are ~900 KB, 14 times the limit.
+    t = await apiWithHistory(1500, { watchLimits: { slowClientBytes: 64 * 1024 } });
+    const s = await watch('?since=0');
+    await s.waitFor((e) => e.event === 'ready', 20_000);
+    assert.equal(classEvents(s).length, 1500);
+    assert.equal(await metric(t.url, 'pacer_api_watch_slow_disconnects_total'), 0);
+  });
+
+  it('cuts a client that stops reading once, while the others get every change', async function () {
+    this.timeout(30_000);
+    // The limit is well above one batch of writes (100 events of ~3 KB), so a reader never trips it.
+    t = await startTestApi({ watchLimits: { slowClientBytes: 1024 * 1024 } });
+    const reader = await watch('?since=0');
+    await reader.waitFor((e) => e.event === 'ready');
+    sockets.push(await stalledWatcher(t.url, ADMIN_TOKEN));
+    await until(async () => (await metric(t.url, 'pacer_api_watch_clients')) === 2, 5000, () => 'the stalled watcher never registered');
+    // Enough changes to fill the kernel's socket buffers and then the limit, several times over.
+    let n = 0;
+    while ((await metric(t.url, 'pacer_api_watch_slow_disconnects_total')) === 0) {
+      assert.ok(n < 20_000, `the stalled client was not cut after ${n} changes`);
+      await Promise.all(Array.from({ length: 100 }, () => request(t.url, 'POST', '/v1/classes', { body: bulkyClass(n++) })));
+    }
+    await Promise.all(Array.from({ length: 200 }, (_, i) => create(`after-${i}`)));
+    assert.equal(await metric(t.url, 'pacer_api_watch_slow_disconnects_total'), 1);
+    assert.equal(await metric(t.url, 'pacer_api_watch_clients'), 1);
+    await reader.waitFor((e) => e.event === 'class' && JSON.parse(e.data).name === 'after-199', 20_000);
+    const names = classEvents(reader).map((e) => e.name);
+    assert.equal(names.length, n + 200);
+    assert.equal(new Set(names).size, n + 200);
+  });
+
+  it('caps open streams per token (429) and in total (503), with problem+json', async () => {
+    t = await startTestApi({ watchLimits: { perToken: 2, total: 3 } });
+    const viewer = await tokenFor(t.url, 'viewer');
+    const first = await watch('', {}, viewer);
+    await watch('', {}, viewer);
+    let r = await request(t.url, 'GET', '/v1/watch', { token: viewer });
+    assert.equal(r.status, 429);
+    assert.match(r.headers.get('content-type')!, /application\/problem\+json/);
+    assert.match(r.body.detail, /2 open watch streams/);
+    assert.ok(r.headers.get('retry-after'));
+    await watch();
+    r = await request(t.url, 'GET', '/v1/watch', { token: await tokenFor(t.url, 'editor') });
+    assert.equal(r.status, 503);
+    assert.match(r.headers.get('content-type')!, /application\/problem\+json/);
+    assert.match(r.body.detail, /3 watch streams/);
+    // A closed stream frees its place.
+    first.close();
+    let again: SseStream | undefined;
+    await until(
+      async () => {
+        again?.close();
+        again = await watch('', {}, viewer);
+        return again.status === 200;
+      },
+      5000,
+      () => `a new stream of the token is still refused with ${again?.status} after one was closed`,
+    );
   });
 });

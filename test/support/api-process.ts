@@ -13,9 +13,12 @@ export interface ApiChild {
   url: string;
 }
 
-/** Starts the API on `port` (0 = any free port) and resolves once it prints where it listens. */
-export async function startApiChild(dbFile: string, port = 0): Promise<ApiChild> {
-  const child = spawn(process.execPath, [CLI, 'api', '--listen', `127.0.0.1:${port}`, '--db', dbFile], {
+/**
+ * Starts the API on `port` (0 = any free port) and resolves once it prints where it listens.
+ * `args`: more `pacer api` options; `nodeArgs`: options for node itself.
+ */
+export async function startApiChild(dbFile: string, port = 0, args: string[] = [], nodeArgs: string[] = []): Promise<ApiChild> {
+  const child = spawn(process.execPath, [...nodeArgs, CLI, 'api', '--listen', `127.0.0.1:${port}`, '--db', dbFile, ...args], {
     env: { ...process.env, PACER_ADMIN_TOKEN: ADMIN_TOKEN },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
