@@ -45,7 +45,7 @@ export function withGlobalOptions(cmd: Command): Command {
 
 export interface Reply<T> {
   status: number;
-  headers: Headers;
+  headers: { get(name: string): string | null };
   body: T;
 }
 
@@ -130,14 +130,13 @@ export class PacerClient {
       body = JSON.stringify(options.body);
       headers['content-type'] = options.contentType ?? 'application/json';
     }
-    let res: Response;
-    let text: string;
+    let res: RawReply;
     try {
-      res = await fetch(url, { method, headers, body, signal: AbortSignal.timeout(this.timeoutMs) });
-      text = await res.text();
+      res = await send(url, method, headers, body, this.timeoutMs);
     } catch (e) {
       throw new CliError(`cannot reach the pacer API at ${this.baseUrl}: ${networkReason(e, this.timeoutMs)}`);
     }
+    const { text } = res;
     const type = res.headers.get('content-type') ?? '';
     let parsed: unknown = text;
     if (/json/i.test(type) && text !== '') {
@@ -154,8 +153,43 @@ export class PacerClient {
   }
 }
 
+interface RawReply {
+  status: number;
+  statusText: string;
+  headers: { get(name: string): string | null };
+  text: string;
+}
+
+/**
+ * One request over node:http(s), body read whole. Not fetch: Node 20 loads its fetch (undici) on
+ * first use, ~280 ms on this machine, more than the rest of `pacer class ls` (issue 11: a CLI that
+ * answers at once; `npm run bench:cli`). The watch stream, long-lived anyway, keeps fetch.
+ */
+async function send(url: string, method: string, headers: Record<string, string>, body: string | undefined, timeoutMs: number): Promise<RawReply> {
+  const { request } = url.startsWith('https:') ? await import('node:https') : await import('node:http');
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method, headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) }, timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        const h = res.headers;
+        resolve({
+          status: res.statusCode ?? 0,
+          statusText: res.statusMessage ?? '',
+          headers: { get: (name) => [h[name.toLowerCase()] ?? []].flat().join(', ') || null },
+          text: Buffer.concat(chunks).toString('utf8'),
+        });
+      });
+    });
+    req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { name: 'TimeoutError' })));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 /** The problem document of an error reply; made up from the status when the body is not one (a proxy's HTML page…). */
-function asProblem(res: Response, parsed: unknown, text: string): Problem {
+function asProblem(res: RawReply, parsed: unknown, text: string): Problem {
   if (typeof parsed === 'object' && parsed !== null && typeof (parsed as Problem).title === 'string') {
     const p = parsed as Problem;
     return { ...p, status: typeof p.status === 'number' ? p.status : res.status };
@@ -178,6 +212,9 @@ function networkReason(e: unknown, timeoutMs: number): string {
   if (cause instanceof AggregateError && cause.errors.length > 0) {
     return [...new Set(cause.errors.map((x: unknown) => (x instanceof Error ? x.message : String(x))))].join('; ');
   }
+  // node:http's own errors carry the code themselves ("connect ECONNREFUSED 127.0.0.1:9").
+  const own = (e as { code?: string }).code;
+  if (e instanceof Error && own && !cause) return e.message.includes(own) ? e.message : `${own}: ${e.message}`;
   if (cause instanceof Error) {
     const code = (cause as Error & { code?: string }).code;
     if (!cause.message) return code ?? 'network error';

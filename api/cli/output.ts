@@ -9,7 +9,7 @@
  */
 import Table from 'cli-table3';
 import { InvalidArgumentError } from 'commander';
-import { escapeControl } from '../contract/text.js';
+import { escapeControl } from '../contract/control-chars.js';
 import { ApiProblemError, CliError } from './client.js';
 
 const NO_BORDER = {

@@ -10,9 +10,8 @@
  *   name the prototype and its members, not data. Such maps are also built without a prototype.
  */
 import { z } from 'zod';
+export { escapeControl } from './control-chars.js';
 
-/** C0, DEL and C1 control characters. */
-const CONTROL_ALL = /[\u0000-\u001f\u007f-\u009f]/g;
 const NO_CONTROL = /^[^\u0000-\u001f\u007f-\u009f]*$/;
 
 export const RESERVED_KEYS: readonly string[] = ['__proto__', 'constructor', 'prototype'];
@@ -23,11 +22,6 @@ export function plainText(what: string, max: number) {
     .string()
     .max(max, `${what} is at most ${max} characters`)
     .regex(NO_CONTROL, `${what} must not contain control characters (U+0000–U+001F such as NUL, tab, newline, CR and ESC; U+007F; U+0080–U+009F)`);
-}
-
-/** Writes each control character as \xHH, so printing the result cannot drive a terminal. */
-export function escapeControl(s: string): string {
-  return s.replace(CONTROL_ALL, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
 /** Issues for reserved keys of a map, at the key's path; runs on the raw input, before anything copies it. */

@@ -3,7 +3,7 @@ import { SUBCOMMANDS, subcommandNamed } from '../../api/cli/subcommands.js';
 import { modulesLoadedBy } from '../support/module-trace.js';
 
 /** Modules a command that only talks to the API (or prints the version) must not load. */
-const HEAVY = /\/node_modules\/(express|better-sqlite3|inversify|koffi|vega|vega-lite|rxjs|pino|prom-client)\/|\/dist\/(controller|sim|shaper-bpf|api\/store|api\/routes)\//;
+const HEAVY = /\/node_modules\/(express|better-sqlite3|inversify|koffi|vega|vega-lite|rxjs|pino|prom-client|zod)\/|\/dist\/(controller|sim|shaper-bpf|api\/store|api\/routes)\//;
 
 describe('pacer CLI: each subcommand is loaded only when it runs', function () {
   this.timeout(120_000);
