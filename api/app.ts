@@ -66,11 +66,16 @@ export function createApp(options: AppOptions): App {
   app.use(jsonBody(options.bodyLimitBytes ?? 256 * 1024));
 
   app.get('/readyz', allow(...CLASS_READERS), async (_req, res) => {
+    let full: string | undefined;
+    let revision: number;
     try {
-      res.json({ status: 'ready', revision: await store.revision() });
+      full = await store.unwritable();
+      revision = await store.revision();
     } catch (err) {
       throw new Unavailable(`the store does not answer: ${(err as Error).message}`);
     }
+    if (full !== undefined) throw new Unavailable(`not ready: ${full}`);
+    res.json({ status: 'ready', revision });
   });
   app.get('/metrics', allow(...READERS), async (_req, res) => {
     metrics.revision.set(await store.revision());

@@ -73,3 +73,8 @@ export class Unavailable extends ApiError {
   readonly status = 503;
   readonly title = 'Service unavailable';
 }
+/** The store's disk is full: the write was not kept, and nothing of it was applied. */
+export class InsufficientStorage extends ApiError {
+  readonly status = 507;
+  readonly title = 'Insufficient storage';
+}

@@ -12,6 +12,8 @@
  * complete. A second `pacer api` on the same file fails at start with a clear error.
  */
 import { EventEmitter } from 'node:events';
+import { statfsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { ClassRecord, ClassSpec } from '../contract/class.js';
 import { classToJson } from '../contract/class.js';
@@ -21,6 +23,7 @@ import type { HostRecord, HostStatus } from '../contract/host.js';
 import type { Role, TokenRecord } from '../contract/token.js';
 import type { AuditQuery, ClassDecision, NewToken, Store } from './store.js';
 import { migrate } from './migrations.js';
+import { InsufficientStorage } from '../errors.js';
 
 export interface SqliteStoreOptions {
   /** How many revisions of history (watch + audit) to keep. Older ones are compacted. */
@@ -70,6 +73,8 @@ interface TokenRow {
 
 /** Compaction runs once per this many revisions, so it costs nothing on most writes. */
 const COMPACT_EVERY = 256;
+/** Free space below which the store counts as full (see storageError and unwritable). */
+const SPACE_MARGIN = 1024 * 1024;
 
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
@@ -87,6 +92,9 @@ export class SqliteStore implements Store {
   /** Within a group commit: how to undo the in-memory effects if the commit fails, and what to publish if it succeeds. */
   private undo: Array<() => void> = [];
   private toPublish: Change[] = [];
+  /** Why writes fail, while the disk is full; undefined otherwise. */
+  private full: string | undefined;
+  private readonly file: string;
 
   static open(file: string, options: SqliteStoreOptions = {}): SqliteStore {
     let db: Database.Database | undefined;
@@ -98,7 +106,7 @@ export class SqliteStore implements Store {
       db.pragma('synchronous = FULL');
       db.pragma('foreign_keys = ON');
       migrate(db);
-      return new SqliteStore(db, options);
+      return new SqliteStore(db, file, options);
     } catch (e) {
       db?.close();
       const err = e as Error & { code?: string };
@@ -109,8 +117,9 @@ export class SqliteStore implements Store {
     }
   }
 
-  private constructor(db: Database.Database, options: SqliteStoreOptions) {
+  private constructor(db: Database.Database, file: string, options: SqliteStoreOptions) {
     this.db = db;
+    this.file = file;
     this.historyLimit = options.historyLimit ?? 100_000;
     this.now = options.now ?? (() => new Date());
     this.timing = options.onTiming ?? (() => {});
@@ -214,15 +223,56 @@ export class SqliteStore implements Store {
     } catch (error) {
       // The commit itself failed (disk full, I/O error): nothing is durable, so nothing moved.
       for (const undo of this.undo.reverse()) undo();
-      for (const item of batch) item.reject(error);
+      for (const item of batch) item.reject(this.storageError(error));
       return;
     }
+    this.full = undefined;
     for (const change of this.toPublish) this.commits.emit('commit', change);
     batch.forEach((item, i) => {
       const r = results[i]!;
       if (r.ok) item.resolve(r.value);
-      else item.reject(r.error);
+      else item.reject(this.storageError(r.error));
     });
+  }
+
+  /**
+   * A write that failed for want of space becomes InsufficientStorage (507), and the store is
+   * marked full until a write or a probe succeeds. SQLite reports ENOSPC as SQLITE_FULL; an
+   * SQLITE_IOERR_* counts as full only when the file system really has no space left.
+   */
+  private storageError(error: unknown): unknown {
+    const code = (error as { code?: unknown })?.code;
+    if (typeof code !== 'string') return error;
+    const full = code === 'SQLITE_FULL' || (code.startsWith('SQLITE_IOERR') && this.noSpaceLeft());
+    if (!full) return error;
+    this.full = `the store's disk is full (${code}: ${(error as Error).message}); free space in ${dirname(this.file)}: writes are refused until then, and resume by themselves`;
+    return new InsufficientStorage(`the store is full: this write was not kept and nothing of it was applied. ${this.full}`);
+  }
+
+  /** Less than SPACE_MARGIN available to this process on the store's file system. */
+  private noSpaceLeft(): boolean {
+    try {
+      const fs = statfsSync(dirname(this.file));
+      return fs.bavail * fs.bsize < SPACE_MARGIN;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * While full: ready again once the file system has SPACE_MARGIN free and a probe write commits.
+   * The probe alone is not enough: it fits in the WAL pages that the failed write left behind.
+   */
+  async unwritable(): Promise<string | undefined> {
+    if (this.full === undefined || this.noSpaceLeft()) return this.full;
+    try {
+      // Rewrites one row unchanged: it needs a page in the WAL, as any write does.
+      this.db.transaction(() => this.stmt.setMeta.run(this.currentRevision, 'revision'))();
+      this.full = undefined;
+    } catch (error) {
+      if (!(this.storageError(error) instanceof InsufficientStorage)) throw error;
+    }
+    return this.full;
   }
 
   writeClass(name: string, actor: string, decide: ClassDecision): Promise<{ change: Change; record: ClassRecord | undefined }> {

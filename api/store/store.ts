@@ -64,5 +64,11 @@ export interface Store {
   /** Revokes unless `guard` throws (it sees the token and every active token). */
   revokeToken(id: string, actor: string, guard: (token: TokenRecord, active: TokenRecord[]) => void): Promise<TokenRecord | undefined>;
 
+  /**
+   * Undefined while writes can be committed; otherwise why not (the disk is full). While the
+   * store is full, each call probes with a tiny write, so readiness returns with the space.
+   */
+  unwritable(): Promise<string | undefined>;
+
   close(): Promise<void>;
 }
