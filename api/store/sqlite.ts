@@ -12,7 +12,7 @@
  * complete. A second `pacer api` on the same file fails at start with a clear error.
  */
 import { EventEmitter } from 'node:events';
-import { statfsSync } from 'node:fs';
+import { chmodSync, closeSync, openSync, statfsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { ClassRecord, ClassSpec } from '../contract/class.js';
@@ -99,6 +99,7 @@ export class SqliteStore implements Store {
   static open(file: string, options: SqliteStoreOptions = {}): SqliteStore {
     let db: Database.Database | undefined;
     try {
+      ownerOnly(file);
       // No busy wait: with an exclusive lock, a busy file means another process holds it.
       db = new Database(file, { timeout: 0 });
       db.pragma('locking_mode = EXCLUSIVE');
@@ -453,6 +454,26 @@ export class SqliteStore implements Store {
     if (this.queue.length > 0) this.flush(); // commit what was accepted before closing
     this.commits.removeAllListeners();
     if (this.db.open) this.db.close();
+  }
+}
+
+/**
+ * The store holds token digests: it is created readable by its owner only (0600), and an existing
+ * one (with its -wal and -shm) loses any group and other bits. SQLite gives a new -wal the mode of
+ * the database file (os_unix.c, findCreateFileMode); with locking_mode=EXCLUSIVE there is no -shm.
+ */
+function ownerOnly(file: string): void {
+  try {
+    closeSync(openSync(file, 'wx', 0o600));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+    try {
+      if ((statSync(f).mode & 0o077) !== 0) chmodSync(f, 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
   }
 }
 
