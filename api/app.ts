@@ -5,6 +5,7 @@ import type { Store } from './store/store.js';
 import { ApiMetrics } from './http/metrics.js';
 import { authenticate, allow, CLASS_READERS, READERS } from './http/auth.js';
 import { authFailureSlowdown } from './http/auth-failure-slowdown.js';
+import { authFailureBudget } from './http/auth-failure-budget.js';
 import { errorHandler, notFoundHandler } from './http/problems.js';
 import { Unavailable } from './errors.js';
 import { jsonBody } from './http/json-body.js';
@@ -32,7 +33,12 @@ export interface AppOptions {
   bodyLimitBytes?: number;
   /** After this many failed authentications from one address within a minute, its failures are answered slower. */
   authFailuresBeforeSlowdown?: number;
+  /** Failed authentications from all addresses together, per window, before the lock-out (auth-failure-budget.ts). */
+  authFailureBudget?: { failures: number; windowMs?: number };
 }
+
+/** Failed authentications per minute from all addresses before the lock-out (`--auth-failure-budget`). */
+export const DEFAULT_AUTH_FAILURE_BUDGET = 600;
 
 export interface App {
   app: express.Express;
@@ -61,6 +67,7 @@ export function createApp(options: AppOptions): App {
   });
   app.use('/docs', createDocsRouter());
 
+  app.use(authFailureBudget({ store, registry: metrics.registry, failures: DEFAULT_AUTH_FAILURE_BUDGET, ...options.authFailureBudget }));
   app.use(authFailureSlowdown({ store, failuresBeforeSlowdown: options.authFailuresBeforeSlowdown ?? 10 }));
   app.use(authenticate(store));
   app.use(jsonBody(options.bodyLimitBytes ?? 256 * 1024));

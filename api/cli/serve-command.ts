@@ -2,6 +2,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import pino from 'pino';
 import { DEFAULT_LIMITS, serve } from '../server.js';
+import { DEFAULT_AUTH_FAILURE_BUDGET } from '../app.js';
 
 export function parseListen(value: string): { host: string; port: number } {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(value);
@@ -26,6 +27,7 @@ interface ServeFlags {
   requestTimeout: number;
   keepAliveTimeout: number;
   maxConnections: number;
+  authFailureBudget: number;
 }
 
 export function apiCommand(): Command {
@@ -39,6 +41,7 @@ export function apiCommand(): Command {
     .option('--request-timeout <seconds>', 'a client must send its whole request within this long; a watch stream, once open, is not cut by it', positiveInt('--request-timeout'), DEFAULT_LIMITS.requestTimeoutMs / 1000)
     .option('--keep-alive-timeout <seconds>', 'an idle keep-alive connection is closed after this long', positiveInt('--keep-alive-timeout'), DEFAULT_LIMITS.keepAliveTimeoutMs / 1000)
     .option('--max-connections <n>', 'connections beyond this many at once are closed on arrival; each agent holds one for its watch stream', positiveInt('--max-connections'), DEFAULT_LIMITS.maxConnections)
+    .option('--auth-failure-budget <failures>', 'failed authentications per minute, from all addresses together, before only tokens already in use are let in (429 for the rest)', positiveInt('--auth-failure-budget'), DEFAULT_AUTH_FAILURE_BUDGET)
     .addHelpText('after', '\nThe first start prints an admin token once; set PACER_ADMIN_TOKEN to choose it instead.')
     .action(async (opts: ServeFlags) => {
       const logger = pino({ name: 'pacer-api' });
@@ -54,6 +57,7 @@ export function apiCommand(): Command {
           keepAliveTimeoutMs: opts.keepAliveTimeout * 1000,
           maxConnections: opts.maxConnections,
         },
+        authFailureBudget: { failures: opts.authFailureBudget },
         adminToken: process.env.PACER_ADMIN_TOKEN,
         logger,
       });

@@ -66,8 +66,11 @@ const problem = {
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const json = (schema: object) => ({ 'application/json': { schema } });
 const ok = (description: string, schema?: object) => ({ description, ...(schema ? { content: json(schema) } : {}) });
+/** Where a token is checked (401), the failed-authentication lock-out (429) may answer too. */
 const errors = (...codes: number[]) =>
-  Object.fromEntries(codes.map((c) => [String(c), { description: 'problem', content: { 'application/problem+json': { schema: ref('Problem') } } }]));
+  Object.fromEntries(
+    (codes.includes(401) ? [...codes, 429].sort() : codes).map((c) => [String(c), { description: 'problem', content: { 'application/problem+json': { schema: ref('Problem') } } }]),
+  );
 const ifMatch = { name: 'If-Match', in: 'header', required: true, schema: { type: 'string' }, description: 'the class ETag, e.g. "42"' };
 const pathParam = (name: string) => ({ name, in: 'path', required: true, schema: { type: 'string' } });
 
