@@ -1,8 +1,8 @@
 /**
  * Bearer-token authentication and role checks.
  *
- * A token is looked up by its SHA-256 digest, which is all the store keeps; the digest found is
- * then compared with crypto.timingSafeEqual. The lookup cannot leak the secret through timing:
+ * A token is looked up by its SHA-256 digest (the store keeps only an HMAC of that under its own
+ * key); the digest found is then compared with crypto.timingSafeEqual. The lookup cannot leak the secret through timing:
  * an attacker controls only the preimage of the digest being searched.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';

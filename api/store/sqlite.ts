@@ -12,7 +12,8 @@
  * complete. A second `pacer api` on the same file fails at start with a clear error.
  */
 import { EventEmitter } from 'node:events';
-import { chmodSync, closeSync, openSync, statfsSync, statSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, closeSync, fsyncSync, openSync, readFileSync, statfsSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { ClassRecord, ClassSpec } from '../contract/class.js';
@@ -22,7 +23,7 @@ import { MemoryClassIndex } from '../contract/consistency.js';
 import type { HostRecord, HostStatus } from '../contract/host.js';
 import type { Role, TokenRecord } from '../contract/token.js';
 import type { AuditQuery, ClassDecision, NewToken, Store } from './store.js';
-import { migrate } from './migrations.js';
+import { keyedDigest, migrate, schemaVersion } from './migrations.js';
 import { InsufficientStorage } from '../errors.js';
 
 export interface SqliteStoreOptions {
@@ -99,15 +100,16 @@ export class SqliteStore implements Store {
   static open(file: string, options: SqliteStoreOptions = {}): SqliteStore {
     let db: Database.Database | undefined;
     try {
-      ownerOnly(file);
+      createOwnerOnly(file);
       // No busy wait: with an exclusive lock, a busy file means another process holds it.
       db = new Database(file, { timeout: 0 });
       db.pragma('locking_mode = EXCLUSIVE');
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = FULL');
       db.pragma('foreign_keys = ON');
-      migrate(db);
-      return new SqliteStore(db, file, options);
+      const tokenKey = loadTokenKey(`${file}.token-key`, schemaVersion(db) < 2);
+      migrate(db, { tokenKey });
+      return new SqliteStore(db, file, tokenKey, options);
     } catch (e) {
       db?.close();
       const err = e as Error & { code?: string };
@@ -118,7 +120,12 @@ export class SqliteStore implements Store {
     }
   }
 
-  private constructor(db: Database.Database, file: string, options: SqliteStoreOptions) {
+  private constructor(
+    db: Database.Database,
+    file: string,
+    private readonly tokenKey: Buffer,
+    options: SqliteStoreOptions,
+  ) {
     this.db = db;
     this.file = file;
     this.historyLimit = options.historyLimit ?? 100_000;
@@ -417,7 +424,7 @@ export class SqliteStore implements Store {
       this.timed('createToken', () => {
         const at = this.now().toISOString();
         const record: TokenRecord = { id: token.id, name: token.name, role: token.role, host: token.host, createdAt: at, createdBy: actor, revokedAt: null };
-        this.stmt.insertToken.run({ ...token, created_at: at, created_by: actor });
+        this.stmt.insertToken.run({ ...token, hash: keyedDigest(this.tokenKey, token.hash), created_at: at, created_by: actor });
         this.commitChange({ revision: this.currentRevision + 1, at, actor, kind: 'token', action: 'created', name: token.id, before: null, after: record });
         return record;
       }),
@@ -425,8 +432,9 @@ export class SqliteStore implements Store {
   }
 
   async findTokenByHash(hash: Buffer): Promise<(TokenRecord & { hash: Buffer }) | undefined> {
-    const row = this.timed('findToken', () => this.stmt.tokenByHash.get(hash));
-    return row && { ...rowToToken(row), hash: row.hash };
+    // The row holds the keyed digest; it was found by equality with that, so `hash` is the one.
+    const row = this.timed('findToken', () => this.stmt.tokenByHash.get(keyedDigest(this.tokenKey, hash)));
+    return row && { ...rowToToken(row), hash };
   }
 
   async listTokens(): Promise<TokenRecord[]> {
@@ -462,19 +470,65 @@ export class SqliteStore implements Store {
  * one (with its -wal and -shm) loses any group and other bits. SQLite gives a new -wal the mode of
  * the database file (os_unix.c, findCreateFileMode); with locking_mode=EXCLUSIVE there is no -shm.
  */
-function ownerOnly(file: string): void {
+function createOwnerOnly(file: string): void {
   try {
     closeSync(openSync(file, 'wx', 0o600));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
   }
-  for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+  ownerOnly(file, `${file}-wal`, `${file}-shm`);
+}
+
+/** Takes group and other bits off those of `files` that exist. */
+function ownerOnly(...files: string[]): void {
+  for (const f of files) {
     try {
       if ((statSync(f).mode & 0o077) !== 0) chmodSync(f, 0o600);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
   }
+}
+
+/**
+ * The key of the store's token digests, in a file beside the database, mode 0600: 32 random bytes.
+ * It is created (and made durable before anything is keyed with it) only when `mayCreate`, that is
+ * while the store's digests are not keyed yet; a keyed store without its key cannot check any
+ * token, and says so rather than making a new key.
+ */
+function loadTokenKey(keyFile: string, mayCreate: boolean): Buffer {
+  let key: Buffer | undefined;
+  try {
+    ownerOnly(keyFile);
+    key = readFileSync(keyFile);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  if (key?.length === 32) return key;
+  if (!mayCreate) {
+    throw new Error(
+      key === undefined
+        ? `the token key ${keyFile} is missing, and this store's token digests are keyed with it: restore it from a backup (without it no token can be checked)`
+        : `the token key ${keyFile} is ${key.length} bytes, not 32: restore it from a backup`,
+    );
+  }
+  // Nothing is keyed yet: a missing key, or one cut short by a crash while it was written, is made anew.
+  key = randomBytes(32);
+  const fd = openSync(keyFile, 'w', 0o600);
+  try {
+    writeSync(fd, key);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  ownerOnly(keyFile);
+  const dir = openSync(dirname(keyFile), 'r');
+  try {
+    fsyncSync(dir);
+  } finally {
+    closeSync(dir);
+  }
+  return key;
 }
 
 function classToRow(c: ClassRecord): ClassRow {

@@ -30,7 +30,7 @@ export interface NewToken {
   name: string;
   role: Role;
   host: string | null;
-  /** SHA-256 of the secret; the secret itself is never stored. */
+  /** SHA-256 of the secret. Neither it nor the secret is stored: a store keeps a keyed digest of it. */
   hash: Buffer;
 }
 
@@ -59,6 +59,7 @@ export interface Store {
   deleteHost(name: string): Promise<boolean>;
 
   createToken(token: NewToken, actor: string): Promise<TokenRecord>;
+  /** By the SHA-256 of the secret, as in NewToken; `hash` in the answer is that same digest. */
   findTokenByHash(hash: Buffer): Promise<(TokenRecord & { hash: Buffer }) | undefined>;
   listTokens(): Promise<TokenRecord[]>;
   /** Revokes unless `guard` throws (it sees the token and every active token). */
