@@ -15,9 +15,15 @@ interface RawConnection {
   closed: Promise<void>;
 }
 
+/** Every socket a test opened, destroyed after it. */
+const sockets: Socket[] = [];
+/** Small enough for a test to wait for; the headers timeout well below the request timeout. */
+const SHORT_TIMEOUTS = { headersTimeoutMs: 250, requestTimeoutMs: 1_000 };
+
 async function open(url: string): Promise<RawConnection> {
   const { hostname, port } = new URL(url);
   const socket = connect(Number(port), hostname);
+  sockets.push(socket);
   let data = '';
   socket.on('data', (chunk) => (data += chunk.toString('latin1')));
   socket.on('error', () => {}); // a refused connection is reset; `closed` reports it
@@ -43,7 +49,6 @@ async function healthz(c: RawConnection): Promise<string> {
 describe('connection limits', function () {
   this.timeout(20_000);
   let t: TestApi | undefined;
-  const sockets: Socket[] = [];
   let stream: SseStream | undefined;
   afterEach(async () => {
     stream?.close();
@@ -53,9 +58,8 @@ describe('connection limits', function () {
   });
 
   it('a client that sends its headers and then dribbles the body is answered 408 and cut after the request timeout', async () => {
-    t = await startTestApi({ limits: { headersTimeoutMs: 250, requestTimeoutMs: 1_000 } });
+    t = await startTestApi({ limits: SHORT_TIMEOUTS });
     const c = await open(t.url);
-    sockets.push(c.socket);
     c.socket.write(
       `POST /v1/classes HTTP/1.1\r\nHost: pacer\r\nAuthorization: Bearer ${ADMIN_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"name":"`,
     );
@@ -70,16 +74,15 @@ describe('connection limits', function () {
   });
 
   it('a client that never finishes its headers is cut after the headers timeout', async () => {
-    t = await startTestApi({ limits: { headersTimeoutMs: 250, requestTimeoutMs: 1_000 } });
+    t = await startTestApi({ limits: SHORT_TIMEOUTS });
     const c = await open(t.url);
-    sockets.push(c.socket);
     c.socket.write('GET /healthz HTTP/1.1\r\nHost: pacer\r\n');
     await c.closed;
     assert.match(c.received(), /^HTTP\/1\.1 408 /);
   });
 
   it('an open watch stream outlives the request timeout and still delivers changes', async () => {
-    t = await startTestApi({ limits: { headersTimeoutMs: 250, requestTimeoutMs: 1_000 } });
+    t = await startTestApi({ limits: SHORT_TIMEOUTS });
     stream = await openSse(`${t.url}/v1/watch`, ADMIN_TOKEN);
     await stream.waitFor((e) => e.event === 'ready');
     await sleep(3_000); // three request timeouts, and many of Node's checks of them
@@ -93,12 +96,10 @@ describe('connection limits', function () {
     const kept: RawConnection[] = [];
     for (let i = 0; i < 3; i++) {
       const c = await open(t.url);
-      sockets.push(c.socket);
-      assert.match(await healthz(c), /^HTTP\/1\.1 200 /);
+        assert.match(await healthz(c), /^HTTP\/1\.1 200 /);
       kept.push(c);
     }
     const extra = await open(t.url);
-    sockets.push(extra.socket);
     extra.socket.write('GET /healthz HTTP/1.1\r\nHost: pacer\r\n\r\n');
     await extra.closed;
     assert.equal(extra.received(), '', 'the connection over the cap got no answer');
@@ -108,7 +109,6 @@ describe('connection limits', function () {
     // The server counts the closed connection down when it sees the close; ask until it has.
     for (;;) {
       const next = await open(t.url);
-      sockets.push(next.socket);
       try {
         assert.match(await healthz(next), /^HTTP\/1\.1 200 /);
         break;
