@@ -5,6 +5,7 @@ import type { Store } from './store/store.js';
 import { ApiMetrics } from './http/metrics.js';
 import { authenticate, allow, CLASS_READERS, READERS } from './http/auth.js';
 import { authFailureSlowdown } from './http/auth-failure-slowdown.js';
+import { authFailureBudget } from './http/auth-failure-budget.js';
 import { errorHandler, notFoundHandler } from './http/problems.js';
 import { Unavailable } from './errors.js';
 import { jsonBody } from './http/json-body.js';
@@ -34,7 +35,12 @@ export interface AppOptions {
   bodyLimitBytes?: number;
   /** After this many failed authentications from one address within a minute, its failures are answered slower. */
   authFailuresBeforeSlowdown?: number;
+  /** Failed authentications from all addresses together, per window, before the lock-out (auth-failure-budget.ts). */
+  authFailureBudget?: { failures: number; windowMs?: number };
 }
+
+/** Failed authentications per minute from all addresses before the lock-out (`--auth-failure-budget`). */
+export const DEFAULT_AUTH_FAILURE_BUDGET = 600;
 
 export interface App {
   app: express.Express;
@@ -67,16 +73,22 @@ export function createApp(options: AppOptions): App {
     res.redirect(302, '/docs/');
   });
 
+  app.use(authFailureBudget({ store, registry: metrics.registry, failures: DEFAULT_AUTH_FAILURE_BUDGET, ...options.authFailureBudget }));
   app.use(authFailureSlowdown({ store, failuresBeforeSlowdown: options.authFailuresBeforeSlowdown ?? 10 }));
   app.use(authenticate(store));
   app.use(jsonBody(options.bodyLimitBytes ?? 256 * 1024));
 
   app.get('/readyz', allow(...CLASS_READERS), async (_req, res) => {
+    let full: string | undefined;
+    let revision: number;
     try {
-      res.json({ status: 'ready', revision: await store.revision() });
+      full = await store.unwritable();
+      revision = await store.revision();
     } catch (err) {
       throw new Unavailable(`the store does not answer: ${(err as Error).message}`);
     }
+    if (full !== undefined) throw new Unavailable(`not ready: ${full}`);
+    res.json({ status: 'ready', revision });
   });
   app.get('/metrics', allow(...READERS), async (_req, res) => {
     metrics.revision.set(await store.revision());

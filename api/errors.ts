@@ -59,6 +59,16 @@ export class PreconditionRequired extends ApiError {
   readonly status = 428;
   readonly title = 'Precondition required';
 }
+export class TooManyRequests extends ApiError {
+  readonly status = 429;
+  readonly title = 'Too many requests';
+  constructor(
+    detail: string,
+    override readonly headers: Record<string, string>,
+  ) {
+    super(detail);
+  }
+}
 /** A 4xx that Express or a library raised (err.status), kept as that status. */
 export class ClientError extends ApiError {
   constructor(
@@ -82,4 +92,9 @@ export class Unavailable extends ApiError {
   constructor(detail: string, override readonly headers: Record<string, string> = {}) {
     super(detail);
   }
+}
+/** The store's disk is full: the write was not kept, and nothing of it was applied. */
+export class InsufficientStorage extends ApiError {
+  readonly status = 507;
+  readonly title = 'Insufficient storage';
 }

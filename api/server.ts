@@ -2,7 +2,7 @@
  * Runs the API: opens the store, makes sure an admin can get in, listens, and shuts down
  * gracefully: stop accepting, end the watch streams, finish in-flight requests, close the store.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pino, { type Logger } from 'pino';
 import { SqliteStore } from './store/sqlite.js';
@@ -14,10 +14,55 @@ export interface ServeOptions extends Omit<AppOptions, 'store' | 'logger' | 'ver
   port: number;
   dbFile: string;
   historyLimit?: number;
+  /** Limits on connections; see DEFAULT_LIMITS and docs/budgets-api.md (Hardening). */
+  limits?: Partial<ConnectionLimits>;
   /** PACER_ADMIN_TOKEN, for automation. */
   adminToken?: string;
   logger?: Logger;
   version?: string;
+}
+
+export interface ConnectionLimits {
+  /** A client must send a request's headers within this long, or it gets 408 and is closed. */
+  headersTimeoutMs: number;
+  /**
+   * A client must send a whole request (headers and body) within this long, or it gets 408 and
+   * is closed. Node stops this clock once the request is received, so the response may take as
+   * long as it likes: a watch stream is not cut by it.
+   */
+  requestTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this long. */
+  keepAliveTimeoutMs: number;
+  /** Connections beyond this many at once are closed as they arrive. Each agent holds one (its watch). */
+  maxConnections: number;
+}
+
+export const DEFAULT_LIMITS: ConnectionLimits = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+  maxConnections: 1_000,
+};
+
+/**
+ * The HTTP server with the limits applied. Node checks the header and request timeouts on a
+ * timer (connectionsCheckingInterval, 30 s by default), which is set here to a quarter of the
+ * shorter timeout so a timeout fires close to its value.
+ */
+function createLimitedServer(app: RequestListener, limits: ConnectionLimits): Server {
+  const { headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs, maxConnections } = limits;
+  for (const [name, value] of Object.entries(limits)) {
+    if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer; got ${value}`);
+  }
+  if (headersTimeoutMs > requestTimeoutMs) {
+    throw new Error(`the headers timeout (${headersTimeoutMs} ms) must not exceed the request timeout (${requestTimeoutMs} ms): headers are part of the request`);
+  }
+  const server = createServer(
+    { headersTimeout: headersTimeoutMs, requestTimeout: requestTimeoutMs, keepAliveTimeout: keepAliveTimeoutMs, connectionsCheckingInterval: Math.min(30_000, Math.max(50, Math.floor(headersTimeoutMs / 4))) },
+    app,
+  );
+  server.maxConnections = maxConnections;
+  return server;
 }
 
 export interface RunningApi {
@@ -36,10 +81,7 @@ export async function serve(options: ServeOptions): Promise<RunningApi> {
   try {
     const { app, watch, tokens } = createApp({ ...options, store, logger, metrics, version: options.version ?? '0.1.0' });
     const admin = await tokens.bootstrap(options.adminToken);
-    server = createServer(app);
-    // SSE streams are long; keep Node from cutting them (its default request timeout is 5 minutes).
-    server.requestTimeout = 0;
-    server.headersTimeout = 60_000;
+    server = createLimitedServer(app, { ...DEFAULT_LIMITS, ...options.limits });
     await new Promise<void>((resolve, reject) => {
       server!.once('error', reject);
       server!.listen(options.port, options.host, () => resolve());

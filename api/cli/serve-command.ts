@@ -1,7 +1,8 @@
 /** `pacer api`: serve the API on its embedded SQLite store. */
 import { Command, InvalidArgumentError } from 'commander';
 import pino from 'pino';
-import { serve } from '../server.js';
+import { DEFAULT_LIMITS, serve } from '../server.js';
+import { DEFAULT_AUTH_FAILURE_BUDGET } from '../app.js';
 import { DEFAULT_WATCH_LIMITS } from '../routes/watch.js';
 
 export function parseListen(value: string): { host: string; port: number } {
@@ -18,6 +19,21 @@ function positiveInt(what: string) {
   };
 }
 
+interface ServeFlags {
+  listen: { host: string; port: number };
+  db: string;
+  history: number;
+  staleAfter: number;
+  headersTimeout: number;
+  requestTimeout: number;
+  keepAliveTimeout: number;
+  maxConnections: number;
+  authFailureBudget: number;
+  watchPerToken: number;
+  watchMax: number;
+  watchSlowBytes: number;
+}
+
 export function apiCommand(): Command {
   return new Command('api')
     .description('serve the budgets API (REST + watch stream) on an SQLite file')
@@ -25,11 +41,16 @@ export function apiCommand(): Command {
     .option('--db <file>', 'SQLite store file (created if missing)', 'pacer.db')
     .option('--history <revisions>', 'revisions of history kept for watch resume and audit', positiveInt('--history'), 100_000)
     .option('--stale-after <seconds>', 'a host without heartbeat for this long is stale', positiveInt('--stale-after'), 30)
+    .option('--headers-timeout <seconds>', 'a client must send its request headers within this long (408 and closed otherwise)', positiveInt('--headers-timeout'), DEFAULT_LIMITS.headersTimeoutMs / 1000)
+    .option('--request-timeout <seconds>', 'a client must send its whole request within this long; a watch stream, once open, is not cut by it', positiveInt('--request-timeout'), DEFAULT_LIMITS.requestTimeoutMs / 1000)
+    .option('--keep-alive-timeout <seconds>', 'an idle keep-alive connection is closed after this long', positiveInt('--keep-alive-timeout'), DEFAULT_LIMITS.keepAliveTimeoutMs / 1000)
+    .option('--max-connections <n>', 'connections beyond this many at once are closed on arrival; each agent holds one for its watch stream', positiveInt('--max-connections'), DEFAULT_LIMITS.maxConnections)
+    .option('--auth-failure-budget <failures>', 'failed authentications per minute, from all addresses together, before only tokens already in use are let in (429 for the rest)', positiveInt('--auth-failure-budget'), DEFAULT_AUTH_FAILURE_BUDGET)
     .option('--watch-per-token <streams>', 'open watch streams one token may hold (one more is 429)', positiveInt('--watch-per-token'), DEFAULT_WATCH_LIMITS.perToken)
     .option('--watch-max <streams>', 'open watch streams in all (one more is 503)', positiveInt('--watch-max'), DEFAULT_WATCH_LIMITS.total)
     .option('--watch-slow-bytes <bytes>', 'a watch client this far behind is disconnected (it resumes from the store)', positiveInt('--watch-slow-bytes'), DEFAULT_WATCH_LIMITS.slowClientBytes)
     .addHelpText('after', '\nThe first start prints an admin token once; set PACER_ADMIN_TOKEN to choose it instead.')
-    .action(async (opts: { listen: { host: string; port: number }; db: string; history: number; staleAfter: number; watchPerToken: number; watchMax: number; watchSlowBytes: number }) => {
+    .action(async (opts: ServeFlags) => {
       const logger = pino({ name: 'pacer-api' });
       const api = await serve({
         host: opts.listen.host,
@@ -37,6 +58,13 @@ export function apiCommand(): Command {
         dbFile: opts.db,
         historyLimit: opts.history,
         staleAfterMs: opts.staleAfter * 1000,
+        limits: {
+          headersTimeoutMs: opts.headersTimeout * 1000,
+          requestTimeoutMs: opts.requestTimeout * 1000,
+          keepAliveTimeoutMs: opts.keepAliveTimeout * 1000,
+          maxConnections: opts.maxConnections,
+        },
+        authFailureBudget: { failures: opts.authFailureBudget },
         watchLimits: { perToken: opts.watchPerToken, total: opts.watchMax, slowClientBytes: opts.watchSlowBytes },
         adminToken: process.env.PACER_ADMIN_TOKEN,
         logger,

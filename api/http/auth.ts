@@ -1,8 +1,8 @@
 /**
  * Bearer-token authentication and role checks.
  *
- * A token is looked up by its SHA-256 digest, which is all the store keeps; the digest found is
- * then compared with crypto.timingSafeEqual. The lookup cannot leak the secret through timing:
+ * A token is looked up by its SHA-256 digest (the store keeps only an HMAC of that under its own
+ * key); the digest found is then compared with crypto.timingSafeEqual. The lookup cannot leak the secret through timing:
  * an attacker controls only the preimage of the digest being searched.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -53,8 +53,8 @@ async function principalOfHeader(store: Store, header: string | undefined): Prom
   if (!m) throw new Unauthenticated(header === undefined ? 'send an Authorization: Bearer <token> header' : 'the Authorization header is not "Bearer <token>"');
   const digest = tokenDigest(m[1]!);
   const token = await store.findTokenByHash(digest);
-  if (!token || !timingSafeEqual(token.hash, digest)) throw new Unauthenticated('unknown token');
-  if (token.revokedAt !== null) throw new Unauthenticated('this token was revoked');
+  // One answer for unknown and revoked tokens: a guesser learns nothing from a revoked one.
+  if (!token || !timingSafeEqual(token.hash, digest) || token.revokedAt !== null) throw new Unauthenticated('unknown token, or a revoked one');
   return { tokenId: token.id, name: token.name, role: token.role, host: token.host };
 }
 

@@ -66,8 +66,11 @@ const problem = {
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const json = (schema: object) => ({ 'application/json': { schema } });
 const ok = (description: string, schema?: object) => ({ description, ...(schema ? { content: json(schema) } : {}) });
+/** Where a token is checked (401), the failed-authentication lock-out (429) may answer too. */
 const errors = (...codes: number[]) =>
-  Object.fromEntries(codes.map((c) => [String(c), { description: 'problem', content: { 'application/problem+json': { schema: ref('Problem') } } }]));
+  Object.fromEntries(
+    (codes.includes(401) ? [...codes, 429].sort() : codes).map((c) => [String(c), { description: 'problem', content: { 'application/problem+json': { schema: ref('Problem') } } }]),
+  );
 const ifMatch = { name: 'If-Match', in: 'header', required: true, schema: { type: 'string' }, description: 'the class ETag, e.g. "42"' };
 const pathParam = (name: string) => ({ name, in: 'path', required: true, schema: { type: 'string' } });
 
@@ -98,7 +101,7 @@ export function openApiDocument(version: string): object {
     },
     paths: {
       '/healthz': { get: { security: [], summary: 'Liveness', responses: { 200: ok('alive') } } },
-      '/readyz': { get: { summary: 'Readiness: the store answers', responses: { 200: ok('ready'), ...errors(503) } } },
+      '/readyz': { get: { summary: 'Readiness: the store answers and can write (503 while its disk is full)', responses: { 200: ok('ready'), ...errors(503) } } },
       '/metrics': { get: { summary: 'Prometheus metrics', responses: { 200: ok('text exposition format') } } },
       '/v1/classes': {
         get: {
@@ -114,19 +117,19 @@ export function openApiDocument(version: string): object {
             ...errors(400, 401, 403),
           },
         },
-        post: { summary: 'Create a class', requestBody: { required: true, content: json(ref('ClassCreate')) }, responses: { 201: ok('created', ref('Class')), ...errors(400, 401, 403, 409, 413, 415) } },
+        post: { summary: 'Create a class', requestBody: { required: true, content: json(ref('ClassCreate')) }, responses: { 201: ok('created', ref('Class')), ...errors(400, 401, 403, 409, 413, 415, 507) } },
       },
       '/v1/classes/{name}': {
         parameters: [pathParam('name')],
         get: { summary: 'Get a class (ETag header)', responses: { 200: ok('the class', ref('Class')), ...errors(400, 401, 403, 404) } },
-        put: { summary: 'Replace a class', parameters: [ifMatch], requestBody: { required: true, content: json(ref('ClassReplace')) }, responses: { 200: ok('replaced', ref('Class')), ...errors(400, 401, 403, 404, 409, 412, 413, 415, 428) } },
+        put: { summary: 'Replace a class', parameters: [ifMatch], requestBody: { required: true, content: json(ref('ClassReplace')) }, responses: { 200: ok('replaced', ref('Class')), ...errors(400, 401, 403, 404, 409, 412, 413, 415, 428, 507) } },
         patch: {
           summary: 'Change fields of a class (JSON merge patch, RFC 7396)',
           parameters: [ifMatch],
           requestBody: { required: true, content: { 'application/merge-patch+json': { schema: { type: 'object' } }, 'application/json': { schema: { type: 'object' } } } },
-          responses: { 200: ok('changed', ref('Class')), ...errors(400, 401, 403, 404, 409, 412, 413, 415, 428) },
+          responses: { 200: ok('changed', ref('Class')), ...errors(400, 401, 403, 404, 409, 412, 413, 415, 428, 507) },
         },
-        delete: { summary: 'Delete a class', parameters: [ifMatch], responses: { 204: ok('deleted'), ...errors(400, 401, 403, 404, 409, 412, 428) } },
+        delete: { summary: 'Delete a class', parameters: [ifMatch], responses: { 204: ok('deleted'), ...errors(400, 401, 403, 404, 409, 412, 428, 507) } },
       },
       '/v1/watch': {
         get: {
@@ -146,12 +149,12 @@ export function openApiDocument(version: string): object {
       '/v1/hosts/{name}': {
         parameters: [pathParam('name')],
         get: { summary: 'Get a host', responses: { 200: ok('host'), ...errors(400, 401, 403, 404) } },
-        put: { summary: 'Register a host (agent token of that host, or admin)', requestBody: { required: true, content: json(ref('HostRegistration')) }, responses: { 200: ok('host'), ...errors(400, 401, 403, 413, 415) } },
-        delete: { summary: 'Forget a host', responses: { 204: ok('deleted'), ...errors(400, 401, 403, 404) } },
+        put: { summary: 'Register a host (agent token of that host, or admin)', requestBody: { required: true, content: json(ref('HostRegistration')) }, responses: { 200: ok('host'), ...errors(400, 401, 403, 413, 415, 507) } },
+        delete: { summary: 'Forget a host', responses: { 204: ok('deleted'), ...errors(400, 401, 403, 404, 507) } },
       },
       '/v1/hosts/{name}/status': {
         parameters: [pathParam('name')],
-        put: { summary: "An agent's heartbeat", requestBody: { required: true, content: json(ref('HostStatus')) }, responses: { 200: ok('host'), ...errors(400, 401, 403, 404, 413, 415) } },
+        put: { summary: "An agent's heartbeat", requestBody: { required: true, content: json(ref('HostStatus')) }, responses: { 200: ok('host'), ...errors(400, 401, 403, 404, 413, 415, 507) } },
       },
       '/v1/audit': {
         get: {
@@ -167,9 +170,9 @@ export function openApiDocument(version: string): object {
       },
       '/v1/tokens': {
         get: { summary: 'List tokens (never their secrets)', responses: { 200: ok('tokens'), ...errors(401, 403) } },
-        post: { summary: 'Create a token; the secret is in this response only', requestBody: { required: true, content: json(ref('TokenCreate')) }, responses: { 201: ok('token with secret'), ...errors(400, 401, 403, 413, 415) } },
+        post: { summary: 'Create a token; the secret is in this response only', requestBody: { required: true, content: json(ref('TokenCreate')) }, responses: { 201: ok('token with secret'), ...errors(400, 401, 403, 413, 415, 507) } },
       },
-      '/v1/tokens/{id}': { parameters: [pathParam('id')], delete: { summary: 'Revoke a token', responses: { 200: ok('revoked'), ...errors(400, 401, 403, 404, 409) } } },
+      '/v1/tokens/{id}': { parameters: [pathParam('id')], delete: { summary: 'Revoke a token', responses: { 200: ok('revoked'), ...errors(400, 401, 403, 404, 409, 507) } } },
       '/v1/openapi.json': { get: { summary: 'This document', responses: { 200: ok('OpenAPI 3.1') } } },
     },
   };

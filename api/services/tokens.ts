@@ -6,6 +6,28 @@ import { tokenDigest } from '../http/auth.js';
 import { parse } from '../http/validate.js';
 import type { Store } from '../store/store.js';
 
+/** What a chosen admin secret must reach by estimatedBits: beyond any online guessing. */
+export const MIN_ADMIN_TOKEN_BITS = 64;
+
+/**
+ * A simple, deliberately crude strength estimate: the secret is cut to its shortest repeating
+ * unit (`password1password1…` to `password1`), and that unit's length is multiplied by the Shannon
+ * entropy of its own character frequencies. Repetition and tiny alphabets score low (`aaaa…` is 0
+ * bits, `abab…` 2) and random secrets high (a 32-character base64 one about 150). It cannot see
+ * dictionary words: it is a floor on carelessness, not a proof of strength.
+ */
+export function estimatedBits(secret: string): number {
+  const chars = [...secret];
+  let period = 1;
+  while (period < chars.length && !chars.every((c, i) => i < period || c === chars[i - period])) period++;
+  const unit = chars.slice(0, period);
+  const counts = new Map<string, number>();
+  for (const c of unit) counts.set(c, (counts.get(c) ?? 0) + 1);
+  let perChar = 0;
+  for (const n of counts.values()) perChar -= (n / unit.length) * Math.log2(n / unit.length);
+  return perChar * unit.length;
+}
+
 export class TokenService {
   constructor(private readonly store: Store) {}
 
@@ -42,6 +64,13 @@ export class TokenService {
     if (envSecret !== undefined) {
       if (envSecret.length < 20 || !/^[\x21-\x7e]+$/.test(envSecret)) {
         throw new InvalidInput('PACER_ADMIN_TOKEN must be at least 20 printable ASCII characters without spaces');
+      }
+      const bits = estimatedBits(envSecret);
+      if (bits < MIN_ADMIN_TOKEN_BITS) {
+        throw new InvalidInput(
+          `PACER_ADMIN_TOKEN is too easy to guess: about ${Math.floor(bits)} bits by a simple estimate (its length times the entropy of its characters), and at least ${MIN_ADMIN_TOKEN_BITS} are needed; ` +
+            'use a random secret, e.g. `openssl rand -base64 32`',
+        );
       }
       const existing = await this.store.findTokenByHash(tokenDigest(envSecret));
       if (existing) {

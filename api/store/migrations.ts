@@ -2,9 +2,21 @@
  * Versioned schema migrations, run in order at start inside one transaction each.
  * The schema version is SQLite's `user_version`. Append new migrations; never edit old ones.
  */
+import { createHmac } from 'node:crypto';
 import type Database from 'better-sqlite3';
 
-const MIGRATIONS: ReadonlyArray<{ version: number; sql: string }> = [
+/** What a migration may need beyond the database. */
+export interface MigrationContext {
+  /** The store's token key (sqlite.ts, tokenKey), for keyed token digests. */
+  tokenKey: Buffer;
+}
+
+/** How the store keeps a token: HMAC-SHA-256 under its key of the SHA-256 of the secret. */
+export function keyedDigest(key: Buffer, digest: Buffer): Buffer {
+  return createHmac('sha256', key).update(digest).digest();
+}
+
+const MIGRATIONS: ReadonlyArray<{ version: number; sql?: string; run?: (db: Database.Database, context: MigrationContext) => void }> = [
   {
     version: 1,
     sql: `
@@ -51,19 +63,34 @@ const MIGRATIONS: ReadonlyArray<{ version: number; sql: string }> = [
       ) STRICT;
     `,
   },
+  {
+    // Token digests were SHA-256 of the secret; keyed now, and derivable without the secrets.
+    version: 2,
+    run: (db, { tokenKey }) => {
+      const update = db.prepare('UPDATE tokens SET hash = ? WHERE id = ?');
+      for (const row of db.prepare<[], { id: string; hash: Buffer }>('SELECT id, hash FROM tokens').all()) {
+        update.run(keyedDigest(tokenKey, row.hash), row.id);
+      }
+    },
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
 
-export function migrate(db: Database.Database): void {
-  const current = db.pragma('user_version', { simple: true }) as number;
+export function schemaVersion(db: Database.Database): number {
+  return db.pragma('user_version', { simple: true }) as number;
+}
+
+export function migrate(db: Database.Database, context: MigrationContext): void {
+  const current = schemaVersion(db);
   if (current > SCHEMA_VERSION) {
     throw new Error(`the store has schema version ${current}, newer than this pacer understands (${SCHEMA_VERSION}); upgrade pacer`);
   }
   for (const m of MIGRATIONS) {
     if (m.version <= current) continue;
     db.transaction(() => {
-      db.exec(m.sql);
+      if (m.sql) db.exec(m.sql);
+      m.run?.(db, context);
       db.pragma(`user_version = ${m.version}`);
     })();
   }

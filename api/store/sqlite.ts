@@ -12,6 +12,9 @@
  * complete. A second `pacer api` on the same file fails at start with a clear error.
  */
 import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, closeSync, fsyncSync, openSync, readFileSync, statfsSync, statSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { ClassRecord, ClassSpec } from '../contract/class.js';
 import { classToJson } from '../contract/class.js';
@@ -20,7 +23,8 @@ import { MemoryClassIndex } from '../contract/consistency.js';
 import type { HostRecord, HostStatus } from '../contract/host.js';
 import type { Role, TokenRecord } from '../contract/token.js';
 import type { AuditQuery, ClassDecision, NewToken, Store } from './store.js';
-import { migrate } from './migrations.js';
+import { keyedDigest, migrate, schemaVersion } from './migrations.js';
+import { InsufficientStorage } from '../errors.js';
 
 export interface SqliteStoreOptions {
   /** How many revisions of history (watch + audit) to keep. Older ones are compacted. */
@@ -70,6 +74,8 @@ interface TokenRow {
 
 /** Compaction runs once per this many revisions, so it costs nothing on most writes. */
 const COMPACT_EVERY = 256;
+/** Free space below which the store counts as full (see storageError and unwritable). */
+const SPACE_MARGIN = 1024 * 1024;
 
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
@@ -87,18 +93,23 @@ export class SqliteStore implements Store {
   /** Within a group commit: how to undo the in-memory effects if the commit fails, and what to publish if it succeeds. */
   private undo: Array<() => void> = [];
   private toPublish: Change[] = [];
+  /** Why writes fail, while the disk is full; undefined otherwise. */
+  private full: string | undefined;
+  private readonly file: string;
 
   static open(file: string, options: SqliteStoreOptions = {}): SqliteStore {
     let db: Database.Database | undefined;
     try {
+      createOwnerOnly(file);
       // No busy wait: with an exclusive lock, a busy file means another process holds it.
       db = new Database(file, { timeout: 0 });
       db.pragma('locking_mode = EXCLUSIVE');
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = FULL');
       db.pragma('foreign_keys = ON');
-      migrate(db);
-      return new SqliteStore(db, options);
+      const tokenKey = loadTokenKey(`${file}.token-key`, schemaVersion(db) < 2);
+      migrate(db, { tokenKey });
+      return new SqliteStore(db, file, tokenKey, options);
     } catch (e) {
       db?.close();
       const err = e as Error & { code?: string };
@@ -109,8 +120,14 @@ export class SqliteStore implements Store {
     }
   }
 
-  private constructor(db: Database.Database, options: SqliteStoreOptions) {
+  private constructor(
+    db: Database.Database,
+    file: string,
+    private readonly tokenKey: Buffer,
+    options: SqliteStoreOptions,
+  ) {
     this.db = db;
+    this.file = file;
     this.historyLimit = options.historyLimit ?? 100_000;
     this.now = options.now ?? (() => new Date());
     this.timing = options.onTiming ?? (() => {});
@@ -214,15 +231,56 @@ export class SqliteStore implements Store {
     } catch (error) {
       // The commit itself failed (disk full, I/O error): nothing is durable, so nothing moved.
       for (const undo of this.undo.reverse()) undo();
-      for (const item of batch) item.reject(error);
+      for (const item of batch) item.reject(this.storageError(error));
       return;
     }
+    this.full = undefined;
     for (const change of this.toPublish) this.commits.emit('commit', change);
     batch.forEach((item, i) => {
       const r = results[i]!;
       if (r.ok) item.resolve(r.value);
-      else item.reject(r.error);
+      else item.reject(this.storageError(r.error));
     });
+  }
+
+  /**
+   * A write that failed for want of space becomes InsufficientStorage (507), and the store is
+   * marked full until a write or a probe succeeds. SQLite reports ENOSPC as SQLITE_FULL; an
+   * SQLITE_IOERR_* counts as full only when the file system really has no space left.
+   */
+  private storageError(error: unknown): unknown {
+    const code = (error as { code?: unknown })?.code;
+    if (typeof code !== 'string') return error;
+    const full = code === 'SQLITE_FULL' || (code.startsWith('SQLITE_IOERR') && this.noSpaceLeft());
+    if (!full) return error;
+    this.full = `the store's disk is full (${code}: ${(error as Error).message}); free space in ${dirname(this.file)}: writes are refused until then, and resume by themselves`;
+    return new InsufficientStorage(`the store is full: this write was not kept and nothing of it was applied. ${this.full}`);
+  }
+
+  /** Less than SPACE_MARGIN available to this process on the store's file system. */
+  private noSpaceLeft(): boolean {
+    try {
+      const fs = statfsSync(dirname(this.file));
+      return fs.bavail * fs.bsize < SPACE_MARGIN;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * While full: ready again once the file system has SPACE_MARGIN free and a probe write commits.
+   * The probe alone is not enough: it fits in the WAL pages that the failed write left behind.
+   */
+  async unwritable(): Promise<string | undefined> {
+    if (this.full === undefined || this.noSpaceLeft()) return this.full;
+    try {
+      // Rewrites one row unchanged: it needs a page in the WAL, as any write does.
+      this.db.transaction(() => this.stmt.setMeta.run(this.currentRevision, 'revision'))();
+      this.full = undefined;
+    } catch (error) {
+      if (!(this.storageError(error) instanceof InsufficientStorage)) throw error;
+    }
+    return this.full;
   }
 
   writeClass(name: string, actor: string, decide: ClassDecision): Promise<{ change: Change; record: ClassRecord | undefined }> {
@@ -366,7 +424,7 @@ export class SqliteStore implements Store {
       this.timed('createToken', () => {
         const at = this.now().toISOString();
         const record: TokenRecord = { id: token.id, name: token.name, role: token.role, host: token.host, createdAt: at, createdBy: actor, revokedAt: null };
-        this.stmt.insertToken.run({ ...token, created_at: at, created_by: actor });
+        this.stmt.insertToken.run({ ...token, hash: keyedDigest(this.tokenKey, token.hash), created_at: at, created_by: actor });
         this.commitChange({ revision: this.currentRevision + 1, at, actor, kind: 'token', action: 'created', name: token.id, before: null, after: record });
         return record;
       }),
@@ -374,8 +432,9 @@ export class SqliteStore implements Store {
   }
 
   async findTokenByHash(hash: Buffer): Promise<(TokenRecord & { hash: Buffer }) | undefined> {
-    const row = this.timed('findToken', () => this.stmt.tokenByHash.get(hash));
-    return row && { ...rowToToken(row), hash: row.hash };
+    // The row holds the keyed digest; it was found by equality with that, so `hash` is the one.
+    const row = this.timed('findToken', () => this.stmt.tokenByHash.get(keyedDigest(this.tokenKey, hash)));
+    return row && { ...rowToToken(row), hash };
   }
 
   async listTokens(): Promise<TokenRecord[]> {
@@ -404,6 +463,72 @@ export class SqliteStore implements Store {
     this.commits.removeAllListeners();
     if (this.db.open) this.db.close();
   }
+}
+
+/**
+ * The store holds token digests: it is created readable by its owner only (0600), and an existing
+ * one (with its -wal and -shm) loses any group and other bits. SQLite gives a new -wal the mode of
+ * the database file (os_unix.c, findCreateFileMode); with locking_mode=EXCLUSIVE there is no -shm.
+ */
+function createOwnerOnly(file: string): void {
+  try {
+    closeSync(openSync(file, 'wx', 0o600));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  ownerOnly(file, `${file}-wal`, `${file}-shm`);
+}
+
+/** Takes group and other bits off those of `files` that exist. */
+function ownerOnly(...files: string[]): void {
+  for (const f of files) {
+    try {
+      if ((statSync(f).mode & 0o077) !== 0) chmodSync(f, 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+}
+
+/**
+ * The key of the store's token digests, in a file beside the database, mode 0600: 32 random bytes.
+ * It is created (and made durable before anything is keyed with it) only when `mayCreate`, that is
+ * while the store's digests are not keyed yet; a keyed store without its key cannot check any
+ * token, and says so rather than making a new key.
+ */
+function loadTokenKey(keyFile: string, mayCreate: boolean): Buffer {
+  let key: Buffer | undefined;
+  try {
+    ownerOnly(keyFile);
+    key = readFileSync(keyFile);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  if (key?.length === 32) return key;
+  if (!mayCreate) {
+    throw new Error(
+      key === undefined
+        ? `the token key ${keyFile} is missing, and this store's token digests are keyed with it: restore it from a backup (without it no token can be checked)`
+        : `the token key ${keyFile} is ${key.length} bytes, not 32: restore it from a backup`,
+    );
+  }
+  // Nothing is keyed yet: a missing key, or one cut short by a crash while it was written, is made anew.
+  key = randomBytes(32);
+  const fd = openSync(keyFile, 'w', 0o600);
+  try {
+    writeSync(fd, key);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  ownerOnly(keyFile);
+  const dir = openSync(dirname(keyFile), 'r');
+  try {
+    fsyncSync(dir);
+  } finally {
+    closeSync(dir);
+  }
+  return key;
 }
 
 function classToRow(c: ClassRecord): ClassRow {

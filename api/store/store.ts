@@ -30,7 +30,7 @@ export interface NewToken {
   name: string;
   role: Role;
   host: string | null;
-  /** SHA-256 of the secret; the secret itself is never stored. */
+  /** SHA-256 of the secret. Neither it nor the secret is stored: a store keeps a keyed digest of it. */
   hash: Buffer;
 }
 
@@ -59,10 +59,17 @@ export interface Store {
   deleteHost(name: string): Promise<boolean>;
 
   createToken(token: NewToken, actor: string): Promise<TokenRecord>;
+  /** By the SHA-256 of the secret, as in NewToken; `hash` in the answer is that same digest. */
   findTokenByHash(hash: Buffer): Promise<(TokenRecord & { hash: Buffer }) | undefined>;
   listTokens(): Promise<TokenRecord[]>;
   /** Revokes unless `guard` throws (it sees the token and every active token). */
   revokeToken(id: string, actor: string, guard: (token: TokenRecord, active: TokenRecord[]) => void): Promise<TokenRecord | undefined>;
+
+  /**
+   * Undefined while writes can be committed; otherwise why not (the disk is full). While the
+   * store is full, each call probes with a tiny write, so readiness returns with the space.
+   */
+  unwritable(): Promise<string | undefined>;
 
   close(): Promise<void>;
 }

@@ -31,6 +31,7 @@ export async function startTestApi(options: Partial<ServeOptions> & { dir?: stri
     adminToken: ADMIN_TOKEN,
     logger: pino({ level: 'silent' }),
     authFailuresBeforeSlowdown: 1_000_000,
+    authFailureBudget: { failures: 1_000_000 },
     ...options,
   });
   return {
