@@ -59,16 +59,6 @@ export class PreconditionRequired extends ApiError {
   readonly status = 428;
   readonly title = 'Precondition required';
 }
-export class TooManyRequests extends ApiError {
-  readonly status = 429;
-  readonly title = 'Too many requests';
-  constructor(
-    detail: string,
-    override readonly headers: Record<string, string>,
-  ) {
-    super(detail);
-  }
-}
 /** A 4xx that Express or a library raised (err.status), kept as that status. */
 export class ClientError extends ApiError {
   constructor(
