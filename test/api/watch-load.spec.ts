@@ -20,13 +20,14 @@ describe('GET /v1/watch under 300 clients that never read', function () {
     assert.deepEqual(r.healthFailures, []);
     assert.deepEqual(r.received, r.received.map(() => r.committed), 'a reader missed changes');
     assert.equal(r.slowCuts, 300);
-    // Before the fix the API went 123 -> ~450 MB and stayed. Measured after full collections
-    // (SIGUSR2 to the child): without one, V8 keeps the heap it grew while serving the writes
-    // for a while, and RSS reads 40-65% above the start although nothing is held.
+    // Before the fix the API went 123 -> ~450 MB and stayed: it held what it had buffered. What
+    // it holds is judged on its JavaScript memory (heap used + external) after full collections
+    // (SIGUSR2 to the child). RSS is reported, not judged: it also depends on when the allocator
+    // gives freed pages back (after a GC it read 11-29% above the start in runs that held nothing).
     assert.ok(
-      r.rssEndBytes <= r.rssStartBytes * 1.2,
-      `RSS ${(r.rssEndBytes / MB).toFixed(0)} MB after the cuts and a full GC (${(r.rssSettledBytes / MB).toFixed(0)} MB before it), from ${(r.rssStartBytes / MB).toFixed(0)} MB at the start (peak ${(r.rssPeakBytes / MB).toFixed(0)} MB)`,
+      r.jsEndBytes <= r.jsStartBytes * 1.2,
+      `heap used + external ${(r.jsEndBytes / MB).toFixed(1)} MB after the cuts and a full GC, from ${(r.jsStartBytes / MB).toFixed(1)} MB at the start; RSS ${(r.rssStartBytes / MB).toFixed(0)} → ${(r.rssEndBytes / MB).toFixed(0)} MB (peak ${(r.rssPeakBytes / MB).toFixed(0)} MB)`,
     );
-    console.log(`      health max ${worst.toFixed(1)} ms over ${r.health.length} probes; RSS ${(r.rssStartBytes / MB).toFixed(0)} → peak ${(r.rssPeakBytes / MB).toFixed(0)} → ${(r.rssSettledBytes / MB).toFixed(0)} → after GC ${(r.rssEndBytes / MB).toFixed(0)} MB; ${r.committed} changes in ${r.writeSeconds.toFixed(1)} s`);
+    console.log(`      health max ${worst.toFixed(1)} ms over ${r.health.length} probes; JS memory ${(r.jsStartBytes / MB).toFixed(1)} → ${(r.jsEndBytes / MB).toFixed(1)} MB; RSS ${(r.rssStartBytes / MB).toFixed(0)} → peak ${(r.rssPeakBytes / MB).toFixed(0)} → ${(r.rssSettledBytes / MB).toFixed(0)} → after GC ${(r.rssEndBytes / MB).toFixed(0)} MB; ${r.committed} changes in ${r.writeSeconds.toFixed(1)} s`);
   });
 });

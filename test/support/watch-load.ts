@@ -144,6 +144,13 @@ export interface WatchLoadResult {
   rssSettledBytes: number;
   /** RSS after full garbage collections (the API child runs with --expose-gc, SIGUSR2 collects). */
   rssEndBytes: number;
+  /**
+   * What the API's JavaScript holds (V8 heap used + external buffers, from /metrics) after a full
+   * collection, before the writes and after the cuts. Unlike RSS it does not depend on whether
+   * the allocator has returned freed pages to the system yet.
+   */
+  jsStartBytes: number;
+  jsEndBytes: number;
   /** The API's heap and external memory at the end, from /metrics. */
   memoryEnd: string[];
   writeSeconds: number;
@@ -179,8 +186,14 @@ export async function runWatchLoad(o: WatchLoadOptions): Promise<WatchLoadResult
     const check = (r: { status: number; body: unknown }, want: number) => r.status === want || failures.push(`${r.status} ${JSON.stringify(r.body)}`);
     await Promise.all(Array.from({ length: o.concurrency }, async (_, i) => check(await request(api.url, 'POST', '/v1/classes', { body: bulkyClass(i) }), 201)));
     await Promise.all(readers.map((r) => r.waitFor((e) => e.event === 'class' && e.id === String(last0 + o.concurrency), o.timeoutMs)));
+    const jsMemoryAfterGc = async (): Promise<number> => {
+      api.child.kill('SIGUSR2');
+      await new Promise((r) => setTimeout(r, 300));
+      return (await metric('nodejs_heap_size_used_bytes')) + (await metric('nodejs_external_memory_bytes'));
+    };
     const rssStart = rssOf(pid);
     rssPeak = rssStart;
+    const jsStart = await jsMemoryAfterGc();
 
 
     const start = performance.now();
@@ -213,6 +226,7 @@ export async function runWatchLoad(o: WatchLoadOptions): Promise<WatchLoadResult
       () => '',
     ).catch(() => undefined);
     const rssEnd = rssOf(pid);
+    const jsEnd = await jsMemoryAfterGc();
     const memoryEnd = ((await request(api.url, 'GET', '/metrics')).body as string).split('\n').filter((l) => /^(nodejs_heap_size_(used|total)_bytes|nodejs_external_memory_bytes) /.test(l));
     await prober.stop();
     return {
@@ -225,6 +239,8 @@ export async function runWatchLoad(o: WatchLoadOptions): Promise<WatchLoadResult
       rssPeakBytes: rssPeak,
       rssSettledBytes: rssSettled,
       rssEndBytes: rssEnd,
+      jsStartBytes: jsStart,
+      jsEndBytes: jsEnd,
       memoryEnd,
       writeSeconds,
     };
