@@ -45,22 +45,17 @@ export class BpfProgram extends FdObject {
 
   /** Opens a program by its kernel id (e.g. the one a tc filter runs, when its pin is gone). */
   static openById(id: number): BpfProgram {
-    const fd = check(lib.bpf_prog_get_fd_by_id(id) as number, 'open program by id', `program id ${id}`);
-    try {
-      const info = objInfo<ProgInfoStruct>(fd, ProgInfoHead, `program id ${id}`);
-      const prog = new BpfProgram(fd, info.name, undefined, true);
-      prog.info = info;
-      return prog;
-    } catch (err) {
-      closeFd(fd);
-      throw err;
-    }
+    return BpfProgram.fromFd(check(lib.bpf_prog_get_fd_by_id(id) as number, 'open program by id', `program id ${id}`), `program id ${id}`);
   }
 
   static openPinned(path: string): BpfProgram {
-    const fd = openPinnedFd(path, 'prog', 'program');
+    return BpfProgram.fromFd(openPinnedFd(path, 'prog', 'program'), `program pinned at ${path}`);
+  }
+
+  /** Takes ownership of a program fd, learning its name from the kernel. */
+  private static fromFd(fd: number, what: string): BpfProgram {
     try {
-      const info = objInfo<ProgInfoStruct>(fd, ProgInfoHead, `program pinned at ${path}`);
+      const info = objInfo<ProgInfoStruct>(fd, ProgInfoHead, what);
       const prog = new BpfProgram(fd, info.name, undefined, true);
       prog.info = info;
       return prog;
