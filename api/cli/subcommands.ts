@@ -26,6 +26,10 @@ export const SUBCOMMANDS: Record<string, Subcommand> = {
     summary: 'API tokens (admin only)',
     load: async () => (await import('./token-commands.js')).tokenCommand(),
   },
+  audit: {
+    summary: 'who changed what and when, newest first, with the fields each change changed',
+    load: async () => (await import('./audit-command.js')).auditCommand(),
+  },
   dp: {
     summary: "read this host's data plane from its pinned BPF maps (root; no API needed)",
     load: async () => (await import('./dp-commands.js')).dpCommand(),

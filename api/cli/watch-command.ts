@@ -7,6 +7,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { createParser } from 'eventsource-parser';
 import type { ClassEvent } from '../contract/change.js';
 import { ApiProblemError, CliError, PacerClient, withGlobalOptions, type GlobalOptions } from './client.js';
+import { fieldChanges } from './field-changes.js';
 import { out, run, terminalText } from './output.js';
 
 interface WatchOptions extends GlobalOptions {
@@ -22,16 +23,24 @@ function revision(value: string): number {
   return Number(value);
 }
 
-function describe(e: ClassEvent): string {
+/**
+ * One event as a line. An update says which fields changed when the class's previous state was
+ * seen in this run (`seen`), else it shows the class's rate, ceil and parent as a creation does.
+ */
+function describe(e: ClassEvent, seen: Map<string, ClassEvent['class']>): string {
   const c = e.class;
-  const fields = c ? [`rate ${c.rate.text}`, c.ceil ? `ceil ${c.ceil.text}` : '', c.parent ? `parent ${c.parent}` : ''].filter(Boolean).join(' ') : '';
+  const before = seen.get(e.name);
+  if (c) seen.set(e.name, c);
+  else seen.delete(e.name);
+  const changed = e.action === 'updated' && before ? fieldChanges(before, c).join('; ') || '(no field changed)' : '';
+  const fields = changed || (c ? [`rate ${c.rate.text}`, c.ceil ? `ceil ${c.ceil.text}` : '', c.parent ? `parent ${c.parent}` : ''].filter(Boolean).join(' ') : '');
   return `revision ${e.revision}  ${e.action.padEnd(7)}  ${e.name}${fields ? `  ${fields}` : ''}`;
 }
 
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
-/** Streams events until the server ends the stream; returns the last event id seen. */
-async function follow(client: PacerClient, from: number | undefined, o: WatchOptions): Promise<{ last: number | undefined; ready: boolean }> {
+/** Streams events until the server ends the stream; `seen`: each class's last state, across reconnects. */
+async function follow(client: PacerClient, from: number | undefined, o: WatchOptions, seen: Map<string, ClassEvent['class']>): Promise<{ last: number | undefined; ready: boolean }> {
   const query = from === undefined ? '' : `?since=${from}`;
   const res = await client.openStream(`/v1/watch${query}`);
   if (!res.ok) {
@@ -51,7 +60,7 @@ async function follow(client: PacerClient, from: number | undefined, o: WatchOpt
       if (ev.event === 'class') {
         const data = JSON.parse(ev.data) as ClassEvent;
         last = data.revision;
-        out(o.json ? JSON.stringify(data) : describe(data));
+        out(o.json ? JSON.stringify(data) : describe(data, seen));
       } else if (ev.event === 'ready') {
         ready = true;
         process.stderr.write(`caught up at revision ${JSON.parse(ev.data).revision}${o.untilReady ? '' : '; following changes (Ctrl-C to stop)'}\n`);
@@ -77,9 +86,10 @@ export function watchCommand(): Command {
       const client = PacerClient.fromOptions(o);
       let from = o.since;
       let delay = RETRY_MIN_MS;
+      const seen = new Map<string, ClassEvent['class']>();
       for (;;) {
         try {
-          const { last, ready } = await follow(client, from, o);
+          const { last, ready } = await follow(client, from, o, seen);
           from = last ?? from;
           if (ready && o.untilReady) return;
           delay = RETRY_MIN_MS;

@@ -42,6 +42,16 @@ describe('pacer class watch', function () {
     }
   });
 
+  it('an update says which fields changed (issue 11)', async () => {
+    t = await startTestApi();
+    const c = (await request(t.url, 'POST', '/v1/classes', { body: { name: 'web', rate: '1gbit', description: 'front' } })).body;
+    await request(t.url, 'PATCH', '/v1/classes/web', { body: { rate: '2gbit', ceil: '5gbit' }, headers: { 'if-match': c.etag } });
+    const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'class', 'watch', '--since', '0', '--until-ready'], { env: env() });
+    const lines = stdout.trim().split('\n');
+    assert.match(lines[0]!, /^revision \d+\s+created\s+web\s+rate 1gbit$/);
+    assert.match(lines[1]!, /^revision \d+\s+updated\s+web\s+ceil <none> → 5gbit; rate 1gbit → 2gbit$/);
+  });
+
   it('a revision outside the kept history: says where to continue from and exits non-zero, without retrying', async () => {
     t = await startTestApi({ historyLimit: 10 });
     await Promise.all(Array.from({ length: 260 }, (_, i) => request(t.url, 'POST', '/v1/classes', { body: { name: `c${i}`, rate: '1mbit' } })));
