@@ -92,6 +92,11 @@ export function createApp(options: AppOptions): App {
   });
   app.get('/metrics', allow(...READERS), async (_req, res) => {
     metrics.revision.set(await store.revision());
+    // What an operator alerts on: how many classes, how many hosts, how many of them silent.
+    metrics.classes.set((await store.listClasses()).classes.length);
+    const all = await hosts.list();
+    metrics.hosts.set(all.length);
+    metrics.staleHosts.set(all.filter((h) => h.stale).length);
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
   app.get('/v1/openapi.json', allow(...READERS), (_req, res) => {

@@ -37,6 +37,9 @@ export class ApiMetrics {
     registers: [this.registry],
   });
   readonly revision = new Gauge({ name: 'pacer_api_revision', help: 'Latest committed revision', registers: [this.registry] });
+  readonly classes = new Gauge({ name: 'pacer_api_classes', help: 'Classes in the store', registers: [this.registry] });
+  readonly hosts = new Gauge({ name: 'pacer_api_hosts', help: 'Registered hosts', registers: [this.registry] });
+  readonly staleHosts = new Gauge({ name: 'pacer_api_hosts_stale', help: 'Registered hosts without a heartbeat for longer than --stale-after: their enforcement is not confirmed', registers: [this.registry] });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });

@@ -35,6 +35,18 @@ describe('operating the API', () => {
     assert.match(r.body, /pacer_api_revision \d+/);
   });
 
+  it('/metrics counts classes, hosts and stale hosts (issue 11)', async () => {
+    t = await startTestApi({ staleAfterMs: 3000 });
+    for (const name of ['a', 'b', 'c']) await request(t.url, 'POST', '/v1/classes', { body: { name, rate: '1mbit' } });
+    assert.equal((await request(t.url, 'PUT', '/v1/hosts/old-host', { body: { labels: {} } })).status < 300, true);
+    await new Promise((r) => setTimeout(r, 3500)); // old-host goes stale: no heartbeat for longer than 3 s (new-host would need a 3 s stall to)
+    assert.equal((await request(t.url, 'PUT', '/v1/hosts/new-host', { body: { labels: {} } })).status < 300, true);
+    const text = (await request(t.url, 'GET', '/metrics')).body as string;
+    assert.match(text, /^pacer_api_classes 3$/m);
+    assert.match(text, /^pacer_api_hosts 2$/m);
+    assert.match(text, /^pacer_api_hosts_stale 1$/m);
+  });
+
   it('serves an OpenAPI 3.1 document generated from the validating schemas, and the /docs UI', async () => {
     t = await startTestApi();
     const doc = (await request(t.url, 'GET', '/v1/openapi.json')).body;
