@@ -11,6 +11,9 @@ import { join } from 'node:path';
 import { ApiClient, ApiError } from '../../controller/api-client/api-client.js';
 import { refusedTokenFix } from '../../controller/agent.js';
 import { tokenFor } from '../support/api-server.js';
+import { removePinDir } from '../support/bpffs.js';
+
+const PIN_BASES = ['/sys/fs/bpf/pacer-token-refused', '/sys/fs/bpf/pacer-netns-hint'] as const;
 import { useTestNetns } from '../support/netns.js';
 import { freePort, killed, startAgentChild, startApiChild, type AgentChild, type ApiChild } from '../support/agent-processes.js';
 
@@ -19,10 +22,13 @@ describe('the agent and an API that refuses it or cannot be reached', function (
   let api: ApiChild | undefined;
   let agent: AgentChild | undefined;
   let dir: string | undefined;
+  // The refused agent exits as any agent does, leaving what it installed (enforcement stays): its
+  // pins go here; its tc filter and fq go with the test's namespaces.
   after(async () => {
     await killed(agent?.child);
     await killed(api?.child);
     if (dir) rmSync(dir, { recursive: true, force: true });
+    for (const pins of PIN_BASES) removePinDir(pins);
   });
   const nets = useTestNetns();
 
@@ -33,7 +39,7 @@ describe('the agent and an API that refuses it or cannot be reached', function (
     dir = mkdtempSync(join(tmpdir(), 'pacer-token-refused-'));
     api = await startApiChild(join(dir, 'pacer.db'), await freePort());
     const token = await tokenFor(api.url, 'agent', 'nc-host-a');
-    agent = startAgentChild(['--api', api.url, '--iface', 'tr0', '--netns', `/run/netns/${sender}`, '--host', 'vm', '--state-dir', join(dir, 'state'), '--pin-base', '/sys/fs/bpf/pacer-token-refused', '--cgroup-root', 'off'], token);
+    agent = startAgentChild(['--api', api.url, '--iface', 'tr0', '--netns', `/run/netns/${sender}`, '--host', 'vm', '--state-dir', join(dir, 'state'), '--pin-base', PIN_BASES[0], '--cgroup-root', 'off'], token);
     const exit = await agent.exited;
     assert.equal(exit.code, 1, agent.tail());
     assert.match(agent.tail(), /the token is bound to host "nc-host-a", and this agent runs as "vm": pass --host nc-host-a/);
@@ -44,7 +50,7 @@ describe('the agent and an API that refuses it or cannot be reached', function (
     const ns = await nets.createTestNetns();
     const peer = await nets.createTestNetns();
     await nets.vethPair({ a: { ns, name: 'tn0', addr: '10.93.10.1/24' }, b: { ns: peer, name: 'tn1', addr: '10.93.10.2/24' } });
-    const lost = startAgentChild(['--api', 'http://127.0.0.1:9', '--iface', 'tn0', '--host', 'vm', '--state-dir', join(dir!, 'state-ns'), '--pin-base', '/sys/fs/bpf/pacer-netns-hint', '--cgroup-root', 'off'], 'any-token');
+    const lost = startAgentChild(['--api', 'http://127.0.0.1:9', '--iface', 'tn0', '--host', 'vm', '--state-dir', join(dir!, 'state-ns'), '--pin-base', PIN_BASES[1], '--cgroup-root', 'off'], 'any-token');
     const exit = await lost.exited;
     assert.equal(exit.code, 1, lost.tail());
     assert.match(lost.tail(), new RegExp(`there is no interface named "tn0" in the current network namespace; an interface named tn0 exists elsewhere: pass --netns /run/netns/${ns}`));
