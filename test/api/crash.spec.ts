@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { request } from '../support/api-server.js';
 import { startApiChild, killed } from '../support/api-process.js';
+import { until } from '../support/agent-processes.js';
 
 describe('crash safety (SIGKILL during concurrent writes)', function () {
   this.timeout(60_000);
@@ -25,7 +26,7 @@ describe('crash safety (SIGKILL during concurrent writes)', function () {
   });
 
   for (const killAfterMs of [150, 400, 900]) {
-    it(`loses no acknowledged write and leaves no half-applied change (kill after ${killAfterMs} ms)`, async () => {
+    it(`loses no acknowledged write and leaves no half-applied change (kill ${killAfterMs} ms after the first acknowledgement)`, async () => {
       const dbFile = join(dir, 'pacer.db');
       const first = await startApiChild(dbFile);
       children.push(first.child);
@@ -54,6 +55,9 @@ describe('crash safety (SIGKILL during concurrent writes)', function () {
         }
       };
       const workers = [0, 1, 2, 3, 4, 5, 6, 7].map(worker);
+      // Counted from the first acknowledged write, not from the start: on a busy host the API may
+      // not have answered anything 150 ms after the writers began, and a kill then proves nothing.
+      await until('a first acknowledged write', () => (acked.size > 0 ? true : undefined), 30_000, 5);
       await new Promise((done) => setTimeout(done, killAfterMs));
       stop = true;
       await killed(first.child);
