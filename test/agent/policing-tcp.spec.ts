@@ -295,10 +295,11 @@ describe('policing: the agent without --cgroup-root paces every local TCP socket
     const flag = (name: string) => args[args.indexOf(name) + 1]!;
     const mounted = rig.agent.find('TCP tuning ready')?.source === 'mounted';
     await killed(rig.agent.child);
-    const { stderr } = await promisify(execFile)(process.execPath, [CLI, 'agent', 'teardown', '--iface', 'pd0', '--state-dir', flag('--state-dir'), '--netns', flag('--netns'), '--pin-base', flag('--pin-base')]);
+    const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'agent', 'teardown', '--iface', 'pd0', '--state-dir', flag('--state-dir'), '--netns', flag('--netns'), '--pin-base', flag('--pin-base')]);
     assert.equal(existsSync(join(flag('--pin-base'), TCP_PIN_DIR)), false, 'the TCP pins are gone');
+    assert.ok(stdout.includes('- TCP tuning: the sock_ops link and its maps'), `teardown says it removed sock_ops:\n${stdout}`);
     if (mounted) {
-      assert.match(stderr, new RegExp(`unmounted ${PACER_CGROUP2_MOUNT}`));
+      assert.ok(stdout.includes(`- the cgroup v2 mount at ${PACER_CGROUP2_MOUNT} (the agent made it for sock_ops)`), `teardown says it unmounted:\n${stdout}`);
       assert.equal(cgroup2Mounts().includes(PACER_CGROUP2_MOUNT), false);
     }
   });
