@@ -7,12 +7,11 @@
  * inside the check, so a missing piece is a failed line, never a crash of the doctor itself.
  */
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import { release } from 'node:os';
 import { join } from 'node:path';
 import { BPFFS, isBpffsMounted } from '../../shaper-bpf/src/bpffs.js';
-import { run, runIn } from '../../shaper-bpf/src/exec.js';
+import { probeClsact, probeFq } from '../../shaper-bpf/src/qdisc.js';
 import { cgroup2Mounts, PACER_CGROUP2_MOUNT, WELL_KNOWN_CGROUP2 } from '../datapath/cgroup-root.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
@@ -103,29 +102,24 @@ function cgroupCheck(): Check {
     : warn('cgroup v2', 'no cgroup2 mount at /sys/fs/cgroup or /sys/fs/cgroup/unified (cgroup v1 only)', `the agent mounts the v2 hierarchy at ${PACER_CGROUP2_MOUNT} at start; to have one from boot, boot with systemd.unified_cgroup_hierarchy=1`);
 }
 
-/** Adds `qdisc` on the loopback of a throwaway network namespace: no real interface is touched. */
-async function qdiscProbe(kind: 'fq' | 'clsact'): Promise<{ available: boolean; error?: string }> {
-  const ns = `pacer-doctor-${process.pid}-${randomBytes(3).toString('hex')}`;
-  const added = await run('ip', ['netns', 'add', ns]);
-  if (added.code !== 0) return { available: false, error: `ip netns add: ${added.stderr.trim()}` };
+/** A probe's answer, or why it could not run (not root, no iproute2). */
+async function probed(probe: () => Promise<boolean>): Promise<{ available: boolean; error?: string }> {
   try {
-    const r = await runIn(ns, 'tc', ['qdisc', 'add', 'dev', 'lo', kind === 'fq' ? 'root' : 'clsact', ...(kind === 'fq' ? ['fq'] : [])]);
-    if (r.code === 0) return { available: true };
-    return { available: false, ...(/Specified qdisc kind is unknown/.test(r.stderr) ? {} : { error: r.stderr.trim() }) };
-  } finally {
-    await run('ip', ['netns', 'del', ns]);
+    return { available: await probe() };
+  } catch (err) {
+    return { available: false, error: (err as Error).message };
   }
 }
 
 async function fqCheck(): Promise<Check> {
-  const { available, error } = await qdiscProbe('fq');
+  const { available, error } = await probed(probeFq);
   if (available) return ok('sch_fq (EDT pacing)', 'available: packets wait in fq until the departure pacer stamps');
   if (error) return fail('sch_fq (EDT pacing)', `could not probe: ${error}`, 'run as root with iproute2 installed (apt-get install -y iproute2)');
   return fail('sch_fq (EDT pacing)', 'missing: the kernel has no fq qdisc, so pacer can only police (drop what runs ahead of the budget)', 'modprobe sch_fq; if there is no such module, use a kernel with CONFIG_NET_SCH_FQ (Debian\'s linux-image-amd64 has it)');
 }
 
 async function clsactCheck(): Promise<Check> {
-  const { available, error } = await qdiscProbe('clsact');
+  const { available, error } = await probed(probeClsact);
   if (available) return ok('clsact (tc BPF hook)', 'available');
   return fail('clsact (tc BPF hook)', error ? `could not probe: ${error}` : 'missing', 'use a kernel with CONFIG_NET_SCH_INGRESS (clsact) and CONFIG_NET_CLS_BPF');
 }

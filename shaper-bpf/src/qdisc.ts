@@ -469,21 +469,30 @@ let fqProbe: Promise<boolean> | undefined;
  * real interface is touched; the answer is cached for the process (a failed probe is not).
  */
 export function probeFq(): Promise<boolean> {
-  fqProbe ??= runProbe().catch((error: unknown) => {
+  fqProbe ??= probeQdisc(['root', 'fq']).catch((error: unknown) => {
     fqProbe = undefined;
     throw error;
   });
   return fqProbe;
 }
 
-async function runProbe(): Promise<boolean> {
+/** Can this kernel add the clsact qdisc (the tc BPF hook)? Tried the same way as probeFq. */
+export function probeClsact(): Promise<boolean> {
+  return probeQdisc(['clsact']);
+}
+
+/**
+ * Adds a qdisc (`tc qdisc add dev lo ...kind`) on the loopback of a throwaway network namespace:
+ * true if the kernel has it, false if tc says the kind is unknown; any other failure throws.
+ */
+async function probeQdisc(kind: readonly string[]): Promise<boolean> {
   // The pid lets a sweep tell a leftover from a probe that is still running.
   const name = `pacer-probe-${process.pid}-${randomBytes(4).toString('hex')}`;
   const target = { iface: 'lo', netns: name };
   const added = await run('ip', ['netns', 'add', name]);
   if (added.code !== 0) throw new TcError(['ip', 'netns', 'add', name], target, added);
   try {
-    const argv = ['qdisc', 'add', 'dev', 'lo', 'root', 'fq'];
+    const argv = ['qdisc', 'add', 'dev', 'lo', ...kind];
     const result = await runIn(name, 'tc', argv);
     if (result.code === 0) return true;
     if (/Specified qdisc kind is unknown/.test(result.stderr)) return false;

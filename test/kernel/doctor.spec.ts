@@ -55,7 +55,7 @@ describe('pacer doctor on this host (real kernel, real API)', function () {
       assert.ok(c.found.length > 0, `${c.name} says what it found`);
       if (c.status !== 'ok') assert.ok(c.fix && c.fix.length > 0, `${c.name} (${c.status}) says how to fix it`);
     }
-    assert.doesNotMatch(netnsList(), /pacer-doctor-/, 'the probe namespaces are gone');
+    assert.doesNotMatch(netnsList(), /pacer-probe-/, 'the probe namespaces are gone');
   });
 
   it('prints a table with the verdict and a "To fix" list for people', () => {
