@@ -1,7 +1,7 @@
 /**
  * `npm run bench:enforcement`: how closely pacer holds a budget on a kernel with fq, end to end
  * (REST → agent → maps → EDT → fq → wire). Boots Debian 12's 6.1 kernel under qemu
- * (test/support/vm.ts) and runs bench/enforcement-guest.js inside: one class at 10, 50, 100 and
+ * (vm/runner.ts) and runs bench/enforcement-guest.js inside: one class at 10, 50, 100 and
  * 200 Mbit/s in turn, iperf3 TCP at each. Reports achieved vs. budget (mean error and worst
  * per-second error, on wire rates as the budget counts them), retransmits, and the p50/p99 of the
  * per-packet delay from pacer's delay histogram; the unpaced baseline (no class) is what the VM
@@ -18,7 +18,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { prepareVm, runInVm, VmRunError } from '../test/support/vm.js';
+import { prepareVm, runInVm, VmRunError } from '../vm/runner.js';
 import { errorPct, mean, round2, steady } from '../test/enforcement/report.js';
 import type { BenchReport } from './enforcement-guest.js';
 import { fmt, git, log, machineInfo, met, resultsDir, table } from './report.js';

@@ -10,6 +10,10 @@ export interface Subcommand {
 }
 
 export const SUBCOMMANDS: Record<string, Subcommand> = {
+  demo: {
+    summary: 'show pacer at work on this host: a lab of namespaces, the API, the agent, iperf3 traffic and a live table of budgets becoming rates (root)',
+    load: async () => (await import('../../demo/command.js')).demoCommand(),
+  },
   api: {
     summary: 'serve the budgets API (REST + watch stream) on an SQLite file',
     load: async () => (await import('./serve-command.js')).apiCommand(),

@@ -1,7 +1,7 @@
 /**
  * The enforcement proof (issue 5): a budget set through pacer's API becomes the rate a host
  * sends at, paced by fq, not policed. This host's kernel has no fq, so the proof runs in a VM
- * (test/support/vm.ts): Debian 12's 6.1 kernel under qemu, with pacer's API and agent as real
+ * (vm/runner.ts): Debian 12's 6.1 kernel under qemu, with pacer's API and agent as real
  * processes inside and iperf3 TCP between two network namespaces (test/enforcement/guest-*.ts).
  * The guest only measures; every judgement is made here, one test per assertion, with the
  * measured figures in the test titles. Run with `npm run test:enforcement`; docs/vm-tier.md
@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CACHE_DIR, ensurePackage, prepareVm, runInVm, VmRunError, type RunResult, type Vm } from '../support/vm.js';
+import { CACHE_DIR, ensurePackage, prepareVm, runInVm, VmRunError, type RunResult, type Vm } from '../../vm/runner.js';
 import type { IperfRun } from './guest-lab.js';
 import { buildStallMonitor } from './stall-monitor.js';
 import { delayQuantile, histogramOf } from '../../shaper-bpf/src/delay-hist.js';

@@ -1,5 +1,5 @@
 /**
- * The enforcement lab, INSIDE the VM (test/support/vm.ts boots it): two network namespaces joined
+ * The enforcement lab, INSIDE the VM (vm/runner.ts boots it): two network namespaces joined
  * by a veth pair, pacer's API (`pacer api`, its embedded SQLite store) and pacer's agent
  * (`pacer agent --netns …`) as real child processes in the guest's root namespace, iperf3 servers
  * on the receiving side, and readers of what the kernel holds (pacer's pinned maps through pacer's

@@ -1,12 +1,12 @@
 /**
  * What this host's kernel (6.18, no sch_fq) cannot show: pacer's BPF objects load and run on
  * Debian 12's own kernel (6.1), and fq exists there. Boots that kernel once under qemu (software
- * emulation; test/support/vm.ts), runs test/vm/guest-bpf.js inside on this repo's dist/ and
+ * emulation; vm/runner.ts), runs test/vm/guest-bpf.js inside on this repo's dist/ and
  * shaper-bpf/obj/, and asserts here on what it reported. Run with `npm run test:vm`.
  */
 import assert from 'node:assert/strict';
 import { probeFq } from '../../shaper-bpf/src/qdisc.js';
-import { prepareVm, runInVm, type RunResult, type Vm } from '../support/vm.js';
+import { prepareVm, runInVm, type RunResult, type Vm } from '../../vm/runner.js';
 import { TEST_RUN, type GuestReport, type StepResult } from './guest-report.js';
 
 const BPF_PROG_TYPE_SCHED_CLS = 3;

@@ -1,0 +1,104 @@
+/**
+ * The demo's live table: one frame per second, redrawn in place on a terminal. The mode is said
+ * at the top in plain words, policing above all: a table of rates that looks like shaping while
+ * nothing is paced is the worst thing pacer could show.
+ */
+import Table from 'cli-table3';
+import { formatRate } from '../api/contract/units.js';
+import type { ClassSecond, Second } from './readings.js';
+
+export interface FrameContext {
+  apiUrl: string;
+  token: string;
+  /** Seconds the demo runs; undefined: until interrupted. */
+  durationS?: number;
+  /** The latest budget change, for the line under the table. */
+  lastChange?: { atS: number; text: string };
+  nextChangeAtS?: number;
+  /** Where the processes' logs are. */
+  logDir: string;
+}
+
+export const mbit = (bps: number): string => `${(bps / 1e6).toFixed(1)} Mbit/s`;
+
+/** 37.9ms, 412µs, 1.20s: three significant figures at most. */
+export function humanDelay(ns: number | undefined): string {
+  if (ns === undefined) return '-';
+  if (!Number.isFinite(ns)) return '≥17s';
+  if (ns < 1_000) return '<1µs';
+  const [value, unit] = ns < 1e6 ? [ns / 1e3, 'µs'] : ns < 1e9 ? [ns / 1e6, 'ms'] : [ns / 1e9, 's'];
+  return `${value < 10 ? value.toFixed(2) : value < 100 ? value.toFixed(1) : value.toFixed(0)}${unit}`;
+}
+
+/** What the mode means for the numbers below it. */
+export function modeBanner(mode: string, detail: string | undefined): string {
+  if (mode === 'shaping') return 'MODE: shaping — fq holds each packet until its earliest departure time (EDT pacing).';
+  if (mode === 'policing') {
+    return (
+      `MODE: POLICING ONLY (${detail ?? 'fq unavailable'}). This kernel has no fq qdisc, so nothing holds a packet\n` +
+      'until its departure time: packets over budget are DROPPED, and local TCP is held to its class rate by\n' +
+      'sock_ops pacing. Real EDT shaping needs sch_fq: run `pacer doctor`, or `pacer demo --vm` for Debian\'s kernel.'
+    );
+  }
+  return `MODE: ${mode}${detail ? ` (${detail})` : ''} — the agent is not enforcing as asked; see its log.`;
+}
+
+function budget(c: ClassSecond, notes: ReadonlyMap<string, string>): string {
+  const parts = [formatRate(c.rateBps)];
+  if (c.ceilBps !== null) parts.push(`ceil ${formatRate(c.ceilBps)}`);
+  const note = notes.get(c.name);
+  if (note) parts.push(note);
+  return parts.join(', ');
+}
+
+/** The rows in tree order: each parent followed by its children, indented. */
+function treeOrder(classes: readonly ClassSecond[]): Array<{ c: ClassSecond; depth: number }> {
+  const out: Array<{ c: ClassSecond; depth: number }> = [];
+  const visit = (parent: string | null, depth: number) => {
+    for (const c of classes.filter((x) => x.parent === parent)) {
+      out.push({ c, depth });
+      visit(c.name, depth + 1);
+    }
+  };
+  visit(null, 0);
+  // Classes whose parent is not in the list (should not happen) still show.
+  for (const c of classes) if (!out.some((o) => o.c === c)) out.push({ c, depth: 0 });
+  return out;
+}
+
+export function renderFrame(s: Second, ctx: FrameContext, notes: ReadonlyMap<string, string>): string {
+  const table = new Table({
+    head: ['class', 'budget', 'effective', 'achieved', 'mean delay', 'p99 delay', 'drops/s'],
+    colAligns: ['left', 'left', 'right', 'right', 'right', 'right', 'right'],
+    style: { head: [], border: [] },
+  });
+  for (const { c, depth } of treeOrder(s.classes)) {
+    table.push([
+      `${'  '.repeat(depth)}${c.name}`,
+      budget(c, notes),
+      c.effectiveBps === undefined ? 'not applied' : mbit(c.effectiveBps),
+      mbit(c.achievedBps),
+      humanDelay(c.meanDelayNs),
+      humanDelay(c.p99DelayNs),
+      String(c.drops),
+    ]);
+  }
+  const clock = ctx.durationS === undefined ? `${s.t} s (Ctrl-C stops and cleans up)` : `${s.t} / ${ctx.durationS} s`;
+  const lines = [
+    `pacer demo — ${clock}`,
+    modeBanner(s.mode, s.modeDetail),
+    '',
+    table.toString(),
+    'effective: the rate the kernel enforces now (a child borrows its parent\'s unused rate up to its ceil); achieved: wire rate through the class',
+  ];
+  if (ctx.lastChange) lines.push(`changed through the API at ${ctx.lastChange.atS} s: ${ctx.lastChange.text}`);
+  if (ctx.nextChangeAtS !== undefined) lines.push(`next budget change at ${ctx.nextChangeAtS} s`);
+  for (const e of s.classErrors) lines.push(`class ${e.class}: ${e.error}`);
+  lines.push(
+    '',
+    `API ${ctx.apiUrl} · admin token: export PACER_API=${ctx.apiUrl} PACER_TOKEN=${ctx.token}`,
+    'try, in another shell: pacer class set web --rate 15mbit · pacer class ls · pacer dp classes --pin-base /sys/fs/bpf/pacer-demo',
+    `web console: not built yet · logs: ${ctx.logDir}`,
+  );
+  return lines.join('\n') + '\n';
+}
