@@ -17,6 +17,7 @@ import { takeNamedLock } from '../controller/named-lock.js';
 import { CHANGE, CHANGE_EVERY_S, CLASSES, DEFAULT_VM_S, HOST, HOST_LABELS } from './plan.js';
 import { DemoError } from './demo-error.js';
 import { IFACE, Lab, PIN_BASE, SENDER_NS, type LabProcess } from './lab.js';
+import { DeliveredReader } from './delivered.js';
 import { KernelReader, type ApiClass, type Second } from './readings.js';
 import { renderFrame, type FrameContext } from './table.js';
 import { summarise, type DemoSummary } from './summary.js';
@@ -44,14 +45,20 @@ function durationSeconds(value: string): number {
   return s;
 }
 
-/** A REST call to the demo's API; throws with the API's answer unless it is `expect`. */
+/** A REST call to the demo's API; throws with the API's answer unless it is 2xx. */
 async function rest(url: string, token: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<any> {
-  const res = await fetch(url + path, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(10_000),
-  });
+  let res: Response;
+  try {
+    res = await fetch(url + path, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(10_000),
+    });
+  } catch (err) {
+    const cause = (err as { cause?: Error }).cause;
+    throw new DemoError(`${method} ${url}${path}: ${cause?.message ?? (err as Error).message}`);
+  }
   const text = await res.text();
   if (!res.ok) throw new DemoError(`${method} ${path}: ${res.status} ${text}`);
   return text ? JSON.parse(text) : undefined;
@@ -112,7 +119,7 @@ export async function runDemo(o: DemoOptions, print: (text: string) => void, pro
   const onSignal = (signal: string) => {
     if (stop.signal.aborted) return;
     progress(`${signal}: stopping and removing everything the demo made…`);
-    stop.abort();
+    stop.abort(signal);
   };
   const sigint = () => onSignal('SIGINT');
   const sigterm = () => onSignal('SIGTERM');
@@ -157,8 +164,11 @@ export async function runDemo(o: DemoOptions, print: (text: string) => void, pro
     const ports = receivers.map((_, i) => FIRST_PORT + i);
     for (const port of ports) await lab.listening(port, lab.iperfServer(port));
     reader = new KernelReader(PIN_BASE, IFACE);
+    const delivered = new DeliveredReader(SENDER_NS);
+    const receiverOf = new Map(CLASSES.flatMap((c) => (c.receiver ? [[c.name, c.receiver] as const] : [])));
     for (const [i, to] of receivers.entries()) lab.iperfClient(to, ports[i]!);
     reader.reset();
+    await delivered.reset();
     progress('iperf3 traffic started');
 
     const notes = new Map(CLASSES.flatMap((c) => (c.note ? [[c.name, c.note] as const] : [])));
@@ -173,8 +183,8 @@ export async function runDemo(o: DemoOptions, print: (text: string) => void, pro
       await sleep(Math.max(0, wait), undefined, { signal: stop.signal }).catch(() => {});
       if (stop.signal.aborted) break;
       watch();
-      const [classes, host] = await Promise.all([listed(), call('GET', `/v1/hosts/${HOST}`)]);
-      const second = reader.second(t, classes, host.status ?? { mode: 'unknown' });
+      const [classes, host, bps] = await Promise.all([listed(), call('GET', `/v1/hosts/${HOST}`), delivered.second()]);
+      const second = reader.second(t, classes, host.status ?? { mode: 'unknown' }, bps, receiverOf);
       seconds.push(second);
       if (changeAt(t)) {
         const current = await call('GET', `/v1/classes/${CHANGE.className}`);
@@ -189,7 +199,8 @@ export async function runDemo(o: DemoOptions, print: (text: string) => void, pro
       if (!o.json) print(renderFrame(second, ctx, notes));
       else progress(`${t} s: ${second.classes.map((c) => `${c.name} ${(c.achievedBps / 1e6).toFixed(1)}/${((c.effectiveBps ?? 0) / 1e6).toFixed(1)}`).join(' · ')} Mbit/s (${second.mode})`);
     }
-    return summarise(seconds, changes, seconds.length, o.durationS === undefined);
+    const stoppedBy = stop.signal.aborted ? (stop.signal.reason as string) : undefined;
+    return { ...summarise(seconds, changes, seconds.length, o.durationS === undefined || stoppedBy !== undefined), ...(stoppedBy ? { stoppedBy } : {}) };
   } catch (err) {
     failed = true;
     throw err;
@@ -211,7 +222,8 @@ export async function runDemo(o: DemoOptions, print: (text: string) => void, pro
 }
 
 function humanSummary(s: DemoSummary): string {
-  const lines = [`pacer demo: ${s.ok ? 'every class within' : 'NOT every class within'} ±${s.tolerancePct}% of its effective rate (${s.modeDetail ?? s.mode})`];
+  const stopped = s.stoppedBy ? `stopped by ${s.stoppedBy} after ${s.durationS} s; ` : '';
+  const lines = [`pacer demo: ${stopped}${s.ok ? 'every class within' : 'NOT every class within'} ±${s.tolerancePct}% of its effective rate (${s.modeDetail ?? s.mode})`];
   for (const p of s.phases) {
     lines.push(`  ${p.fromS}–${p.toS} s (${p.steadySeconds} steady seconds):`);
     for (const c of p.classes) lines.push(`    ${c.name.padEnd(8)} ${(c.achievedBps / 1e6).toFixed(2)} of ${(c.effectiveBps / 1e6).toFixed(2)} Mbit/s (${c.errorPct >= 0 ? '+' : ''}${c.errorPct}%)${c.ok ? '' : '  ← outside tolerance'}`);
@@ -239,7 +251,7 @@ export function demoCommand(): Command {
         const json = `${JSON.stringify(summary, null, 2)}\n`;
         if (opts.summaryFile) writeFileSync(opts.summaryFile, json);
         process.stdout.write(o.json ? json : humanSummary(summary));
-        process.exitCode = summary.ok || o.durationS === undefined ? 0 : 1;
+        process.exitCode = summary.ok ? 0 : 1;
       } catch (err) {
         if (!(err instanceof DemoError)) throw err;
         process.stderr.write(`pacer demo: ${err.message}\n`);

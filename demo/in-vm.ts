@@ -47,7 +47,8 @@ export async function runDemoInVm(o: DemoOptions, progress: (line: string) => vo
   let results: Record<string, string>;
   try {
     const run = await runInVm({
-      script: `node dist/api/cli/pacer.js ${args.join(' ')}`,
+      // The guest's loopback starts down; the demo's API and agent talk over it.
+      script: `ip link set lo up && node dist/api/cli/pacer.js ${args.join(' ')}`,
       clock: { icountShift: ICOUNT_SHIFT },
       guestTimeoutS: SETUP_GUEST_S + 2 * durationS,
       stallTimeoutMs: 300_000,

@@ -1,8 +1,8 @@
 /**
  * What the demo's table shows each second, read from the real parts: the classes and the host's
- * mode from pacer's API (what an operator sees), the effective rates, byte counters, drops and
- * queueing-delay histograms from the kernel's maps the agent filled (read through pacer's binding
- * on the agent's pins, as `pacer dp` reads them).
+ * mode from pacer's API (what an operator sees), the effective rates, drops and queueing-delay
+ * histograms from the kernel's maps the agent filled (read through pacer's binding on the agent's
+ * pins, as `pacer dp` reads them), and what each class delivered from the sender's TCP sockets.
  */
 import { join } from 'node:path';
 import { Datapath, delayQuantile, type DelayHistogram } from '../shaper-bpf/src/datapath.js';
@@ -27,7 +27,11 @@ export interface ClassSecond {
   ceilBps: number | null;
   /** The rate the kernel enforces now (after borrowing); undefined until the agent wrote it. */
   effectiveBps?: number;
-  /** Wire bits per second the class passed during the second (its children's, for a parent). */
+  /**
+   * Wire bits per second the class delivered in the second, as the receiver acknowledged it
+   * (delivered.ts); for a class the demo sends no traffic to of its own, what the data plane
+   * passed. A parent's is its children's sum.
+   */
   achievedBps: number;
   /** Mean and 99th percentile of the time the program held the class's packets in the second (ns). */
   meanDelayNs?: number;
@@ -81,8 +85,17 @@ export class KernelReader {
     return new Map([...stats].map(([id, s]) => [id, { stats: s, hist: hists.get(id) }]));
   }
 
-  /** One second of every class the API has: deltas since the previous call. */
-  second(t: number, classes: readonly ApiClass[], host: { mode: string; modeDetail?: string; classErrors?: Second['classErrors'] }): Second {
+  /**
+   * One second of every class the API has: deltas since the previous call. `delivered`: wire bits
+   * per second by destination address; `receivers`: the address each class's traffic goes to.
+   */
+  second(
+    t: number,
+    classes: readonly ApiClass[],
+    host: { mode: string; modeDetail?: string; classErrors?: Second['classErrors'] },
+    delivered: ReadonlyMap<string, number>,
+    receivers: ReadonlyMap<string, string>,
+  ): Second {
     const now = this.counters();
     const at = performance.now();
     const dt = (at - this.lastAt) / 1000;
@@ -101,7 +114,7 @@ export class KernelReader {
         rateBps: c.rate.bitsPerSecond,
         ceilBps: c.ceil?.bitsPerSecond ?? null,
         effectiveBps: config.get(c.id)?.rate_bps,
-        achievedBps: dt > 0 ? (bytes * 8) / dt : 0,
+        achievedBps: receivers.has(c.name) ? (delivered.get(receivers.get(c.name)!) ?? 0) : dt > 0 ? (bytes * 8) / dt : 0,
         meanDelayNs: packets > 0 ? delayNs / packets : undefined,
         p99DelayNs: hist && hist.total > 0 ? delayQuantile(hist, 0.99) : undefined,
         drops: cur && prev ? cur.stats.horizon_drops - prev.stats.horizon_drops : 0,

@@ -41,6 +41,8 @@ export interface DemoSummary {
   phases: Phase[];
   /** Why ok is false, in words. */
   problems: string[];
+  /** The signal that stopped the demo before its duration (or, without one, at all). */
+  stoppedBy?: string;
 }
 
 const mean = (xs: readonly number[]): number => xs.reduce((a, x) => a + x, 0) / xs.length;

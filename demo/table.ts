@@ -89,7 +89,7 @@ export function renderFrame(s: Second, ctx: FrameContext, notes: ReadonlyMap<str
     modeBanner(s.mode, s.modeDetail),
     '',
     table.toString(),
-    'effective: the rate the kernel enforces now (a child borrows its parent\'s unused rate up to its ceil); achieved: wire rate through the class',
+    'effective: the rate the kernel enforces now (a child borrows its parent\'s unused rate up to its ceil); achieved: wire rate the receiver acknowledged',
   ];
   if (ctx.lastChange) lines.push(`changed through the API at ${ctx.lastChange.atS} s: ${ctx.lastChange.text}`);
   if (ctx.nextChangeAtS !== undefined) lines.push(`next budget change at ${ctx.nextChangeAtS} s`);

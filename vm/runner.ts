@@ -20,6 +20,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { StringDecoder } from 'node:string_decoder';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, copyFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -418,8 +419,10 @@ export async function runInVm(options: RunOptions, vm: Vm = prepareVm()): Promis
     let bootMs = NaN;
     let guestUptimeS = 0;
     let lastTickAt = Date.now();
-    const onData = (chunk: Buffer): void => {
-      const text = chunk.toString('utf8');
+    // One decoder per stream: a chunk may end inside a multi-byte character.
+    const decoders = { out: new StringDecoder('utf8'), err: new StringDecoder('utf8') };
+    const onData = (decoder: StringDecoder) => (chunk: Buffer): void => {
+      const text = decoder.write(chunk);
       consoleText += text;
       options.onConsole?.(text);
       if (Number.isNaN(bootMs) && consoleText.includes(START_MARKER)) bootMs = Date.now() - started;
@@ -428,8 +431,8 @@ export async function runInVm(options: RunOptions, vm: Vm = prepareVm()): Promis
         lastTickAt = Date.now();
       }
     };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
+    child.stdout!.on('data', onData(decoders.out));
+    child.stderr!.on('data', onData(decoders.err));
     const proc = child;
     // Settles only once qemu is gone: on timeout it is SIGKILLed and then awaited, so no qemu
     // is still running when this returns or throws.
