@@ -13,7 +13,7 @@ import { constants, copyFileSync, existsSync, renameSync, rmSync } from 'node:fs
 import { Command } from 'commander';
 import { BACKUP_REVISION_HEADER } from '../routes/backup.js';
 import { CliError, PacerClient, withGlobalOptions, type GlobalOptions } from './client.js';
-import { out, run } from './output.js';
+import { out, printJson, run } from './output.js';
 
 interface BackupOptions extends GlobalOptions {
   to: string;
@@ -41,17 +41,22 @@ export function backupCommand(): Command {
         const part = `${o.to}.part`;
         rmSync(part, { force: true }); // what an interrupted run left
         const { headers } = await client.download('/v1/backup', part);
+        const revision = Number(headers.get(BACKUP_REVISION_HEADER));
+        let classes: number;
         try {
-          const classes = await checkedCopy(part);
+          classes = await checkedCopy(part);
           if (keyFrom !== undefined) copyFileSync(keyFrom, keyTo, constants.COPYFILE_EXCL);
           renameSync(part, o.to);
-          out(`backup of revision ${headers.get(BACKUP_REVISION_HEADER) ?? '?'} (${classes} classes) written to ${o.to}`);
         } catch (err) {
           rmSync(part, { force: true });
           throw err;
         }
-        if (keyFrom !== undefined) out(`token key copied to ${keyTo}`);
+        if (o.json) printJson({ file: o.to, revision, classes, tokenKey: keyFrom === undefined ? null : keyTo });
         else {
+          out(`backup of revision ${revision} (${classes} classes) written to ${o.to}`);
+          if (keyFrom !== undefined) out(`token key copied to ${keyTo}`);
+        }
+        if (keyFrom === undefined) {
           process.stderr.write(
             `warning: the token key was not copied (no --db): a store restored without it accepts no token. ` +
               `Copy <db>.token-key from the API's host to ${keyTo} (it does not change), or run this there with --db.\n`,

@@ -106,12 +106,15 @@ describe('pacer backup and restore (real API process, real SQLite files)', funct
     for (const f of [other, `${other}.part`, `${other}.token-key`]) assert.ok(!existsSync(f), `${f} left behind`);
   });
 
-  it('without --db it copies the store and says that the token key was not copied', async () => {
+  it('without --db it copies the store and says that the token key was not copied; --json says what it wrote', async () => {
     api = await startApiChild(join(dir, 'pacer.db'));
     const to = join(dir, 'remote.db');
     const { stdout, stderr } = await pacer(['backup', '--to', to], { PACER_API: api.url, PACER_TOKEN: ADMIN_TOKEN });
     assert.match(stdout, /written to .*remote\.db/);
     assert.match(stderr, /the token key was not copied \(no --db\)/);
     assert.ok(existsSync(to) && !existsSync(`${to}.token-key`));
+    const json = JSON.parse((await pacer(['backup', '--to', `${to}.2`, '--db', join(dir, 'pacer.db'), '--json'], { PACER_API: api.url, PACER_TOKEN: ADMIN_TOKEN })).stdout);
+    assert.deepEqual(json, { file: `${to}.2`, revision: json.revision, classes: 0, tokenKey: `${to}.2.token-key` });
+    assert.ok(Number.isInteger(json.revision) && json.revision > 0);
   });
 });
