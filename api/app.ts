@@ -16,6 +16,7 @@ import { createClassesRouter } from './routes/classes.js';
 import { createHostsRouter } from './routes/hosts.js';
 import { createTokensRouter } from './routes/tokens.js';
 import { createAuditRouter } from './routes/audit.js';
+import { createBackupRouter } from './routes/backup.js';
 import { WatchStreams, type WatchLimits } from './routes/watch.js';
 import { openApiDocument } from './openapi/document.js';
 import { createDocsRouter } from './openapi/docs-page.js';
@@ -108,6 +109,7 @@ export function createApp(options: AppOptions): App {
   mount('/v1/watch', watch.router);
   mount('/v1/audit', createAuditRouter({ store }));
   mount('/v1/tokens', createTokensRouter({ tokens }));
+  mount('/v1/backup', createBackupRouter({ store }));
   app.use(notFoundHandler);
   app.use(errorHandler(logger));
   return { app, metrics, watch, tokens };

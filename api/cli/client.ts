@@ -2,7 +2,9 @@
  * The CLI's HTTP client: base URL, bearer token, JSON bodies, and RFC 9457 problems turned into
  * an Error that carries the status and the problem. Uses Node's global fetch, nothing else.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, createWriteStream, fsyncSync, openSync, readFileSync, rmSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import { pipeline } from 'node:stream/promises';
 import { Command, Option } from 'commander';
 import type { Problem } from '../contract/problem.js';
 
@@ -115,6 +117,49 @@ export class PacerClient {
 
   get<T>(path: string): Promise<Reply<T>> {
     return this.request<T>('GET', path);
+  }
+
+  /**
+   * GET `path` into `file` (created, never overwritten; written as it arrives, then fsync'ed), for
+   * bodies that are not JSON (the store's backup). Throws ApiProblemError for a non-2xx answer,
+   * leaving no file, and CliError when the API cannot be reached. No timeout: a backup of a big
+   * store takes as long as it takes, and the server ends a stuck request itself.
+   */
+  async download(path: string, file: string): Promise<{ headers: Reply<unknown>['headers'] }> {
+    const url = this.baseUrl + path;
+    const { request } = url.startsWith('https:') ? await import('node:https') : await import('node:http');
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      request(url, { headers: { authorization: `Bearer ${this.token}` } }, resolve)
+        .on('error', (e) => reject(new CliError(`cannot reach the pacer API at ${this.baseUrl}: ${networkReason(e, this.timeoutMs)}`)))
+        .end();
+    });
+    const headers = { get: (name: string) => [res.headers[name.toLowerCase()] ?? []].flat().join(', ') || null };
+    const status = res.statusCode ?? 0;
+    if (status < 200 || status >= 300) {
+      const chunks: Buffer[] = [];
+      for await (const c of res) chunks.push(c as Buffer);
+      const text = Buffer.concat(chunks).toString('utf8');
+      let parsed: unknown = text;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        // not JSON: asProblem makes one up
+      }
+      throw new ApiProblemError(status, asProblem({ status, statusText: res.statusMessage ?? '', headers, text }, parsed, text));
+    }
+    try {
+      await pipeline(res, createWriteStream(file, { flags: 'wx', mode: 0o600 }));
+      const fd = openSync(file, 'r');
+      try {
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') rmSync(file, { force: true });
+      throw e;
+    }
+    return { headers };
   }
 
   /** One request. Resolves for 2xx; throws ApiProblemError for any other status, CliError when the API cannot be reached. */

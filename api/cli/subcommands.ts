@@ -34,6 +34,10 @@ export const SUBCOMMANDS: Record<string, Subcommand> = {
     summary: 'who changed what and when, newest first, with the fields each change changed',
     load: async () => (await import('./audit-command.js')).auditCommand(),
   },
+  backup: {
+    summary: "copy the API's store while it serves (admin token), with its token key when run on the API's host",
+    load: async () => (await import('./backup-command.js')).backupCommand(),
+  },
   dp: {
     summary: "read this host's data plane from its pinned BPF maps (root; no API needed)",
     load: async () => (await import('./dp-commands.js')).dpCommand(),

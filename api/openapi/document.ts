@@ -173,6 +173,12 @@ export function openApiDocument(version: string): object {
         post: { summary: 'Create a token; the secret is in this response only', requestBody: { required: true, content: json(ref('TokenCreate')) }, responses: { 201: ok('token with secret'), ...errors(400, 401, 403, 413, 415, 507) } },
       },
       '/v1/tokens/{id}': { parameters: [pathParam('id')], delete: { summary: 'Revoke a token', responses: { 200: ok('revoked'), ...errors(400, 401, 403, 404, 409, 507) } } },
+      '/v1/backup': {
+        get: {
+          summary: 'A consistent copy of the store, taken while the API serves (SQLite database file; header Pacer-Backup-Revision: the revision it holds). The token key beside the store is not included: copy it from disk (`pacer backup` does)',
+          responses: { 200: { description: 'the copy', content: { 'application/vnd.sqlite3': { schema: { type: 'string', format: 'binary' } } } }, ...errors(401, 403) },
+        },
+      },
       '/v1/openapi.json': { get: { summary: 'This document', responses: { 200: ok('OpenAPI 3.1') } } },
     },
   };

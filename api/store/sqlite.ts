@@ -96,6 +96,8 @@ export class SqliteStore implements Store {
   /** Why writes fail, while the disk is full; undefined otherwise. */
   private full: string | undefined;
   private readonly file: string;
+  /** Backups in flight, awaited by close(). */
+  private readonly backups = new Set<Promise<unknown>>();
 
   static open(file: string, options: SqliteStoreOptions = {}): SqliteStore {
     let db: Database.Database | undefined;
@@ -458,7 +460,37 @@ export class SqliteStore implements Store {
     );
   }
 
+  /**
+   * SQLite's online backup, through this connection: no other process can read the file while
+   * the API holds it (locking_mode=EXCLUSIVE), so the copy must be taken here. better-sqlite3
+   * copies pages a batch per turn of the event loop, so requests go on meanwhile; a page this
+   * connection changes during the copy is copied again (SQLite does that for a backup whose
+   * source connection writes), so the copy is the store as of the moment the last page went.
+   * The revision is read when the copy is complete: no commit can land between the last step and
+   * that read (a group commit runs in its own setImmediate turn; the last step and the read share one).
+   */
+  async backup(toFile: string): Promise<{ revision: number }> {
+    const copied = this.db.backup(toFile).then(() => {
+      const revision = this.currentRevision;
+      const fd = openSync(toFile, 'r');
+      try {
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      return { revision };
+    });
+    this.backups.add(copied);
+    try {
+      return await copied;
+    } finally {
+      this.backups.delete(copied);
+    }
+  }
+
   async close(): Promise<void> {
+    // A backup in flight reads through this connection: let it end first (it fails if it cannot).
+    await Promise.allSettled([...this.backups]);
     if (this.queue.length > 0) this.flush(); // commit what was accepted before closing
     this.commits.removeAllListeners();
     if (this.db.open) this.db.close();

@@ -71,5 +71,12 @@ export interface Store {
    */
   unwritable(): Promise<string | undefined>;
 
+  /**
+   * Writes a consistent copy of the whole store, as of one revision, to a new file `toFile`, while
+   * writes go on; resolves with that revision once the copy is durable. The copy is in the store's
+   * own format (for SQLite: a database file that `pacer api --db` opens). docs/operations.md, "Backups".
+   */
+  backup(toFile: string): Promise<{ revision: number }>;
+
   close(): Promise<void>;
 }

@@ -39,6 +39,7 @@ const CASES: Case[] = [
   { method: 'POST', path: '/v1/tokens', body: { name: 'x', role: 'viewer' }, allowed: ['admin'] },
   { method: 'DELETE', path: '/v1/tokens/tok_000000000000', allowed: ['admin'] },
   { method: 'GET', path: '/v1/watch?since=0', allowed: ALL },
+  { method: 'GET', path: '/v1/backup', allowed: ['admin'] },
 ];
 
 describe('authorization: every role × every endpoint', () => {

@@ -53,6 +53,10 @@ export interface AgentRig {
   readonly kernel: Datapath;
   /** The agent's --state-dir (snapshots, qdisc records). */
   readonly stateDir: string;
+  /** The agent's --pin-base (a private directory on bpffs). */
+  readonly pinBase: string;
+  /** The API's store (its --db). */
+  readonly dbFile: string;
   /** The i-th receiver address (no prefix length). */
   peer(i: number): string;
   /** POSTs a class (hosts defaults to this host's labels) and returns its id; throws with the API's answer otherwise. */
@@ -101,6 +105,12 @@ export function useAgentRig(o: AgentRigOptions): AgentRig {
     },
     get stateDir() {
       return stateDir!;
+    },
+    get pinBase() {
+      return pinBase!;
+    },
+    get dbFile() {
+      return join(apiDir!, 'pacer.db');
     },
     peer: (i) => {
       if (!(Number.isInteger(i) && i >= 0 && i < o.peers)) throw new RangeError(`peer(${i}): the rig has ${o.peers} receiver addresses`);
