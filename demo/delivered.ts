@@ -11,6 +11,7 @@
  * against fq's own byte counter (test/enforcement, "the wire overhead assumed for TCP payload").
  */
 import { runIn } from '../shaper-bpf/src/exec.js';
+import { DemoError } from './demo-error.js';
 
 const TCP_FRAME_OVERHEAD = 14 + 20 + 20 + 12;
 
@@ -43,22 +44,32 @@ export class DeliveredReader {
 
   constructor(private readonly netns: string) {}
 
-  private async read(): Promise<Map<string, SocketReading>> {
+  /** The sockets, and when they were read: the middle of the `ss` run (under emulation it takes ~0.2 s). */
+  private async read(): Promise<{ sockets: Map<string, SocketReading>; at: number }> {
+    const before = performance.now();
     const r = await runIn(this.netns, 'ss', ['-tinH', 'state', 'established']);
+    const at = (before + performance.now()) / 2;
     if (r.code !== 0) throw new Error(`ss -tin in ${this.netns} exited ${r.code}: ${r.stderr.trim()}`);
-    return parseSs(r.stdout);
+    const sockets = parseSs(r.stdout);
+    // Without the kernel's socket diagnostics (tcp_diag), ss falls back to /proc/net/tcp: no TCP info.
+    if (sockets.size > 0 && [...sockets.values()].every((s) => s.mss === 0)) {
+      throw new DemoError('`ss -ti` shows no TCP info for the demo\'s sockets, so what they delivered cannot be read: load the kernel\'s socket diagnostics (modprobe tcp_diag)');
+    }
+    return { sockets, at };
   }
 
   /** Starts the deltas from now. */
   async reset(): Promise<void> {
-    this.last = await this.read();
-    this.lastAt = performance.now();
+    ({ sockets: this.last, at: this.lastAt } = await this.read());
   }
 
-  /** Wire bits per second delivered to each destination address since the previous call. */
-  async second(): Promise<Map<string, number>> {
-    const now = await this.read();
-    const at = performance.now();
+  /**
+   * Wire bits per second delivered to each destination address since the previous call, and the
+   * length of that interval (s): a rate over a longer run is the bits over the time, not the mean
+   * of the seconds' rates, whose intervals differ.
+   */
+  async second(): Promise<{ bps: Map<string, number>; intervalS: number }> {
+    const { sockets: now, at } = await this.read();
     const dt = (at - this.lastAt) / 1000;
     const bits = new Map<string, number>();
     for (const [key, s] of now) {
@@ -68,6 +79,6 @@ export class DeliveredReader {
     }
     this.last = now;
     this.lastAt = at;
-    return new Map([...bits].map(([dst, b]) => [dst, dt > 0 ? b / dt : 0]));
+    return { bps: new Map([...bits].map(([dst, b]) => [dst, dt > 0 ? b / dt : 0])), intervalS: dt };
   }
 }

@@ -43,6 +43,8 @@ export interface ClassSecond {
 export interface Second {
   /** Seconds since the traffic started. */
   t: number;
+  /** How long the second's delivered rates were measured over (s; about 1). */
+  intervalS: number;
   mode: string;
   modeDetail?: string;
   classErrors: Array<{ class: string; error: string }>;
@@ -93,7 +95,7 @@ export class KernelReader {
     t: number,
     classes: readonly ApiClass[],
     host: { mode: string; modeDetail?: string; classErrors?: Second['classErrors'] },
-    delivered: ReadonlyMap<string, number>,
+    delivered: { bps: ReadonlyMap<string, number>; intervalS: number },
     receivers: ReadonlyMap<string, string>,
   ): Second {
     const now = this.counters();
@@ -114,7 +116,7 @@ export class KernelReader {
         rateBps: c.rate.bitsPerSecond,
         ceilBps: c.ceil?.bitsPerSecond ?? null,
         effectiveBps: config.get(c.id)?.rate_bps,
-        achievedBps: receivers.has(c.name) ? (delivered.get(receivers.get(c.name)!) ?? 0) : dt > 0 ? (bytes * 8) / dt : 0,
+        achievedBps: receivers.has(c.name) ? (delivered.bps.get(receivers.get(c.name)!) ?? 0) : dt > 0 ? (bytes * 8) / dt : 0,
         meanDelayNs: packets > 0 ? delayNs / packets : undefined,
         p99DelayNs: hist && hist.total > 0 ? delayQuantile(hist, 0.99) : undefined,
         drops: cur && prev ? cur.stats.horizon_drops - prev.stats.horizon_drops : 0,
@@ -129,7 +131,7 @@ export class KernelReader {
     }
     this.last = now;
     this.lastAt = at;
-    return { t, mode: host.mode, modeDetail: host.modeDetail, classErrors: host.classErrors ?? [], classes: rows };
+    return { t, intervalS: delivered.intervalS, mode: host.mode, modeDetail: host.modeDetail, classErrors: host.classErrors ?? [], classes: rows };
   }
 
   close(): void {

@@ -5,7 +5,7 @@
  * change are left out). Tolerances (issue 11): 2% when shaping with fq, 10% when only policing.
  */
 import { SETTLE_S } from './plan.js';
-import type { Second } from './readings.js';
+import type { ClassSecond, Second } from './readings.js';
 
 export const TOLERANCE = { shaping: 0.02, policing: 0.1 } as const;
 
@@ -52,9 +52,12 @@ function phase(seconds: readonly Second[], fromS: number, toS: number, tolerance
   const steady = seconds.filter((s) => s.t > fromS + SETTLE_S && s.t <= toS);
   const leaves = (steady[0]?.classes ?? []).filter((c) => !steady[0]!.classes.some((x) => x.parent === c.name));
   const classes = leaves.map((leaf): ClassVerdict => {
-    const rows = steady.map((s) => s.classes.find((c) => c.name === leaf.name)).filter((c) => c !== undefined);
-    const effectiveBps = mean(rows.map((r) => r.effectiveBps ?? 0));
-    const achievedBps = mean(rows.map((r) => r.achievedBps));
+    const measured = steady.flatMap((s) => s.classes.filter((c) => c.name === leaf.name).map((row) => ({ row, interval: s.intervalS })));
+    const rows = measured.map((m) => m.row);
+    // Time-weighted: the bits over the time, whatever each second's interval was.
+    const weighted = (value: (r: ClassSecond) => number) => measured.reduce((a, m) => a + value(m.row) * m.interval, 0) / measured.reduce((a, m) => a + m.interval, 0);
+    const effectiveBps = weighted((r) => r.effectiveBps ?? 0);
+    const achievedBps = weighted((r) => r.achievedBps);
     const delays = rows.map((r) => r.meanDelayNs).filter((d) => d !== undefined);
     const p99s = rows.map((r) => r.p99DelayNs).filter((d): d is number => d !== undefined && Number.isFinite(d));
     const errorPct = effectiveBps > 0 ? ((achievedBps - effectiveBps) / effectiveBps) * 100 : NaN;

@@ -33,12 +33,14 @@ export const CACHE_DIR = join(REPO, '.cache', 'vm');
 
 /**
  * Modules to insmod, in dependency order (insmod does not resolve dependencies; measured in
- * machine.md): virtio transport, then 9p over virtio, then the qdiscs/classifier/veth tests use.
+ * machine.md): virtio transport, then 9p over virtio, then the qdiscs/classifier/veth tests use,
+ * and the socket diagnostics `ss -ti` reads TCP info through (`pacer demo` reads bytes_acked).
  */
 export const MODULES = [
   'virtio_ring', 'virtio', 'virtio_pci_modern_dev', 'virtio_pci_legacy_dev', 'virtio_pci',
   '9pnet', '9pnet_virtio', 'netfs', 'fscache', '9p',
   'sch_fq', 'sch_ingress', 'cls_bpf', 'veth',
+  'inet_diag', 'tcp_diag',
 ] as const;
 
 /** In the share: the repository's path, which /init needs before the chroot. */

@@ -49,7 +49,9 @@ export function authFailureSlowdown(options: AuthFailureSlowdownOptions): Reques
         return !(err instanceof Unauthenticated);
       }
     },
-    validate: { delayMs: false },
+    // pacer never trusts X-Forwarded-For (docs/operations.md, "TLS behind a reverse proxy"): a
+    // proxy that sends it is counted by its own address, and no stack trace is logged for it.
+    validate: { delayMs: false, xForwardedForHeader: false },
   });
   const report: RequestHandler = (req, res, next) => {
     const info = (req as Request & { [INFO]?: SlowDownInfo })[INFO];

@@ -8,7 +8,8 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { CLI } from '../support/api-process.js';
 import { probeFq } from '../../shaper-bpf/src/qdisc.js';
 import { Lab, PIN_BASE } from '../../demo/lab.js';
@@ -157,7 +158,10 @@ describe('pacer demo: the README\'s main job, run as a user runs it (root; real 
     const r = await run.exit;
     assert.equal(r.code, 1);
     assert.match(r.stderr, /pacer agent exited \(SIGKILL\)/);
-    assert.match(r.stderr, /logs kept in \/tmp\/pacer-demo-/);
+    const kept = /logs kept in (\/tmp\/pacer-demo-\w+)/.exec(r.stderr);
+    assert.ok(kept, `the demo says where its logs are:\n${r.stderr}`);
+    assert.match(readFileSync(join(kept[1]!, 'pacer-agent.log'), 'utf8'), /"msg"/, 'the agent\'s log was kept');
+    rmSync(kept[1]!, { recursive: true, force: true });
     assert.deepEqual(leftovers(), []);
   });
 
