@@ -28,8 +28,9 @@ export const tokenCreateSchema = z
     host: hostNameSchema.optional(),
     ttlSeconds: z
       .number(ttlMessage)
-      .int(ttlMessage)
-      .min(1, ttlMessage)
+      // One message, however many of these it misses (1e300 misses two).
+      .int({ error: ttlMessage, abort: true })
+      .min(1, { error: ttlMessage, abort: true })
       .max(MAX_TTL_SECONDS, ttlMessage)
       .optional()
       .describe('seconds from creation until the token expires (expiresAt in the answer); leave it out for a token that never expires'),
