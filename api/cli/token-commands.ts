@@ -1,6 +1,6 @@
 /** `pacer token create|ls|revoke`: API tokens (admin only). A secret is shown once, at creation. */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { parseTtl, ROLES, type TokenRecord } from '../contract/token.js';
+import { MAX_TTL_SECONDS, ROLES, type TokenRecord } from '../contract/token.js';
 import { PacerClient, seg, withGlobalOptions, type GlobalOptions } from './client.js';
 import { NONE, out, printJson, run, table } from './output.js';
 
@@ -18,12 +18,19 @@ export function expiresText(expiresAt: string | null | undefined, now = Date.now
   return Date.parse(expiresAt) <= now ? `${expiresAt} (expired)` : expiresAt;
 }
 
-function ttlOption(value: string): number {
-  try {
-    return parseTtl(value);
-  } catch (err) {
-    throw new InvalidArgumentError((err as Error).message);
-  }
+/** Lifetime units of `--ttl`, in seconds. */
+const TTL_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400, w: 7 * 86_400 };
+
+/**
+ * `--ttl` as people write it, `90d` (s, m, h, d, w: seconds to weeks), in seconds. The error
+ * follows commander's "argument '90x' is invalid.", so it says why and what is accepted.
+ */
+export function parseTtl(text: string): number {
+  const m = /^([0-9]+)([smhdw])$/.exec(text);
+  const seconds = m ? Number(m[1]) * TTL_UNITS[m[2]!]! : NaN;
+  if (seconds >= 1 && seconds <= MAX_TTL_SECONDS) return seconds;
+  const why = !m ? 'Not a whole number with one unit' : seconds < 1 ? 'No time at all' : `Longer than ${MAX_TTL_SECONDS / 86_400}d, the most a token may live`;
+  throw new InvalidArgumentError(`${why}: give a whole number and one unit, s, m, h, d or w (seconds to weeks), like 90d, 12h or 2w, at most 3650d; leave --ttl out for a token that never expires`);
 }
 
 interface CreateOptions extends GlobalOptions {
@@ -39,7 +46,7 @@ function createCommand(): Command {
     .requiredOption('--name <name>', 'what the token is for (shown in the audit log)')
     .addOption(new Option('--role <role>', 'what it may do').choices(ROLES).makeOptionMandatory())
     .option('--host <name>', 'for role agent: the one host it may write')
-    .option('--ttl <duration>', 'expire after this long: 90d, 12h, 2w (s, m, h, d, w; at most 3650d); without it the token never expires', ttlOption)
+    .option('--ttl <duration>', 'expire after this long: 90d, 12h, 2w (s, m, h, d, w; at most 3650d); without it the token never expires', parseTtl)
     .addHelpText(
       'after',
       '\nThe secret alone goes to stdout, so it can be captured:\n  export PACER_TOKEN=$(pacer token create --name ops --role editor)\n' +

@@ -55,20 +55,3 @@ export interface TokenRecord {
   /** ISO 8601; null: never expires. */
   expiresAt: string | null;
 }
-
-/** Lifetime units of `--ttl`, in seconds. */
-const TTL_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400, w: 7 * 86_400 };
-
-/**
- * A token lifetime as people write it, `90d` (s, m, h, d, w: seconds to weeks), in seconds.
- * @throws Error saying what is accepted
- */
-export function parseTtl(text: string): number {
-  const m = /^([0-9]+)([smhdw])$/.exec(text);
-  const seconds = m ? Number(m[1]) * TTL_UNITS[m[2]!]! : NaN;
-  if (seconds >= 1 && seconds <= MAX_TTL_SECONDS) return seconds;
-  const why = !m ? 'is not a whole number with a unit' : seconds < 1 ? 'is no time at all' : `is longer than ${MAX_TTL_SECONDS / 86_400}d, the most a token may live`;
-  throw new Error(
-    `--ttl ${JSON.stringify(text)} ${why}: give a whole number and one unit, s, m, h, d or w (seconds to weeks), like 90d, 12h or 2w, at most 3650d; leave --ttl out for a token that never expires`,
-  );
-}
