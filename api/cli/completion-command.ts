@@ -252,6 +252,11 @@ async function pacerTree(): Promise<CompletionNode> {
   return completionTree(program);
 }
 
+interface ClassPage {
+  items: Array<{ name: string }>;
+  next: string | null;
+}
+
 /** Class names for the scripts, every page of GET /v1/classes; silent on any failure (a TAB must not print errors). */
 async function printClassNames(o: GlobalOptions): Promise<void> {
   try {
@@ -259,9 +264,9 @@ async function printClassNames(o: GlobalOptions): Promise<void> {
     const names: string[] = [];
     let after: string | null = null;
     do {
-      const page: { items: Array<{ name: string }>; next: string | null } = (await client.get<{ items: Array<{ name: string }>; next: string | null }>(`/v1/classes${after === null ? '' : `?after=${encodeURIComponent(after)}`}`)).body;
+      const page: ClassPage = (await client.get<ClassPage>(`/v1/classes${after === null ? '' : `?after=${encodeURIComponent(after)}`}`)).body;
       names.push(...page.items.map((c) => c.name));
-      after = page.next === after ? null : page.next;
+      after = page.next === after ? null : page.next; // the same page twice would never end
     } while (after !== null);
     if (names.length > 0) out(names.join('\n'));
   } catch {
