@@ -17,7 +17,8 @@ import { cgroupId, describeTcpError } from '../shaper-bpf/src/sockops.js';
 import { KERNEL_PROBE, type KernelProbe, type MissingFeature } from '../shaper-bpf/src/kernel-features.js';
 import type { TcpState } from '../shaper-bpf/src/tcp-datapath.js';
 import type { ShaperState } from '../shaper-bpf/src/datapath.js';
-import { ApiClient, ApiError } from './api-client/api-client.js';
+import { ApiClient } from './api-client/api-client.js';
+import { refusedTokenFix } from './api-client/refused-token.js';
 import { AgentConfig } from './config/config.js';
 import { LOGGER, type Logger } from './config/module.js';
 import { INTERFACE_INSTALLER, type InstalledDatapath, type InterfaceInstaller } from './datapath/installer.js';
@@ -633,13 +634,4 @@ export class Agent {
   }
 }
 
-/** The fix for a token the API refused (401, 403), or undefined for any other error. */
-export function refusedTokenFix(err: unknown, host: string): string | undefined {
-  if (!(err instanceof ApiError)) return undefined;
-  if (err.status === 401) return 'the token is not valid (unknown, revoked or mistyped): give the agent a valid agent token in PACER_TOKEN or --token-file (an admin makes one with `pacer token create --role agent --host ' + host + ' --name ' + host + '`)';
-  if (err.status !== 403) return undefined;
-  const bound = /this agent token is for host "([^"]+)"/.exec(err.message)?.[1];
-  return bound
-    ? `the token is bound to host "${bound}", and this agent runs as "${host}": pass --host ${bound}, or use a token made for "${host}" (pacer token create --role agent --host ${host} --name ${host})`
-    : `the token may not register a host: use an agent token for "${host}" (pacer token create --role agent --host ${host} --name ${host})`;
-}
+export { refusedTokenFix } from './api-client/refused-token.js';

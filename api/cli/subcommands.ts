@@ -54,6 +54,10 @@ export const SUBCOMMANDS: Record<string, Subcommand> = {
     summary: "run the per-host agent: follow the API's classes for this host and enforce them on each interface",
     load: async () => (await import('../../controller/cli.js')).agentCommand(),
   },
+  completion: {
+    summary: 'print a shell completion script: source <(pacer completion bash), or pacer completion zsh > "${fpath[1]}/_pacer"',
+    load: async () => (await import('./completion-command.js')).completionCommand(),
+  },
 };
 
 /**

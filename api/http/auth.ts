@@ -17,6 +17,8 @@ export interface Principal {
   role: Role;
   /** For agent tokens: the one host this token may write. */
   host: string | null;
+  /** When the token expires (ISO 8601); null: never. Its open watch streams end then. */
+  expiresAt: string | null;
 }
 
 export function tokenDigest(secret: string): Buffer {
@@ -42,7 +44,8 @@ const RESOLUTION = 'principalResolution';
  * Resolves the request's bearer token to its principal, once per request: the failed-login
  * slow-down (which must know whether the token is valid before it counts the request) and
  * `authenticate` share the one digest and store lookup. Rejects with Unauthenticated for a
- * missing, malformed, unknown or revoked token; with the store's error when the lookup fails.
+ * missing, malformed, unknown, revoked or expired token (so an expired one counts as a failed
+ * authentication, like any other); with the store's error when the lookup fails.
  */
 export function resolvePrincipal(store: Store, req: Request, res: Response): Promise<Principal> {
   return (res.locals[RESOLUTION] ??= principalOfHeader(store, req.get('authorization'))) as Promise<Principal>;
@@ -55,7 +58,16 @@ async function principalOfHeader(store: Store, header: string | undefined): Prom
   const token = await store.findTokenByHash(digest);
   // One answer for unknown and revoked tokens: a guesser learns nothing from a revoked one.
   if (!token || !timingSafeEqual(token.hash, digest) || token.revokedAt !== null) throw new Unauthenticated('unknown token, or a revoked one');
-  return { tokenId: token.id, name: token.name, role: token.role, host: token.host };
+  // Said plainly: only the holder of this token's secret learns it, and of no other token.
+  if (hasExpired(token.expiresAt)) {
+    throw new Unauthenticated(`this token (${token.id}) expired at ${token.expiresAt}: an admin creates a new one with \`pacer token create\` (--ttl to make it expire again)`);
+  }
+  return { tokenId: token.id, name: token.name, role: token.role, host: token.host, expiresAt: token.expiresAt };
+}
+
+/** Whether a token with this expiry (null: never) is past it now. */
+export function hasExpired(expiresAt: string | null, now = Date.now()): boolean {
+  return expiresAt !== null && Date.parse(expiresAt) <= now;
 }
 
 export function authenticate(store: Store): RequestHandler {

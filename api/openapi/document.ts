@@ -63,6 +63,22 @@ const problem = {
   },
 };
 
+/** A token as the API shows it (TokenRecord): never its secret, except `token` once, in the answer to its creation. */
+const token = {
+  type: 'object',
+  properties: {
+    id: { type: 'string', pattern: '^tok_[0-9a-f]{12}$' },
+    name: { type: 'string' },
+    role: { type: 'string', enum: ['admin', 'editor', 'viewer', 'agent'] },
+    host: { type: ['string', 'null'] },
+    createdAt: { type: 'string', format: 'date-time' },
+    createdBy: { type: 'string' },
+    revokedAt: { type: ['string', 'null'], format: 'date-time' },
+    expiresAt: { type: ['string', 'null'], format: 'date-time', description: 'when the token stops working (401 from then on); null: never' },
+  },
+  required: ['id', 'name', 'role', 'host', 'createdAt', 'createdBy', 'revokedAt', 'expiresAt'],
+};
+
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const json = (schema: object) => ({ 'application/json': { schema } });
 const ok = (description: string, schema?: object) => ({ description, ...(schema ? { content: json(schema) } : {}) });
@@ -96,6 +112,7 @@ export function openApiDocument(version: string): object {
         HostRegistration: input(hostRegistrationSchema),
         HostStatus: input(hostStatusSchema),
         TokenCreate: input(tokenCreateSchema),
+        Token: token,
         Problem: problem,
       },
     },
@@ -169,10 +186,18 @@ export function openApiDocument(version: string): object {
         },
       },
       '/v1/tokens': {
-        get: { summary: 'List tokens (never their secrets)', responses: { 200: ok('tokens'), ...errors(401, 403) } },
-        post: { summary: 'Create a token; the secret is in this response only', requestBody: { required: true, content: json(ref('TokenCreate')) }, responses: { 201: ok('token with secret'), ...errors(400, 401, 403, 413, 415, 507) } },
+        get: { summary: 'List tokens (never their secrets), expired and revoked ones too', responses: { 200: ok('tokens', { type: 'object', properties: { items: { type: 'array', items: ref('Token') } }, required: ['items'] }), ...errors(401, 403) } },
+        post: {
+          summary: 'Create a token; the secret is in this response only',
+          description:
+            'With `ttlSeconds` (1 s to 3650 days) the token expires that long after its creation: `expiresAt` (ISO 8601) says when, here and in GET /v1/tokens. ' +
+            'From then on it is answered 401, with a detail that says when it expired, and counts as a failed authentication; its open watch streams end. ' +
+            'Without `ttlSeconds` it never expires (`expiresAt: null`), as the first admin token and PACER_ADMIN_TOKEN never do.',
+          requestBody: { required: true, content: json(ref('TokenCreate')) },
+          responses: { 201: ok('token with its secret in `token`', { allOf: [ref('Token'), { type: 'object', properties: { token: { type: 'string' } }, required: ['token'] }] }), ...errors(400, 401, 403, 413, 415, 507) },
+        },
       },
-      '/v1/tokens/{id}': { parameters: [pathParam('id')], delete: { summary: 'Revoke a token', responses: { 200: ok('revoked'), ...errors(400, 401, 403, 404, 409, 507) } } },
+      '/v1/tokens/{id}': { parameters: [pathParam('id')], delete: { summary: 'Revoke a token', responses: { 200: ok('revoked', ref('Token')), ...errors(400, 401, 403, 404, 409, 507) } } },
       '/v1/backup': {
         get: {
           summary: 'A consistent copy of the store, taken while the API serves (SQLite database file; header Pacer-Backup-Revision: the revision it holds). The token key beside the store is not included: copy it from disk (`pacer backup` does)',

@@ -17,12 +17,13 @@
  * the socket destroyed. It resumes with Last-Event-ID and reads from the store.
  *
  * Caps: `perToken` open streams per token (one more is 429) and `total` in all (503). A
- * revoked token's streams are closed at the commit of the revocation (closeToken).
+ * revoked token's streams are closed at the commit of the revocation (closeToken); an expired
+ * token's at the first heartbeat after its expiry. Either way its client reconnects and gets 401.
  */
 import { Router, type Response } from 'express';
 import { z } from 'zod';
 import type { Change, ClassEvent } from '../contract/change.js';
-import { allow, CLASS_READERS, principalOf } from '../http/auth.js';
+import { allow, CLASS_READERS, hasExpired, principalOf } from '../http/auth.js';
 import { parse, queryInteger } from '../http/validate.js';
 import type { ApiMetrics } from '../http/metrics.js';
 import { Gone, TooManyRequests, Unauthenticated, Unavailable } from '../errors.js';
@@ -63,6 +64,8 @@ interface Event {
 interface Watcher {
   res: Response;
   tokenId: string;
+  /** The token's expiry (ISO 8601; null: never): the stream ends at the first heartbeat after it. */
+  expiresAt: string | null;
   /** The last revision sent. */
   last: number;
   /** The newest class revision committed since the stream opened (0: none yet). */
@@ -106,7 +109,7 @@ export class WatchStreams {
     for (const w of [...this.open]) this.end(w);
   }
 
-  /** Ends every open stream of a token (revoked now; expired, later). Its clients reconnect and get 401. */
+  /** Ends every open stream of a revoked token. Its clients reconnect and get 401. */
   closeToken(tokenId: string): void {
     this.revoked.add(tokenId);
     for (const w of [...(this.byToken.get(tokenId) ?? [])]) this.end(w);
@@ -152,7 +155,7 @@ export class WatchStreams {
 
   private async serve(sinceParam: unknown, res: Response): Promise<void> {
     const { store, metrics, heartbeatMs } = this.options;
-    const { tokenId } = principalOf(res);
+    const { tokenId, expiresAt } = principalOf(res);
     const current = await store.revision();
     const from = sinceParam === undefined ? current : parse(since, sinceParam, 'revision (Last-Event-ID or ?since=)');
     const compacted = await store.compactedThrough();
@@ -181,6 +184,7 @@ export class WatchStreams {
     const w: Watcher = {
       res,
       tokenId,
+      expiresAt,
       last: from,
       committed: 0,
       owed: 0,
@@ -190,6 +194,7 @@ export class WatchStreams {
       ready: false,
       closed: false,
       heartbeat: setInterval(() => {
+        if (hasExpired(w.expiresAt)) return this.end(w);
         // A blocked client needs no heartbeat: its connection is evidently open.
         if (!res.writableNeedDrain) res.write(`: heartbeat ${w.last}\n\n`);
       }, heartbeatMs),

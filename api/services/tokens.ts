@@ -35,7 +35,7 @@ export class TokenService {
     const input = parse(tokenCreateSchema, body);
     const secret = `pacer_${randomBytes(32).toString('base64url')}`;
     const token = await this.store.createToken(
-      { id: `tok_${randomBytes(6).toString('hex')}`, name: input.name, role: input.role, host: input.host ?? null, hash: tokenDigest(secret) },
+      { id: `tok_${randomBytes(6).toString('hex')}`, name: input.name, role: input.role, host: input.host ?? null, hash: tokenDigest(secret), ttlSeconds: input.ttlSeconds ?? null },
       actor,
     );
     return { token, secret };
@@ -46,9 +46,12 @@ export class TokenService {
   }
 
   async revoke(id: string, actor: string): Promise<TokenRecord> {
+    // An admin token that expires cannot be the last way in: once it expired, nobody could make
+    // another. So one active admin token that never expires always stays (the first one, made at
+    // bootstrap, never expires), and any that expire may be revoked.
     const token = await this.store.revokeToken(id, actor, (t, active) => {
-      if (t.role === 'admin' && active.filter((a) => a.role === 'admin').length === 1) {
-        throw new Conflict('this is the last active admin token; create another admin token before revoking it');
+      if (t.role === 'admin' && t.expiresAt === null && active.filter((a) => a.role === 'admin' && a.expiresAt === null).length === 1) {
+        throw new Conflict('this is the last active admin token that never expires; create another admin token without a ttl before revoking it');
       }
     });
     if (!token) throw new NotFound(`token ${id} does not exist`);
@@ -77,12 +80,12 @@ export class TokenService {
         if (existing.revokedAt !== null) throw new Conflict('PACER_ADMIN_TOKEN was revoked; set another one');
         return { created: false };
       }
-      await this.store.createToken({ id: `tok_${randomBytes(6).toString('hex')}`, name: 'admin (PACER_ADMIN_TOKEN)', role: 'admin', host: null, hash: tokenDigest(envSecret) }, 'pacer api');
+      await this.store.createToken({ id: `tok_${randomBytes(6).toString('hex')}`, name: 'admin (PACER_ADMIN_TOKEN)', role: 'admin', host: null, hash: tokenDigest(envSecret), ttlSeconds: null }, 'pacer api');
       return { created: true };
     }
     if ((await this.store.listTokens()).length > 0) return { created: false };
     const secret = `pacer_${randomBytes(32).toString('base64url')}`;
-    await this.store.createToken({ id: `tok_${randomBytes(6).toString('hex')}`, name: 'admin', role: 'admin', host: null, hash: tokenDigest(secret) }, 'pacer api');
+    await this.store.createToken({ id: `tok_${randomBytes(6).toString('hex')}`, name: 'admin', role: 'admin', host: null, hash: tokenDigest(secret), ttlSeconds: null }, 'pacer api');
     return { created: true, secret };
   }
 }

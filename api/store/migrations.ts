@@ -73,6 +73,11 @@ const MIGRATIONS: ReadonlyArray<{ version: number; sql?: string; run?: (db: Data
       }
     },
   },
+  {
+    // Tokens may expire (issue 11): NULL, the value every token made before has, never expires.
+    version: 3,
+    sql: 'ALTER TABLE tokens ADD COLUMN expires_at TEXT;',
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

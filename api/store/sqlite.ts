@@ -70,6 +70,7 @@ interface TokenRow {
   created_at: string;
   created_by: string;
   revoked_at: string | null;
+  expires_at: string | null;
 }
 
 /** Compaction runs once per this many revisions, so it costs nothing on most writes. */
@@ -160,7 +161,7 @@ export class SqliteStore implements Store {
       listHosts: db.prepare<[], HostRow>('SELECT * FROM hosts ORDER BY name'),
       deleteHost: db.prepare('DELETE FROM hosts WHERE name = ?'),
       insertToken: db.prepare(
-        'INSERT INTO tokens (id, name, role, host, hash, created_at, created_by, revoked_at) VALUES (@id, @name, @role, @host, @hash, @created_at, @created_by, NULL)',
+        'INSERT INTO tokens (id, name, role, host, hash, created_at, created_by, revoked_at, expires_at) VALUES (@id, @name, @role, @host, @hash, @created_at, @created_by, NULL, @expires_at)',
       ),
       tokenByHash: db.prepare<[Buffer], TokenRow>('SELECT * FROM tokens WHERE hash = ?'),
       tokenById: db.prepare<[string], TokenRow>('SELECT * FROM tokens WHERE id = ?'),
@@ -424,9 +425,12 @@ export class SqliteStore implements Store {
   createToken(token: NewToken, actor: string): Promise<TokenRecord> {
     return this.enqueue(() =>
       this.timed('createToken', () => {
-        const at = this.now().toISOString();
-        const record: TokenRecord = { id: token.id, name: token.name, role: token.role, host: token.host, createdAt: at, createdBy: actor, revokedAt: null };
-        this.stmt.insertToken.run({ ...token, hash: keyedDigest(this.tokenKey, token.hash), created_at: at, created_by: actor });
+        const now = this.now();
+        const at = now.toISOString();
+        const expiresAt = token.ttlSeconds === null ? null : new Date(now.getTime() + token.ttlSeconds * 1000).toISOString();
+        const record: TokenRecord = { id: token.id, name: token.name, role: token.role, host: token.host, createdAt: at, createdBy: actor, revokedAt: null, expiresAt };
+        const { ttlSeconds: _, ...columns } = token;
+        this.stmt.insertToken.run({ ...columns, hash: keyedDigest(this.tokenKey, token.hash), created_at: at, created_by: actor, expires_at: expiresAt });
         this.commitChange({ revision: this.currentRevision + 1, at, actor, kind: 'token', action: 'created', name: token.id, before: null, after: record });
         return record;
       }),
@@ -620,5 +624,5 @@ function rowToHost(row: HostRow): HostRecord {
 }
 
 function rowToToken(row: TokenRow): TokenRecord {
-  return { id: row.id, name: row.name, role: row.role, host: row.host, createdAt: row.created_at, createdBy: row.created_by, revokedAt: row.revoked_at };
+  return { id: row.id, name: row.name, role: row.role, host: row.host, createdAt: row.created_at, createdBy: row.created_by, revokedAt: row.revoked_at, expiresAt: row.expires_at };
 }

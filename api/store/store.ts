@@ -32,6 +32,8 @@ export interface NewToken {
   host: string | null;
   /** SHA-256 of the secret. Neither it nor the secret is stored: a store keeps a keyed digest of it. */
   hash: Buffer;
+  /** Seconds from its creation (the store's clock, as createdAt) until it expires; null: never. */
+  ttlSeconds: number | null;
 }
 
 export interface Store {

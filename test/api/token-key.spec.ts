@@ -54,6 +54,7 @@ describe('keyed token digests', function () {
     for (const secret of [ADMIN_TOKEN, viewer]) {
       db.prepare('UPDATE tokens SET hash = ? WHERE hash = ?').run(sha256(secret), createHmac('sha256', oldKey).update(sha256(secret)).digest());
     }
+    db.exec('ALTER TABLE tokens DROP COLUMN expires_at'); // schema v3's: v1 had no token expiry
     db.pragma('user_version = 1');
     db.close();
     rmSync(`${t.dbFile}.token-key`);

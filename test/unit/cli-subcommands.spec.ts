@@ -25,7 +25,8 @@ describe('pacer CLI: each subcommand is loaded only when it runs', function () {
     assert.equal(subcommandNamed(['help']), undefined);
   });
 
-  for (const args of [['--version'], ['--help'], ['class', 'ls', '--api', 'http://127.0.0.1:9']]) {
+  // `completion class-names` runs at a TAB (the completion scripts call it): it must start as fast.
+  for (const args of [['--version'], ['--help'], ['class', 'ls', '--api', 'http://127.0.0.1:9'], ['completion', 'class-names', '--api', 'http://127.0.0.1:9']]) {
     it(`\`pacer ${args.join(' ')}\` loads neither the API server, the agent, the simulator, the data plane nor their libraries`, () => {
       const { urls } = modulesLoadedBy(args);
       assert.ok(urls.some((u) => u.endsWith('/dist/api/cli/pacer.js')), 'the trace saw the CLI itself');
