@@ -386,10 +386,11 @@ function setFields(client: PacerClient, name: string, o: SetOptions): Promise<Se
 }
 
 /** A class file: JSON or YAML (JSON is YAML), one object; `-` is stdin. YAML is loaded only here, so every other command starts without it. */
-export async function readClassFile(file: string): Promise<Record<string, unknown>> {
+export async function readClassFile(path: string): Promise<Record<string, unknown>> {
+  const file = path === '-' ? 'stdin' : path;
   let text: string;
   try {
-    text = readFileSync(file === '-' ? 0 : file, 'utf8');
+    text = readFileSync(path === '-' ? 0 : path, 'utf8');
   } catch (e) {
     throw new CliError(`cannot read ${file}: ${(e as Error).message}`);
   }
@@ -411,10 +412,10 @@ export async function readClassFile(file: string): Promise<Record<string, unknow
  * created (POST).
  */
 async function setFromFile(client: PacerClient, nameArg: string | undefined, o: SetOptions): Promise<SetOutcome> {
-  const file = o.file!;
+  const file = o.file === '-' ? 'stdin' : o.file!;
   const flags = FIELD_OPTIONS.filter((k) => o[k] !== undefined).concat(o.tcp === false ? (['tcp'] as never[]) : []);
   if (flags.length > 0) throw new CliError(`-f replaces the whole class with the file; do not combine it with field flags (given: ${flags.join(', ')}); edit the file instead`);
-  const body = await readClassFile(file);
+  const body = await readClassFile(o.file!);
   const inFile = body.name;
   if (nameArg !== undefined && inFile !== undefined && inFile !== nameArg) {
     throw new CliError(`${file} describes class ${JSON.stringify(inFile)} but the command names ${nameArg}; a class cannot be renamed: fix one of them`);
