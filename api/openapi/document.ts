@@ -50,6 +50,62 @@ const classJson = {
   },
 };
 
+const fieldNote = { type: 'object', properties: { path: { type: 'string', description: 'JSON Pointer of the field' }, message: { type: 'string' } }, required: ['path', 'message'] };
+
+/** What POST, PUT and PATCH answer: the class, and the likely mistakes the API accepted in it. */
+const classWritten = {
+  allOf: [
+    { $ref: '#/components/schemas/Class' },
+    {
+      type: 'object',
+      properties: {
+        warnings: {
+          type: 'array',
+          items: fieldNote,
+          description:
+            'Likely mistakes the API accepted (empty when none): a rate or ceil in a bytes unit spelled like bits ("100mbps" is 800 Mbit/s, as tc reads it), ' +
+            'a burst above 0 but under one full-size packet (1500 bytes), a class with no selector and no child (it matches no traffic). docs/budgets-api.md, "Warnings".',
+        },
+      },
+      required: ['warnings'],
+    },
+  ],
+};
+
+const ASSIGNED_NOTE = 'read-only (what GET returns): accepted when it equals the class\'s current value, refused (400) otherwise';
+const IGNORED_NOTE = 'read-only (what GET returns): ignored, whatever its value';
+
+/**
+ * A write's body also takes the read-only fields GET returns (api/contract/class-read-only.ts),
+ * so a GET body can be edited and sent back whole. The service takes them off before the class
+ * schema validates the rest; the document lists them beside it. A create ignores the same fields
+ * a replace ignores, and refuses the assigned ones (so they are not listed for it).
+ */
+function withReadOnlyFields(schema: Record<string, unknown>, assigned: boolean): Record<string, unknown> {
+  const properties = schema.properties as Record<string, unknown>;
+  return {
+    ...schema,
+    properties: {
+      ...properties,
+      ...(assigned && {
+        id: { type: 'integer', description: ASSIGNED_NOTE },
+        revision: { type: 'integer', description: `${ASSIGNED_NOTE}; a different revision alone is a stale edit: 412, as a stale If-Match` },
+        createdRevision: { type: 'integer', description: ASSIGNED_NOTE },
+      }),
+      etag: { description: IGNORED_NOTE },
+      createdAt: { description: IGNORED_NOTE },
+      updatedAt: { description: IGNORED_NOTE },
+      warnings: { description: `${IGNORED_NOTE} (a write's answer carries it)` },
+    },
+  };
+}
+
+/** The order of the checks of PUT and PATCH (DELETE: 428, then 412, then 409 for a class with children). */
+const CHECK_ORDER =
+  'Checks, in order: the token (401), the body as JSON (415, 413, 400 for malformed JSON), the role (403), the class name in the URL (400), If-Match present (428), If-Match against the class (412, ' +
+  'whatever else is wrong with the body), the read-only fields of the body (a differing revision 412, any other difference 400, one message naming each), ' +
+  'the body (400 naming each field), the rules across classes (409).';
+
 const problem = {
   type: 'object',
   properties: {
@@ -90,9 +146,10 @@ export function openApiDocument(version: string): object {
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
       schemas: {
-        ClassCreate: input(classCreateSchema),
-        ClassReplace: input(classReplaceSchema),
+        ClassCreate: withReadOnlyFields(input(classCreateSchema), false),
+        ClassReplace: withReadOnlyFields(input(classReplaceSchema), true),
         Class: classJson,
+        ClassWritten: classWritten,
         HostRegistration: input(hostRegistrationSchema),
         HostStatus: input(hostStatusSchema),
         TokenCreate: input(tokenCreateSchema),
@@ -117,17 +174,31 @@ export function openApiDocument(version: string): object {
             ...errors(400, 401, 403),
           },
         },
-        post: { summary: 'Create a class', requestBody: { required: true, content: json(ref('ClassCreate')) }, responses: { 201: ok('created', ref('Class')), ...errors(400, 401, 403, 409, 413, 415, 507) } },
+        post: {
+          summary: 'Create a class',
+          description:
+            'The body may be a class as GET returns it with another name: `etag`, `createdAt`, `updatedAt` and `warnings` are ignored, but `id`, `revision` and `createdRevision` ' +
+            'are refused (400 saying to remove them: the API assigns them), and a name that exists is 409 saying how to change that class.',
+          requestBody: { required: true, content: json(ref('ClassCreate')) },
+          responses: { 201: ok('created', ref('ClassWritten')), ...errors(400, 401, 403, 409, 413, 415, 507) },
+        },
       },
       '/v1/classes/{name}': {
         parameters: [pathParam('name')],
         get: { summary: 'Get a class (ETag header)', responses: { 200: ok('the class', ref('Class')), ...errors(400, 401, 403, 404) } },
-        put: { summary: 'Replace a class', parameters: [ifMatch], requestBody: { required: true, content: json(ref('ClassReplace')) }, responses: { 200: ok('replaced', ref('Class')), ...errors(400, 401, 403, 404, 409, 412, 413, 415, 428, 507) } },
+        put: {
+          summary: 'Replace a class',
+          description: `The body may be the class as GET returns it, edited: see the read-only fields of ClassReplace. ${CHECK_ORDER}`,
+          parameters: [ifMatch],
+          requestBody: { required: true, content: json(ref('ClassReplace')) },
+          responses: { 200: ok('replaced', ref('ClassWritten')), ...errors(400, 401, 403, 404, 409, 412, 413, 415, 428, 507) },
+        },
         patch: {
           summary: 'Change fields of a class (JSON merge patch, RFC 7396)',
+          description: `The patch may carry read-only fields as PUT's body may. ${CHECK_ORDER}`,
           parameters: [ifMatch],
           requestBody: { required: true, content: { 'application/merge-patch+json': { schema: { type: 'object' } }, 'application/json': { schema: { type: 'object' } } } },
-          responses: { 200: ok('changed', ref('Class')), ...errors(400, 401, 403, 404, 409, 412, 413, 415, 428, 507) },
+          responses: { 200: ok('changed', ref('ClassWritten')), ...errors(400, 401, 403, 404, 409, 412, 413, 415, 428, 507) },
         },
         delete: { summary: 'Delete a class', parameters: [ifMatch], responses: { 204: ok('deleted'), ...errors(400, 401, 403, 404, 409, 412, 428, 507) } },
       },
