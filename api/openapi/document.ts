@@ -4,7 +4,8 @@
  */
 import { z } from 'zod';
 import { classCreateSchema, classReplaceSchema } from '../contract/class.js';
-import { hostRegistrationSchema, hostStatusSchema } from '../contract/host.js';
+import { HOST_REPORTED_FIELDS, hostRegistrationSchema, hostStatusSchema } from '../contract/host.js';
+import { IGNORED_FIELDS } from '../contract/class-read-only.js';
 import { tokenCreateSchema } from '../contract/token.js';
 import { MAX_JSON_DEPTH } from '../http/json-body.js';
 
@@ -76,29 +77,24 @@ const ASSIGNED_NOTE = 'read-only (what GET returns): accepted when it equals the
 const IGNORED_NOTE = 'read-only (what GET returns): ignored, whatever its value';
 
 /**
- * A write's body also takes the read-only fields GET returns (api/contract/class-read-only.ts),
- * so a GET body can be edited and sent back whole. The service takes them off before the class
- * schema validates the rest; the document lists them beside it. A create ignores the same fields
- * a replace ignores, and refuses the assigned ones (so they are not listed for it).
+ * A write's body also takes the read-only fields GET returns (api/contract/class-read-only.ts,
+ * and HOST_REPORTED_FIELDS for hosts), so a GET body can be edited and sent back whole. The
+ * services take them off before the schema validates the rest; the document lists them beside it.
  */
-function withReadOnlyFields(schema: Record<string, unknown>, assigned: boolean): Record<string, unknown> {
-  const properties = schema.properties as Record<string, unknown>;
-  return {
-    ...schema,
-    properties: {
-      ...properties,
-      ...(assigned && {
-        id: { type: 'integer', description: ASSIGNED_NOTE },
-        revision: { type: 'integer', description: `${ASSIGNED_NOTE}; a different revision alone is a stale edit: 412, as a stale If-Match` },
-        createdRevision: { type: 'integer', description: ASSIGNED_NOTE },
-      }),
-      etag: { description: IGNORED_NOTE },
-      createdAt: { description: IGNORED_NOTE },
-      updatedAt: { description: IGNORED_NOTE },
-      warnings: { description: `${IGNORED_NOTE} (a write's answer carries it)` },
-    },
-  };
+function withReadOnlyFields(schema: Record<string, unknown>, fields: Record<string, object>): Record<string, unknown> {
+  return { ...schema, properties: { ...(schema.properties as Record<string, unknown>), ...fields } };
 }
+
+const ignored = (names: readonly string[]) => Object.fromEntries(names.map((n) => [n, { description: IGNORED_NOTE }]));
+
+/** A create ignores what a replace ignores, and refuses the assigned fields (so they are not listed for it). */
+const CLASS_IGNORED = ignored(IGNORED_FIELDS);
+const CLASS_ASSIGNED = {
+  id: { type: 'integer', description: ASSIGNED_NOTE },
+  revision: { type: 'integer', description: `${ASSIGNED_NOTE}; a different revision alone is a stale edit: 412, as a stale If-Match` },
+  createdRevision: { type: 'integer', description: ASSIGNED_NOTE },
+};
+const HOST_READ_ONLY = { name: { type: 'string', description: 'read-only: must equal the name in the URL' }, ...ignored(HOST_REPORTED_FIELDS) };
 
 /** The order of the checks of PUT and PATCH (DELETE: 428, then 412, then 409 for a class with children). */
 const CHECK_ORDER =
@@ -146,11 +142,11 @@ export function openApiDocument(version: string): object {
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
       schemas: {
-        ClassCreate: withReadOnlyFields(input(classCreateSchema), false),
-        ClassReplace: withReadOnlyFields(input(classReplaceSchema), true),
+        ClassCreate: withReadOnlyFields(input(classCreateSchema), CLASS_IGNORED),
+        ClassReplace: withReadOnlyFields(input(classReplaceSchema), { ...CLASS_ASSIGNED, ...CLASS_IGNORED }),
         Class: classJson,
         ClassWritten: classWritten,
-        HostRegistration: input(hostRegistrationSchema),
+        HostRegistration: withReadOnlyFields(input(hostRegistrationSchema), HOST_READ_ONLY),
         HostStatus: input(hostStatusSchema),
         TokenCreate: input(tokenCreateSchema),
         Problem: problem,
@@ -220,7 +216,7 @@ export function openApiDocument(version: string): object {
       '/v1/hosts/{name}': {
         parameters: [pathParam('name')],
         get: { summary: 'Get a host', responses: { 200: ok('host'), ...errors(400, 401, 403, 404) } },
-        put: { summary: 'Register a host (agent token of that host, or admin)', requestBody: { required: true, content: json(ref('HostRegistration')) }, responses: { 200: ok('host'), ...errors(400, 401, 403, 413, 415, 507) } },
+        put: { summary: 'Register a host (agent token of that host, or admin); the body may be the host as GET returns it, see HostRegistration', requestBody: { required: true, content: json(ref('HostRegistration')) }, responses: { 200: ok('host'), ...errors(400, 401, 403, 413, 415, 507) } },
         delete: { summary: 'Forget a host', responses: { 204: ok('deleted'), ...errors(400, 401, 403, 404, 507) } },
       },
       '/v1/hosts/{name}/status': {
