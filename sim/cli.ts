@@ -9,8 +9,8 @@ import { Command, InvalidArgumentError } from 'commander';
 import { CliError } from '../api/cli/client.js';
 import { UnitError, parseDuration } from '../api/contract/units.js';
 import { InfluxStream } from './influx.js';
-import { out, run, table } from '../api/cli/output.js';
-import { ScenarioError, loadScenarioFile, type Scenario } from './scenario/load.js';
+import { out, run, table, terminalText } from '../api/cli/output.js';
+import { ScenarioError, issueText, loadScenarioFile, type Scenario } from './scenario/load.js';
 import { Simulation, type Progress, type SimResult } from './run.js';
 import { SweepError, defaultWorkers, runSweep, type SweepResult } from './sweep.js';
 import type { ExactSummary } from './stats.js';
@@ -245,9 +245,12 @@ async function runCommand(file: string, o: RunFlags): Promise<void> {
   }
 }
 
+/** Loads the scenario, and prints its warnings on stderr: it still runs, as the API still writes a class it warns about. */
 function load(file: string): Scenario {
   try {
-    return loadScenarioFile(file);
+    const scenario = loadScenarioFile(file);
+    for (const w of scenario.warnings) process.stderr.write(`${terminalText(`warning: ${issueText(file, w)}`)}\n`);
+    return scenario;
   } catch (e) {
     if (e instanceof ScenarioError) throw new CliError(`invalid scenario (${e.issues.length} problem${e.issues.length === 1 ? '' : 's'}):\n${e.message}`);
     throw new CliError(`cannot read scenario ${file}: ${(e as Error).message}`);

@@ -3,17 +3,26 @@
  *
  *   pacer class set web --rate 2gbit --ceil 5gbit --dst 10.0.0.0/8
  *
- * Units are passed to the API as typed; the API validates them and names the offending field.
+ *   pacer class get web --json > web.json; $EDITOR web.json; pacer class set -f web.json
+ *
+ * Units are passed to the API as typed; the API validates them and names the offending field,
+ * and its warnings about likely mistakes (a rate in a bytes unit spelled like bits…) are
+ * printed on stderr.
  */
+import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { ClassJson } from '../contract/class.js';
+import type { FieldError } from '../contract/problem.js';
 import { ApiProblemError, CliError, PacerClient, seg, withGlobalOptions, type GlobalOptions } from './client.js';
-import { NONE, keyValues, labelsText, out, printJson, run, table } from './output.js';
+import { NONE, keyValues, labelsText, out, printJson, run, table, terminalText } from './output.js';
 import { watchCommand } from './watch-command.js';
 
 /** How often `set` re-reads and re-applies after someone else changed the class in between (412). */
 const SET_RETRIES = 3;
 const MATCH_SHOWN = 3;
+
+/** What POST, PUT and PATCH answer: the class and the API's warnings about it (none from an API older than warnings). */
+type WrittenJson = ClassJson & { warnings?: FieldError[] };
 
 interface ClassList {
   revision: number;
@@ -233,6 +242,7 @@ function rmCommand(): Command {
 }
 
 interface SetOptions extends GlobalOptions {
+  file?: string;
   rate?: string;
   ceil?: string;
   burst?: string;
@@ -321,10 +331,121 @@ function lostRace(e: unknown, creating: boolean): boolean {
   return e.status === 412 || e.status === 404;
 }
 
+/** The field flags of `set`, by their option keys; `-f` replaces the whole class and takes none of them. */
+const FIELD_OPTIONS = ['description', 'rate', 'ceil', 'burst', 'horizon', 'parent', 'weight', 'mark', 'cgroup', 'dst', 'hostLabel', 'rtoMin', 'delackMax', 'ecnThreshold'] as const;
+
+/** The API's warnings, one per line on stderr, so --json output stays clean. */
+function printWarnings(written: WrittenJson): void {
+  for (const w of written.warnings ?? []) process.stderr.write(`${terminalText(`warning: ${w.message}`)}\n`);
+}
+
+function printWritten(action: 'created' | 'updated', result: WrittenJson, o: GlobalOptions): void {
+  printWarnings(result);
+  if (o.json) return printJson(result);
+  out(`${action} class ${result.name} (id ${result.id}, revision ${result.revision})\n\n${classDetails(result)}`);
+}
+
+type Current = { c: ClassJson; etag: string };
+type SetOutcome = { action: 'created' | 'updated'; result: WrittenJson };
+
+/** Reads the class, then writes; after a lost race (someone else wrote in between) reads and writes again, up to SET_RETRIES times. */
+async function readThenWrite(client: PacerClient, name: string, write: (current: Current | undefined) => Promise<SetOutcome>): Promise<SetOutcome> {
+  for (let attempt = 0; ; attempt++) {
+    const current = await getOrUndefined(client, name);
+    try {
+      return await write(current);
+    } catch (e) {
+      if (!lostRace(e, !current)) throw e;
+      if (attempt >= SET_RETRIES) {
+        throw new CliError(`class ${name} kept changing under concurrent writers; gave up after ${attempt + 1} attempts: ${(e as Error).message}`);
+      }
+    }
+  }
+}
+
+const created = async (client: PacerClient, body: Record<string, unknown>): Promise<SetOutcome> => ({
+  action: 'created',
+  result: (await client.request<WrittenJson>('POST', '/v1/classes', { body })).body,
+});
+
+/** `set NAME --flag…`: create with the given fields, or merge-patch them onto the class. */
+function setFields(client: PacerClient, name: string, o: SetOptions): Promise<SetOutcome> {
+  return readThenWrite(client, name, async (current) => {
+    const fields = classFields(o, current?.c);
+    if (!current) {
+      if (o.rate === undefined) throw new CliError(`class ${name} does not exist; creating it needs --rate (e.g. pacer class set ${name} --rate 100mbit)`);
+      return created(client, { name, ...fields });
+    }
+    if (Object.keys(fields).length === 0) {
+      throw new CliError(`nothing to change: give the fields to set, e.g. pacer class set ${name} --rate 2gbit (see pacer class set --help)`);
+    }
+    const headers = { 'if-match': current.etag };
+    const result = (await client.request<WrittenJson>('PATCH', `/v1/classes/${seg(name)}`, { body: fields, contentType: 'application/merge-patch+json', headers })).body;
+    return { action: 'updated', result };
+  });
+}
+
+/** A class file: JSON or YAML (JSON is YAML), one object; `-` is stdin. YAML is loaded only here, so every other command starts without it. */
+export async function readClassFile(path: string): Promise<Record<string, unknown>> {
+  const file = path === '-' ? 'stdin' : path;
+  let text: string;
+  try {
+    text = readFileSync(path === '-' ? 0 : path, 'utf8');
+  } catch (e) {
+    throw new CliError(`cannot read ${file}: ${(e as Error).message}`);
+  }
+  const { parseDocument } = await import('yaml');
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
+  if (doc.errors.length > 0) throw new CliError(`${file} is not valid JSON or YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
+  const value: unknown = doc.toJS({ maxAliasCount: 100 });
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new CliError(`${file} must hold one class as an object, like the output of pacer class get NAME --json`);
+  }
+  return value as Record<string, unknown>;
+}
+
+/**
+ * `set [NAME] -f FILE`: the whole class from the file. A class that exists is replaced (PUT):
+ * when the file holds a revision (it came from `class get --json`), that revision is the
+ * If-Match, so an edit of a version someone has since changed is refused rather than undoing
+ * their change; a file without one replaces whatever is there. A class that does not exist is
+ * created (POST).
+ */
+async function setFromFile(client: PacerClient, nameArg: string | undefined, o: SetOptions): Promise<SetOutcome> {
+  const file = o.file === '-' ? 'stdin' : o.file!;
+  const flags = FIELD_OPTIONS.filter((k) => o[k] !== undefined).concat(o.tcp === false ? (['tcp'] as never[]) : []);
+  if (flags.length > 0) throw new CliError(`-f replaces the whole class with the file; do not combine it with field flags (given: ${flags.join(', ')}); edit the file instead`);
+  const body = await readClassFile(o.file!);
+  const inFile = body.name;
+  if (nameArg !== undefined && inFile !== undefined && inFile !== nameArg) {
+    throw new CliError(`${file} describes class ${JSON.stringify(inFile)} but the command names ${nameArg}; a class cannot be renamed: fix one of them`);
+  }
+  const name = nameArg ?? inFile;
+  if (typeof name !== 'string') throw new CliError(`${file} has no "name" field: give the class name, e.g. pacer class set web -f ${file}`);
+  const read = typeof body.revision === 'number' ? `"${body.revision}"` : undefined;
+  return readThenWrite(client, name, async (current) => {
+    if (!current) return created(client, { ...body, name });
+    try {
+      const result = (await client.request<WrittenJson>('PUT', `/v1/classes/${seg(name)}`, { body: { ...body, name }, headers: { 'if-match': read ?? current.etag } })).body;
+      return { action: 'updated', result };
+    } catch (e) {
+      // The file's own revision failed: someone changed the class after the file was read. Retrying would undo their change.
+      if (read !== undefined && e instanceof ApiProblemError && e.status === 412) {
+        throw new CliError(
+          `class ${name} changed since ${file} was read: the file is at revision ${String(body.revision)}, the class at ${current.c.revision}.\n` +
+            `Get it again (pacer class get ${name} --json) and redo the edit, or remove "revision" from the file to replace the class as it is now`,
+        );
+      }
+      throw e;
+    }
+  });
+}
+
 function setCommand(): Command {
   return withGlobalOptions(new Command('set'))
-    .description('create a class, or change only the given fields of an existing one')
-    .argument('<name>', 'class name: a-z, 0-9 and "-"')
+    .description('create a class, or change only the given fields of an existing one; or, with -f, create or replace it whole from a file')
+    .argument('[name]', 'class name: a-z, 0-9 and "-" (with -f, the file\'s "name" when not given)')
+    .option('-f, --file <file>', 'the whole class from a JSON or YAML file, e.g. what pacer class get NAME --json prints ("-" = stdin); fields it leaves out take their defaults')
     .option('--rate <rate>', 'guaranteed rate, tc units: 2gbit, 500mbit, 100kbps (= kiloBYTES/s); needed to create')
     .option('--ceil <rate|none>', 'borrowing limit; none = no borrowing')
     .option('--burst <size|time>', 'idle credit spent at once: 64kb, 15000b or 1ms')
@@ -346,46 +467,16 @@ function setCommand(): Command {
         '  pacer class set web --rate 2gbit --ceil 5gbit --dst 10.0.0.0/8\n' +
         '  pacer class set web --ceil none            # change one field, keep the others\n' +
         '  pacer class set bulk --rate 100mbit --parent web --mark 0x10 --mark 0x11\n' +
-        '  pacer class set web --ecn-threshold 1ms    # ECN-capable TCP slows down before the horizon drops\n',
+        '  pacer class set web --ecn-threshold 1ms    # ECN-capable TCP slows down before the horizon drops\n' +
+        '  pacer class get web --json > web.json      # edit web.json, then:\n' +
+        '  pacer class set -f web.json                # refused if web changed since web.json was read\n',
     )
     .action(
-      run(async (name: string, o: SetOptions) => {
+      run(async (nameArg: string | undefined, o: SetOptions) => {
         const client = PacerClient.fromOptions(o);
-        let action: 'created' | 'updated';
-        let result: ClassJson;
-        for (let attempt = 0; ; attempt++) {
-          const current = await getOrUndefined(client, name);
-          const fields = classFields(o, current?.c);
-          try {
-            if (!current) {
-              if (o.rate === undefined) {
-                throw new CliError(`class ${name} does not exist; creating it needs --rate (e.g. pacer class set ${name} --rate 100mbit)`);
-              }
-              result = (await client.request<ClassJson>('POST', '/v1/classes', { body: { name, ...fields } })).body;
-              action = 'created';
-            } else {
-              if (Object.keys(fields).length === 0) {
-                throw new CliError(`nothing to change: give the fields to set, e.g. pacer class set ${name} --rate 2gbit (see pacer class set --help)`);
-              }
-              result = (
-                await client.request<ClassJson>('PATCH', `/v1/classes/${seg(name)}`, {
-                  body: fields,
-                  contentType: 'application/merge-patch+json',
-                  headers: { 'if-match': current.etag },
-                })
-              ).body;
-              action = 'updated';
-            }
-            break;
-          } catch (e) {
-            if (!lostRace(e, !current)) throw e;
-            if (attempt >= SET_RETRIES) {
-              throw new CliError(`class ${name} kept changing under concurrent writers; gave up after ${attempt + 1} attempts: ${(e as Error).message}`);
-            }
-          }
-        }
-        if (o.json) return printJson(result);
-        out(`${action} class ${result.name} (id ${result.id}, revision ${result.revision})\n\n${classDetails(result)}`);
+        if (o.file === undefined && nameArg === undefined) throw new CliError('class set needs a class name (pacer class set NAME --rate 2gbit), or a file (pacer class set -f FILE)');
+        const { action, result } = o.file !== undefined ? await setFromFile(client, nameArg, o) : await setFields(client, nameArg!, o);
+        printWritten(action, result, o);
       }),
     );
 }

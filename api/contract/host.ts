@@ -12,11 +12,30 @@ export const hostNameSchema = z.string().regex(HOST_NAME_RE, 'a host name is a D
 export const HOST_MODES = ['shaping', 'policing', 'error'] as const;
 export type HostMode = (typeof HOST_MODES)[number];
 
-/** PUT /v1/hosts/{name} */
+/** PUT /v1/hosts/{name}. agentVersion null (as GET returns it for an agent that sent none) is none. */
 export const hostRegistrationSchema = z.strictObject({
   labels: labelsSchema.prefault({}),
-  agentVersion: plainText('agentVersion', 64).optional(),
+  agentVersion: plainText('agentVersion', 64).nullable().optional(),
 });
+
+/**
+ * What GET /v1/hosts/{name} returns beside the registration: the agent's reports and the API's
+ * bookkeeping. A PUT body may carry them, so a GET body can be edited and sent back; they are
+ * ignored (heartbeats change them all the time, and only the agent reports status).
+ */
+export const HOST_REPORTED_FIELDS = ['registeredAt', 'lastSeenAt', 'stale', 'status'] as const;
+
+/** A PUT body's registration, without the reported fields and without `name` (returned apart, for the service to compare with the URL). */
+export function splitHostBody(body: unknown): { registration: unknown; name: unknown } {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return { registration: body, name: undefined };
+  const registration: Record<string, unknown> = Object.create(null);
+  let name: unknown;
+  for (const [k, v] of Object.entries(body)) {
+    if (k === 'name') name = v;
+    else if (!(HOST_REPORTED_FIELDS as readonly string[]).includes(k)) registration[k] = v;
+  }
+  return { registration, name };
+}
 
 export const ATTACHMENT_STATES = ['attached', 'repaired', 'error'] as const;
 

@@ -607,3 +607,48 @@ export function formatBurst(b: Burst): string {
   })();
   throw new UnitError(`cannot format burst ${shown}: expected exactly one of { bytes } or { ns }`, shown);
 }
+
+// ---------------------------------------------------------------------------
+// Likely mistakes: accepted, but worth a warning
+// ---------------------------------------------------------------------------
+
+/** A rate in a BYTES/s unit spelled with a lower-case "b", as people write megabits ("100Mbps"). */
+const BYTES_RATE_WRITTEN_AS_BITS = /^([0-9]*(?:\.[0-9]*)?)([kmgt]?)(i?)bps$/i;
+
+/** "800 Mbit/s": an exact rate the way people say it (formatRate's unit, with a capital prefix). */
+function rateForPeople(bitsPerSecond: number): string {
+  const m = /^([0-9]+)([kmgt]?)bit$/.exec(formatRate(bitsPerSecond));
+  if (!m) return `${bitsPerSecond} bit/s`;
+  const prefix = m[2] === 'k' || m[2] === '' ? (m[2] ?? '') : (m[2] ?? '').toUpperCase();
+  return `${m[1]} ${prefix}bit/s`;
+}
+
+/**
+ * The warning for a rate written in one of tc's BYTES/s units with a lower-case "b" ("100mbps",
+ * "1Gbps"): in networking "Mbps" means megabits per second, and tc reads it as megabytes, 8 times
+ * more. The rate is accepted as tc reads it; the warning says what that is and how to write
+ * bits. A capital B ("100MBps", "64KiBps") says bytes on purpose and gets no warning. Undefined
+ * for every other rate, and for a string parseRate refuses (its error says enough).
+ *
+ *   bytesRateWarning('rate', '100mbps')
+ *   → 'rate 100mbps read as 100 megabytes/s = 800 Mbit/s, as tc reads it; write 100mbit for 100 megabits/s'
+ */
+export function bytesRateWarning(what: string, input: string): string | undefined {
+  const m = BYTES_RATE_WRITTEN_AS_BITS.exec(input);
+  if (!m || input[input.length - 3] !== 'b') return undefined;
+  let bitsPerSecond: number;
+  try {
+    bitsPerSecond = parseRate(input);
+  } catch {
+    return undefined;
+  }
+  const number = m[1] ?? '';
+  const prefix = asciiLower(m[2] ?? '');
+  const binary = (m[3] ?? '') !== '';
+  const name = prefix === '' ? '' : ((binary ? BINARY_NAMES : DECIMAL_NAMES)[prefix] ?? '');
+  const bitUnit = `${prefix}${binary ? 'i' : ''}bit`;
+  return (
+    `${what} ${input} read as ${number} ${name}bytes/s = ${rateForPeople(bitsPerSecond)}, as tc reads it; ` +
+    `write ${number}${bitUnit} for ${number} ${name}bits/s`
+  );
+}

@@ -4,7 +4,8 @@
  */
 import { z } from 'zod';
 import { classCreateSchema, classReplaceSchema } from '../contract/class.js';
-import { hostRegistrationSchema, hostStatusSchema } from '../contract/host.js';
+import { HOST_REPORTED_FIELDS, hostRegistrationSchema, hostStatusSchema } from '../contract/host.js';
+import { IGNORED_FIELDS } from '../contract/class-read-only.js';
 import { tokenCreateSchema } from '../contract/token.js';
 import { MAX_JSON_DEPTH } from '../http/json-body.js';
 
@@ -49,6 +50,57 @@ const classJson = {
     updatedAt: { type: 'string', format: 'date-time' },
   },
 };
+
+const fieldNote = { type: 'object', properties: { path: { type: 'string', description: 'JSON Pointer of the field' }, message: { type: 'string' } }, required: ['path', 'message'] };
+
+/** What POST, PUT and PATCH answer: the class, and the likely mistakes the API accepted in it. */
+const classWritten = {
+  allOf: [
+    { $ref: '#/components/schemas/Class' },
+    {
+      type: 'object',
+      properties: {
+        warnings: {
+          type: 'array',
+          items: fieldNote,
+          description:
+            'Likely mistakes the API accepted (empty when none): a rate or ceil in a bytes unit spelled like bits ("100mbps" is 800 Mbit/s, as tc reads it), ' +
+            'a burst above 0 but under one full-size packet (1500 bytes), a class with no selector and no child (it matches no traffic). docs/budgets-api.md, "Warnings".',
+        },
+      },
+      required: ['warnings'],
+    },
+  ],
+};
+
+const ASSIGNED_NOTE = 'read-only (what GET returns): accepted when it equals the class\'s current value, refused (400) otherwise';
+const IGNORED_NOTE = 'read-only (what GET returns): ignored, whatever its value';
+
+/**
+ * A write's body also takes the read-only fields GET returns (api/contract/class-read-only.ts,
+ * and HOST_REPORTED_FIELDS for hosts), so a GET body can be edited and sent back whole. The
+ * services take them off before the schema validates the rest; the document lists them beside it.
+ */
+function withReadOnlyFields(schema: Record<string, unknown>, fields: Record<string, object>): Record<string, unknown> {
+  return { ...schema, properties: { ...(schema.properties as Record<string, unknown>), ...fields } };
+}
+
+const ignored = (names: readonly string[]) => Object.fromEntries(names.map((n) => [n, { description: IGNORED_NOTE }]));
+
+/** A create ignores what a replace ignores, and refuses the assigned fields (so they are not listed for it). */
+const CLASS_IGNORED = ignored(IGNORED_FIELDS);
+const CLASS_ASSIGNED = {
+  id: { type: 'integer', description: ASSIGNED_NOTE },
+  revision: { type: 'integer', description: `${ASSIGNED_NOTE}; a different revision alone is a stale edit: 412, as a stale If-Match` },
+  createdRevision: { type: 'integer', description: ASSIGNED_NOTE },
+};
+const HOST_READ_ONLY = { name: { type: 'string', description: 'read-only: must equal the name in the URL' }, ...ignored(HOST_REPORTED_FIELDS) };
+
+/** The order of the checks of PUT and PATCH (DELETE: 428, then 412, then 409 for a class with children). */
+const CHECK_ORDER =
+  'Checks, in order: the token (401), the body as JSON (415, 413, 400 for malformed JSON), the role (403), the class name in the URL (400), If-Match present (428), If-Match against the class (412, ' +
+  'whatever else is wrong with the body), the read-only fields of the body (a differing revision 412, any other difference 400, one message naming each), ' +
+  'the body (400 naming each field), the rules across classes (409).';
 
 const problem = {
   type: 'object',
@@ -106,10 +158,11 @@ export function openApiDocument(version: string): object {
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
       schemas: {
-        ClassCreate: input(classCreateSchema),
-        ClassReplace: input(classReplaceSchema),
+        ClassCreate: withReadOnlyFields(input(classCreateSchema), CLASS_IGNORED),
+        ClassReplace: withReadOnlyFields(input(classReplaceSchema), { ...CLASS_ASSIGNED, ...CLASS_IGNORED }),
         Class: classJson,
-        HostRegistration: input(hostRegistrationSchema),
+        ClassWritten: classWritten,
+        HostRegistration: withReadOnlyFields(input(hostRegistrationSchema), HOST_READ_ONLY),
         HostStatus: input(hostStatusSchema),
         TokenCreate: input(tokenCreateSchema),
         Token: token,
@@ -134,17 +187,31 @@ export function openApiDocument(version: string): object {
             ...errors(400, 401, 403),
           },
         },
-        post: { summary: 'Create a class', requestBody: { required: true, content: json(ref('ClassCreate')) }, responses: { 201: ok('created', ref('Class')), ...errors(400, 401, 403, 409, 413, 415, 507) } },
+        post: {
+          summary: 'Create a class',
+          description:
+            'The body may be a class as GET returns it with another name: `etag`, `createdAt`, `updatedAt` and `warnings` are ignored, but `id`, `revision` and `createdRevision` ' +
+            'are refused (400 saying to remove them: the API assigns them), and a name that exists is 409 saying how to change that class.',
+          requestBody: { required: true, content: json(ref('ClassCreate')) },
+          responses: { 201: ok('created', ref('ClassWritten')), ...errors(400, 401, 403, 409, 413, 415, 507) },
+        },
       },
       '/v1/classes/{name}': {
         parameters: [pathParam('name')],
         get: { summary: 'Get a class (ETag header)', responses: { 200: ok('the class', ref('Class')), ...errors(400, 401, 403, 404) } },
-        put: { summary: 'Replace a class', parameters: [ifMatch], requestBody: { required: true, content: json(ref('ClassReplace')) }, responses: { 200: ok('replaced', ref('Class')), ...errors(400, 401, 403, 404, 409, 412, 413, 415, 428, 507) } },
+        put: {
+          summary: 'Replace a class',
+          description: `The body may be the class as GET returns it, edited: see the read-only fields of ClassReplace. ${CHECK_ORDER}`,
+          parameters: [ifMatch],
+          requestBody: { required: true, content: json(ref('ClassReplace')) },
+          responses: { 200: ok('replaced', ref('ClassWritten')), ...errors(400, 401, 403, 404, 409, 412, 413, 415, 428, 507) },
+        },
         patch: {
           summary: 'Change fields of a class (JSON merge patch, RFC 7396)',
+          description: `The patch may carry read-only fields as PUT's body may. ${CHECK_ORDER}`,
           parameters: [ifMatch],
           requestBody: { required: true, content: { 'application/merge-patch+json': { schema: { type: 'object' } }, 'application/json': { schema: { type: 'object' } } } },
-          responses: { 200: ok('changed', ref('Class')), ...errors(400, 401, 403, 404, 409, 412, 413, 415, 428, 507) },
+          responses: { 200: ok('changed', ref('ClassWritten')), ...errors(400, 401, 403, 404, 409, 412, 413, 415, 428, 507) },
         },
         delete: { summary: 'Delete a class', parameters: [ifMatch], responses: { 204: ok('deleted'), ...errors(400, 401, 403, 404, 409, 412, 428, 507) } },
       },
@@ -166,7 +233,7 @@ export function openApiDocument(version: string): object {
       '/v1/hosts/{name}': {
         parameters: [pathParam('name')],
         get: { summary: 'Get a host', responses: { 200: ok('host'), ...errors(400, 401, 403, 404) } },
-        put: { summary: 'Register a host (agent token of that host, or admin)', requestBody: { required: true, content: json(ref('HostRegistration')) }, responses: { 200: ok('host'), ...errors(400, 401, 403, 413, 415, 507) } },
+        put: { summary: 'Register a host (agent token of that host, or admin); the body may be the host as GET returns it, see HostRegistration', requestBody: { required: true, content: json(ref('HostRegistration')) }, responses: { 200: ok('host'), ...errors(400, 401, 403, 413, 415, 507) } },
         delete: { summary: 'Forget a host', responses: { 204: ok('deleted'), ...errors(400, 401, 403, 404, 507) } },
       },
       '/v1/hosts/{name}/status': {

@@ -5,7 +5,7 @@ import { classNameSchema, classToJson, labelsSchema, type ClassRecord } from '..
 import { etagOf } from '../contract/revision.js';
 import { allow, actorOf, CLASS_READERS, EDITORS } from '../http/auth.js';
 import { parse, queryInteger } from '../http/validate.js';
-import type { ClassService } from '../services/classes.js';
+import type { ClassService, Written } from '../services/classes.js';
 import type { HostService } from '../services/hosts.js';
 
 const listQuery = z.strictObject({
@@ -31,6 +31,11 @@ function sendClass(res: Response, c: ClassRecord, status = 200): void {
   res.status(status).set('ETag', etagOf(c.revision)).json(classToJson(c));
 }
 
+/** A write's answer: the class, and the likely mistakes the API accepted in it (an empty list when none). */
+function sendWritten(res: Response, { record, warnings }: Written, status = 200): void {
+  res.status(status).set('ETag', etagOf(record.revision)).json({ ...classToJson(record), warnings });
+}
+
 const nameOf = (req: Request) => parse(classNameSchema, req.params.name, 'class name in the URL');
 
 export function createClassesRouter({ classes, hosts }: { classes: ClassService; hosts: HostService }): Router {
@@ -48,9 +53,9 @@ export function createClassesRouter({ classes, hosts }: { classes: ClassService;
   });
 
   router.post('/', allow(...EDITORS), async (req, res) => {
-    const c = await classes.create(req.body, actorOf(res));
-    res.location(`/v1/classes/${c.name}`);
-    sendClass(res, c, 201);
+    const written = await classes.create(req.body, actorOf(res));
+    res.location(`/v1/classes/${written.record.name}`);
+    sendWritten(res, written, 201);
   });
 
   router.get('/:name', allow(...CLASS_READERS), async (req, res) => {
@@ -58,11 +63,11 @@ export function createClassesRouter({ classes, hosts }: { classes: ClassService;
   });
 
   router.put('/:name', allow(...EDITORS), async (req, res) => {
-    sendClass(res, await classes.replace(nameOf(req), req.body, req.get('if-match'), actorOf(res)));
+    sendWritten(res, await classes.replace(nameOf(req), req.body, req.get('if-match'), actorOf(res)));
   });
 
   router.patch('/:name', allow(...EDITORS), async (req, res) => {
-    sendClass(res, await classes.patch(nameOf(req), req.body, req.get('if-match'), actorOf(res)));
+    sendWritten(res, await classes.patch(nameOf(req), req.body, req.get('if-match'), actorOf(res)));
   });
 
   router.delete('/:name', allow(...EDITORS), async (req, res) => {

@@ -11,7 +11,10 @@ import {
   type ClassRecord,
   type ClassSpec,
 } from '../contract/class.js';
+import { ASSIGNED_FIELDS, isRevision, readOnlyDifferences, splitReadOnly, type ReadOnlySplit } from '../contract/class-read-only.js';
+import { classWarnings } from '../contract/class-warnings.js';
 import { checkClass, type ClassIndex } from '../contract/consistency.js';
+import type { FieldError } from '../contract/problem.js';
 import { etagOf, parseIfMatch } from '../contract/revision.js';
 import { Conflict, InvalidInput, NotFound, PreconditionFailed, PreconditionRequired } from '../errors.js';
 import { parse } from '../http/validate.js';
@@ -23,6 +26,12 @@ export interface ClassListQuery {
   /** Page after this class name (names sort in byte order). */
   after?: string;
   limit: number;
+}
+
+/** A class as written, and what the API warns about it (likely mistakes it accepted). */
+export interface Written {
+  record: ClassRecord;
+  warnings: FieldError[];
 }
 
 export class ClassService {
@@ -45,46 +54,60 @@ export class ClassService {
     return c;
   }
 
-  async create(body: unknown, actor: string): Promise<ClassRecord> {
-    const input = parse(classCreateSchema, body);
+  async create(body: unknown, actor: string): Promise<Written> {
+    const { spec: fields, assigned } = splitReadOnly(body);
+    const input = parse(classCreateSchema, fields);
     const spec = toSpec(input.name, input);
+    const carried = Object.keys(assigned);
+    let warnings: FieldError[] = [];
     const { record } = await this.store.writeClass(spec.name, actor, (current, all) => {
-      if (current) throw new Conflict(`class "${spec.name}" already exists (id ${current.id}); change it with PUT or PATCH and If-Match: ${etagOf(current.revision)}`, [{ path: '/name', message: 'already exists' }], [spec.name]);
+      if (current) {
+        const hint = carried.length > 0 ? `; the body is a class's GET representation: to change ${spec.name}, PUT it to /v1/classes/${spec.name}` : '';
+        throw new Conflict(`class "${spec.name}" already exists (id ${current.id}); change it with PUT or PATCH and If-Match: ${etagOf(current.revision)}${hint}`, [{ path: '/name', message: 'already exists' }], [spec.name]);
+      }
+      if (carried.length > 0) throw assignedOnCreate(spec.name, assigned);
+      warnings = classWarnings(fields, spec, false);
       return checked(spec, all);
     });
-    return record!;
+    return { record: record!, warnings };
   }
 
-  async replace(name: string, body: unknown, ifMatch: string | undefined, actor: string): Promise<ClassRecord> {
+  /**
+   * PUT: the whole spec. The precondition is checked before anything in the body, so a stale
+   * If-Match is 412 whatever else is wrong with it; then the body's read-only fields against the
+   * class as it is, then the body itself, then the rules across classes.
+   */
+  async replace(name: string, body: unknown, ifMatch: string | undefined, actor: string): Promise<Written> {
     requireIfMatch(ifMatch);
-    const input = parse(classReplaceSchema, body);
-    if (input.name !== undefined && input.name !== name) {
-      throw new InvalidInput(`the body names class "${input.name}" but the URL names "${name}"; a class cannot be renamed`, [{ path: '/name', message: 'must equal the name in the URL' }]);
-    }
-    const spec = toSpec(name, input);
-    const { record } = await this.store.writeClass(name, actor, (current, all) => {
-      matchPrecondition(name, current, ifMatch);
-      return checked(spec, all);
-    });
-    return record!;
-  }
-
-  /** JSON merge patch (RFC 7396) onto the class's spec in input form, then validated as a whole. */
-  async patch(name: string, body: unknown, ifMatch: string | undefined, actor: string): Promise<ClassRecord> {
-    requireIfMatch(ifMatch);
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-      throw new InvalidInput('a PATCH body is a JSON object (RFC 7396 merge patch)', [{ path: '', message: 'expected an object' }]);
-    }
+    let warnings: FieldError[] = [];
     const { record } = await this.store.writeClass(name, actor, (current, all) => {
       const base = matchPrecondition(name, current, ifMatch);
-      const merged = mergePatch(specToInput(base), body) as Record<string, unknown>;
-      const input = parse(classReplaceSchema, merged, 'class after the patch');
-      if (input.name !== undefined && input.name !== name) {
-        throw new InvalidInput('a class cannot be renamed', [{ path: '/name', message: 'must equal the name in the URL' }]);
-      }
-      return checked(toSpec(name, input), all);
+      const { spec: fields, assigned } = splitReadOnly(body);
+      checkReadOnly(body, assigned, base);
+      const spec = toSpec(name, parse(classReplaceSchema, fields));
+      warnings = classWarnings(fields, spec, hasChildren(all, name));
+      return checked(spec, all);
     });
-    return record!;
+    return { record: record!, warnings };
+  }
+
+  /** JSON merge patch (RFC 7396) onto the class's spec in input form, then validated as a whole; checks in the order PUT does. */
+  async patch(name: string, body: unknown, ifMatch: string | undefined, actor: string): Promise<Written> {
+    requireIfMatch(ifMatch);
+    let warnings: FieldError[] = [];
+    const { record } = await this.store.writeClass(name, actor, (current, all) => {
+      const base = matchPrecondition(name, current, ifMatch);
+      if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+        throw new InvalidInput('a PATCH body is a JSON object (RFC 7396 merge patch)', [{ path: '', message: 'expected an object' }]);
+      }
+      const { spec: patch, assigned } = splitReadOnly(body);
+      checkReadOnly(body, assigned, base);
+      const merged = mergePatch(specToInput(base), patch) as Record<string, unknown>;
+      const spec = toSpec(name, parse(classReplaceSchema, merged, 'class after the patch'));
+      warnings = classWarnings(merged, spec, hasChildren(all, name));
+      return checked(spec, all);
+    });
+    return { record: record!, warnings };
   }
 
   async remove(name: string, ifMatch: string | undefined, actor: string): Promise<void> {
@@ -110,10 +133,49 @@ function requireIfMatch(ifMatch: string | undefined): asserts ifMatch is string 
 function matchPrecondition(name: string, current: ClassRecord | undefined, ifMatch: string): ClassRecord {
   if (!current) throw new PreconditionFailed(`class "${name}" does not exist (it may have been deleted since you read it)`);
   const m = parseIfMatch(ifMatch);
-  if (!m.any && !m.revisions.includes(current.revision)) {
-    throw new PreconditionFailed(`class "${name}" changed: its ETag is now "${current.revision}", not ${ifMatch}; GET it again and retry`);
-  }
+  if (!m.any && !m.revisions.includes(current.revision)) throw new PreconditionFailed(changedSince(current, ifMatch));
   return current;
+}
+
+/** The one message for a stale edit, whether the If-Match header or the body's revision says what was read. */
+function changedSince(current: ClassRecord, read: string, where = ''): string {
+  return `class "${current.name}" changed: its ETag is now ${etagOf(current.revision)}, not ${read}${where}; GET it again and retry`;
+}
+
+/**
+ * The body's read-only fields against the class as it is (api/contract/class-read-only.ts): a
+ * revision alone that differs is a stale edit (412, as a stale If-Match); any other difference
+ * is a 400 that names every differing field with what was sent and what it is.
+ */
+function checkReadOnly(body: unknown, assigned: ReadOnlySplit['assigned'], current: ClassRecord): void {
+  const differ = readOnlyDifferences(body, assigned, current);
+  if (differ.length === 0) return;
+  const [only] = differ;
+  if (differ.length === 1 && only!.field === 'revision' && isRevision(only!.sent)) {
+    throw new PreconditionFailed(changedSince(current, etagOf(only!.sent), ' (the revision in the body)'));
+  }
+  const listed = differ.map((d) => `${d.field} (sent ${JSON.stringify(d.sent) ?? String(d.sent)}, is ${JSON.stringify(d.is)})`).join(', ');
+  const renamed = differ.some((d) => d.field === 'name') ? '; a class cannot be renamed (create the other name with POST)' : '';
+  throw new InvalidInput(
+    `read-only fields differ from the current class "${current.name}": ${listed}; remove them or send the values GET /v1/classes/${current.name} returns${renamed}`,
+    differ.map((d) => ({ path: `/${d.field}`, message: d.field === 'name' ? 'must equal the name in the URL' : `read-only: sent ${JSON.stringify(d.sent) ?? String(d.sent)}, is ${d.is}` })),
+  );
+}
+
+/** A create that carries a class's id, revision or createdRevision: the API assigns them, so say how to create from such a body. */
+function assignedOnCreate(name: string, assigned: ReadOnlySplit['assigned']): InvalidInput {
+  const fields = ASSIGNED_FIELDS.filter((f) => f in assigned);
+  const from = 'id' in assigned ? ` (id ${JSON.stringify(assigned.id) ?? String(assigned.id)})` : '';
+  return new InvalidInput(
+    `the body carries ${fields.join(', ')}, which the API assigns: it looks like the GET representation of another class${from}. ` +
+      `A new class gets a new id; remove ${fields.join(', ')} to create "${name}" from it`,
+    fields.map((f) => ({ path: `/${f}`, message: 'assigned by the API; a create cannot set it' })),
+  );
+}
+
+function hasChildren(all: ClassIndex, name: string): boolean {
+  for (const _ of all.childrenOf(name)) return true;
+  return false;
 }
 
 /** Returns the spec if the set with it in place breaks no cross-class rule; throws a 409 naming the classes otherwise. */

@@ -1,7 +1,7 @@
 /** Hosts: agents register and heartbeat; readers see who is stale. */
 import type { HostJson, HostRecord } from '../contract/host.js';
-import { hostRegistrationSchema, hostStatusSchema } from '../contract/host.js';
-import { Forbidden, NotFound } from '../errors.js';
+import { hostRegistrationSchema, hostStatusSchema, splitHostBody } from '../contract/host.js';
+import { Forbidden, InvalidInput, NotFound } from '../errors.js';
 import type { Principal } from '../http/auth.js';
 import { parse } from '../http/validate.js';
 import type { Store } from '../store/store.js';
@@ -15,7 +15,13 @@ export class HostService {
 
   async register(name: string, body: unknown, who: Principal): Promise<HostJson> {
     mayWrite(name, who);
-    const input = parse(hostRegistrationSchema, body);
+    const { registration, name: sent } = splitHostBody(body);
+    if (sent !== undefined && sent !== name) {
+      throw new InvalidInput(`read-only fields differ from host "${name}": name (sent ${JSON.stringify(sent)}, is "${name}"); remove it or send the name in the URL (a host cannot be renamed)`, [
+        { path: '/name', message: 'must equal the name in the URL' },
+      ]);
+    }
+    const input = parse(hostRegistrationSchema, registration);
     return this.withStale(await this.store.registerHost(name, input.labels, input.agentVersion ?? null));
   }
 

@@ -10,7 +10,9 @@ import ipaddr from 'ipaddr.js';
 import { LineCounter, isMap, isPair, isScalar, isSeq, parseDocument, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
 import { toSpec, selectsHost, type ClassSpec } from '../../api/contract/class.js';
+import { burstWarning, rateUnitWarnings } from '../../api/contract/class-warnings.js';
 import { checkClassSet } from '../../api/contract/consistency.js';
+import { bytesRateWarning } from '../../api/contract/units.js';
 import type { EdtClassConfig } from '../../shaper-bpf/src/edt.js';
 import type { DropTailConfig } from '../net/port.js';
 import type { SharedBufferConfig } from '../net/shared-buffer.js';
@@ -29,9 +31,14 @@ export interface ScenarioIssue {
   message: string;
 }
 
+/** One issue as editors read it: file:line:col, then the field and what is wrong with it. */
+export function issueText(file: string, i: ScenarioIssue): string {
+  return `${file}:${i.line}:${i.col}: ${pathText(i.path)}: ${i.message}`;
+}
+
 export class ScenarioError extends Error {
   constructor(readonly file: string, readonly issues: ScenarioIssue[]) {
-    super(issues.map((i) => `${file}:${i.line}:${i.col}: ${pathText(i.path)}: ${i.message}`).join('\n'));
+    super(issues.map((i) => issueText(file, i)).join('\n'));
     this.name = 'ScenarioError';
   }
 }
@@ -119,6 +126,8 @@ export interface Scenario {
   hosts: SimHost[];
   classes: SimClass[];
   workloads: SimWorkload[];
+  /** Likely mistakes the scenario runs with anyway (a rate in a bytes unit spelled like bits…); `pacer sim run` prints them. */
+  warnings: ScenarioIssue[];
 }
 
 const DEFAULT_BIN_NS = 100_000_000;
@@ -137,12 +146,41 @@ export function loadScenario(text: string, file = '<scenario>'): Scenario {
     throw new ScenarioError(file, doc.errors.map((e) => ({ path: [], ...at(e.pos[0]), message: e.message.split('\n')[0]! })));
   }
   const issue = (path: Path, message: string, key?: string): ScenarioIssue => ({ path: key ? [...path, key] : path, ...at(locate(doc, path, key)), message });
-  const parsed = scenarioSchema.safeParse(doc.toJS({ maxAliasCount: 100 }), { reportInput: true });
+  const raw: unknown = doc.toJS({ maxAliasCount: 100 });
+  const parsed = scenarioSchema.safeParse(raw, { reportInput: true });
   if (!parsed.success) throw new ScenarioError(file, parsed.error.issues.flatMap((i) => zodIssues(i, issue)));
   const problems: ScenarioIssue[] = [];
   const scenario = resolve(parsed.data, basename(file, extname(file)), scenarioDir(file), (path, message) => problems.push(issue(path, message)));
   if (problems.length > 0) throw new ScenarioError(file, problems);
+  scenario.warnings = warnings(raw as RawScenario, scenario.classes).map(([path, message]) => issue(path, message));
   return scenario;
+}
+
+/** The scenario as written (it has passed the schema, so these fields have these shapes where present). */
+interface RawScenario {
+  topology: { hosts: Record<string, { link: { rate: unknown } }> };
+  classes?: unknown[];
+  workloads: Array<{ onoff?: { rate: unknown } }>;
+}
+
+/**
+ * The API's warnings about a class (api/contract/class-warnings.ts), for the scenario's rates as
+ * typed and its classes' bursts. A class without a selector is not warned about: a workload may
+ * name its class outright.
+ */
+function warnings(raw: RawScenario, classes: SimClass[]): Array<[Path, string]> {
+  const out: Array<[Path, string]> = [];
+  const rate = (path: Path, value: unknown) => {
+    const message = typeof value === 'string' ? bytesRateWarning('rate', value) : undefined;
+    if (message) out.push([path, message]);
+  };
+  for (const [name, h] of Object.entries(raw.topology.hosts)) rate(['topology', 'hosts', name, 'link', 'rate'], h.link.rate);
+  raw.workloads.forEach((w, i) => w.onoff && rate(['workloads', i, 'onoff', 'rate'], w.onoff.rate));
+  (raw.classes ?? []).forEach((c, i) => {
+    const found = [...rateUnitWarnings(c), burstWarning(classes[i]!.spec)];
+    for (const w of found) if (w) out.push([['classes', i, w.path.slice(1)], w.message]);
+  });
+  return out;
 }
 
 function zodIssues(i: z.core.$ZodIssue, issue: (path: Path, message: string, key?: string) => ScenarioIssue): ScenarioIssue[] {
@@ -259,6 +297,7 @@ function resolve(input: ScenarioInput, name: string, dir: string, report: Report
     hosts: hosts.list,
     classes,
     workloads,
+    warnings: [],
   };
 }
 

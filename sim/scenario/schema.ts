@@ -10,6 +10,7 @@
  */
 import { z } from 'zod';
 import { classCreateSchema, labelsSchema, canonicalCidr, matchInputSchema } from '../../api/contract/class.js';
+import { splitReadOnly } from '../../api/contract/class-read-only.js';
 import { UnitError, parseDuration, parseRate, parseSize } from '../../api/contract/units.js';
 
 /** A tc-style quantity parsed by one of the API's unit parsers; UnitError becomes a field error. */
@@ -214,15 +215,11 @@ const workload = z.strictObject({ bulk: bulk.optional(), incast: incast.optional
   if (WORKLOAD_KINDS.filter((k) => w[k] !== undefined).length !== 1) ctx.addIssue({ code: 'custom', message: `a workload is exactly one of ${WORKLOAD_KINDS.join(', ')}` });
 });
 
-/** Fields `pacer class get --json` adds that are the API's, not the planner's: dropped before validation. */
-export const READ_ONLY_CLASS_FIELDS = ['id', 'revision', 'etag', 'createdRevision', 'createdAt', 'updatedAt'] as const;
-
-const apiClass = z.preprocess((v) => {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
-  const copy: Record<string, unknown> = { ...(v as Record<string, unknown>) };
-  for (const k of READ_ONLY_CLASS_FIELDS) delete copy[k];
-  return copy;
-}, classCreateSchema);
+/**
+ * Fields `pacer class get --json` adds that are the API's, not the planner's (id, revision, etag,
+ * timestamps…): dropped before validation, so a class pasted from the API runs as it is.
+ */
+const apiClass = z.preprocess((v) => splitReadOnly(v).spec, classCreateSchema);
 
 export const scenarioSchema = z.strictObject({
   description: z.string().optional(),
