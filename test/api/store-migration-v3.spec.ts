@@ -12,9 +12,9 @@ import { startTestApi, request, type TestApi } from '../support/api-server.js';
 
 const FIXTURE = join(process.cwd(), 'test/fixtures/store-v2');
 /** Secrets of the fixture's tokens (test/fixtures/store-v2/README.md). */
-const VIEWER = 'pacer_D9ndEt8PIc3wnE2aS6wn4fgcjnvUyJZY1BRoFaDSmPk';
-const AGENT = 'pacer_Ue3UW7oZQndkr3e09Fjt6KPbVM5uzAYn2TUB87A09SI';
-const REVOKED = 'pacer_vk5Fv1pqHbp1xq2LeRH-c4PQweTuN1JZ2qwOlTFwkEs';
+const VIEWER = 'pacer_aV3ERMSeV_PMhbtNjDXW4F19jElPT2suFhTwuDDXato';
+const AGENT = 'pacer_ZYSRBg4Ppvc0Y8WaGN04gBCBtFhRDfgXQwMI4eRaHOk';
+const REVOKED = 'pacer_vxVkSmMl3X4tUKBuEWpUniXWC4MFehYnBPtZMggOlOc';
 
 function inspect(dbFile: string): { version: number; columns: string[] } {
   const db = new Database(dbFile, { readonly: true });
