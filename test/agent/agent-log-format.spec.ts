@@ -9,19 +9,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { CLI, killed, startAgentChild, until, type AgentChild } from '../support/agent-processes.js';
+import { CLI, isJsonLine as isJson, killed, startAgentChild, until, type AgentChild } from '../support/agent-processes.js';
 import { makePinDir, removePinDir } from '../support/bpffs.js';
 import { useTestNetns } from '../support/netns.js';
 
 const IFACE = 'lf0';
-
-const isJson = (line: string) => {
-  try {
-    return typeof JSON.parse(line) === 'object';
-  } catch {
-    return false;
-  }
-};
 
 describe('the agent\'s log format (real agent, veth in test namespaces)', function () {
   this.timeout(120_000);

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ADMIN_TOKEN } from '../support/api-server.js';
-import { freePort, killed, startApiChild } from '../support/agent-processes.js';
+import { freePort, isJsonLine as isJson, killed, startApiChild } from '../support/agent-processes.js';
 
 const LOGGER = join(process.cwd(), 'dist/api/cli/logger.js');
 /** Logs one message, then prints whether pino-pretty was loaded. */
@@ -28,19 +28,12 @@ function logged(format: string | undefined, tty: boolean): { log: string; pretty
     : spawnSync(node[0]!, node.slice(1), { encoding: 'utf8' });
   if (r.error) throw new Error(`${tty ? 'script (util-linux, for a pseudo-terminal)' : 'node'}: ${r.error.message}`);
   assert.equal(r.status, 0, r.stderr);
+  // pino may write its line after the program's own (its JSON destination flushes on exit).
   const lines = r.stdout.replace(/\r/g, '').trimEnd().split('\n');
-  const last = lines.pop()!;
-  assert.match(last, /^pino-pretty loaded: (true|false)$/);
-  return { log: lines.join('\n'), prettyLoaded: last.endsWith('true') };
+  const loaded = lines.filter((l) => /^pino-pretty loaded: (true|false)$/.test(l));
+  assert.equal(loaded.length, 1, r.stdout);
+  return { log: lines.filter((l) => l !== loaded[0]).join('\n'), prettyLoaded: loaded[0]!.endsWith('true') };
 }
-
-const isJson = (line: string) => {
-  try {
-    return typeof JSON.parse(line) === 'object';
-  } catch {
-    return false;
-  }
-};
 
 describe('agent and API logs: JSON for machines, pretty for a person at a terminal', function () {
   this.timeout(60_000);
