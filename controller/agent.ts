@@ -33,6 +33,7 @@ import { desiredState, type ClassError, type Inventory } from './desired/desired
 import { mergeTcpStates } from './desired/tcp-merge.js';
 import { Reconciler, type ReconcileResult } from './reconciler/reconciler.js';
 import { removeTemporaries } from './reconciler/snapshot.js';
+import { interfaceSnapshotFile, readSnapshotNames } from './reconciler/snapshot-names.js';
 import { shaperDesired$ } from './borrowing/shaper-desired.js';
 import { Borrower } from './borrowing/borrower.js';
 import { InfluxSink } from './metrics/influx-sink.js';
@@ -88,8 +89,10 @@ export class Agent {
   private unpacedErrors: ClassError[] = [];
   /** Route tuning (rto_min route metrics), when enabled: how its last apply went. */
   private routes?: { lastError: string | null };
-  /** class id → name, from the API's latest classes: names the kernel's per-class TCP errors. */
+  /** class id → name, from the API's latest classes: names the kernel's per-class TCP errors and the metrics. */
   private classNames = new Map<number, string>();
+  /** class id → name from the interfaces' snapshots at start: names the metrics while the API does not answer. */
+  private snapshotNames = new Map<number, string>();
   private heartbeats?: Heartbeat;
   /** Every reconciler started, for stop(): their snapshot writes are finished and their temporary files removed. */
   private readonly reconcilers: Reconciler<unknown>[] = [];
@@ -145,9 +148,10 @@ export class Agent {
     // (re)subscribes, so recomputing an interface's state after a mode change asks the API nothing.
     const budgets$ = new ReplaySubject<Budgets>(1);
     for (const st of this.ifaces) {
+      for (const [id, name] of readSnapshotNames(s.stateDir, st.installed.iface).names ?? []) this.snapshotNames.set(id, name);
       const reconciler = new Reconciler<ShaperState>({
         apply: (state) => st.installed.datapath.apply(state),
-        snapshotFile: join(s.stateDir, `${st.installed.iface}.last-known-good.json`),
+        snapshotFile: interfaceSnapshotFile(s.stateDir, st.installed.iface),
         startFromSnapshot: !st.installed.pinsFound,
         onUnreadableSnapshot: (message) => this.log.error({ iface: st.installed.iface }, message),
         resyncMs: s.resyncMs,
@@ -196,12 +200,17 @@ export class Agent {
         url: s.influx,
         host: s.host,
         sources: () => this.ifaces.map((i) => ({ iface: i.installed.iface, mode: i.mode, datapath: i.installed.datapath })),
-        className: (id) => this.classNames.get(id),
+        className: (id) => this.className(id),
         histograms: this.delayHistograms,
         log: this.log,
       });
       this.influx.start();
     }
+  }
+
+  /** A class's name for the metrics: the API's, else the snapshot's (ids are never reused, names never change). */
+  private className(id: number): string | undefined {
+    return this.classNames.get(id) ?? this.snapshotNames.get(id);
   }
 
   /** The InfluxDB sink, when --influx is set. */
@@ -572,6 +581,7 @@ export class Agent {
       sources: () => this.ifaces.map((i) => ({ iface: i.installed.iface, mode: i.mode, datapath: i.installed.datapath, attachment: { state: attachmentState(i.attachment ?? { lapses: 0 }, Date.now()), lapses: i.attachment?.lapses ?? 0, pinsRecreated: i.pinsRecreated ?? 0 } })),
       appliedRevision: () => this.status().appliedRevision,
       api: () => this.api.connection(),
+      className: (id) => this.className(id),
       histograms: this.delayHistograms,
     });
     this.metricsServer = createServer(async (req, res) => {

@@ -15,6 +15,8 @@ import { configModule, LOGGER, type Logger } from './config/module.js';
 import { signalled, stopWithin } from './shutdown.js';
 import { kernelDatapathModule } from './datapath/module.js';
 import { resolveAgentConfig } from './config/config.js';
+import { DEFAULT_STATE_DIR } from './reconciler/snapshot-names.js';
+import { createLogger, LOG_FORMAT_HELP } from '../api/cli/logger.js';
 import { KernelInstaller } from './datapath/installer.js';
 import { TCP_PIN_DIR, uninstallTcp } from './datapath/tcp-tuner.js';
 import { KernelRouteTuner } from './datapath/route-tuner.js';
@@ -26,7 +28,9 @@ const millis = (v: string) => Math.round(parseDuration(v) / 1e6);
 
 export function buildContainer(flags: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): Container {
   const container = new Container();
-  container.load(configModule(resolveAgentConfig(flags, env)), apiClientModule, kernelDatapathModule, agentModule);
+  const config = resolveAgentConfig(flags, env);
+  const { logLevel, logFormat } = config.settings;
+  container.load(configModule(config, createLogger({ level: logLevel }, logFormat)), apiClientModule, kernelDatapathModule, agentModule);
   return container;
 }
 
@@ -50,6 +54,7 @@ export function agentCommand(): Command {
     .option('--qdisc-check <duration>', 'how often each interface is checked: pacer\'s tc program still attached (re-attached if not: docs/agent.md "Lapses"), and fq at the root (without fq the interface polices, with fq back it shapes again); 0s checks only at start (env PACER_QDISC_CHECK_MS, in ms; default 1s)', millis)
     .option('--route-tuning <on|off>', 'TCP rto_min of classes selected by destination prefix as a route metric on pacer\'s own routes (proto 112) in the interfaces\' network namespace (env PACER_ROUTE_TUNING; default on)')
     .option('--backoff-max <duration>', 'longest wait between attempts to reach the API, e.g. 30s (default 30s)', millis)
+    .option('--log-format <json|pretty>', `log format: ${LOG_FORMAT_HELP} (env PACER_LOG_FORMAT)`)
     .option('--config <file>', 'JSON or YAML file with any of these settings (camelCase keys; env PACER_CONFIG)')
     .action(async (opts: Record<string, unknown>) => {
       // Durations come in as flags with units; the settings hold them in milliseconds.
@@ -81,12 +86,12 @@ export function agentCommand(): Command {
       const defined = Object.fromEntries(Object.entries(local).filter(([, v]) => v !== undefined));
       const opts = { ...command.parent?.opts(), ...defined } as { iface?: string[]; stateDir?: string; netns?: string; pinBase?: string };
       if (!opts.iface?.length) throw new Error('agent teardown: --iface is required');
-      const installer = new KernelInstaller({ stateDir: opts.stateDir ?? '/var/lib/pacer', netns: opts.netns, pinBase: opts.pinBase });
+      const installer = new KernelInstaller({ stateDir: opts.stateDir ?? DEFAULT_STATE_DIR, netns: opts.netns, pinBase: opts.pinBase });
       const removed: string[] = [];
       for (const iface of opts.iface) removed.push(...(await installer.uninstall(iface)));
       // TCP tuning is host-wide: its pinned sock_ops link and maps go too.
       const pinBase = opts.pinBase ?? PIN_BASE;
-      const tcp = uninstallTcp(pinBase, opts.stateDir ?? '/var/lib/pacer');
+      const tcp = uninstallTcp(pinBase, opts.stateDir ?? DEFAULT_STATE_DIR);
       if (tcp.pins) removed.push(`TCP tuning: the sock_ops link and its maps under ${join(pinBase, TCP_PIN_DIR)}`);
       if (tcp.unmounted) removed.push(`the cgroup v2 mount at ${tcp.unmounted} (the agent made it for sock_ops)`);
       // pacer's rto_min routes (proto 112) in the interfaces' network namespace.

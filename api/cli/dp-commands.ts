@@ -6,8 +6,8 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Command } from 'commander';
-import { formatDuration, formatRate } from '../contract/units.js';
+import { Command, Option } from 'commander';
+import { formatRate } from '../contract/units.js';
 import { EgressObject, PinsMissingError } from '../../shaper-bpf/src/egress.js';
 import { Datapath, delayQuantile, SETTINGS_POLICING, type DelayHistogram, type ShaperState } from '../../shaper-bpf/src/datapath.js';
 import { PIN_BASE, POLICING_DETAIL } from '../../shaper-bpf/src/interface.js';
@@ -15,13 +15,15 @@ import { requireBpffs } from '../../shaper-bpf/src/bpffs.js';
 import type { ClassStats } from '../../shaper-bpf/src/layout.js';
 import { readPacedSockets } from '../../shaper-bpf/src/sockops.js';
 import { TCP_PIN_DIR } from '../../controller/datapath/tcp-tuner.js';
+import { DEFAULT_STATE_DIR, readSnapshotNames } from '../../controller/reconciler/snapshot-names.js';
 import { CliError } from './client.js';
-import { NONE, out, printJson, run, table } from './output.js';
+import { NONE, humanDuration, out, printJson, run, table } from './output.js';
 
 interface DpOptions {
   iface?: string;
   json?: boolean;
   pinBase: string;
+  stateDir: string;
 }
 
 interface InterfaceView {
@@ -33,6 +35,10 @@ interface InterfaceView {
   delays: Map<number, DelayHistogram>;
   /** class id → TCP sockets sock_ops caps that are sending now; undefined when sock_ops is not installed. */
   pacedSockets?: Map<number, number>;
+  /** class id → name, from the agent's snapshot (the maps hold ids only); undefined without a readable snapshot. */
+  names?: ReadonlyMap<number, string>;
+  /** Why some or all names are unknown, for one line on stderr. */
+  namesNote?: string;
 }
 
 /** Interfaces with pacer's pins. Reading never creates pins: a directory without them is skipped. */
@@ -60,7 +66,8 @@ function read(o: DpOptions): InterfaceView[] {
       const dp = new Datapath(egress);
       const state = dp.read();
       const mode = state.settings.flags & SETTINGS_POLICING ? POLICING_DETAIL : 'shaping';
-      return { iface, mode, state, stats: dp.stats(), delays: dp.delayHistograms(), pacedSockets };
+      const { names, note } = readSnapshotNames(o.stateDir, iface);
+      return { iface, mode, state, stats: dp.stats(), delays: dp.delayHistograms(), pacedSockets, names, namesNote: note };
     } finally {
       egress.close();
     }
@@ -77,25 +84,42 @@ function selectorsOf(state: ShaperState, id: number): string {
   return list.length === 0 ? NONE : list.length > 3 ? `${list.slice(0, 3).join(', ')} +${list.length - 3} more` : list.join(', ');
 }
 
-const meanDelay = (s: ClassStats) => (s.delayed === 0 ? NONE : formatDuration(Math.round(s.delay_ns / s.delayed)));
-
-/** 3 significant digits, rounded up: a bucket's upper bound must not print below itself. */
-function ceil3(ns: number): string {
-  const [unit, scale] = ns < 1e3 ? ['ns', 1] : ns < 1e6 ? ['us', 1e3] : ns < 1e9 ? ['ms', 1e6] : ['s', 1e9];
-  const v = ns / (scale as number);
-  const step = 10 ** (Math.floor(Math.log10(v)) - 2);
-  return `${Number((Math.ceil(v / step - 1e-9) * step).toPrecision(3))}${unit}`;
-}
+const meanDelay = (s: ClassStats) => (s.delayed === 0 ? NONE : humanDuration(s.delay_ns / s.delayed));
 
 /**
- * A delay quantile as the bound of its histogram bucket (delay-hist.ts): "<230us" means the
- * quantile is below 230 µs and within 19.1% of it; "<1.03us" includes packets not delayed;
- * ">=17.2s" is the overflow bucket.
+ * A delay quantile as the bound of its histogram bucket (delay-hist.ts), rounded up so that a bound
+ * never prints below itself: "<230µs" means the quantile is below 230 µs and within 19.1% of it;
+ * "<1.03µs" includes packets not delayed; ">=17.2s" is the overflow bucket.
  */
 export function formatQuantile(h: DelayHistogram | undefined, q: number): string {
   const bound = h && delayQuantile(h, q);
   if (bound === undefined) return NONE;
-  return bound === Infinity ? `>=${ceil3(h!.buckets[h!.buckets.length - 1]!.lowerNs)}` : `<${ceil3(bound)}`;
+  return bound === Infinity ? `>=${humanDuration(h!.buckets[h!.buckets.length - 1]!.lowerNs, 'up')}` : `<${humanDuration(bound, 'up')}`;
+}
+
+/** The NAME cell: only when some interface's names are known (else the table shows ids only). */
+const nameColumn = (views: InterfaceView[]) => views.some((v) => v.names !== undefined);
+const nameOf = (v: InterfaceView, id: number) => v.names?.get(id) ?? NONE;
+
+/** Names as JSON: id → name, or null without a readable snapshot. */
+const namesJson = (v: InterfaceView) => (v.names === undefined ? null : Object.fromEntries(v.names));
+
+/** One line per interface whose class names are not all known, saying where they come from. */
+function noteUnknownNames(views: InterfaceView[]): void {
+  for (const v of views) {
+    if (v.namesNote === undefined || v.state.classes.size === 0) continue;
+    const hint = v.names === undefined ? "; names come from the agent's snapshots: pass its --state-dir as --state-dir" : '';
+    process.stderr.write(`${v.iface}: class names unknown: ${v.namesNote}${hint}\n`);
+  }
+}
+
+/** A table of one row per class of each interface: IFACE, CLASS-ID, NAME (when known), then `rest`. */
+function classTable(views: InterfaceView[], head: string[], ids: (v: InterfaceView) => Iterable<number>, rest: (v: InterfaceView, id: number) => Array<string | number>): string {
+  const named = nameColumn(views);
+  return table(
+    ['IFACE', 'CLASS-ID', ...(named ? ['NAME'] : []), ...head],
+    views.flatMap((v) => [...ids(v)].map((id) => [v.iface, id, ...(named ? [nameOf(v, id)] : []), ...rest(v, id)])),
+  );
 }
 
 /** JSON of a histogram: total, p50/p99 as bucket upper bounds in ns (null: overflow), and the non-empty buckets. */
@@ -113,13 +137,15 @@ function withGlobal(cmd: Command): Command {
   return cmd
     .option('--iface <name>', 'only this interface')
     .option('--json', 'print JSON')
-    .option('--pin-base <dir>', 'where pacer pins its maps', PIN_BASE);
+    .option('--pin-base <dir>', 'where pacer pins its maps', PIN_BASE)
+    .addOption(new Option('--state-dir <dir>', "the agent's --state-dir: class names come from its snapshots (the maps hold ids only)").env('PACER_STATE_DIR').default(DEFAULT_STATE_DIR));
 }
 
 const jsonReady = (v: InterfaceView) => ({
   iface: v.iface,
   mode: v.mode,
   classes: Object.fromEntries(v.state.classes),
+  classNames: namesJson(v),
   marks: Object.fromEntries(v.state.marks),
   cgroups: Object.fromEntries([...v.state.cgroups].map(([k, c]) => [String(k), c])),
   dst4: Object.fromEntries(v.state.dst4),
@@ -178,23 +204,25 @@ export function dpCommand(): Command {
       const views = read(o);
       if (o.json) return printJson(views.map(jsonReady));
       out(
-        table(
-          ['IFACE', 'CLASS-ID', 'RATE', 'BURST', 'HORIZON', 'ECN', 'PARENT', 'SELECTORS', 'TCP-PACED'],
-          views.flatMap((v) =>
-            [...v.state.classes].map(([id, c]) => [
-              v.iface,
-              id,
+        classTable(
+          views,
+          ['RATE', 'BURST', 'HORIZON', 'ECN', 'PARENT', 'SELECTORS', 'TCP-PACED'],
+          (v) => v.state.classes.keys(),
+          (v, id) => {
+            const c = v.state.classes.get(id)!;
+            return [
               formatRate(c.rate_bps),
-              formatDuration(c.burst_ns),
-              formatDuration(c.horizon_ns),
-              c.ecn_ns === 0 ? NONE : formatDuration(c.ecn_ns),
+              humanDuration(c.burst_ns),
+              humanDuration(c.horizon_ns),
+              c.ecn_ns === 0 ? NONE : humanDuration(c.ecn_ns),
               c.parent_id === 0 ? NONE : c.parent_id,
               selectorsOf(v.state, id),
               pacedColumn(v, id),
-            ]),
-          ),
+            ];
+          },
         ),
       );
+      noteUnknownNames(views);
       for (const v of views) for (const n of unpacedNotes(v)) process.stderr.write(`warning: ${n.text}\n`);
     }),
   );
@@ -207,6 +235,7 @@ export function dpCommand(): Command {
           views.map((v) => ({
             iface: v.iface,
             mode: v.mode,
+            classNames: namesJson(v),
             stats: Object.fromEntries(v.stats.classes),
             delays: Object.fromEntries([...v.delays].map(([id, h]) => [id, delaysJson(h)])),
             unclassified: v.stats.unclassified,
@@ -214,24 +243,17 @@ export function dpCommand(): Command {
         );
       }
       out(
-        table(
-          ['IFACE', 'CLASS-ID', 'PACKETS', 'BYTES', 'DELAYED', 'MEAN-DELAY', 'P50-DELAY', 'P99-DELAY', 'HORIZON-DROPS', 'CE-MARKS'],
-          views.flatMap((v) =>
-            [...v.stats.classes].map(([id, s]) => [
-              v.iface,
-              id,
-              s.packets,
-              s.bytes,
-              s.delayed,
-              meanDelay(s),
-              formatQuantile(v.delays.get(id), 0.5),
-              formatQuantile(v.delays.get(id), 0.99),
-              s.horizon_drops,
-              s.ce_marks,
-            ]),
-          ),
+        classTable(
+          views,
+          ['PACKETS', 'BYTES', 'DELAYED', 'MEAN-DELAY', 'P50-DELAY', 'P99-DELAY', 'HORIZON-DROPS', 'CE-MARKS'],
+          (v) => v.stats.classes.keys(),
+          (v, id) => {
+            const s = v.stats.classes.get(id)!;
+            return [s.packets, s.bytes, s.delayed, meanDelay(s), formatQuantile(v.delays.get(id), 0.5), formatQuantile(v.delays.get(id), 0.99), s.horizon_drops, s.ce_marks];
+          },
         ),
       );
+      noteUnknownNames(views);
     }),
   );
   return dp;

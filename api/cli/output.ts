@@ -82,6 +82,23 @@ export function age(iso: string | null | undefined, now = Date.now()): string {
   return `${Math.floor(h / 24)}d`;
 }
 
+/**
+ * A duration in ns for a person: 3 significant digits in the largest unit that keeps the number at
+ * least 1, trailing zeros dropped: 37931168 → "37.9ms", 412000 → "412µs", 1200000000 → "1.2s",
+ * 2000000 → "2ms". `up` rounds up instead of to the nearest (a bound must not print below itself).
+ * Not for input or JSON: contract/units.ts formatDuration gives the exact tc string
+ * ("37931168ns"), and --json prints integer ns.
+ */
+export function humanDuration(ns: number, rounding: 'nearest' | 'up' = 'nearest'): string {
+  if (ns < 0) return `-${humanDuration(-ns, rounding)}`;
+  if (ns === 0) return '0s';
+  // Rounded before the unit is chosen, so 999.7 µs prints as "1ms", never as "1000µs".
+  const step = 10 ** (Math.floor(Math.log10(ns)) - 2);
+  const rounded = (rounding === 'up' ? Math.ceil(ns / step - 1e-9) : Math.round(ns / step)) * step;
+  const [unit, scale] = rounded < 1e3 ? ['ns', 1] : rounded < 1e6 ? ['µs', 1e3] : rounded < 1e9 ? ['ms', 1e6] : ['s', 1e9];
+  return `${Number((rounded / (scale as number)).toPrecision(3))}${unit}`;
+}
+
 /** Prints an error the way a user can act on it. */
 export function printError(err: unknown): void {
   const lines: string[] = [];

@@ -1,6 +1,6 @@
 /** `pacer api`: serve the API on its embedded SQLite store. */
-import { Command, InvalidArgumentError } from 'commander';
-import pino from 'pino';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { createLogger, LOG_FORMAT_HELP, LOG_FORMATS, type LogFormat } from './logger.js';
 import { DEFAULT_LIMITS, serve } from '../server.js';
 import { DEFAULT_AUTH_FAILURE_BUDGET } from '../app.js';
 import { DEFAULT_WATCH_LIMITS } from '../routes/watch.js';
@@ -32,6 +32,7 @@ interface ServeFlags {
   watchPerToken: number;
   watchMax: number;
   watchSlowBytes: number;
+  logFormat?: LogFormat;
 }
 
 export function apiCommand(): Command {
@@ -49,9 +50,10 @@ export function apiCommand(): Command {
     .option('--watch-per-token <streams>', 'open watch streams one token may hold (one more is 429)', positiveInt('--watch-per-token'), DEFAULT_WATCH_LIMITS.perToken)
     .option('--watch-max <streams>', 'open watch streams in all (one more is 503)', positiveInt('--watch-max'), DEFAULT_WATCH_LIMITS.total)
     .option('--watch-slow-bytes <bytes>', 'a watch client this far behind is disconnected (it resumes from the store)', positiveInt('--watch-slow-bytes'), DEFAULT_WATCH_LIMITS.slowClientBytes)
+    .addOption(new Option('--log-format <format>', LOG_FORMAT_HELP).choices(LOG_FORMATS).env('PACER_LOG_FORMAT'))
     .addHelpText('after', '\nThe first start prints an admin token once; set PACER_ADMIN_TOKEN to choose it instead.')
     .action(async (opts: ServeFlags) => {
-      const logger = pino({ name: 'pacer-api' });
+      const logger = createLogger({ name: 'pacer-api' }, opts.logFormat);
       const api = await serve({
         host: opts.listen.host,
         port: opts.listen.port,
@@ -69,15 +71,7 @@ export function apiCommand(): Command {
         adminToken: process.env.PACER_ADMIN_TOKEN,
         logger,
       });
-      process.stdout.write(`pacer api listening on ${api.url} (store: ${opts.db})\n`);
-      if (api.newAdminToken) {
-        process.stdout.write(
-          `\nFirst start: an admin token was created. It is shown only now; keep it:\n\n  export PACER_TOKEN=${api.newAdminToken}\n\n` +
-            `Then try:  pacer class set web --rate 2gbit --ceil 5gbit --dst 10.0.0.0/8 --api ${api.url}\n\n`,
-        );
-      } else {
-        process.stdout.write('Use an existing token (PACER_TOKEN); an admin creates more with `pacer token create`.\n');
-      }
+      // Before saying it listens: a supervisor may stop it as soon as it reads that.
       const stop = (signal: string) => {
         logger.info({ signal }, 'shutting down');
         api.close().then(
@@ -90,5 +84,14 @@ export function apiCommand(): Command {
       };
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
+      process.stdout.write(`pacer api listening on ${api.url} (store: ${opts.db})\n`);
+      if (api.newAdminToken) {
+        process.stdout.write(
+          `\nFirst start: an admin token was created. It is shown only now; keep it:\n\n  export PACER_TOKEN=${api.newAdminToken}\n\n` +
+            `Then try:  pacer class set web --rate 2gbit --ceil 5gbit --dst 10.0.0.0/8 --api ${api.url}\n\n`,
+        );
+      } else {
+        process.stdout.write('Use an existing token (PACER_TOKEN); an admin creates more with `pacer token create`.\n');
+      }
     });
 }

@@ -14,6 +14,7 @@ import type { TreeClass } from '../allocation/allocate.js';
 import type { Logger } from '../config/module.js';
 import { desiredState, type DesiredState, type Inventory } from '../desired/desired-state.js';
 import type { Desired } from '../reconciler/reconciler.js';
+import { classNamesOf } from '../reconciler/snapshot-names.js';
 import { Borrower } from './borrower.js';
 
 export interface ShaperDesiredOptions {
@@ -65,12 +66,13 @@ export function shaperDesired$(budgets$: Observable<{ revision: number; classes:
         )
       : [-1];
   // The state at the classes' own rates, once per change of classes: the tree and the guarantees.
-  let base: { classes: readonly ClassRecord[]; d: DesiredState; tree: TreeClass[] } | undefined;
+  let base: { classes: readonly ClassRecord[]; d: DesiredState; tree: TreeClass[]; names: ReadonlyMap<number, string> } | undefined;
   return combineLatest([budgets$, tick$]).pipe(
     map(([b]) => {
       if (base?.classes !== b.classes) {
         const d = desiredState(b.classes, o.labels, o.inventory);
-        base = { classes: b.classes, d, tree: borrowingTree(d.shaper, b.classes) };
+        // Borrowing changes rates only, never which classes are enforced: their names go with the classes.
+        base = { classes: b.classes, d, tree: borrowingTree(d.shaper, b.classes), names: classNamesOf(b.classes, d.shaper.classes.keys()) };
         if (o.intervalMs > 0) adoptEnforced(borrower, base.tree, o);
       }
       let d = base.d;
@@ -80,7 +82,7 @@ export function shaperDesired$(budgets$: Observable<{ revision: number; classes:
         if (base.tree.some((c) => rates.get(c.id) !== c.rate)) d = desiredState(b.classes, o.labels, o.inventory, rates);
       }
       o.onDesired?.(d);
-      return { revision: b.revision, state: d.shaper };
+      return { revision: b.revision, state: d.shaper, names: base.names };
     }),
   );
 }

@@ -7,6 +7,8 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { LOG_FORMATS } from '../../api/cli/logger.js';
+import { DEFAULT_STATE_DIR } from '../reconciler/snapshot-names.js';
 
 const labels = z.union([z.array(z.string()), z.record(z.string(), z.string())]).transform((v, ctx) => {
   if (!Array.isArray(v)) return v;
@@ -23,7 +25,7 @@ export const agentConfigSchema = z.strictObject({
   api: z.string().url(),
   iface: z.array(z.string().min(1)).min(1, 'at least one --iface'),
   label: labels.default({}),
-  stateDir: z.string().default('/var/lib/pacer'),
+  stateDir: z.string().default(DEFAULT_STATE_DIR),
   metricsListen: z.string().optional(),
   /** InfluxDB 1.x URL with the database as path, e.g. http://127.0.0.1:8086/pacer: per class metrics every second. */
   influx: z.string().url().refine((u) => /^https?:\/\/[^/]+\/[^/]+/.test(u), 'must be http(s)://host:port/database').optional(),
@@ -46,6 +48,8 @@ export const agentConfigSchema = z.strictObject({
   backoffMinMs: z.coerce.number().int().min(1).default(500),
   backoffMaxMs: z.coerce.number().int().min(1).default(30_000),
   logLevel: z.string().default('info'),
+  /** json | pretty; absent: pretty when stdout is a terminal, else json (api/cli/logger.ts). */
+  logFormat: z.enum(LOG_FORMATS).optional(),
 });
 export type AgentSettings = z.output<typeof agentConfigSchema>;
 
@@ -77,6 +81,7 @@ const ENV: Record<string, keyof AgentSettings> = {
   PACER_QDISC_CHECK_MS: 'qdiscCheckMs',
   PACER_ROUTE_TUNING: 'routeTuning',
   PACER_LOG_LEVEL: 'logLevel',
+  PACER_LOG_FORMAT: 'logFormat',
 };
 const LISTS = new Set<string>(['iface', 'label']);
 

@@ -35,7 +35,8 @@ export interface MetricsSource {
  */
 export const DELAY_LE_NS: readonly number[] = Array.from({ length: 25 }, (_, i) => 2 ** (10 + i));
 
-type ClassLabel = 'iface' | 'class_id';
+/** `class` is the class's name (the id in text while unknown, as InfluxDB's tag); `class_id` stays, the stable key. */
+type ClassLabel = 'iface' | 'class' | 'class_id';
 type Sample = { labels: Record<string, string>; value: number; metricName?: string };
 
 /** A counter whose samples are set from a snapshot (the kernel's counters, the API client's) before each scrape. */
@@ -114,6 +115,8 @@ export interface PrometheusMetricsOptions {
   api?: () => ApiConnection;
   /** Shared with the InfluxDB sink so that a histogram is read once however many readers want it. */
   histograms?: DelayHistogramCache;
+  /** Class id → name (the `class` label); the id in text when unknown. */
+  className?: (id: number) => string | undefined;
 }
 
 export class PrometheusMetrics {
@@ -133,11 +136,11 @@ export class PrometheusMetrics {
    * A class's histogram samples, kept with the histogram they were made from: the cache returns the
    * same object until the class passes packets, so an idle class's 28 samples are not made again.
    */
-  private readonly delaySamples = new WeakMap<DelayHistogram, { delayNs: number; samples: Sample[] }>();
+  private readonly delaySamples = new WeakMap<DelayHistogram, { delayNs: number; name: string; samples: Sample[] }>();
 
   constructor(private readonly o: PrometheusMetricsOptions) {
     const registers = [o.registry];
-    const labelNames = ['iface', 'class_id'] as const;
+    const labelNames = ['iface', 'class', 'class_id'] as const;
     this.histograms = o.histograms ?? new DelayHistogramCache();
     this.counters = Object.fromEntries(
       Object.entries(COUNTERS).map(([k, [name, help]]) => [k, new SnapshotCounter({ name, help, labelNames, registers })]),
@@ -194,7 +197,8 @@ export class PrometheusMetrics {
       const stats = src.datapath.stats().classes;
       const hists = this.histograms.histograms(src.datapath, stats);
       for (const [id, s] of stats) {
-        const labels = { iface: src.iface, class_id: String(id) };
+        const name = this.o.className?.(id) ?? String(id);
+        const labels = { iface: src.iface, class: name, class_id: String(id) };
         for (const k of Object.keys(COUNTERS) as (keyof typeof COUNTERS)[]) counters[k].push({ labels, value: s[k] });
         const c = configs.get(id);
         if (c) rates.push({ labels, value: c.rate_bps });
@@ -202,7 +206,7 @@ export class PrometheusMetrics {
         const h = hists.get(id);
         if (h && h.total > 0) {
           let made = this.delaySamples.get(h);
-          if (made?.delayNs !== s.delay_ns) this.delaySamples.set(h, (made = { delayNs: s.delay_ns, samples: histogramSamples(DELAY_HISTOGRAM, labels, h, s.delay_ns) }));
+          if (made?.delayNs !== s.delay_ns || made.name !== name) this.delaySamples.set(h, (made = { delayNs: s.delay_ns, name, samples: histogramSamples(DELAY_HISTOGRAM, labels, h, s.delay_ns) }));
           for (const sample of made.samples) delays.push(sample);
         }
       }

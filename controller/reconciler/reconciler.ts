@@ -32,6 +32,11 @@ export interface Desired<S> {
   /** The API revision this state was computed from (reported as appliedRevision). */
   revision: number;
   state: S;
+  /**
+   * class id → name of the classes in `state`, stored with the snapshot for `pacer dp` and the
+   * metrics (snapshot-names.ts). Absent from targets without class names and from older snapshots.
+   */
+  names?: ReadonlyMap<number, string>;
 }
 
 /** How long an apply took on this thread, ms: the target's apply, and serializing the snapshot (0 when none was due; the disk write runs off the event loop). */

@@ -159,7 +159,7 @@ describe('pacer agent --influx: per class points for real traffic in a real Infl
   it('/metrics: the class\'s delay histogram counts every packet the kernel passed (its _count = packets), and parses as Prometheus histograms', async () => {
     const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     const m = parsePrometheusText(text);
-    const labels = { iface: IFACE, class_id: String(ids.web) };
+    const labels = { iface: IFACE, class: 'web', class_id: String(ids.web) };
     const packets = rig.kernel.stats().classes.get(ids.web)!.packets;
     assert.ok(packets > 0);
     assert.equal(m.value('pacer_class_packets_total', labels), packets, 'the packets counter is the kernel\'s');
@@ -169,8 +169,8 @@ describe('pacer agent --influx: per class points for real traffic in a real Infl
     assert.equal(h.count, rig.kernel.delayHistogram(ids.web)!.total);
     assert.ok(Math.abs(h.sum - rig.kernel.stats().classes.get(ids.web)!.delay_ns / 1e9) < 1e-9, '_sum is the class\'s delay_ns in seconds');
     // A class that never passed a packet has its counters but no histogram series yet.
-    assert.equal(m.value('pacer_class_packets_total', { iface: IFACE, class_id: String(ids.quiet) }), 0);
-    assert.equal(m.histogram('pacer_class_delay_seconds', { iface: IFACE, class_id: String(ids.quiet) }), undefined);
+    assert.equal(m.value('pacer_class_packets_total', { iface: IFACE, class: 'quiet', class_id: String(ids.quiet) }), 0);
+    assert.equal(m.histogram('pacer_class_delay_seconds', { iface: IFACE, class: 'quiet', class_id: String(ids.quiet) }), undefined);
   });
 
   it('writes points for a class without traffic too: zero bytes, its own rate and tags', async () => {
@@ -209,7 +209,7 @@ describe('pacer agent --influx: per class points for real traffic in a real Infl
     await sleep(200);
     const m = parsePrometheusText(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text());
     const k = rig.kernel.stats().classes.get(ids.bulk)!;
-    const h = m.histogram('pacer_class_delay_seconds', { iface: IFACE, class_id: String(ids.bulk) })!;
+    const h = m.histogram('pacer_class_delay_seconds', { iface: IFACE, class: 'bulk', class_id: String(ids.bulk) })!;
     assert.equal(h.count, k.packets, '_count = the packets bulk passed');
     const underOneMicro = h.buckets.find((b) => b.le === 1024e-9)!.count;
     assert.ok(h.count - underOneMicro > 0 && h.count - underOneMicro <= k.delayed, `${h.count - underOneMicro} packets held 1.024 µs or more, at most the ${k.delayed} delayed`);

@@ -65,7 +65,7 @@ describe('Agent (in-memory datapath, real API)', () => {
       assert.equal(host.status.mode, 'policing');
       assert.equal(host.status.modeDetail, 'policing (fq unavailable)');
       const metrics = await (await fetch(`http://${agent.metricsAddress()}/metrics`)).text();
-      assert.match(metrics, new RegExp(`pacer_class_effective_rate_bps\\{iface="eth0",class_id="${id}"\\} 10000000`));
+      assert.match(metrics, new RegExp(`pacer_class_effective_rate_bps\\{iface="eth0",class="web",class_id="${id}"\\} 10000000`));
       assert.match(metrics, /pacer_interface_mode\{iface="eth0",mode="policing"\} 1/);
       assert.match(metrics, /pacer_interface_mode\{iface="eth0",mode="shaping"\} 0/);
     } finally {
@@ -104,7 +104,7 @@ describe('Agent (in-memory datapath, real API)', () => {
       pass(50_000, 9); // 50 µs
       pass(20_000_000, 1); // 20 ms
       const scrape = async () => parsePrometheusText(await (await fetch(`http://${agent.metricsAddress()}/metrics`)).text());
-      const labels = { iface: 'eth0', class_id: String(id) };
+      const labels = { iface: 'eth0', class: 'hist', class_id: String(id) };
       let m = await scrape();
       for (const name of ['pacer_class_bytes_total', 'pacer_class_packets_total', 'pacer_class_delayed_packets_total', 'pacer_class_horizon_drops_total', 'pacer_class_ce_marks_total', 'pacer_class_contended_total']) {
         assert.equal(m.types.get(name), 'counter', name);

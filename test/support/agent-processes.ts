@@ -20,6 +20,16 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** Whether a line of output is a JSON object: a pino line in the JSON log format (not the pretty one). */
+export function isJsonLine(line: string): boolean {
+  try {
+    const v: unknown = JSON.parse(line);
+    return typeof v === 'object' && v !== null;
+  } catch {
+    return false;
+  }
+}
+
 /** One line of the agent's pino log. */
 export interface AgentLogLine {
   level: number;

@@ -6,8 +6,8 @@
  * bucket equal to _count, and a _sum. Throws naming the line or series at fault.
  *
  *   const m = parsePrometheusText(await (await fetch(url)).text());
- *   m.value('pacer_class_packets_total', { iface: 'eth0', class_id: '7' });
- *   m.histogram('pacer_class_delay_seconds', { iface: 'eth0', class_id: '7' }) // { buckets: [{ le, count }], sum, count }
+ *   m.value('pacer_class_packets_total', { iface: 'eth0', class: 'web', class_id: '7' });
+ *   m.histogram('pacer_class_delay_seconds', { iface: 'eth0', class: 'web', class_id: '7' }) // { buckets: [{ le, count }], sum, count }
  */
 
 export interface Sample {

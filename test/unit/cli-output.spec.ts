@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import sinon from 'sinon';
 import { ApiProblemError } from '../../api/cli/client.js';
-import { keyValues, out, printError, printJson, table } from '../../api/cli/output.js';
+import { humanDuration, keyValues, out, printError, printJson, table } from '../../api/cli/output.js';
 import { hostDetails } from '../../api/cli/host-commands.js';
 import type { HostJson } from '../../api/contract/host.js';
 
@@ -67,5 +67,33 @@ describe('pacer host get: the mode line', () => {
     assert.match(text, /Mode:\s+policing \(fq unavailable\)\n/);
     assert.doesNotMatch(text, /policing \(policing/);
     assert.match(hostDetails(host('shaping', 'fq on eth0')), /Mode:\s+shaping \(fq on eth0\)\n/);
+  });
+});
+
+describe('humanDuration: nanoseconds for a person', () => {
+  it('3 significant digits in the largest unit that keeps the number at least 1', () => {
+    const cases: Array<[number, string]> = [
+      [37_931_168, '37.9ms'],
+      [412_000, '412µs'],
+      [1_200_000_000, '1.2s'],
+      [2_000_000, '2ms'],
+      [600_000, '600µs'],
+      [54_509_600, '54.5ms'],
+      [1500, '1.5µs'],
+      [999, '999ns'],
+      [0, '0s'],
+      [3_600_000_000_000, '3600s'],
+    ];
+    assert.deepEqual(cases.map(([ns]) => humanDuration(ns)), cases.map(([, text]) => text));
+  });
+
+  it('rounds before choosing the unit: 999.7 µs is "1ms", never "1000µs"', () => {
+    assert.equal(humanDuration(999_700), '1ms');
+    assert.equal(humanDuration(999_999_999), '1s');
+  });
+
+  it('up: a bound never prints below itself', () => {
+    assert.deepEqual([humanDuration(1024, 'up'), humanDuration(882_688, 'up'), humanDuration(1_000_000, 'up'), humanDuration(999_001, 'up')], ['1.03µs', '883µs', '1ms', '1ms']);
+    assert.equal(humanDuration(1024), '1.02µs', 'nearest, for comparison');
   });
 });
