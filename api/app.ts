@@ -77,7 +77,9 @@ export function createApp(options: AppOptions): App {
   app.use(authFailureBudget({ store, registry: metrics.registry, failures: DEFAULT_AUTH_FAILURE_BUDGET, ...options.authFailureBudget }));
   app.use(authFailureSlowdown({ store, failuresBeforeSlowdown: options.authFailuresBeforeSlowdown ?? 10 }));
   app.use(authenticate(store));
-  app.use(jsonBody(options.bodyLimitBytes ?? 256 * 1024));
+  // A class changed with If-Match answers its precondition before its body (412 beats 400).
+  const conditionalClassWrite = (req: express.Request) => (req.method === 'PUT' || req.method === 'PATCH') && req.path.startsWith('/v1/classes/') && req.get('if-match') !== undefined;
+  app.use(jsonBody(options.bodyLimitBytes ?? 256 * 1024, conditionalClassWrite));
 
   app.get('/readyz', allow(...CLASS_READERS), async (_req, res) => {
     let full: string | undefined;

@@ -5,6 +5,7 @@
  */
 import Table from 'cli-table3';
 import { formatRate } from '../api/contract/units.js';
+import { humanDuration } from '../api/cli/output.js';
 import type { ClassSecond, Second } from './readings.js';
 
 export interface FrameContext {
@@ -21,13 +22,11 @@ export interface FrameContext {
 
 export const mbit = (bps: number): string => `${(bps / 1e6).toFixed(1)} Mbit/s`;
 
-/** 37.9ms, 412µs, 1.20s: three significant figures at most. */
-export function humanDelay(ns: number | undefined): string {
+/** A delay for the table; the histogram's first bucket is "under 1 µs", its last "17 s or more". */
+function delay(ns: number | undefined): string {
   if (ns === undefined) return '-';
   if (!Number.isFinite(ns)) return '≥17s';
-  if (ns < 1_000) return '<1µs';
-  const [value, unit] = ns < 1e6 ? [ns / 1e3, 'µs'] : ns < 1e9 ? [ns / 1e6, 'ms'] : [ns / 1e9, 's'];
-  return `${value < 10 ? value.toFixed(2) : value < 100 ? value.toFixed(1) : value.toFixed(0)}${unit}`;
+  return ns <= 1_024 ? '<1µs' : humanDuration(ns, 'up');
 }
 
 /** What the mode means for the numbers below it. */
@@ -78,8 +77,8 @@ export function renderFrame(s: Second, ctx: FrameContext, notes: ReadonlyMap<str
       budget(c, notes),
       c.effectiveBps === undefined ? 'not applied' : mbit(c.effectiveBps),
       mbit(c.achievedBps),
-      humanDelay(c.meanDelayNs),
-      humanDelay(c.p99DelayNs),
+      delay(c.meanDelayNs),
+      delay(c.p99DelayNs),
       String(c.drops),
     ]);
   }

@@ -81,10 +81,34 @@ export function refuseDeepJson(body: Uint8Array): void {
   }
 }
 
-/** The body parsers: the content type is checked first, the depth before parsing. */
-export function jsonBody(limitBytes: number): RequestHandler[] {
-  return [
-    requireJson,
-    express.json({ limit: limitBytes, type: [JSON_TYPE, MERGE_PATCH_TYPE], strict: false, verify: (_req, _res, body) => refuseDeepJson(body) }),
-  ];
+/**
+ * A body that is not JSON (or nests too deep), kept as the request's body instead of failing it at
+ * once when the request is a conditional write: its route answers the precondition first, so a
+ * stale If-Match is 412 whatever is wrong with the body (docs/budgets-api.md), and then `error`.
+ */
+export class UnreadableBody {
+  constructor(readonly error: InvalidInput) {}
+}
+
+/** The InvalidInput for a body the parser could not read as JSON; undefined for other failures. */
+export function unreadable(err: { type?: string; message?: string }): InvalidInput | undefined {
+  if (err instanceof InvalidInput) return err; // refuseDeepJson, from the parser's verify step
+  if (err.type === 'entity.parse.failed') return new InvalidInput(`the request body is not valid JSON: ${err.message}`, [{ path: '', message: 'malformed JSON' }]);
+  return undefined;
+}
+
+/**
+ * The body parsers: the content type is checked first, the depth before parsing. `conditional`:
+ * the requests whose unreadable body becomes an UnreadableBody for the route to answer.
+ */
+export function jsonBody(limitBytes: number, conditional: (req: Request) => boolean = () => false): RequestHandler[] {
+  const parse = express.json({ limit: limitBytes, type: [JSON_TYPE, MERGE_PATCH_TYPE], strict: false, verify: (_req, _res, body) => refuseDeepJson(body) });
+  const parseOrKeep: RequestHandler = (req, res, next) =>
+    parse(req, res, (err?: unknown) => {
+      const kept = err && conditional(req) ? unreadable(err as { type?: string }) : undefined;
+      if (!kept) return next(err);
+      req.body = new UnreadableBody(kept);
+      next();
+    });
+  return [requireJson, parseOrKeep];
 }

@@ -7,12 +7,13 @@ import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import { PROBLEM_CONTENT_TYPE, type Problem } from '../contract/problem.js';
 import { ApiError, ClientError, InvalidInput, NotFound, PayloadTooLarge, UnsupportedMediaType } from '../errors.js';
+import { unreadable } from './json-body.js';
 
 /** Errors thrown by body-parser carry a `type`; map the ones a client causes. */
 function fromBodyParser(err: { type?: string; message?: string; limit?: number }): ApiError | undefined {
   switch (err.type) {
     case 'entity.parse.failed':
-      return new InvalidInput(`the request body is not valid JSON: ${err.message}`, [{ path: '', message: 'malformed JSON' }]);
+      return unreadable(err);
     case 'entity.too.large':
       return new PayloadTooLarge(`the request body exceeds ${err.limit} bytes`);
     case 'encoding.unsupported':

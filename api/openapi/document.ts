@@ -98,8 +98,8 @@ const HOST_READ_ONLY = { name: { type: 'string', description: 'read-only: must e
 
 /** The order of the checks of PUT and PATCH (DELETE: 428, then 412, then 409 for a class with children). */
 const CHECK_ORDER =
-  'Checks, in order: the token (401), the body as JSON (415, 413, 400 for malformed JSON), the role (403), the class name in the URL (400), If-Match present (428), If-Match against the class (412, ' +
-  'whatever else is wrong with the body), the read-only fields of the body (a differing revision 412, any other difference 400, one message naming each), ' +
+  'Checks, in order: the token (401), the body\'s Content-Type and size (415, 413), the role (403), the class name in the URL (400), If-Match present (428), If-Match against the class (412, ' +
+  'whatever else is wrong with the body, malformed JSON included), a body that is not JSON or nests too deep (400), the read-only fields of the body (a differing revision 412, any other difference 400, one message naming each), ' +
   'the body (400 naming each field), the rules across classes (409).';
 
 const problem = {

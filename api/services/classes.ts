@@ -17,6 +17,7 @@ import { checkClass, type ClassIndex } from '../contract/consistency.js';
 import type { FieldError } from '../contract/problem.js';
 import { etagOf, parseIfMatch } from '../contract/revision.js';
 import { Conflict, InvalidInput, NotFound, PreconditionFailed, PreconditionRequired } from '../errors.js';
+import { UnreadableBody } from '../http/json-body.js';
 import { parse } from '../http/validate.js';
 import type { Store } from '../store/store.js';
 
@@ -82,6 +83,7 @@ export class ClassService {
     let warnings: FieldError[] = [];
     const { record } = await this.store.writeClass(name, actor, (current, all) => {
       const base = matchPrecondition(name, current, ifMatch);
+      if (body instanceof UnreadableBody) throw body.error;
       const { spec: fields, assigned } = splitReadOnly(body);
       checkReadOnly(body, assigned, base);
       const spec = toSpec(name, parse(classReplaceSchema, fields));
@@ -97,6 +99,7 @@ export class ClassService {
     let warnings: FieldError[] = [];
     const { record } = await this.store.writeClass(name, actor, (current, all) => {
       const base = matchPrecondition(name, current, ifMatch);
+      if (body instanceof UnreadableBody) throw body.error;
       if (typeof body !== 'object' || body === null || Array.isArray(body)) {
         throw new InvalidInput('a PATCH body is a JSON object (RFC 7396 merge patch)', [{ path: '', message: 'expected an object' }]);
       }

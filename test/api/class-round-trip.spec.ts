@@ -100,7 +100,20 @@ describe('/v1/classes: the GET representation round-trips through PUT, PATCH and
     // A class that no longer exists: If-Match is false (RFC 9110 13.1.1), so 412 too, body or not.
     assert.equal((await put('gone', { rate: 'fast' }, '"1"')).status, 412);
     await assertNothingWritten(current);
+    // A body that is not JSON at all, or nests too deep: the precondition is answered first too.
+    const unreadable = ['{"rate": ', '['.repeat(40) + ']'.repeat(40)];
+    const raw = (method: string, rawBody: string, etag: string) =>
+      call(method, '/v1/classes/web', { rawBody, headers: { 'content-type': 'application/json', 'if-match': etag } });
+    for (const rawBody of unreadable) {
+      for (const method of ['PUT', 'PATCH']) assert.equal((await raw(method, rawBody, old.etag)).status, 412, `${method} ${rawBody.slice(0, 20)}`);
+    }
+    await assertNothingWritten(current);
     // With the current ETag, the same bodies get the answer about the body.
+    for (const rawBody of unreadable) {
+      const r = await raw('PUT', rawBody, current.etag);
+      assert.equal(r.status, 400);
+      assert.match(r.body.detail, /not valid JSON|nests objects and arrays more than 32 levels/);
+    }
     assert.equal((await put('web', { rate: 'fast', extra: true }, current.etag)).status, 400);
     assert.equal((await patch('web', ['not', 'an', 'object'], current.etag)).status, 400);
   });

@@ -111,7 +111,8 @@ describe('the runnable commands of the operator guide and the README (real API, 
       `#!/bin/sh\ncase "$1" in\n  dp|doctor) exec "${process.execPath}" "${CLI}" "$@" --pin-base "${lab.pinBase}" ;;\n  *) exec "${process.execPath}" "${CLI}" "$@" ;;\nesac\n`,
     );
     chmodSync(join(bin, 'pacer'), 0o755);
-    env = { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}`, PACER_API: rig.api.url, PACER_TOKEN: ADMIN_TOKEN };
+    // PACER_STATE_DIR: `pacer dp` names the classes from the lab agent's snapshots.
+    env = { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}`, PACER_API: rig.api.url, PACER_TOKEN: ADMIN_TOKEN, PACER_STATE_DIR: rig.stateDir };
   });
   after(async () => {
     await influxd?.stop();
