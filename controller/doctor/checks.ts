@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { BPFFS, isBpffsMounted } from '../../shaper-bpf/src/bpffs.js';
 import { probeClsact, probeFq } from '../../shaper-bpf/src/qdisc.js';
 import { cgroup2Mounts, PACER_CGROUP2_MOUNT, WELL_KNOWN_CGROUP2 } from '../datapath/cgroup-root.js';
+import { escapeControl } from '../../api/contract/control-chars.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
@@ -140,7 +141,12 @@ async function apiCheck(url: string, token: string | undefined): Promise<Check> 
     if (!health.ok) return fail(name, `/healthz answered ${health.status}`, 'check the API\'s log (pacer api)');
     if (!token) return warn(name, 'reachable; no token given, so not checked', 'set PACER_TOKEN or --token-file');
     const r = await fetch(new URL('/v1/classes?limit=1', url), { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5_000) });
-    if (r.status === 401) return fail(name, 'reachable, but the token is not valid (401)', 'create a token with `pacer token create` (admin) and pass it in PACER_TOKEN');
+    if (r.status === 401) {
+      // The API's own words say whether the token is unknown, revoked or expired (and when).
+      const detail = ((await r.json().catch(() => ({}))) as { detail?: unknown }).detail;
+      const why = typeof detail === 'string' ? escapeControl(detail) : 'not valid';
+      return fail(name, `reachable, but the token is refused (401): ${why}`, 'create a token with `pacer token create` (admin) and pass it in PACER_TOKEN');
+    }
     if (!r.ok) return fail(name, `reachable, but GET /v1/classes answered ${r.status}`, 'check the API\'s log (pacer api)');
     return ok(name, 'reachable, token valid');
   } catch (err) {

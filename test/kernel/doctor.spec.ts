@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { probeFq } from '../../shaper-bpf/src/qdisc.js';
 import type { DoctorReport } from '../../controller/doctor/checks.js';
-import { ADMIN_TOKEN } from '../support/api-server.js';
+import { ADMIN_TOKEN, request } from '../support/api-server.js';
 import { CLI, freePort, killed, startApiChild, type ApiChild } from '../support/agent-processes.js';
 
 function doctor(args: string[], env: Record<string, string> = {}): { code: number | null; report?: DoctorReport; stdout: string; stderr: string } {
@@ -73,8 +73,14 @@ describe('pacer doctor on this host (real kernel, real API)', function () {
     assert.deepEqual([line(good).status, line(good).found], ['ok', 'reachable, token valid']);
     const wrong = doctor(['--json', '--api', api.url], { PACER_TOKEN: 'pacer-wrong-token-000000000000000' });
     assert.equal(line(wrong).status, 'fail');
-    assert.match(line(wrong).found, /token is not valid/);
+    assert.match(line(wrong).found, /token is refused \(401\): unknown token, or a revoked one/);
     assert.equal(wrong.code, 1);
+    // An expired token: the API says when it expired, and the doctor passes that on.
+    const made = await request(api.url, 'POST', '/v1/tokens', { body: { name: 'short', role: 'viewer', ttlSeconds: 1 } });
+    assert.equal(made.status, 201);
+    await new Promise((r) => setTimeout(r, Date.parse(made.body.expiresAt) - Date.now() + 100));
+    const expired = doctor(['--json', '--api', api.url], { PACER_TOKEN: made.body.token });
+    assert.match(line(expired).found, /token is refused \(401\): this token \(tok_\w+\) expired at /);
     const down = doctor(['--json', '--api', `http://127.0.0.1:${await freePort()}`], { PACER_TOKEN: ADMIN_TOKEN });
     assert.equal(line(down).status, 'fail');
     assert.match(line(down).found, /unreachable: ECONNREFUSED/);
