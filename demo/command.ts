@@ -140,11 +140,12 @@ export async function runDemo(o: DemoOptions, print: (text: string) => void, pro
     const api = lab.pacer('pacer api', ['api', '--listen', '127.0.0.1:0', '--db', join(lab.workDir, 'pacer.db')], { PACER_ADMIN_TOKEN: lab.adminToken });
     const apiUrl = (await outputMatch(api, /listening on (http:\/\/\S+)/, 60_000))[1]!;
     const call = (method: string, path: string, body?: unknown, headers?: Record<string, string>) => rest(apiUrl, lab.adminToken, method, path, body, headers);
-    progress(`API at ${apiUrl}`);
+    progress(`API at ${apiUrl}; to use it from another shell: export PACER_API=${apiUrl} PACER_TOKEN=${lab.adminToken}`);
 
     // The agent authenticates as an operator would set it up: a token bound to its host.
     const agentToken = (await call('POST', '/v1/tokens', { name: 'demo-agent', role: 'agent', host: HOST })).token as string;
     const stateDir = join(lab.workDir, 'agent-state');
+    progress(`agent's state: ${stateDir}`);
     lab.teardownAgentOnRemove(stateDir);
     lab.pacer('pacer agent', [
       'agent', '--api', apiUrl, '--iface', IFACE, '--netns', `/run/netns/${SENDER_NS}`, '--host', HOST,
@@ -172,7 +173,7 @@ export async function runDemo(o: DemoOptions, print: (text: string) => void, pro
     progress('iperf3 traffic started');
 
     const notes = new Map(CLASSES.flatMap((c) => (c.note ? [[c.name, c.note] as const] : [])));
-    const ctx: FrameContext = { apiUrl, token: lab.adminToken, durationS: o.durationS, logDir: lab.workDir };
+    const ctx: FrameContext = { apiUrl, token: lab.adminToken, durationS: o.durationS, logDir: lab.workDir, stateDir };
     const changeAt = o.durationS === undefined ? (t: number) => t > 0 && t % CHANGE_EVERY_S === 0 : (t: number) => t === Math.floor(o.durationS! / 2);
     const seconds: Second[] = [];
     const changes: DemoSummary['changes'] = [];

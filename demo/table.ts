@@ -7,6 +7,7 @@ import Table from 'cli-table3';
 import { formatRate } from '../api/contract/units.js';
 import { humanDuration } from '../api/cli/output.js';
 import type { ClassSecond, Second } from './readings.js';
+import { PIN_BASE } from './lab.js';
 
 export interface FrameContext {
   apiUrl: string;
@@ -18,6 +19,8 @@ export interface FrameContext {
   nextChangeAtS?: number;
   /** Where the processes' logs are. */
   logDir: string;
+  /** The agent's state directory (its snapshots name the classes for `pacer dp`). */
+  stateDir: string;
 }
 
 export const mbit = (bps: number): string => `${(bps / 1e6).toFixed(1)} Mbit/s`;
@@ -96,7 +99,8 @@ export function renderFrame(s: Second, ctx: FrameContext, notes: ReadonlyMap<str
   lines.push(
     '',
     `API ${ctx.apiUrl} · admin token: export PACER_API=${ctx.apiUrl} PACER_TOKEN=${ctx.token}`,
-    'try, in another shell: pacer class set web --rate 15mbit · pacer class ls · pacer dp classes --pin-base /sys/fs/bpf/pacer-demo',
+    'try, in another shell: pacer class set web --rate 15mbit · pacer class ls · pacer host get demo-sender',
+    `  and what the kernel holds: pacer dp classes --pin-base ${PIN_BASE} --state-dir ${ctx.stateDir}`,
     `web console: not built yet · logs: ${ctx.logDir}`,
   );
   return lines.join('\n') + '\n';

@@ -7,7 +7,7 @@
  * a second demo is refused while one runs; bad flags create nothing.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLI } from '../support/api-process.js';
@@ -71,6 +71,7 @@ describe('pacer demo: the README\'s main job, run as a user runs it (root; real 
   let summary: DemoSummary;
   let fq: boolean;
   let second: Exit;
+  let suggested: { classLs: string; hostGet: string; dp: string } | undefined;
 
   before(async () => {
     fq = await probeFq().catch(() => false);
@@ -79,6 +80,13 @@ describe('pacer demo: the README\'s main job, run as a user runs it (root; real 
     // While it runs, a second demo is refused and changes nothing.
     await waitFor('the first demo to start its traffic', () => run.stderr().includes('iperf3 traffic started') || run.child.exitCode !== null, 150_000);
     second = await demo(['--duration', '20s', '--json']).exit;
+    // The commands the demo suggests, from another shell, against the running demo.
+    const env = /export PACER_API=(\S+) PACER_TOKEN=(\S+)/.exec(run.stderr());
+    const stateDir = /agent's state: (\S+)/.exec(run.stderr());
+    if (env && stateDir && run.child.exitCode === null) {
+      const pacer = (args: string[]) => execFileSync(process.execPath, [CLI, ...args], { env: { ...process.env, PACER_API: env[1], PACER_TOKEN: env[2] }, encoding: 'utf8' });
+      suggested = { classLs: pacer(['class', 'ls']), hostGet: pacer(['host', 'get', 'demo-sender']), dp: pacer(['dp', 'classes', '--pin-base', PIN_BASE, '--state-dir', stateDir[1]!]) };
+    }
     const first = await run.exit;
     assert.equal(first.code, 0, `pacer demo exited ${first.code}:\n${first.stderr}\n${first.stdout}`);
     summary = JSON.parse(first.stdout) as DemoSummary;
@@ -117,6 +125,13 @@ describe('pacer demo: the README\'s main job, run as a user runs it (root; real 
     assert.deepEqual(web.map((w) => w.effectiveBps), [20_000_000, 10_000_000]);
     // batch: 5mbit, ceil 20mbit, alone under a 20mbit parent.
     assert.deepEqual(batch.map((b) => b.effectiveBps), [20_000_000, 20_000_000]);
+  });
+
+  it('the commands it suggests work from another shell while it runs: class ls, host get, dp classes (with names)', function () {
+    assert.ok(suggested, 'the demo printed PACER_API, PACER_TOKEN and the agent\'s state directory, and was still running');
+    assert.match(suggested.classLs, /\bweb\b[\s\S]*\bbatch\b|\bbatch\b[\s\S]*\bweb\b/);
+    assert.match(suggested.hostGet, /Mode:\s+(policing|shaping)/);
+    for (const name of ['web', 'batch', 'rpc']) assert.match(suggested.dp, new RegExp(`\\b${name}\\b`), `pacer dp classes names ${name}:\n${suggested.dp}`);
   });
 
   it('a second demo while one runs says so and exits 1', function () {
