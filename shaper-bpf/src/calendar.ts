@@ -1,8 +1,8 @@
 /**
- * A parent's calendar (shaper-bpf/bpf/calendar.h is the same in C; docs/data-plane.md, "What a
- * parent guarantees: the calendar"): byte counts of the parent's future time slots, so that a
- * packet is charged to the slot it leaves in. Integers only, as in the kernel; the kernel test
- * compares the two packet by packet.
+ * A parent's calendar (docs/data-plane.md, "What a parent guarantees: the calendar"): byte counts
+ * of the parent's future time slots, so that a packet is charged to the slot it leaves in.
+ * Integers only, as a BPF version would compute them. Not in the tc program yet: the simulator's
+ * calendar scenarios use it (EdtShaper with 'parents').
  */
 
 /** Words in a calendar's ring (a power of two): slot s lives at s mod CAL_RING. */
@@ -108,12 +108,13 @@ export interface CalendarLevel {
   cal: Calendar;
   shift: number;
   cap: number;
-  burstNs: number;
+  /** now − burst (0 when the clock is younger than the burst). */
+  earliest: number;
 }
 
-export function calendarLevel(cal: Calendar, rateBps: number, burstNs: number): CalendarLevel {
+export function calendarLevel(cal: Calendar, rateBps: number, burstNs: number, now: number): CalendarLevel {
   const shift = calShift(rateBps);
-  return { cal, shift, cap: calCap(rateBps, shift), burstNs };
+  return { cal, shift, cap: calCap(rateBps, shift), earliest: now > burstNs ? now - burstNs : 0 };
 }
 
 const slotOf = (t: number, shift: number): number => Math.floor(t / 2 ** shift);
@@ -126,7 +127,7 @@ const startOf = (slot: number, shift: number): number => slot * 2 ** shift;
 export function calendarWalk(levels: ReadonlyArray<CalendarLevel>, d: number, now: number): number | undefined {
   let t = d;
   for (const l of levels) {
-    t = Math.max(t, now > l.burstNs ? now - l.burstNs : 0);
+    t = Math.max(t, l.earliest);
     const nowSlot = slotOf(now, l.shift);
     if (nowSlot > CAL_BEHIND) t = Math.max(t, startOf(nowSlot - CAL_BEHIND, l.shift));
     t = Math.max(t, startOf(l.cal.hintSlot(l.shift), l.shift));

@@ -66,8 +66,8 @@ export function delayNs(wireLen: number, rateBps: number): number {
 /**
  * Departure of one packet. `path` is the leaf class then its ancestors (at most MAX_DEPTH);
  * `tLast` holds their schedules in the same order and is updated in place when the packet passes;
- * `calendars[i]` is class i's calendar, if it has one (the leaf's own schedule is always claimed;
- * an ancestor with a calendar is charged there instead of in its schedule).
+ * `calendars[i]` is class i's calendar, if it has one: an ancestor with a calendar is charged there
+ * instead of in its schedule (the leaf's calendar is not used: its own packets claim its schedule).
  */
 export function depart(
   path: ReadonlyArray<EdtClassConfig>,
@@ -86,9 +86,12 @@ export function depart(
   const levels: CalendarLevel[] = [];
   for (let i = 0; i < Math.min(path.length, MAX_DEPTH); i++) {
     const c = path[i]!;
-    const cal = calendars[i];
-    if (cal) levels.push(calendarLevel(cal, c.rateBps, c.burstNs));
-    if (cal && i > 0) continue;
+    // An ancestor with a calendar is charged there; the leaf always claims its own schedule.
+    const cal = i > 0 ? calendars[i] : undefined;
+    if (cal) {
+      levels.push(calendarLevel(cal, c.rateBps, c.burstNs, now));
+      continue;
+    }
     const earliest = now > c.burstNs ? now - c.burstNs : 0;
     const next = Math.max(exact('tLast', tLast[i] ?? 0) + delayNs(wireLen, c.rateBps), earliest);
     if (beyond(next)) return { action: 'drop', reason: 'horizon' };
@@ -118,12 +121,14 @@ export class EdtShaper {
   private readonly calendars = new Map<number, Calendar>();
 
   /**
-   * `calendars`: 'parents' gives every class that has children a calendar, as the agent does;
-   * 'none' paces every ancestor by its own schedule (a data plane without calendar entries).
+   * `calendars`: 'none' (the default) paces every ancestor by its own schedule, as the tc program
+   * does today; 'parents' gives every class that has children a calendar, the design of
+   * docs/data-plane.md ("What a parent guarantees: the calendar"), which the BPF program does not
+   * implement yet: only the simulator's calendar scenarios use it.
    */
   constructor(
     private readonly classes: ReadonlyMap<number, EdtClassConfig>,
-    private readonly calendarsFor: 'parents' | 'none' = 'parents',
+    private readonly calendarsFor: 'parents' | 'none' = 'none',
   ) {}
 
   /** The class's calendar when it has children (made on first use, kept across rate changes). */

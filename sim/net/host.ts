@@ -38,8 +38,8 @@ export class HostEgress implements PacketSink {
   readonly nic: Port;
   readonly classStats = new Map<number, ClassStats>();
 
-  /** `calendars`: 'none' models a data plane without parent calendars (edt.ts's EdtShaper). */
-  constructor(private readonly events: EventList, cfg: HostEgressConfig, calendars: 'parents' | 'none' = 'parents') {
+  /** `calendars`: 'parents' models the parent calendar the tc program does not have yet (edt.ts's EdtShaper). */
+  constructor(private readonly events: EventList, cfg: HostEgressConfig, calendars: 'parents' | 'none' = 'none') {
     this.shaper = new EdtShaper(cfg.classes ?? new Map(), calendars);
     this.fq = new Fq(cfg.fq);
     this.nic = new Port(events, this.fq, { name: cfg.name, rateBps: cfg.rateBps, overheadBytes: cfg.overheadBytes });
