@@ -1,23 +1,29 @@
 /**
- * The departure rule of pacer's tc program (shaper-bpf/bpf/edt.h), as pure TypeScript on the
- * same integers. The simulator schedules packets with exactly this code, and a kernel test runs
- * it against the real BPF object on random packet sequences: both must agree to the nanosecond.
+ * The departure rule of pacer's tc program (shaper-bpf/bpf/edt.h and calendar.h), as pure
+ * TypeScript on the same integers. The simulator schedules packets with exactly this code, and a
+ * kernel test runs it against the real BPF object on random packet sequences: both must agree to
+ * the nanosecond.
  *
- * For each class on the packet's path, leaf first, a slot in its own schedule:
+ * The leaf, and each ancestor without a calendar, claims a slot in its own schedule:
  *   delay    = ceil(wireLen · 8 · 1e9 / rate)
  *   next     = max(tLast + delay, now − burst)
  *   tLast    = next
- *   depart   = max(tstamp, next of every class on the path)
+ *   d        = max(tstamp, next of each of them)
+ * Each class on the path with a calendar (a parent: calendar.ts) then places the packet in the
+ * first slot with room at or after d in all of them, and is charged there:
+ *   depart   = that time (d when d's slots have room)
  *   held     = depart − max(now, tstamp)                 (0 when depart is not later)
  * The packet's own tstamp (TCP's EDT) enters its departure only, never a schedule, and pacer's
- * delay (delayNs, the ECN threshold) is what pacer adds to it. A parent's schedule advances by
- * the packet's time at the parent's rate, never to a child's later slot, so a child held back by
- * its own rate does not hold its siblings back (edt.h says what that costs at the parent). If any
- * slot is more than the leaf's horizon after now, the packet is dropped and no tLast moves.
+ * delay (delayNs, the ECN threshold) is what pacer adds to it. A parent is charged in the slot the
+ * packet leaves in, so a child's backlog booked at the child's own rate leaves the rest of each
+ * slot to its siblings and never puts more than the parent's rate on the wire. If any slot is
+ * more than the leaf's horizon after now (or past a calendar's reach, or the walk finds only full
+ * slots), the packet is dropped and nothing moves.
  *
  * Numbers, not bigints: every value must stay below 2^53 (104 days of nanoseconds; the simulator
  * starts at 0). A value outside that range throws rather than losing precision.
  */
+import { Calendar, beyondReach, calendarCharge, calendarLevel, calendarWalk, type CalendarLevel } from './calendar.js';
 
 export interface EdtClassConfig {
   rateBps: number;
@@ -59,23 +65,48 @@ export function delayNs(wireLen: number, rateBps: number): number {
 
 /**
  * Departure of one packet. `path` is the leaf class then its ancestors (at most MAX_DEPTH);
- * `tLast` holds their schedules in the same order and is updated in place when the packet passes.
+ * `tLast` holds their schedules in the same order and is updated in place when the packet passes;
+ * `calendars[i]` is class i's calendar, if it has one: an ancestor with a calendar is charged there
+ * instead of in its schedule (the leaf's calendar is not used: its own packets claim its schedule).
  */
-export function depart(path: ReadonlyArray<EdtClassConfig>, tLast: number[], wireLen: number, now: number, tstamp = 0): EdtVerdict {
+export function depart(
+  path: ReadonlyArray<EdtClassConfig>,
+  tLast: number[],
+  wireLen: number,
+  now: number,
+  tstamp = 0,
+  calendars: ReadonlyArray<Calendar | undefined> = [],
+): EdtVerdict {
   const leaf = path[0];
   if (!leaf) throw new RangeError('a path has at least the leaf class');
   exact('now', now);
   let departure = exact('tstamp', tstamp);
-  const claimed: number[] = [];
+  const beyond = (t: number) => t > now && t - now > leaf.horizonNs;
+  const claimed: Array<number | undefined> = [];
+  const levels: CalendarLevel[] = [];
   for (let i = 0; i < Math.min(path.length, MAX_DEPTH); i++) {
     const c = path[i]!;
+    // An ancestor with a calendar is charged there; the leaf always claims its own schedule.
+    const cal = i > 0 ? calendars[i] : undefined;
+    if (cal) {
+      levels.push(calendarLevel(cal, c.rateBps, c.burstNs, now));
+      continue;
+    }
     const earliest = now > c.burstNs ? now - c.burstNs : 0;
     const next = Math.max(exact('tLast', tLast[i] ?? 0) + delayNs(wireLen, c.rateBps), earliest);
-    if (next > now && next - now > leaf.horizonNs) return { action: 'drop', reason: 'horizon' };
-    claimed.push(next);
+    if (beyond(next)) return { action: 'drop', reason: 'horizon' };
+    claimed[i] = next;
     departure = Math.max(departure, next);
   }
-  claimed.forEach((t, i) => (tLast[i] = t));
+  if (levels.length > 0) {
+    const t = calendarWalk(levels, departure, now);
+    if (t === undefined || beyond(t) || beyondReach(levels, t, now)) return { action: 'drop', reason: 'horizon' };
+    calendarCharge(levels, t, wireLen);
+    departure = t;
+  }
+  claimed.forEach((t, i) => {
+    if (t !== undefined) tLast[i] = t;
+  });
   const sent = Math.max(now, tstamp);
   const delay = departure > sent ? departure - sent : 0;
   return { action: 'pass', depart: departure, delayNs: delay, ecnMark: leaf.ecnNs > 0 && delay > leaf.ecnNs };
@@ -87,8 +118,26 @@ export function depart(path: ReadonlyArray<EdtClassConfig>, tLast: number[], wir
  */
 export class EdtShaper {
   private readonly tLast = new Map<number, number>();
+  private readonly calendars = new Map<number, Calendar>();
 
-  constructor(private readonly classes: ReadonlyMap<number, EdtClassConfig>) {}
+  /**
+   * `calendars`: 'none' (the default) paces every ancestor by its own schedule, as the tc program
+   * does today; 'parents' gives every class that has children a calendar, the design of
+   * docs/data-plane.md ("What a parent guarantees: the calendar"), which the BPF program does not
+   * implement yet: only the simulator's calendar scenarios use it.
+   */
+  constructor(
+    private readonly classes: ReadonlyMap<number, EdtClassConfig>,
+    private readonly calendarsFor: 'parents' | 'none' = 'none',
+  ) {}
+
+  /** The class's calendar when it has children (made on first use, kept across rate changes). */
+  calendar(classId: number): Calendar | undefined {
+    if (this.calendarsFor === 'none') return undefined;
+    let cal = this.calendars.get(classId);
+    if (!cal && [...this.classes.values()].some((c) => c.parentId === classId && c.rateBps > 0)) this.calendars.set(classId, (cal = new Calendar()));
+    return cal;
+  }
 
   /** The leaf and its ancestors, leaf first, as the BPF program walks them. */
   path(leafId: number): { ids: number[]; configs: EdtClassConfig[] } {
@@ -110,7 +159,7 @@ export class EdtShaper {
     const { ids, configs } = this.path(leafId);
     if (ids.length === 0) return undefined;
     const schedules = ids.map((id) => this.tLast.get(id) ?? 0);
-    const verdict = depart(configs, schedules, wireLen, now, tstamp);
+    const verdict = depart(configs, schedules, wireLen, now, tstamp, ids.map((id) => this.calendar(id)));
     if (verdict.action === 'pass') ids.forEach((id, i) => this.tLast.set(id, schedules[i]!));
     return verdict;
   }

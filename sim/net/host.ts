@@ -38,8 +38,9 @@ export class HostEgress implements PacketSink {
   readonly nic: Port;
   readonly classStats = new Map<number, ClassStats>();
 
-  constructor(private readonly events: EventList, cfg: HostEgressConfig) {
-    this.shaper = new EdtShaper(cfg.classes ?? new Map());
+  /** `calendars`: 'parents' models the parent calendar the tc program does not have yet (edt.ts's EdtShaper). */
+  constructor(private readonly events: EventList, cfg: HostEgressConfig, calendars: 'parents' | 'none' = 'none') {
+    this.shaper = new EdtShaper(cfg.classes ?? new Map(), calendars);
     this.fq = new Fq(cfg.fq);
     this.nic = new Port(events, this.fq, { name: cfg.name, rateBps: cfg.rateBps, overheadBytes: cfg.overheadBytes });
     // The skb is freed when the NIC has sent it or a qdisc dropped it: tell its socket (TSQ).
