@@ -99,9 +99,9 @@ async function until<T>(what: string, f: () => Promise<T | undefined>, ms: numbe
 
 /** Runs the demo on this host; resolves with the summary once it ends (duration, signal or failure). */
 export async function runDemo(o: DemoOptions, print: (text: string) => void, progress: (line: string) => void): Promise<DemoSummary> {
-  if (process.getuid?.() !== 0) throw new DemoError('pacer demo needs root: it creates network namespaces, a cgroup and loads BPF programs. Run it with sudo.');
+  if (process.getuid?.() !== 0) throw new DemoError('run it as root (sudo): it creates network namespaces and a cgroup, and loads BPF programs');
   for (const [tool, pkg] of [['iperf3', 'iperf3'], ['ip', 'iproute2'], ['nsenter', 'util-linux']] as const) {
-    if (!['/usr/bin', '/usr/sbin', '/bin', '/sbin', '/usr/local/bin'].some((d) => existsSync(join(d, tool)))) throw new DemoError(`pacer demo needs ${tool}: apt-get install -y ${pkg}`);
+    if (!['/usr/bin', '/usr/sbin', '/bin', '/sbin', '/usr/local/bin'].some((d) => existsSync(join(d, tool)))) throw new DemoError(`${tool} is missing: apt-get install -y ${pkg}`);
   }
   const held = await takeNamedLock(LOCK_NAME, { pid: process.pid, since: new Date().toISOString() });
   if ('owner' in held) {

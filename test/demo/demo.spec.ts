@@ -180,6 +180,16 @@ describe('pacer demo: the README\'s main job, run as a user runs it (root; real 
     assert.deepEqual(leftovers(), []);
   });
 
+  it('refuses to run without root, saying why, and creates nothing', async () => {
+    const child = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI, 'demo', '--duration', '10s'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    assert.equal(code, 1, stderr);
+    assert.match(stderr, /^pacer demo: run it as root \(sudo\)/);
+    assert.deepEqual(leftovers(), []);
+  });
+
   for (const bad of [['--duration', '5s'], ['--duration', 'soon'], ['--rate', '1mbit']]) {
     it(`refuses ${bad.join(' ')} with a clear error and creates nothing`, async () => {
       const r = await demo(bad).exit;
