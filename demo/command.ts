@@ -125,9 +125,10 @@ export async function runDemo(o: DemoOptions, print: (text: string) => void, pro
   const sigterm = () => onSignal('SIGTERM');
   process.on('SIGINT', sigint);
   process.on('SIGTERM', sigterm);
-  /** Throws when a process of the lab exited on its own: the demo cannot go on without it. */
+  /** Throws when a process of the lab exited on its own (the demo cannot go on without it), or a signal came while it set up. */
   const watch = () => {
     if (stopping) return;
+    if (stop.signal.aborted) throw new DemoError(`stopped by ${String(stop.signal.reason)} before the traffic started`);
     const dead = lab.processes.find((p) => !p.running);
     if (dead) throw new DemoError(`${dead.name} exited (${dead.child.signalCode ?? dead.child.exitCode}); its last output:\n${dead.tail()}`);
   };
@@ -164,6 +165,7 @@ export async function runDemo(o: DemoOptions, print: (text: string) => void, pro
 
     const ports = receivers.map((_, i) => FIRST_PORT + i);
     for (const port of ports) await lab.listening(port, lab.iperfServer(port));
+    watch();
     reader = new KernelReader(PIN_BASE, IFACE);
     const delivered = new DeliveredReader(SENDER_NS);
     const receiverOf = new Map(CLASSES.flatMap((c) => (c.receiver ? [[c.name, c.receiver] as const] : [])));
@@ -203,7 +205,7 @@ export async function runDemo(o: DemoOptions, print: (text: string) => void, pro
     const stoppedBy = stop.signal.aborted ? (stop.signal.reason as string) : undefined;
     return { ...summarise(seconds, changes, seconds.length, o.durationS === undefined || stoppedBy !== undefined), ...(stoppedBy ? { stoppedBy } : {}) };
   } catch (err) {
-    failed = true;
+    failed = !stop.signal.aborted; // a stop asked for is not a failure whose logs are wanted
     throw err;
   } finally {
     stopping = true;
