@@ -151,13 +151,15 @@ try {
     const budgetMbps = lab.kernelRate(single)! / 1e6;
     const programBefore = lab.programId();
     const slotStateBefore = lab.kernelRate(single);
-    const t = traffic(lab, RECEIVERS[0], PORTS[0], 16);
+    const t = traffic(lab, RECEIVERS[0], PORTS[0], 18);
     await at(t, 4_000);
     const killedAtMs = now();
     await killed(lab.agent!.child, 'SIGKILL');
     const killedAgentOutput = lab.agent!.tail(5);
-    // Pinned state keeps enforcing with no agent: measured for a few seconds before the restart.
-    await at(t, 9_000);
+    // Pinned state keeps enforcing with no agent: measured for six whole seconds before the restart
+    // (a fresh-clone run once had three of four such seconds excluded for guest stalls of 24–51 ms,
+    // leaving one to judge; the spec needs three).
+    await at(t, 11_000);
     const programWhileDead = lab.programId();
     const restartedAtMs = now();
     const agent = lab.startAgent();
