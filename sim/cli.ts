@@ -55,11 +55,11 @@ export function simCommand(): Command {
   const sim = new Command('sim').description('simulate EDT pacing, fq and datacenter TCP for a scenario (see sim/examples/)');
   sim
     .command('run')
-    .description('run a scenario file; writes DIR/result.json and prints a summary')
+    .description('run a scenario file; writes DIR/result.json and DIR/report.html (charts and tables) and prints a summary')
     .argument('<scenario>', 'scenario YAML file')
     .option('--seed <n>', "override the scenario's seed", parseSeed)
     .option('--duration <time>', "override the scenario's duration (e.g. 200ms)", parseDurationFlag)
-    .option('--out <dir>', 'directory for result.json (default: sim-results/<scenario name>)')
+    .option('--out <dir>', 'directory for result.json and report.html (default: sim-results/<scenario name>)')
     .option('--json', 'print the result JSON instead of the summary')
     .option('--progress', 'show progress on stderr even when it is not a terminal')
     .option('--influx <url>', 'also write the time series to InfluxDB 1.x, e.g. http://127.0.0.1:8086/pacer (see docs/simulator.md)')
@@ -164,11 +164,11 @@ function sweepSummary(s: SweepResult, dir: string): string {
   return [
     `sweep of ${s.scenario}: ${s.points.length} points${s.complete ? '' : ' (INTERRUPTED: partial sweep)'}; FCT of ${s.fctOf}`,
     '',
-    table([...s.axes.map((a) => a.name.toUpperCase()), 'STATUS', 'GOODPUT', 'ROUND MEAN', 'FCT P50', 'FCT P99', 'SLOWDOWN P99', 'DROPS', 'RETRANS', 'RTO'], s.points.map((p) => [
+    table([...s.axes.map((a) => a.name.toUpperCase()), 'STATUS', 'GOODPUT', 'INCAST GOODPUT OVER ROUNDS', 'FCT P50', 'FCT P99', 'SLOWDOWN P99', 'DROPS', 'RETRANS', 'RTO'], s.points.map((p) => [
       ...s.axes.map((a) => p.params[a.name] ?? null),
       p.status,
       opt(p.metrics?.goodputBps, rate),
-      opt(p.metrics?.incastRoundGoodputMeanBps, rate),
+      opt(p.metrics?.incastGoodputOverRoundsBps, rate),
       opt(p.metrics?.fctP50Ns, time),
       opt(p.metrics?.fctP99Ns, time),
       p.metrics?.slowdownP99 ?? null,
@@ -216,9 +216,9 @@ async function runCommand(file: string, o: RunFlags): Promise<void> {
   try {
     result = await simulation.run({ onProgress, shouldStop: () => interrupted });
   } finally {
-    progress?.done();
     process.off('SIGINT', onSigint);
   }
+  progress?.done(result);
   const dir = o.out ?? join('sim-results', scenario.name);
   const text = JSON.stringify(result, null, 2) + '\n';
   try {
@@ -257,7 +257,11 @@ function load(file: string): Scenario {
   }
 }
 
-/** At most a few lines a second; on a terminal one line rewritten in place. */
+/**
+ * At most a few lines a second; on a terminal one line rewritten in place. When every workload
+ * is finite the run may end before its duration, so the duration is shown as an upper bound, and
+ * the last line gives the actual end.
+ */
 function progressPrinter(tty: boolean) {
   const started = Date.now();
   let last = started;
@@ -269,11 +273,15 @@ function progressPrinter(tty: boolean) {
       last = now;
       printed = true;
       const rate = p.events / Math.max((now - started) / 1000, 1e-3);
-      const line = `sim: ${time(p.simulatedNs)} of ${time(p.durationNs)} simulated, ${(rate / 1e6).toFixed(2)}M events/s`;
+      const total = p.mayEndEarly ? `at most ${time(p.durationNs)} (it ends when its workloads are done)` : time(p.durationNs);
+      const line = `sim: ${time(p.simulatedNs)} of ${total} simulated, ${(rate / 1e6).toFixed(2)}M events/s`;
       process.stderr.write(tty ? `\r${line}\x1b[K` : `${line}\n`);
     },
-    done: () => {
-      if (tty && printed) process.stderr.write('\n');
+    /** The last line: where the scenario actually ended. */
+    done: (r: SimResult) => {
+      const why = !r.complete ? 'interrupted' : r.simulatedNs < r.durationNs ? 'every workload done' : 'the scenario\'s duration';
+      const line = `sim: ${time(r.simulatedNs)} of ${time(r.simulatedNs)} simulated (${why}), ${r.events} events`;
+      process.stderr.write(tty && printed ? `\r${line}\x1b[K\n` : `${line}\n`);
     },
   };
 }
@@ -292,6 +300,11 @@ function rate(bps: number): string {
   return `${(bps / 1e3).toFixed(1)} kbit/s`;
 }
 
+/** Round times always in ms, so a column never mixes µs and ms. */
+function ms(ns: number): string {
+  return `${(ns / 1e6).toFixed(3)}ms`;
+}
+
 function time(ns: number): string {
   if (ns >= 1e9) return `${(ns / 1e9).toFixed(3)}s`;
   if (ns >= 1e6) return `${(ns / 1e6).toFixed(3)}ms`;
@@ -305,11 +318,17 @@ function capped<T>(rows: T[][]): T[][] {
   return rows.length <= MAX_ROWS ? rows : [...rows.slice(0, MAX_ROWS), [`… ${rows.length - MAX_ROWS} more in result.json` as T]];
 }
 
+/** One class: its per-host budget beside the total for the hosts that sent, so a sum over hosts is never read against one host's budget. */
+export function classRow(c: SimResult['classes'][number]): Array<string | number | null> {
+  return [c.name, c.rate, c.sendingHosts, c.rateTimesHosts, rate(c.throughputBps), rate(c.goodputBps), time(c.startNs)];
+}
+
 function summary(r: SimResult, file: string): string {
   const parts: string[] = [
     `scenario ${r.scenario}, seed ${r.seed}: ${time(r.simulatedNs)} simulated${r.complete ? '' : ' (INTERRUPTED: partial result)'}, ${r.events} events`,
     '',
-    table(['CLASS', 'RATE', 'THROUGHPUT', 'GOODPUT'], r.classes.map((c) => [c.name, c.rate, rate(c.throughputBps), rate(c.goodputBps)])),
+    table(['CLASS', 'BUDGET PER HOST', 'SENDING HOSTS', 'BUDGET × HOSTS', 'THROUGHPUT', 'GOODPUT', 'MEASURED FROM'], r.classes.map(classRow)),
+    'throughput: bytes leaving the hosts (headers included); goodput: application bytes delivered; both from the class\'s first packet to the end.',
   ];
   if (r.flows.length > 0) {
     parts.push('', table(['FLOW', 'FROM', 'TO', 'CLASS', 'GOODPUT', 'FCT', 'SLOWDOWN', 'RETRANS', 'RTO'], capped(r.flows.map((f) => [

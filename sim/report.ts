@@ -41,6 +41,7 @@ function htmlTable(head: string[], rows: Array<Array<string | number | null>>): 
 
 const mbit = (bps: number | null) => (bps === null ? null : Math.round(bps / 1e4) / 100);
 const us = (ns: number | null) => (ns === null ? null : Math.round(ns / 10) / 100);
+const ms = (ns: number | null) => (ns === null ? null : Math.round(ns / 1e3) / 1e3);
 
 /** `pacer sim run`: per-class throughput over time, queueing delay percentiles per port. */
 export async function runReport(r: SimResult): Promise<string> {
@@ -87,7 +88,8 @@ export async function runReport(r: SimResult): Promise<string> {
     `<h1>pacer sim run: ${esc(r.scenario)}</h1>`,
     `<p>seed ${r.seed}; ${(r.simulatedNs / 1e9).toFixed(3)} s simulated of ${(r.durationNs / 1e9).toFixed(3)} s; ${r.events} events${r.complete ? '' : ' <b class="warn">(interrupted: partial result)</b>'}. Drops: ${esc(drops)}; retransmits ${r.retransmits}; RTO timeouts ${r.timeouts}.</p>`,
     '<h2>Classes</h2>',
-    htmlTable(['class', 'budget', 'throughput (Mbit/s)', 'goodput (Mbit/s)'], r.classes.map((c) => [c.name, c.rate, mbit(c.throughputBps), mbit(c.goodputBps)])),
+    htmlTable(['class', 'budget per host', 'sending hosts', 'budget × hosts', 'throughput (Mbit/s)', 'goodput (Mbit/s)', 'measured from (s)'], r.classes.map((c) => [c.name, c.rate, c.sendingHosts, c.rateTimesHosts, mbit(c.throughputBps), mbit(c.goodputBps), c.startNs / 1e9])),
+    '<p>A budget is per host: the class total is the budget times the hosts that sent. Throughput counts the bytes leaving the hosts (headers included), goodput the application bytes delivered; both over the same span, from the class\'s first packet to the end of the run.</p>',
     throughput,
     ...overTime,
     '<h2>Queueing delay</h2>',
@@ -96,7 +98,7 @@ export async function runReport(r: SimResult): Promise<string> {
       `${p.name} (${p.kind})`, p.sentPackets, p.drops, p.maxQueueBytes, us(p.queueDelay.p50Ns), us(p.queueDelay.p99Ns), us(p.queueDelay.maxNs), us(p.shaperP99),
     ])),
     ...(r.incast.length > 0
-      ? ['<h2>Incast</h2>', htmlTable(['workload', 'servers', 'rounds', 'goodput (Mbit/s)', 'round p50 (µs)', 'round p99 (µs)', 'retransmits', 'RTO'], r.incast.map((i) => [i.workload, i.servers, `${i.roundsCompleted}/${i.rounds}`, mbit(i.goodputBps), us(i.roundNs.p50), us(i.roundNs.p99), i.retransmits, i.timeouts]))]
+      ? ['<h2>Incast</h2>', htmlTable(['workload', 'servers', 'rounds', 'goodput (Mbit/s)', 'round p50 (ms)', 'round p99 (ms)', 'retransmits', 'RTO'], r.incast.map((i) => [i.workload, i.servers, `${i.roundsCompleted}/${i.rounds}`, mbit(i.goodputBps), ms(i.roundNs.p50), ms(i.roundNs.p99), i.retransmits, i.timeouts]))]
       : []),
     ...rpc,
     ...(r.onoff.length > 0
@@ -196,7 +198,7 @@ async function rpcSection(r: SimResult): Promise<string[]> {
 /** Sweep metrics that can be plotted, with their axis titles and scale. */
 const SWEEP_METRICS = [
   { key: 'goodputBps', title: 'goodput (Mbit/s)', scale: 1e-6 },
-  { key: 'incastRoundGoodputMeanBps', title: 'incast goodput per round, mean (Mbit/s)', scale: 1e-6 },
+  { key: 'incastGoodputOverRoundsBps', title: 'incast goodput over the rounds, round-time-weighted (Mbit/s)', scale: 1e-6 },
   { key: 'fctP99Ns', title: 'FCT p99 (ms)', scale: 1e-6 },
   { key: 'slowdownP99', title: 'slowdown p99 (FCT / ideal)', scale: 1 },
   { key: 'timeouts', title: 'RTO timeouts', scale: 1 },
@@ -243,9 +245,9 @@ export async function sweepReport(s: SweepResult): Promise<string> {
     ...s.axes.map((a) => p.params[a.name] ?? null),
     p.status,
     mbit(p.metrics?.goodputBps ?? null),
-    mbit(p.metrics?.incastRoundGoodputMeanBps ?? null),
-    us(p.metrics?.fctP50Ns ?? null),
-    us(p.metrics?.fctP99Ns ?? null),
+    mbit(p.metrics?.incastGoodputOverRoundsBps ?? null),
+    ms(p.metrics?.fctP50Ns ?? null),
+    ms(p.metrics?.fctP99Ns ?? null),
     p.metrics?.slowdownP99 ?? null,
     p.metrics?.drops ?? null,
     p.metrics?.retransmits ?? null,
@@ -256,6 +258,6 @@ export async function sweepReport(s: SweepResult): Promise<string> {
     `<p>${s.points.length} points (${s.axes.map((a) => `${esc(a.name)} = ${esc(a.values.join(', '))}`).join(' × ')}), seed ${s.seed}${s.complete ? '' : '; <b class="warn">interrupted: partial sweep</b>'}. FCT is of ${s.fctOf}.</p>`,
     ...plots,
     '<h2>Points</h2>',
-    htmlTable([...s.axes.map((a) => a.name), 'status', 'goodput (Mbit/s)', 'round mean (Mbit/s)', 'FCT p50 (µs)', 'FCT p99 (µs)', 'slowdown p99', 'drops', 'retransmits', 'RTO'], rows),
+    htmlTable([...s.axes.map((a) => a.name), 'status', 'goodput (Mbit/s)', 'incast goodput over rounds (Mbit/s)', 'FCT p50 (ms)', 'FCT p99 (ms)', 'slowdown p99', 'drops', 'retransmits', 'RTO'], rows),
   ]);
 }
