@@ -4,13 +4,16 @@
  * start with file:line:col so editors can jump to them.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { CliError } from '../api/cli/client.js';
 import { UnitError, parseDuration } from '../api/contract/units.js';
 import { InfluxStream } from './influx.js';
 import { out, run, table, terminalText } from '../api/cli/output.js';
 import { ScenarioError, issueText, loadScenarioFile, type Scenario } from './scenario/load.js';
+import { scenarioJsonSchemaText } from './scenario/json-schema.js';
+import { scenarioTemplate } from './scenario/template.js';
 import { Simulation, type Progress, type SimResult } from './run.js';
 import { SweepError, defaultWorkers, runSweep, type SweepResult } from './sweep.js';
 import type { ExactSummary } from './stats.js';
@@ -80,7 +83,40 @@ export function simCommand(): Command {
     .option('--json', 'print sweep.json instead of the summary table')
     .option('--progress', 'show progress on stderr even when it is not a terminal')
     .action(run(async (file: string, o: SweepFlags) => sweepCommand(file, o)));
+  sim
+    .command('schema')
+    .description('print the JSON Schema of scenario files (generated from the validator; the same as sim/scenario.schema.json), for editors')
+    .option('--out <file>', 'write it to this file instead of stdout')
+    .action(run(async (o: { out?: string }) => writeOrPrint(o.out, scenarioJsonSchemaText())));
+  sim
+    .command('init')
+    .description('write a commented scenario template that `pacer sim run` accepts (to stdout without FILE); never overwrites')
+    .argument('[file]', 'the scenario file to create')
+    .action(run(async (file: string | undefined) => initCommand(file)));
   return sim;
+}
+
+/** The committed schema beside the sources: dist/sim/cli.js → sim/scenario.schema.json. */
+const SCHEMA_FILE = resolve(dirname(fileURLToPath(import.meta.url)), '../../sim/scenario.schema.json');
+
+function writeOrPrint(file: string | undefined, text: string, flag: 'w' | 'wx' = 'w'): void {
+  if (file === undefined) {
+    process.stdout.write(text);
+    return;
+  }
+  try {
+    writeFileSync(file, text, { flag });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new CliError(code === 'EEXIST' ? `${file} exists; pacer sim init never overwrites a file (remove it or give another name)` : `cannot write ${file}: ${(e as Error).message}`);
+  }
+}
+
+function initCommand(file: string | undefined): void {
+  // The editor hint is relative to the new file, so the pair can move together within the repository.
+  const schema = file === undefined ? SCHEMA_FILE : relative(dirname(resolve(file)), SCHEMA_FILE) || SCHEMA_FILE;
+  writeOrPrint(file, scenarioTemplate(schema), 'wx');
+  if (file !== undefined) process.stderr.write(`pacer: wrote ${file}; run it with: pacer sim run ${file}\n`);
 }
 
 function parseWorkers(v: string): number {

@@ -31,15 +31,18 @@ function parsed(parse: (v: string | number) => number, min: number, what: string
   };
 }
 
-const quantity = (parse: (v: string | number) => number, min: number, what: string, unit: (n: number) => string) =>
-  z.union([z.string(), z.number()]).transform(parsed(parse, min, what, unit));
+const quantity = (parse: (v: string | number) => number, min: number, what: string, unit: (n: number) => string, description: string) =>
+  z.union([z.string(), z.number()]).describe(description).transform(parsed(parse, min, what, unit));
 
 /** Durations refuse bare numbers (as the API does): "25" could be ns, us or ms. */
 const duration = (min: number, what: string) =>
-  z.string({ error: `${what} needs a unit, e.g. "25us", "200ms", "2s"` }).transform(parsed(parseDuration, min, what, (ns) => `${ns}ns`));
-const rate = (what: string) => quantity(parseRate, 1, what, (bps) => `${bps} bit/s`);
+  z
+    .string({ error: `${what} needs a unit, e.g. "25us", "200ms", "2s"` })
+    .describe('a duration with a unit (ns, us, ms, s), e.g. "25us", "200ms", "2s"')
+    .transform(parsed(parseDuration, min, what, (ns) => `${ns}ns`));
+const rate = (what: string) => quantity(parseRate, 1, what, (bps) => `${bps} bit/s`, 'a tc rate, e.g. "1gbit", "400mbit" (bit/s; "mbps" is megaBYTES/s, as in tc)');
 /** tc sizes: "32kb" is 32 × 1024 = 32,768 bytes (tc's get_size), a bare number is bytes. */
-const size = (what: string, min = 1) => quantity(parseSize, min, what, (b) => `${b} bytes`);
+const size = (what: string, min = 1) => quantity(parseSize, min, what, (b) => `${b} bytes`, 'a tc size: "32kb" = 32,768 bytes (k = 1024), "1mb" = 1,048,576 bytes; a bare number is bytes');
 const count = (what: string, min = 1) => z.number().int(`${what} is a whole number`).min(min, `${what} must be at least ${min}`);
 
 const hostName = z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,62}$/, 'a host name is a letter then letters, digits, "_", "." or "-" (at most 63)');
