@@ -7,11 +7,12 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
-import { CliError } from '../api/cli/client.js';
+import { CliError, PacerClient, apiBaseUrl, resolveToken } from '../api/cli/client.js';
+import { listAll } from '../api/cli/class-commands.js';
 import { UnitError, parseDuration } from '../api/contract/units.js';
 import { InfluxStream } from './influx.js';
 import { out, run, table, terminalText } from '../api/cli/output.js';
-import { ScenarioError, issueText, loadScenarioFile, type Scenario } from './scenario/load.js';
+import { ScenarioError, issueText, loadScenarioFile, type ClassesOverride, type Scenario } from './scenario/load.js';
 import { scenarioJsonSchemaText } from './scenario/json-schema.js';
 import { scenarioTemplate } from './scenario/template.js';
 import { Simulation, type Progress, type SimResult } from './run.js';
@@ -52,6 +53,8 @@ interface RunFlags {
   progress?: boolean;
   influx?: string;
   influxRun?: string;
+  classesFromApi?: string;
+  tokenFile?: string;
 }
 
 export function simCommand(): Command {
@@ -67,6 +70,8 @@ export function simCommand(): Command {
     .option('--progress', 'show progress on stderr even when it is not a terminal')
     .option('--influx <url>', 'also write the time series to InfluxDB 1.x, e.g. http://127.0.0.1:8086/pacer (see docs/simulator.md)')
     .option('--influx-run <name>', 'the `run` tag of the InfluxDB points (default: the start time, ISO 8601)')
+    .option('--classes-from-api <url>', "use the classes in force in the budgets API at URL (those that apply to the scenario's hosts) instead of the file's; token from $PACER_TOKEN or --token-file")
+    .option('--token-file <file>', 'with --classes-from-api: read the API token from this file instead of $PACER_TOKEN')
     .action(run(async (file: string, o: RunFlags) => runCommand(file, o)));
   sim
     .command('sweep')
@@ -217,8 +222,18 @@ function sweepSummary(s: SweepResult, dir: string): string {
   ].join('\n');
 }
 
+/** The live classes, read before anything is simulated: a wrong URL or token fails at once. */
+async function classesFromApi(url: string, tokenFile: string | undefined): Promise<{ override: ClassesOverride; revision: number; url: string }> {
+  const client = new PacerClient(apiBaseUrl(url), resolveToken(tokenFile));
+  const list = await listAll(client, { api: client.baseUrl });
+  return { override: { classes: list.items, source: `the API at ${client.baseUrl}` }, revision: list.revision, url: client.baseUrl };
+}
+
 async function runCommand(file: string, o: RunFlags): Promise<void> {
-  const loaded = load(file);
+  if (o.tokenFile !== undefined && o.classesFromApi === undefined) throw new CliError('--token-file is for --classes-from-api URL; without it the scenario\'s own classes are used');
+  const live = o.classesFromApi === undefined ? undefined : await classesFromApi(o.classesFromApi, o.tokenFile);
+  const loaded = load(file, live?.override);
+  if (live) process.stderr.write(`pacer: ${loaded.classes.length} class${loaded.classes.length === 1 ? '' : 'es'} from ${live.url} (revision ${live.revision}) replace the file's: ${loaded.classes.map((c) => c.spec.name).join(', ') || 'none'}\n`);
   const scenario = o.duration === undefined ? loaded : { ...loaded, durationNs: o.duration };
   const startedAt = new Date();
   const simulation = new Simulation(scenario, o.seed);
@@ -251,6 +266,7 @@ async function runCommand(file: string, o: RunFlags): Promise<void> {
   let result: SimResult;
   try {
     result = await simulation.run({ onProgress, shouldStop: () => interrupted });
+    if (live) result.classesFrom = { url: live.url, revision: live.revision };
   } finally {
     process.off('SIGINT', onSigint);
   }
@@ -282,9 +298,9 @@ async function runCommand(file: string, o: RunFlags): Promise<void> {
 }
 
 /** Loads the scenario, and prints its warnings on stderr: it still runs, as the API still writes a class it warns about. */
-function load(file: string): Scenario {
+function load(file: string, override?: ClassesOverride): Scenario {
   try {
-    const scenario = loadScenarioFile(file);
+    const scenario = loadScenarioFile(file, override);
     for (const w of scenario.warnings) process.stderr.write(`${terminalText(`warning: ${issueText(file, w)}`)}\n`);
     return scenario;
   } catch (e) {
@@ -362,6 +378,7 @@ export function classRow(c: SimResult['classes'][number]): Array<string | number
 function summary(r: SimResult, file: string): string {
   const parts: string[] = [
     `scenario ${r.scenario}, seed ${r.seed}: ${time(r.simulatedNs)} simulated${r.complete ? '' : ' (INTERRUPTED: partial result)'}, ${r.events} events`,
+    ...(r.classesFrom ? [`classes: those in force at ${r.classesFrom.url} (revision ${r.classesFrom.revision}), not the file's`] : []),
     '',
     table(['CLASS', 'BUDGET PER HOST', 'SENDING HOSTS', 'BUDGET × HOSTS', 'THROUGHPUT', 'GOODPUT', 'MEASURED FROM'], r.classes.map(classRow)),
     'throughput: bytes leaving the hosts (headers included); goodput: application bytes delivered; both from the class\'s first packet to the end.',

@@ -88,6 +88,7 @@ export async function runReport(r: SimResult): Promise<string> {
     `<h1>pacer sim run: ${esc(r.scenario)}</h1>`,
     `<p>seed ${r.seed}; ${(r.simulatedNs / 1e9).toFixed(3)} s simulated of ${(r.durationNs / 1e9).toFixed(3)} s; ${r.events} events${r.complete ? '' : ' <b class="warn">(interrupted: partial result)</b>'}. Drops: ${esc(drops)}; retransmits ${r.retransmits}; RTO timeouts ${r.timeouts}.</p>`,
     '<h2>Classes</h2>',
+    ...(r.classesFrom ? [`<p>The classes in force at ${esc(r.classesFrom.url)} (revision ${r.classesFrom.revision}), not the scenario file's.</p>`] : []),
     htmlTable(['class', 'budget per host', 'sending hosts', 'budget × hosts', 'throughput (Mbit/s)', 'goodput (Mbit/s)', 'measured from (s)'], r.classes.map((c) => [c.name, c.rate, c.sendingHosts, c.rateTimesHosts, mbit(c.throughputBps), mbit(c.goodputBps), c.startNs / 1e9])),
     '<p>A budget is per host: the class total is the budget times the hosts that sent. Throughput counts the bytes leaving the hosts (headers included), goodput the application bytes delivered; both over the same span, from the class\'s first packet to the end of the run.</p>',
     throughput,

@@ -466,6 +466,8 @@ function round3(x: number): number {
 
 export type SimResult = {
   scenario: string;
+  /** Set by `pacer sim run --classes-from-api`: the classes were the API's at this revision, not the file's. */
+  classesFrom?: { url: string; revision: number };
   seed: number;
   complete: boolean;
   durationNs: number;
