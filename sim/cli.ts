@@ -17,6 +17,7 @@ import { scenarioJsonSchemaText } from './scenario/json-schema.js';
 import { scenarioTemplate } from './scenario/template.js';
 import { Simulation, type Progress, type SimResult } from './run.js';
 import { SweepError, defaultWorkers, runSweep, type SweepResult } from './sweep.js';
+import { COMPARED_METRICS, compare, ratio } from './compare.js';
 import type { ExactSummary } from './stats.js';
 
 /** vega and vega-lite (the HTML report) are loaded only when a report is written: `pacer sim --help` and the agent never load them. */
@@ -89,6 +90,16 @@ export function simCommand(): Command {
     .option('--progress', 'show progress on stderr even when it is not a terminal')
     .action(run(async (file: string, o: SweepFlags) => sweepCommand(file, o)));
   sim
+    .command('compare')
+    .description('run two scenarios (two plans) with the same seed and put them side by side; writes DIR/compare.json and DIR/report.html (tables and charts) and prints the table')
+    .argument('<a>', 'plan A: a scenario YAML file')
+    .argument('<b>', 'plan B: a scenario YAML file')
+    .option('--seed <n>', "the seed of both runs (default: each scenario's)", parseSeed)
+    .option('--duration <time>', "override both scenarios' duration (e.g. 200ms)", parseDurationFlag)
+    .option('--out <dir>', 'directory for compare.json and report.html (default: sim-results/<a>-vs-<b>)')
+    .option('--json', 'print compare.json instead of the table')
+    .action(run(async (a: string, b: string, o: CompareFlags) => compareCommand(a, b, o)));
+  sim
     .command('schema')
     .description('print the JSON Schema of scenario files (generated from the validator; the same as sim/scenario.schema.json), for editors')
     .option('--out <file>', 'write it to this file instead of stdout')
@@ -99,6 +110,61 @@ export function simCommand(): Command {
     .argument('[file]', 'the scenario file to create')
     .action(run(async (file: string | undefined) => initCommand(file)));
   return sim;
+}
+
+interface CompareFlags {
+  seed?: number;
+  duration?: number;
+  out?: string;
+  json?: boolean;
+}
+
+async function compareCommand(fileA: string, fileB: string, o: CompareFlags): Promise<void> {
+  // Both are checked before either runs: a typo in B must not cost A's run.
+  const [a, b] = [load(fileA), load(fileB)].map((s) => (o.duration === undefined ? s : { ...s, durationNs: o.duration })) as [Scenario, Scenario];
+  let interrupted = false;
+  const onSigint = () => {
+    if (interrupted) process.exit(EXIT_INTERRUPTED);
+    interrupted = true;
+  };
+  process.on('SIGINT', onSigint);
+  let results: [SimResult, SimResult];
+  try {
+    const ra = await new Simulation(a, o.seed).run({ shouldStop: () => interrupted });
+    const rb = await new Simulation(b, o.seed).run({ shouldStop: () => interrupted });
+    results = [ra, rb];
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+  const c = compare([fileA, fileB], results);
+  const dir = o.out ?? join('sim-results', `${a.name}-vs-${b.name}`);
+  const json = JSON.stringify(c, null, 2) + '\n';
+  try {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'compare.json'), json);
+    writeFileSync(join(dir, 'report.html'), await (await loadReport()).compareReport(c));
+  } catch (e) {
+    throw new CliError(`cannot write ${dir}: ${(e as Error).message}`);
+  }
+  if (o.json) process.stdout.write(json);
+  else {
+    const show = (unit: string, v: number | boolean | null) => (v === null || typeof v === 'boolean' ? null : unit === 'bps' ? rate(v) : unit === 'ns' ? time(v) : v);
+    out([
+      `A = ${fileA}, B = ${fileB}${results.every((r) => r.complete) ? '' : ' (INTERRUPTED: partial results)'}`,
+      '',
+      table(['METRIC', c.labels[0], c.labels[1], 'B / A'], COMPARED_METRICS.map((m) => [m.label, show(m.unit, c.metrics[0][m.key]), show(m.unit, c.metrics[1][m.key]), ratio(c.metrics[0][m.key], c.metrics[1][m.key])])),
+      '',
+      table(['CLASS', 'BUDGET × HOSTS A', 'BUDGET × HOSTS B', 'THROUGHPUT A', 'THROUGHPUT B', 'GOODPUT A', 'GOODPUT B'], c.classes.map(({ name, a: ca, b: cb }) => [
+        name, ca?.rateTimesHosts ?? null, cb?.rateTimesHosts ?? null, ca ? rate(ca.throughputBps) : null, cb ? rate(cb.throughputBps) : null, ca ? rate(ca.goodputBps) : null, cb ? rate(cb.goodputBps) : null,
+      ])),
+      '',
+      `result: ${join(dir, 'compare.json')}, report: ${join(dir, 'report.html')}`,
+    ].join('\n'));
+  }
+  if (interrupted) {
+    process.stderr.write(`pacer: interrupted; partial results (complete: false) in ${join(dir, 'compare.json')}\n`);
+    process.exitCode = EXIT_INTERRUPTED;
+  }
 }
 
 /** The committed schema beside the sources: dist/sim/cli.js → sim/scenario.schema.json. */

@@ -9,6 +9,7 @@ import * as vega from 'vega';
 import * as vl from 'vega-lite';
 import type { SimResult } from './run.js';
 import type { SweepResult } from './sweep.js';
+import { COMPARED_METRICS, ratio, type Comparison } from './compare.js';
 
 type Spec = vl.TopLevelSpec;
 
@@ -260,5 +261,70 @@ export async function sweepReport(s: SweepResult): Promise<string> {
     ...plots,
     '<h2>Points</h2>',
     htmlTable([...s.axes.map((a) => a.name), 'status', 'goodput (Mbit/s)', 'incast goodput over rounds (Mbit/s)', 'FCT p50 (ms)', 'FCT p99 (ms)', 'slowdown p99', 'drops', 'retransmits', 'RTO'], rows),
+  ]);
+}
+
+/**
+ * `pacer sim compare`: the metrics and classes of two plans side by side (B / A beside them), then
+ * the run report's charts with both plans on the same axes: throughput per class over time (solid
+ * A, dashed B) and queueing delay per port (A and B bars side by side).
+ */
+export async function compareReport(c: Comparison): Promise<string> {
+  const [la, lb] = c.labels;
+  const [ra, rb] = c.results;
+  const show = (unit: string, v: number | boolean | null) => (v === null || typeof v === 'boolean' ? null : unit === 'bps' ? mbit(v) : unit === 'ns' ? ms(v) : v);
+  const unitText = (unit: string) => (unit === 'bps' ? ' (Mbit/s)' : unit === 'ns' ? ' (ms)' : '');
+  const metricRows = COMPARED_METRICS.map((m) => {
+    const [a, b] = [c.metrics[0][m.key], c.metrics[1][m.key]];
+    return [`${m.label}${unitText(m.unit)}`, show(m.unit, a), show(m.unit, b), ratio(a, b)];
+  });
+  const classRows = c.classes.map(({ name, a, b }) => [
+    name, a?.rateTimesHosts ?? null, b?.rateTimesHosts ?? null,
+    mbit(a?.throughputBps ?? null), mbit(b?.throughputBps ?? null), ratio(a?.throughputBps ?? null, b?.throughputBps ?? null),
+    mbit(a?.goodputBps ?? null), mbit(b?.goodputBps ?? null), ratio(a?.goodputBps ?? null, b?.goodputBps ?? null),
+  ]);
+  const series = [ra, rb].flatMap((r, i) => r.classes.flatMap((cl) => cl.throughputSeriesBps.map((bps, bin) => ({ plan: c.labels[i]!, class: cl.name, t: ((bin + 1) * r.binNs) / 1e9, mbit: bps / 1e6 }))));
+  const throughput = await svg({
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: 'Throughput per class (host egress, per bin): A solid, B dashed',
+    width: 640,
+    height: 260,
+    data: { values: series },
+    mark: { type: 'line', interpolate: 'step-before' },
+    encoding: {
+      x: { field: 't', type: 'quantitative', title: 'simulated time (s, end of bin)' },
+      y: { field: 'mbit', type: 'quantitative', title: 'Mbit/s' },
+      color: { field: 'class', type: 'nominal', title: 'class' },
+      strokeDash: { field: 'plan', type: 'nominal', title: 'plan', sort: [la, lb] },
+    },
+  });
+  const delays = [ra, rb].flatMap((r, i) =>
+    [...r.hosts, ...r.switchPorts].filter((p) => p.sentPackets > 0).map((p) => ({ plan: c.labels[i]!, port: p.name, us: p.queueDelay.p99Ns / 1e3 })),
+  );
+  const delay = await svg({
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: 'Queueing delay p99 per port (ports that sent packets)',
+    width: 560,
+    data: { values: delays },
+    mark: 'bar',
+    encoding: {
+      y: { field: 'port', type: 'nominal', title: null, sort: null },
+      yOffset: { field: 'plan', sort: [la, lb] },
+      x: { field: 'us', type: 'quantitative', title: 'queueing delay p99 (µs)' },
+      color: { field: 'plan', type: 'nominal', title: 'plan', sort: [la, lb] },
+    },
+  });
+  const partial = ra.complete && rb.complete ? '' : ' <b class="warn">(interrupted: partial results)</b>';
+  return page(`pacer sim compare: ${la} vs ${lb}`, [
+    `<h1>pacer sim compare: ${esc(la)} vs ${esc(lb)}</h1>`,
+    `<p>A = ${esc(c.files[0])}, B = ${esc(c.files[1])}; seeds ${ra.seed} and ${rb.seed}; ${(ra.simulatedNs / 1e9).toFixed(3)} s and ${(rb.simulatedNs / 1e9).toFixed(3)} s simulated${partial}. B / A is the ratio of B's figure to A's.</p>`,
+    '<h2>Key metrics</h2>',
+    htmlTable(['metric', la, lb, 'B / A'], metricRows),
+    '<h2>Classes</h2>',
+    '<p>Budget × hosts: the per-host budget times the hosts that sent in the class. Throughput and goodput are over the same span, from the class\'s first packet to the end of the run.</p>',
+    htmlTable(['class', `budget × hosts, A`, `budget × hosts, B`, 'throughput A (Mbit/s)', 'throughput B (Mbit/s)', 'B / A', 'goodput A (Mbit/s)', 'goodput B (Mbit/s)', 'B / A'], classRows),
+    throughput,
+    '<h2>Queueing delay</h2>',
+    delay,
   ]);
 }
