@@ -139,13 +139,7 @@ async function compareCommand(fileA: string, fileB: string, o: CompareFlags): Pr
   const c = compare([fileA, fileB], results);
   const dir = o.out ?? join('sim-results', `${a.name}-vs-${b.name}`);
   const json = JSON.stringify(c, null, 2) + '\n';
-  try {
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, 'compare.json'), json);
-    writeFileSync(join(dir, 'report.html'), await (await loadReport()).compareReport(c));
-  } catch (e) {
-    throw new CliError(`cannot write ${dir}: ${(e as Error).message}`);
-  }
+  await writeOutputs(dir, { 'compare.json': json, 'report.html': async () => (await loadReport()).compareReport(c) });
   if (o.json) process.stdout.write(json);
   else {
     const show = (unit: string, v: number | boolean | null) => (v === null || typeof v === 'boolean' ? null : unit === 'bps' ? rate(v) : unit === 'ns' ? time(v) : v);
@@ -250,13 +244,7 @@ async function sweepCommand(file: string, o: SweepFlags): Promise<void> {
   }
   const dir = o.out ?? join('sim-results', `${scenario.name}-sweep`);
   const json = JSON.stringify(result, null, 2) + '\n';
-  try {
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, 'sweep.json'), json);
-    writeFileSync(join(dir, 'report.html'), await (await loadReport()).sweepReport(result));
-  } catch (e) {
-    throw new CliError(`cannot write ${dir}: ${(e as Error).message}`);
-  }
+  await writeOutputs(dir, { 'sweep.json': json, 'report.html': async () => (await loadReport()).sweepReport(result) });
   if (o.json) process.stdout.write(json);
   else out(sweepSummary(result, dir));
   if (interrupted) {
@@ -339,13 +327,7 @@ async function runCommand(file: string, o: RunFlags): Promise<void> {
   progress?.done(result);
   const dir = o.out ?? join('sim-results', scenario.name);
   const text = JSON.stringify(result, null, 2) + '\n';
-  try {
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, 'result.json'), text);
-    writeFileSync(join(dir, 'report.html'), await (await loadReport()).runReport(result));
-  } catch (e) {
-    throw new CliError(`cannot write ${dir}: ${(e as Error).message}`);
-  }
+  await writeOutputs(dir, { 'result.json': text, 'report.html': async () => (await loadReport()).runReport(result) });
   if (o.json) process.stdout.write(text);
   else out(summary(result, join(dir, 'result.json')));
   if (influx) {
@@ -360,6 +342,16 @@ async function runCommand(file: string, o: RunFlags): Promise<void> {
   if (interrupted) {
     process.stderr.write(`pacer: interrupted at ${time(result.simulatedNs)} simulated; partial result (complete: false) in ${join(dir, 'result.json')}\n`);
     process.exitCode = EXIT_INTERRUPTED;
+  }
+}
+
+/** Writes DIR/<name> for each entry, in order (the JSON first, so a failing report still leaves it). */
+async function writeOutputs(dir: string, files: Record<string, string | (() => Promise<string>)>): Promise<void> {
+  try {
+    mkdirSync(dir, { recursive: true });
+    for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), typeof content === 'string' ? content : await content());
+  } catch (e) {
+    throw new CliError(`cannot write ${dir}: ${(e as Error).message}`);
   }
 }
 

@@ -69,19 +69,7 @@ export async function runReport(r: SimResult): Promise<string> {
     { port: `${p.name} (${p.kind})`, pct: 'p99', us: p.queueDelay.p99Ns / 1e3 },
     { port: `${p.name} (${p.kind})`, pct: 'max', us: p.queueDelay.maxNs / 1e3 },
   ]);
-  const delay = await svg({
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: 'Queueing delay per port (ports that sent packets)',
-    width: 560,
-    data: { values: delays },
-    mark: 'bar',
-    encoding: {
-      y: { field: 'port', type: 'nominal', title: null, sort: null },
-      yOffset: { field: 'pct', sort: ['p50', 'p99', 'max'] },
-      x: { field: 'us', type: 'quantitative', title: 'queueing delay (µs)' },
-      color: { field: 'pct', type: 'nominal', title: 'percentile', sort: ['p50', 'p99', 'max'] },
-    },
-  });
+  const delay = await delayChart('Queueing delay per port (ports that sent packets)', 'queueing delay (µs)', delays, 'pct', 'percentile', ['p50', 'p99', 'max']);
   const drops = Object.entries(r.drops).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none';
   const rpc = r.rpc.length > 0 ? await rpcSection(r) : [];
   const overTime = await seriesSection(r);
@@ -109,6 +97,23 @@ export async function runReport(r: SimResult): Promise<string> {
     ...(r.switch ? [`<p>Shared buffer ${r.switch.sharedBufferBytes} B, alpha ${r.switch.alpha ?? 'none'}: max used ${r.switch.maxUsedBytes} B, mean ${r.switch.meanUsedBytes} B, ${r.switch.drops} drops.</p>`] : []),
     ...(r.fct.completed > 0 ? [`<p>FCT p50 ${us(r.fct.p50Ns)} µs, p99 ${us(r.fct.p99Ns)} µs; slowdown p50 ${r.fct.slowdownP50}, p99 ${r.fct.slowdownP99} (${r.fct.completed} flows).</p>`] : []),
   ]);
+}
+
+/** Bars of queueing delay (µs) per port, one bar per value of `group` (a percentile, or a plan). */
+function delayChart(title: string, xTitle: string, values: Array<{ port: string; us: number }>, group: string, groupTitle: string, order: string[]): Promise<string> {
+  return svg({
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title,
+    width: 560,
+    data: { values },
+    mark: 'bar',
+    encoding: {
+      y: { field: 'port', type: 'nominal', title: null, sort: null },
+      yOffset: { field: group, sort: order },
+      x: { field: 'us', type: 'quantitative', title: xTitle },
+      color: { field: group, type: 'nominal', title: groupTitle, sort: order },
+    },
+  });
 }
 
 const MAX_LINES = 10;
@@ -301,19 +306,7 @@ export async function compareReport(c: Comparison): Promise<string> {
   const delays = [ra, rb].flatMap((r, i) =>
     [...r.hosts, ...r.switchPorts].filter((p) => p.sentPackets > 0).map((p) => ({ plan: c.labels[i]!, port: p.name, us: p.queueDelay.p99Ns / 1e3 })),
   );
-  const delay = await svg({
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: 'Queueing delay p99 per port (ports that sent packets)',
-    width: 560,
-    data: { values: delays },
-    mark: 'bar',
-    encoding: {
-      y: { field: 'port', type: 'nominal', title: null, sort: null },
-      yOffset: { field: 'plan', sort: [la, lb] },
-      x: { field: 'us', type: 'quantitative', title: 'queueing delay p99 (µs)' },
-      color: { field: 'plan', type: 'nominal', title: 'plan', sort: [la, lb] },
-    },
-  });
+  const delay = await delayChart('Queueing delay p99 per port (ports that sent packets)', 'queueing delay p99 (µs)', delays, 'plan', 'plan', [la, lb]);
   const partial = ra.complete && rb.complete ? '' : ' <b class="warn">(interrupted: partial results)</b>';
   return page(`pacer sim compare: ${la} vs ${lb}`, [
     `<h1>pacer sim compare: ${esc(la)} vs ${esc(lb)}</h1>`,
