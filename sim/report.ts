@@ -46,20 +46,7 @@ const ms = (ns: number | null) => (ns === null ? null : Math.round(ns / 1e3) / 1
 
 /** `pacer sim run`: per-class throughput over time, queueing delay percentiles per port. */
 export async function runReport(r: SimResult): Promise<string> {
-  const series = r.classes.flatMap((c) => c.throughputSeriesBps.map((bps, b) => ({ class: c.name, t: ((b + 1) * r.binNs) / 1e9, mbit: bps / 1e6 })));
-  const throughput = await svg({
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: 'Throughput per class (host egress, per bin)',
-    width: 640,
-    height: 260,
-    data: { values: series },
-    mark: { type: 'line', point: series.length <= 200, interpolate: 'step-before' },
-    encoding: {
-      x: { field: 't', type: 'quantitative', title: 'simulated time (s, end of bin)' },
-      y: { field: 'mbit', type: 'quantitative', title: 'Mbit/s' },
-      color: { field: 'class', type: 'nominal', title: 'class' },
-    },
-  });
+  const throughput = await throughputChart('Throughput per class (host egress, per bin)', classSeries(r));
   const ports = [
     ...r.hosts.map((p) => ({ ...p, shaperP99: p.shaperDelay?.p99Ns ?? null, kind: 'host NIC' })),
     ...r.switchPorts.map((p) => ({ ...p, shaperP99: null, kind: 'switch port' })),
@@ -97,6 +84,29 @@ export async function runReport(r: SimResult): Promise<string> {
     ...(r.switch ? [`<p>Shared buffer ${r.switch.sharedBufferBytes} B, alpha ${r.switch.alpha ?? 'none'}: max used ${r.switch.maxUsedBytes} B, mean ${r.switch.meanUsedBytes} B, ${r.switch.drops} drops.</p>`] : []),
     ...(r.fct.completed > 0 ? [`<p>FCT p50 ${us(r.fct.p50Ns)} µs, p99 ${us(r.fct.p99Ns)} µs; slowdown p50 ${r.fct.slowdownP50}, p99 ${r.fct.slowdownP99} (${r.fct.completed} flows).</p>`] : []),
   ]);
+}
+
+/** Each class's throughput per bin, Mbit/s at the end of the bin. */
+function classSeries(r: SimResult): Array<{ class: string; t: number; mbit: number }> {
+  return r.classes.flatMap((c) => c.throughputSeriesBps.map((bps, b) => ({ class: c.name, t: ((b + 1) * r.binNs) / 1e9, mbit: bps / 1e6 })));
+}
+
+/** Throughput per class over time, a line per class (and per whatever `extra` encodes, such as the plan). */
+function throughputChart(title: string, values: object[], extra: Record<string, unknown> = {}): Promise<string> {
+  return svg({
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title,
+    width: 640,
+    height: 260,
+    data: { values },
+    mark: { type: 'line', point: values.length <= 200, interpolate: 'step-before' },
+    encoding: {
+      x: { field: 't', type: 'quantitative', title: 'simulated time (s, end of bin)' },
+      y: { field: 'mbit', type: 'quantitative', title: 'Mbit/s' },
+      color: { field: 'class', type: 'nominal', title: 'class' },
+      ...extra,
+    },
+  } as Spec);
 }
 
 /** Bars of queueing delay (µs) per port, one bar per value of `group` (a percentile, or a plan). */
@@ -288,21 +298,11 @@ export async function compareReport(c: Comparison): Promise<string> {
     mbit(a?.throughputBps ?? null), mbit(b?.throughputBps ?? null), ratio(a?.throughputBps ?? null, b?.throughputBps ?? null),
     mbit(a?.goodputBps ?? null), mbit(b?.goodputBps ?? null), ratio(a?.goodputBps ?? null, b?.goodputBps ?? null),
   ]);
-  const series = [ra, rb].flatMap((r, i) => r.classes.flatMap((cl) => cl.throughputSeriesBps.map((bps, bin) => ({ plan: c.labels[i]!, class: cl.name, t: ((bin + 1) * r.binNs) / 1e9, mbit: bps / 1e6 }))));
-  const throughput = await svg({
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: 'Throughput per class (host egress, per bin): A solid, B dashed',
-    width: 640,
-    height: 260,
-    data: { values: series },
-    mark: { type: 'line', interpolate: 'step-before' },
-    encoding: {
-      x: { field: 't', type: 'quantitative', title: 'simulated time (s, end of bin)' },
-      y: { field: 'mbit', type: 'quantitative', title: 'Mbit/s' },
-      color: { field: 'class', type: 'nominal', title: 'class' },
-      strokeDash: { field: 'plan', type: 'nominal', title: 'plan', sort: [la, lb] },
-    },
-  });
+  const throughput = await throughputChart(
+    'Throughput per class (host egress, per bin): A solid, B dashed',
+    [ra, rb].flatMap((r, i) => classSeries(r).map((x) => ({ ...x, plan: c.labels[i]! }))),
+    { strokeDash: { field: 'plan', type: 'nominal', title: 'plan', sort: [la, lb] } },
+  );
   const delays = [ra, rb].flatMap((r, i) =>
     [...r.hosts, ...r.switchPorts].filter((p) => p.sentPackets > 0).map((p) => ({ plan: c.labels[i]!, port: p.name, us: p.queueDelay.p99Ns / 1e3 })),
   );
