@@ -8,6 +8,8 @@
  */
 import assert from 'node:assert/strict';
 import { EventList } from '../../sim/engine/events.js';
+import { runScenario } from '../../sim/run.js';
+import { loadScenario } from '../../sim/scenario/load.js';
 import { NewReno, type CcSender } from '../../sim/tcp/congestion.js';
 import { tcpConfig } from '../../sim/tcp/tcp.js';
 import { Star } from '../../sim/topology/star.js';
@@ -46,4 +48,26 @@ describe('sim validation: dumbbell fairness with delayed ACKs (issue 15)', funct
       assert.ok(r.totalGoodputBps >= 0.9 * GBIT, `total ${r.totalGoodputBps}`);
     });
   }
+
+  it('staggered starts (the second NewReno flow 500 ms later): from 2 s on, Jain ≥ 0.99 and shares within 5%', async () => {
+    const r = await runScenario(
+      loadScenario(`duration: 10s
+topology:
+  switch: { bufferPackets: 100 }
+  hosts:
+    r: { link: { rate: 1gbit, delay: 25us } }
+    s1: { link: { rate: 10gbit, delay: 25us } }
+    s2: { link: { rate: 10gbit, delay: 25us } }
+tcp: { variant: newreno, delayedAck: true }
+workloads:
+  - bulk: { from: s1, to: r }
+  - bulk: { from: s2, to: r, start: 500ms }
+`),
+    );
+    // 100 ms bins: bins 20.. are 2 s to 10 s.
+    const [a, b] = r.flows.map((f) => f.goodputSeriesBps.slice(20).reduce((x, y) => x + y, 0)) as [number, number];
+    const j = (a + b) ** 2 / (2 * (a * a + b * b));
+    assert.ok(j >= 0.99, `Jain ${j}: ${a} / ${b}`);
+    assert.ok(Math.min(a, b) / Math.max(a, b) >= 0.95, `${a} / ${b}`);
+  });
 });
