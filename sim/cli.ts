@@ -4,15 +4,20 @@
  * start with file:line:col so editors can jump to them.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
-import { CliError } from '../api/cli/client.js';
+import { CliError, PacerClient, apiBaseUrl, resolveToken } from '../api/cli/client.js';
+import { listAll } from '../api/cli/class-commands.js';
 import { UnitError, parseDuration } from '../api/contract/units.js';
 import { InfluxStream } from './influx.js';
 import { out, run, table, terminalText } from '../api/cli/output.js';
-import { ScenarioError, issueText, loadScenarioFile, type Scenario } from './scenario/load.js';
+import { ScenarioError, issueText, loadScenarioFile, type ClassesOverride, type Scenario } from './scenario/load.js';
+import { scenarioJsonSchemaText } from './scenario/json-schema.js';
+import { scenarioTemplate } from './scenario/template.js';
 import { Simulation, type Progress, type SimResult } from './run.js';
 import { SweepError, defaultWorkers, runSweep, type SweepResult } from './sweep.js';
+import { COMPARED_METRICS, compare, ratio } from './compare.js';
 import type { ExactSummary } from './stats.js';
 
 /** vega and vega-lite (the HTML report) are loaded only when a report is written: `pacer sim --help` and the agent never load them. */
@@ -49,21 +54,25 @@ interface RunFlags {
   progress?: boolean;
   influx?: string;
   influxRun?: string;
+  classesFromApi?: string;
+  tokenFile?: string;
 }
 
 export function simCommand(): Command {
   const sim = new Command('sim').description('simulate EDT pacing, fq and datacenter TCP for a scenario (see sim/examples/)');
   sim
     .command('run')
-    .description('run a scenario file; writes DIR/result.json and prints a summary')
+    .description('run a scenario file; writes DIR/result.json and DIR/report.html (charts and tables) and prints a summary')
     .argument('<scenario>', 'scenario YAML file')
     .option('--seed <n>', "override the scenario's seed", parseSeed)
     .option('--duration <time>', "override the scenario's duration (e.g. 200ms)", parseDurationFlag)
-    .option('--out <dir>', 'directory for result.json (default: sim-results/<scenario name>)')
+    .option('--out <dir>', 'directory for result.json and report.html (default: sim-results/<scenario name>)')
     .option('--json', 'print the result JSON instead of the summary')
     .option('--progress', 'show progress on stderr even when it is not a terminal')
     .option('--influx <url>', 'also write the time series to InfluxDB 1.x, e.g. http://127.0.0.1:8086/pacer (see docs/simulator.md)')
     .option('--influx-run <name>', 'the `run` tag of the InfluxDB points (default: the start time, ISO 8601)')
+    .option('--classes-from-api <url>', "use the classes in force in the budgets API at URL (those that apply to the scenario's hosts) instead of the file's; token from $PACER_TOKEN or --token-file")
+    .option('--token-file <file>', 'with --classes-from-api: read the API token from this file instead of $PACER_TOKEN')
     .action(run(async (file: string, o: RunFlags) => runCommand(file, o)));
   sim
     .command('sweep')
@@ -80,7 +89,99 @@ export function simCommand(): Command {
     .option('--json', 'print sweep.json instead of the summary table')
     .option('--progress', 'show progress on stderr even when it is not a terminal')
     .action(run(async (file: string, o: SweepFlags) => sweepCommand(file, o)));
+  sim
+    .command('compare')
+    .description('run two scenarios (two plans) with the same seed and put them side by side; writes DIR/compare.json and DIR/report.html (tables and charts) and prints the table')
+    .argument('<a>', 'plan A: a scenario YAML file')
+    .argument('<b>', 'plan B: a scenario YAML file')
+    .option('--seed <n>', "the seed of both runs (default: each scenario's)", parseSeed)
+    .option('--duration <time>', "override both scenarios' duration (e.g. 200ms)", parseDurationFlag)
+    .option('--out <dir>', 'directory for compare.json and report.html (default: sim-results/<a>-vs-<b>)')
+    .option('--json', 'print compare.json instead of the table')
+    .action(run(async (a: string, b: string, o: CompareFlags) => compareCommand(a, b, o)));
+  sim
+    .command('schema')
+    .description('print the JSON Schema of scenario files (generated from the validator; the same as sim/scenario.schema.json), for editors')
+    .option('--out <file>', 'write it to this file instead of stdout')
+    .action(run(async (o: { out?: string }) => writeOrPrint(o.out, scenarioJsonSchemaText())));
+  sim
+    .command('init')
+    .description('write a commented scenario template that `pacer sim run` accepts (to stdout without FILE); never overwrites')
+    .argument('[file]', 'the scenario file to create')
+    .action(run(async (file: string | undefined) => initCommand(file)));
   return sim;
+}
+
+interface CompareFlags {
+  seed?: number;
+  duration?: number;
+  out?: string;
+  json?: boolean;
+}
+
+async function compareCommand(fileA: string, fileB: string, o: CompareFlags): Promise<void> {
+  // Both are checked before either runs: a typo in B must not cost A's run.
+  const [a, b] = [load(fileA), load(fileB)].map((s) => (o.duration === undefined ? s : { ...s, durationNs: o.duration })) as [Scenario, Scenario];
+  let interrupted = false;
+  const onSigint = () => {
+    if (interrupted) process.exit(EXIT_INTERRUPTED);
+    interrupted = true;
+  };
+  process.on('SIGINT', onSigint);
+  let results: [SimResult, SimResult];
+  try {
+    const ra = await new Simulation(a, o.seed).run({ shouldStop: () => interrupted });
+    const rb = await new Simulation(b, o.seed).run({ shouldStop: () => interrupted });
+    results = [ra, rb];
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+  const c = compare([fileA, fileB], results);
+  const dir = o.out ?? join('sim-results', `${a.name}-vs-${b.name}`);
+  const json = JSON.stringify(c, null, 2) + '\n';
+  await writeOutputs(dir, { 'compare.json': json, 'report.html': async () => (await loadReport()).compareReport(c) });
+  if (o.json) process.stdout.write(json);
+  else {
+    const show = (unit: string, v: number | boolean | null) => (v === null || typeof v === 'boolean' ? null : unit === 'bps' ? rate(v) : unit === 'ns' ? time(v) : v);
+    out([
+      `A = ${fileA}, B = ${fileB}${results.every((r) => r.complete) ? '' : ' (INTERRUPTED: partial results)'}`,
+      '',
+      table(['METRIC', c.labels[0], c.labels[1], 'B / A'], COMPARED_METRICS.map((m) => [m.label, show(m.unit, c.metrics[0][m.key]), show(m.unit, c.metrics[1][m.key]), ratio(c.metrics[0][m.key], c.metrics[1][m.key])])),
+      '',
+      table(['CLASS', 'BUDGET × HOSTS A', 'BUDGET × HOSTS B', 'THROUGHPUT A', 'THROUGHPUT B', 'GOODPUT A', 'GOODPUT B'], c.classes.map(({ name, a: ca, b: cb }) => [
+        name, ca?.rateTimesHosts ?? null, cb?.rateTimesHosts ?? null, ca ? rate(ca.throughputBps) : null, cb ? rate(cb.throughputBps) : null, ca ? rate(ca.goodputBps) : null, cb ? rate(cb.goodputBps) : null,
+      ])),
+      '',
+      `result: ${join(dir, 'compare.json')}, report: ${join(dir, 'report.html')}`,
+    ].join('\n'));
+  }
+  if (interrupted) {
+    process.stderr.write(`pacer: interrupted; partial results (complete: false) in ${join(dir, 'compare.json')}\n`);
+    process.exitCode = EXIT_INTERRUPTED;
+  }
+}
+
+/** The committed schema beside the sources: dist/sim/cli.js → sim/scenario.schema.json. */
+const SCHEMA_FILE = resolve(dirname(fileURLToPath(import.meta.url)), '../../sim/scenario.schema.json');
+
+function writeOrPrint(file: string | undefined, text: string, flag: 'w' | 'wx' = 'w'): void {
+  if (file === undefined) {
+    process.stdout.write(text);
+    return;
+  }
+  try {
+    writeFileSync(file, text, { flag });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new CliError(code === 'EEXIST' ? `${file} exists; pacer sim init never overwrites a file (remove it or give another name)` : `cannot write ${file}: ${(e as Error).message}`);
+  }
+}
+
+function initCommand(file: string | undefined): void {
+  // The editor hint is relative to the new file, so the pair can move together within the repository.
+  const schema = file === undefined ? SCHEMA_FILE : relative(dirname(resolve(file)), SCHEMA_FILE) || SCHEMA_FILE;
+  writeOrPrint(file, scenarioTemplate(schema), 'wx');
+  if (file !== undefined) process.stderr.write(`pacer: wrote ${file}; run it with: pacer sim run ${file}\n`);
 }
 
 function parseWorkers(v: string): number {
@@ -143,13 +244,7 @@ async function sweepCommand(file: string, o: SweepFlags): Promise<void> {
   }
   const dir = o.out ?? join('sim-results', `${scenario.name}-sweep`);
   const json = JSON.stringify(result, null, 2) + '\n';
-  try {
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, 'sweep.json'), json);
-    writeFileSync(join(dir, 'report.html'), await (await loadReport()).sweepReport(result));
-  } catch (e) {
-    throw new CliError(`cannot write ${dir}: ${(e as Error).message}`);
-  }
+  await writeOutputs(dir, { 'sweep.json': json, 'report.html': async () => (await loadReport()).sweepReport(result) });
   if (o.json) process.stdout.write(json);
   else out(sweepSummary(result, dir));
   if (interrupted) {
@@ -164,11 +259,11 @@ function sweepSummary(s: SweepResult, dir: string): string {
   return [
     `sweep of ${s.scenario}: ${s.points.length} points${s.complete ? '' : ' (INTERRUPTED: partial sweep)'}; FCT of ${s.fctOf}`,
     '',
-    table([...s.axes.map((a) => a.name.toUpperCase()), 'STATUS', 'GOODPUT', 'ROUND MEAN', 'FCT P50', 'FCT P99', 'SLOWDOWN P99', 'DROPS', 'RETRANS', 'RTO'], s.points.map((p) => [
+    table([...s.axes.map((a) => a.name.toUpperCase()), 'STATUS', 'GOODPUT', 'INCAST GOODPUT OVER ROUNDS', 'FCT P50', 'FCT P99', 'SLOWDOWN P99', 'DROPS', 'RETRANS', 'RTO'], s.points.map((p) => [
       ...s.axes.map((a) => p.params[a.name] ?? null),
       p.status,
       opt(p.metrics?.goodputBps, rate),
-      opt(p.metrics?.incastRoundGoodputMeanBps, rate),
+      opt(p.metrics?.incastGoodputOverRoundsBps, rate),
       opt(p.metrics?.fctP50Ns, time),
       opt(p.metrics?.fctP99Ns, time),
       p.metrics?.slowdownP99 ?? null,
@@ -181,8 +276,18 @@ function sweepSummary(s: SweepResult, dir: string): string {
   ].join('\n');
 }
 
+/** The live classes, read before anything is simulated: a wrong URL or token fails at once. */
+async function classesFromApi(url: string, tokenFile: string | undefined): Promise<{ override: ClassesOverride; revision: number; url: string }> {
+  const client = new PacerClient(apiBaseUrl(url), resolveToken(tokenFile));
+  const list = await listAll(client, { api: client.baseUrl });
+  return { override: { classes: list.items, source: `the API at ${client.baseUrl}` }, revision: list.revision, url: client.baseUrl };
+}
+
 async function runCommand(file: string, o: RunFlags): Promise<void> {
-  const loaded = load(file);
+  if (o.tokenFile !== undefined && o.classesFromApi === undefined) throw new CliError('--token-file is for --classes-from-api URL; without it the scenario\'s own classes are used');
+  const live = o.classesFromApi === undefined ? undefined : await classesFromApi(o.classesFromApi, o.tokenFile);
+  const loaded = load(file, live?.override);
+  if (live) process.stderr.write(`pacer: ${loaded.classes.length} class${loaded.classes.length === 1 ? '' : 'es'} from ${live.url} (revision ${live.revision}) replace the file's: ${loaded.classes.map((c) => c.spec.name).join(', ') || 'none'}\n`);
   const scenario = o.duration === undefined ? loaded : { ...loaded, durationNs: o.duration };
   const startedAt = new Date();
   const simulation = new Simulation(scenario, o.seed);
@@ -215,19 +320,14 @@ async function runCommand(file: string, o: RunFlags): Promise<void> {
   let result: SimResult;
   try {
     result = await simulation.run({ onProgress, shouldStop: () => interrupted });
+    if (live) result.classesFrom = { url: live.url, revision: live.revision };
   } finally {
-    progress?.done();
     process.off('SIGINT', onSigint);
   }
+  progress?.done(result);
   const dir = o.out ?? join('sim-results', scenario.name);
   const text = JSON.stringify(result, null, 2) + '\n';
-  try {
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, 'result.json'), text);
-    writeFileSync(join(dir, 'report.html'), await (await loadReport()).runReport(result));
-  } catch (e) {
-    throw new CliError(`cannot write ${dir}: ${(e as Error).message}`);
-  }
+  await writeOutputs(dir, { 'result.json': text, 'report.html': async () => (await loadReport()).runReport(result) });
   if (o.json) process.stdout.write(text);
   else out(summary(result, join(dir, 'result.json')));
   if (influx) {
@@ -245,10 +345,20 @@ async function runCommand(file: string, o: RunFlags): Promise<void> {
   }
 }
 
-/** Loads the scenario, and prints its warnings on stderr: it still runs, as the API still writes a class it warns about. */
-function load(file: string): Scenario {
+/** Writes DIR/<name> for each entry, in order (the JSON first, so a failing report still leaves it). */
+async function writeOutputs(dir: string, files: Record<string, string | (() => Promise<string>)>): Promise<void> {
   try {
-    const scenario = loadScenarioFile(file);
+    mkdirSync(dir, { recursive: true });
+    for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), typeof content === 'string' ? content : await content());
+  } catch (e) {
+    throw new CliError(`cannot write ${dir}: ${(e as Error).message}`);
+  }
+}
+
+/** Loads the scenario, and prints its warnings on stderr: it still runs, as the API still writes a class it warns about. */
+function load(file: string, override?: ClassesOverride): Scenario {
+  try {
+    const scenario = loadScenarioFile(file, override);
     for (const w of scenario.warnings) process.stderr.write(`${terminalText(`warning: ${issueText(file, w)}`)}\n`);
     return scenario;
   } catch (e) {
@@ -257,7 +367,11 @@ function load(file: string): Scenario {
   }
 }
 
-/** At most a few lines a second; on a terminal one line rewritten in place. */
+/**
+ * At most a few lines a second; on a terminal one line rewritten in place. When every workload
+ * is finite the run may end before its duration, so the duration is shown as an upper bound, and
+ * the last line gives the actual end.
+ */
 function progressPrinter(tty: boolean) {
   const started = Date.now();
   let last = started;
@@ -269,11 +383,15 @@ function progressPrinter(tty: boolean) {
       last = now;
       printed = true;
       const rate = p.events / Math.max((now - started) / 1000, 1e-3);
-      const line = `sim: ${time(p.simulatedNs)} of ${time(p.durationNs)} simulated, ${(rate / 1e6).toFixed(2)}M events/s`;
+      const total = p.mayEndEarly ? `at most ${time(p.durationNs)} (it ends when its workloads are done)` : time(p.durationNs);
+      const line = `sim: ${time(p.simulatedNs)} of ${total} simulated, ${(rate / 1e6).toFixed(2)}M events/s`;
       process.stderr.write(tty ? `\r${line}\x1b[K` : `${line}\n`);
     },
-    done: () => {
-      if (tty && printed) process.stderr.write('\n');
+    /** The last line: where the scenario actually ended. */
+    done: (r: SimResult) => {
+      const why = !r.complete ? 'interrupted' : r.simulatedNs < r.durationNs ? 'every workload done' : 'the scenario\'s duration';
+      const line = `sim: ${time(r.simulatedNs)} of ${time(r.simulatedNs)} simulated (${why}), ${r.events} events`;
+      process.stderr.write(tty && printed ? `\r${line}\x1b[K\n` : `${line}\n`);
     },
   };
 }
@@ -292,6 +410,11 @@ function rate(bps: number): string {
   return `${(bps / 1e3).toFixed(1)} kbit/s`;
 }
 
+/** Round times always in ms, so a column never mixes µs and ms. */
+function ms(ns: number): string {
+  return `${(ns / 1e6).toFixed(3)}ms`;
+}
+
 function time(ns: number): string {
   if (ns >= 1e9) return `${(ns / 1e9).toFixed(3)}s`;
   if (ns >= 1e6) return `${(ns / 1e6).toFixed(3)}ms`;
@@ -305,11 +428,18 @@ function capped<T>(rows: T[][]): T[][] {
   return rows.length <= MAX_ROWS ? rows : [...rows.slice(0, MAX_ROWS), [`… ${rows.length - MAX_ROWS} more in result.json` as T]];
 }
 
+/** One class: its per-host budget beside the total for the hosts that sent, so a sum over hosts is never read against one host's budget. */
+export function classRow(c: SimResult['classes'][number]): Array<string | number | null> {
+  return [c.name, c.rate, c.sendingHosts, c.rateTimesHosts, rate(c.throughputBps), rate(c.goodputBps), time(c.startNs)];
+}
+
 function summary(r: SimResult, file: string): string {
   const parts: string[] = [
     `scenario ${r.scenario}, seed ${r.seed}: ${time(r.simulatedNs)} simulated${r.complete ? '' : ' (INTERRUPTED: partial result)'}, ${r.events} events`,
+    ...(r.classesFrom ? [`classes: those in force at ${r.classesFrom.url} (revision ${r.classesFrom.revision}), not the file's`] : []),
     '',
-    table(['CLASS', 'RATE', 'THROUGHPUT', 'GOODPUT'], r.classes.map((c) => [c.name, c.rate, rate(c.throughputBps), rate(c.goodputBps)])),
+    table(['CLASS', 'BUDGET PER HOST', 'SENDING HOSTS', 'BUDGET × HOSTS', 'THROUGHPUT', 'GOODPUT', 'MEASURED FROM'], r.classes.map(classRow)),
+    'throughput: bytes leaving the hosts (headers included); goodput: application bytes delivered; both from the class\'s first packet to the end.',
   ];
   if (r.flows.length > 0) {
     parts.push('', table(['FLOW', 'FROM', 'TO', 'CLASS', 'GOODPUT', 'FCT', 'SLOWDOWN', 'RETRANS', 'RTO'], capped(r.flows.map((f) => [

@@ -9,6 +9,7 @@ import * as vega from 'vega';
 import * as vl from 'vega-lite';
 import type { SimResult } from './run.js';
 import type { SweepResult } from './sweep.js';
+import { COMPARED_METRICS, ratio, type Comparison } from './compare.js';
 
 type Spec = vl.TopLevelSpec;
 
@@ -41,23 +42,11 @@ function htmlTable(head: string[], rows: Array<Array<string | number | null>>): 
 
 const mbit = (bps: number | null) => (bps === null ? null : Math.round(bps / 1e4) / 100);
 const us = (ns: number | null) => (ns === null ? null : Math.round(ns / 10) / 100);
+const ms = (ns: number | null) => (ns === null ? null : Math.round(ns / 1e3) / 1e3);
 
 /** `pacer sim run`: per-class throughput over time, queueing delay percentiles per port. */
 export async function runReport(r: SimResult): Promise<string> {
-  const series = r.classes.flatMap((c) => c.throughputSeriesBps.map((bps, b) => ({ class: c.name, t: ((b + 1) * r.binNs) / 1e9, mbit: bps / 1e6 })));
-  const throughput = await svg({
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: 'Throughput per class (host egress, per bin)',
-    width: 640,
-    height: 260,
-    data: { values: series },
-    mark: { type: 'line', point: series.length <= 200, interpolate: 'step-before' },
-    encoding: {
-      x: { field: 't', type: 'quantitative', title: 'simulated time (s, end of bin)' },
-      y: { field: 'mbit', type: 'quantitative', title: 'Mbit/s' },
-      color: { field: 'class', type: 'nominal', title: 'class' },
-    },
-  });
+  const throughput = await throughputChart('Throughput per class (host egress, per bin)', classSeries(r));
   const ports = [
     ...r.hosts.map((p) => ({ ...p, shaperP99: p.shaperDelay?.p99Ns ?? null, kind: 'host NIC' })),
     ...r.switchPorts.map((p) => ({ ...p, shaperP99: null, kind: 'switch port' })),
@@ -67,19 +56,7 @@ export async function runReport(r: SimResult): Promise<string> {
     { port: `${p.name} (${p.kind})`, pct: 'p99', us: p.queueDelay.p99Ns / 1e3 },
     { port: `${p.name} (${p.kind})`, pct: 'max', us: p.queueDelay.maxNs / 1e3 },
   ]);
-  const delay = await svg({
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: 'Queueing delay per port (ports that sent packets)',
-    width: 560,
-    data: { values: delays },
-    mark: 'bar',
-    encoding: {
-      y: { field: 'port', type: 'nominal', title: null, sort: null },
-      yOffset: { field: 'pct', sort: ['p50', 'p99', 'max'] },
-      x: { field: 'us', type: 'quantitative', title: 'queueing delay (µs)' },
-      color: { field: 'pct', type: 'nominal', title: 'percentile', sort: ['p50', 'p99', 'max'] },
-    },
-  });
+  const delay = await delayChart('Queueing delay per port (ports that sent packets)', 'queueing delay (µs)', delays, 'pct', 'percentile', ['p50', 'p99', 'max']);
   const drops = Object.entries(r.drops).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none';
   const rpc = r.rpc.length > 0 ? await rpcSection(r) : [];
   const overTime = await seriesSection(r);
@@ -87,7 +64,9 @@ export async function runReport(r: SimResult): Promise<string> {
     `<h1>pacer sim run: ${esc(r.scenario)}</h1>`,
     `<p>seed ${r.seed}; ${(r.simulatedNs / 1e9).toFixed(3)} s simulated of ${(r.durationNs / 1e9).toFixed(3)} s; ${r.events} events${r.complete ? '' : ' <b class="warn">(interrupted: partial result)</b>'}. Drops: ${esc(drops)}; retransmits ${r.retransmits}; RTO timeouts ${r.timeouts}.</p>`,
     '<h2>Classes</h2>',
-    htmlTable(['class', 'budget', 'throughput (Mbit/s)', 'goodput (Mbit/s)'], r.classes.map((c) => [c.name, c.rate, mbit(c.throughputBps), mbit(c.goodputBps)])),
+    ...(r.classesFrom ? [`<p>The classes in force at ${esc(r.classesFrom.url)} (revision ${r.classesFrom.revision}), not the scenario file's.</p>`] : []),
+    htmlTable(['class', 'budget per host', 'sending hosts', 'budget × hosts', 'throughput (Mbit/s)', 'goodput (Mbit/s)', 'measured from (s)'], r.classes.map((c) => [c.name, c.rate, c.sendingHosts, c.rateTimesHosts, mbit(c.throughputBps), mbit(c.goodputBps), c.startNs / 1e9])),
+    '<p>A budget is per host: the class total is the budget times the hosts that sent. Throughput counts the bytes leaving the hosts (headers included), goodput the application bytes delivered; both over the same span, from the class\'s first packet to the end of the run.</p>',
     throughput,
     ...overTime,
     '<h2>Queueing delay</h2>',
@@ -96,7 +75,7 @@ export async function runReport(r: SimResult): Promise<string> {
       `${p.name} (${p.kind})`, p.sentPackets, p.drops, p.maxQueueBytes, us(p.queueDelay.p50Ns), us(p.queueDelay.p99Ns), us(p.queueDelay.maxNs), us(p.shaperP99),
     ])),
     ...(r.incast.length > 0
-      ? ['<h2>Incast</h2>', htmlTable(['workload', 'servers', 'rounds', 'goodput (Mbit/s)', 'round p50 (µs)', 'round p99 (µs)', 'retransmits', 'RTO'], r.incast.map((i) => [i.workload, i.servers, `${i.roundsCompleted}/${i.rounds}`, mbit(i.goodputBps), us(i.roundNs.p50), us(i.roundNs.p99), i.retransmits, i.timeouts]))]
+      ? ['<h2>Incast</h2>', htmlTable(['workload', 'servers', 'rounds', 'goodput (Mbit/s)', 'round p50 (ms)', 'round p99 (ms)', 'retransmits', 'RTO'], r.incast.map((i) => [i.workload, i.servers, `${i.roundsCompleted}/${i.rounds}`, mbit(i.goodputBps), ms(i.roundNs.p50), ms(i.roundNs.p99), i.retransmits, i.timeouts]))]
       : []),
     ...rpc,
     ...(r.onoff.length > 0
@@ -105,6 +84,46 @@ export async function runReport(r: SimResult): Promise<string> {
     ...(r.switch ? [`<p>Shared buffer ${r.switch.sharedBufferBytes} B, alpha ${r.switch.alpha ?? 'none'}: max used ${r.switch.maxUsedBytes} B, mean ${r.switch.meanUsedBytes} B, ${r.switch.drops} drops.</p>`] : []),
     ...(r.fct.completed > 0 ? [`<p>FCT p50 ${us(r.fct.p50Ns)} µs, p99 ${us(r.fct.p99Ns)} µs; slowdown p50 ${r.fct.slowdownP50}, p99 ${r.fct.slowdownP99} (${r.fct.completed} flows).</p>`] : []),
   ]);
+}
+
+/** Each class's throughput per bin, Mbit/s at the end of the bin. */
+function classSeries(r: SimResult): Array<{ class: string; t: number; mbit: number }> {
+  return r.classes.flatMap((c) => c.throughputSeriesBps.map((bps, b) => ({ class: c.name, t: ((b + 1) * r.binNs) / 1e9, mbit: bps / 1e6 })));
+}
+
+/** Throughput per class over time, a line per class (and per whatever `extra` encodes, such as the plan). */
+function throughputChart(title: string, values: object[], extra: Record<string, unknown> = {}): Promise<string> {
+  return svg({
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title,
+    width: 640,
+    height: 260,
+    data: { values },
+    mark: { type: 'line', point: values.length <= 200, interpolate: 'step-before' },
+    encoding: {
+      x: { field: 't', type: 'quantitative', title: 'simulated time (s, end of bin)' },
+      y: { field: 'mbit', type: 'quantitative', title: 'Mbit/s' },
+      color: { field: 'class', type: 'nominal', title: 'class' },
+      ...extra,
+    },
+  } as Spec);
+}
+
+/** Bars of queueing delay (µs) per port, one bar per value of `group` (a percentile, or a plan). */
+function delayChart(title: string, xTitle: string, values: Array<{ port: string; us: number }>, group: string, groupTitle: string, order: string[]): Promise<string> {
+  return svg({
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title,
+    width: 560,
+    data: { values },
+    mark: 'bar',
+    encoding: {
+      y: { field: 'port', type: 'nominal', title: null, sort: null },
+      yOffset: { field: group, sort: order },
+      x: { field: 'us', type: 'quantitative', title: xTitle },
+      color: { field: group, type: 'nominal', title: groupTitle, sort: order },
+    },
+  });
 }
 
 const MAX_LINES = 10;
@@ -196,7 +215,7 @@ async function rpcSection(r: SimResult): Promise<string[]> {
 /** Sweep metrics that can be plotted, with their axis titles and scale. */
 const SWEEP_METRICS = [
   { key: 'goodputBps', title: 'goodput (Mbit/s)', scale: 1e-6 },
-  { key: 'incastRoundGoodputMeanBps', title: 'incast goodput per round, mean (Mbit/s)', scale: 1e-6 },
+  { key: 'incastGoodputOverRoundsBps', title: 'incast goodput over the rounds, round-time-weighted (Mbit/s)', scale: 1e-6 },
   { key: 'fctP99Ns', title: 'FCT p99 (ms)', scale: 1e-6 },
   { key: 'slowdownP99', title: 'slowdown p99 (FCT / ideal)', scale: 1 },
   { key: 'timeouts', title: 'RTO timeouts', scale: 1 },
@@ -243,9 +262,9 @@ export async function sweepReport(s: SweepResult): Promise<string> {
     ...s.axes.map((a) => p.params[a.name] ?? null),
     p.status,
     mbit(p.metrics?.goodputBps ?? null),
-    mbit(p.metrics?.incastRoundGoodputMeanBps ?? null),
-    us(p.metrics?.fctP50Ns ?? null),
-    us(p.metrics?.fctP99Ns ?? null),
+    mbit(p.metrics?.incastGoodputOverRoundsBps ?? null),
+    ms(p.metrics?.fctP50Ns ?? null),
+    ms(p.metrics?.fctP99Ns ?? null),
     p.metrics?.slowdownP99 ?? null,
     p.metrics?.drops ?? null,
     p.metrics?.retransmits ?? null,
@@ -256,6 +275,49 @@ export async function sweepReport(s: SweepResult): Promise<string> {
     `<p>${s.points.length} points (${s.axes.map((a) => `${esc(a.name)} = ${esc(a.values.join(', '))}`).join(' × ')}), seed ${s.seed}${s.complete ? '' : '; <b class="warn">interrupted: partial sweep</b>'}. FCT is of ${s.fctOf}.</p>`,
     ...plots,
     '<h2>Points</h2>',
-    htmlTable([...s.axes.map((a) => a.name), 'status', 'goodput (Mbit/s)', 'round mean (Mbit/s)', 'FCT p50 (µs)', 'FCT p99 (µs)', 'slowdown p99', 'drops', 'retransmits', 'RTO'], rows),
+    htmlTable([...s.axes.map((a) => a.name), 'status', 'goodput (Mbit/s)', 'incast goodput over rounds (Mbit/s)', 'FCT p50 (ms)', 'FCT p99 (ms)', 'slowdown p99', 'drops', 'retransmits', 'RTO'], rows),
+  ]);
+}
+
+/**
+ * `pacer sim compare`: the metrics and classes of two plans side by side (B / A beside them), then
+ * the run report's charts with both plans on the same axes: throughput per class over time (solid
+ * A, dashed B) and queueing delay per port (A and B bars side by side).
+ */
+export async function compareReport(c: Comparison): Promise<string> {
+  const [la, lb] = c.labels;
+  const [ra, rb] = c.results;
+  const show = (unit: string, v: number | boolean | null) => (v === null || typeof v === 'boolean' ? null : unit === 'bps' ? mbit(v) : unit === 'ns' ? ms(v) : v);
+  const unitText = (unit: string) => (unit === 'bps' ? ' (Mbit/s)' : unit === 'ns' ? ' (ms)' : '');
+  const metricRows = COMPARED_METRICS.map((m) => {
+    const [a, b] = [c.metrics[0][m.key], c.metrics[1][m.key]];
+    return [`${m.label}${unitText(m.unit)}`, show(m.unit, a), show(m.unit, b), ratio(a, b)];
+  });
+  const classRows = c.classes.map(({ name, a, b }) => [
+    name, a?.rateTimesHosts ?? null, b?.rateTimesHosts ?? null,
+    mbit(a?.throughputBps ?? null), mbit(b?.throughputBps ?? null), ratio(a?.throughputBps ?? null, b?.throughputBps ?? null),
+    mbit(a?.goodputBps ?? null), mbit(b?.goodputBps ?? null), ratio(a?.goodputBps ?? null, b?.goodputBps ?? null),
+  ]);
+  const throughput = await throughputChart(
+    'Throughput per class (host egress, per bin): A solid, B dashed',
+    [ra, rb].flatMap((r, i) => classSeries(r).map((x) => ({ ...x, plan: c.labels[i]! }))),
+    { strokeDash: { field: 'plan', type: 'nominal', title: 'plan', sort: [la, lb] } },
+  );
+  const delays = [ra, rb].flatMap((r, i) =>
+    [...r.hosts, ...r.switchPorts].filter((p) => p.sentPackets > 0).map((p) => ({ plan: c.labels[i]!, port: p.name, us: p.queueDelay.p99Ns / 1e3 })),
+  );
+  const delay = await delayChart('Queueing delay p99 per port (ports that sent packets)', 'queueing delay p99 (µs)', delays, 'plan', 'plan', [la, lb]);
+  const partial = ra.complete && rb.complete ? '' : ' <b class="warn">(interrupted: partial results)</b>';
+  return page(`pacer sim compare: ${la} vs ${lb}`, [
+    `<h1>pacer sim compare: ${esc(la)} vs ${esc(lb)}</h1>`,
+    `<p>A = ${esc(c.files[0])}, B = ${esc(c.files[1])}; seeds ${ra.seed} and ${rb.seed}; ${(ra.simulatedNs / 1e9).toFixed(3)} s and ${(rb.simulatedNs / 1e9).toFixed(3)} s simulated${partial}. B / A is the ratio of B's figure to A's.</p>`,
+    '<h2>Key metrics</h2>',
+    htmlTable(['metric', la, lb, 'B / A'], metricRows),
+    '<h2>Classes</h2>',
+    '<p>Budget × hosts: the per-host budget times the hosts that sent in the class. Throughput and goodput are over the same span, from the class\'s first packet to the end of the run.</p>',
+    htmlTable(['class', `budget × hosts, A`, `budget × hosts, B`, 'throughput A (Mbit/s)', 'throughput B (Mbit/s)', 'B / A', 'goodput A (Mbit/s)', 'goodput B (Mbit/s)', 'B / A'], classRows),
+    throughput,
+    '<h2>Queueing delay</h2>',
+    delay,
   ]);
 }

@@ -32,6 +32,8 @@ export interface Progress {
   simulatedNs: TimeNs;
   durationNs: TimeNs;
   events: number;
+  /** Every workload is finite: the run ends when they are done, perhaps well before durationNs. */
+  mayEndEarly: boolean;
 }
 
 export interface RunOptions {
@@ -87,6 +89,9 @@ export class Simulation {
   private readonly series: CumulativeSeries[] = [];
   /** Bytes leaving host NICs per class id per bin. */
   private readonly bins = new Map<number, number[]>();
+  /** Per class id: the hosts that sent in it, and when its first packet left a host. */
+  private readonly senders = new Map<number, Set<string>>();
+  private readonly firstSentNs = new Map<number, TimeNs>();
   private lastCompletion: TimeNs = 0;
 
   constructor(readonly scenario: Scenario, seed = scenario.seed) {
@@ -119,6 +124,11 @@ export class Simulation {
     sampler.set(scenario.binNs);
   }
 
+  /** True when every workload is finite, so `finished` can end the run before its duration. */
+  get mayEndEarly(): boolean {
+    return this.scenario.workloads.every((w) => (w.kind === 'bulk' ? w.bytes !== null : w.kind === 'incast' ? true : w.kind === 'rpc' ? w.count !== null : false));
+  }
+
   /** True when every workload is finite and finished: the rest of `duration` would be idle. */
   get finished(): boolean {
     return (
@@ -143,7 +153,7 @@ export class Simulation {
     let stopped = false;
     while (this.events.now() < durationNs && !this.finished) {
       this.events.run(Math.min(this.events.now() + SLICE_NS, durationNs));
-      opts.onProgress?.({ simulatedNs: this.events.now(), durationNs, events: this.events.eventsRun() });
+      opts.onProgress?.({ simulatedNs: this.events.now(), durationNs, events: this.events.eventsRun(), mayEndEarly: this.mayEndEarly });
       if (Date.now() - lastYield >= yieldMs) {
         await new Promise((r) => setImmediate(r));
         lastYield = Date.now();
@@ -165,6 +175,12 @@ export class Simulation {
       if (p.kind !== 'host') return;
       p.shaper.add(Math.max(0, pkt.tstamp - pkt.enqueuedAt));
       const bin = Math.floor(this.events.now() / this.scenario.binNs);
+      let hosts = this.senders.get(pkt.cls);
+      if (!hosts) {
+        this.senders.set(pkt.cls, (hosts = new Set()));
+        this.firstSentNs.set(pkt.cls, pkt.enqueuedAt);
+      }
+      hosts.add(p.port.name);
       let series = this.bins.get(pkt.cls);
       if (!series) this.bins.set(pkt.cls, (series = []));
       while (series.length <= bin) series.push(0);
@@ -235,7 +251,6 @@ export class Simulation {
   result(complete: boolean): SimResult {
     const s = this.scenario;
     const endNs = this.finished ? this.lastCompletionTime() : Math.min(this.events.now(), s.durationNs);
-    const span = Math.max(endNs, 1);
     const bps = (bytes: number, ns: number) => (ns > 0 ? Math.round((bytes * 8e9) / ns) : 0);
     const className = (id: number) => (id === 0 ? UNCLASSIFIED : s.classes[id - 1]!.spec.name);
     const nBins = Math.ceil(endNs / s.binNs);
@@ -335,6 +350,8 @@ export class Simulation {
         goodputBps: r.goodputBps,
         roundNs: { p50: percentile(r.roundNs, 0.5), p99: percentile(r.roundNs, 0.99), max: Math.max(0, ...r.roundNs) },
         roundGoodputBps: r.roundNs.map((ns) => bps(w.blockBytes, ns)),
+        /** The completed rounds' total time (excluding any partial round). */
+        roundTimeTotalNs: r.roundNs.reduce((a, b) => a + b, 0),
         retransmits: r.retransmits,
         timeouts: r.timeouts,
       };
@@ -345,18 +362,29 @@ export class Simulation {
       const series = (this.bins.get(id) ?? []).slice(0, nBins);
       const bytes = series.reduce((a, b) => a + b, 0);
       const spec = id === 0 ? null : s.classes[id - 1]!.spec;
-      const goodput =
-        flows.filter((f) => f.class === className(id)).reduce((a, f) => a + f.goodputBps, 0) +
-        incast.filter((x) => x.class === className(id)).reduce((a, x) => a + x.goodputBps, 0) +
-        this.rpcs.reduce((a, x) => a + bps(x.rpc.deliveredByClass.get(id) ?? 0, Math.max(endNs - x.w.startNs, 0)), 0) +
-        onoff.filter((x) => x.class === className(id)).reduce((a, x) => a + x.goodputBps, 0);
+      const name = className(id);
+      // Application bytes delivered in this class, by every kind of workload.
+      const delivered =
+        flows.filter((f) => f.class === name).reduce((a, f) => a + f.bytes, 0) +
+        this.incasts.filter((x) => x.w.cls === id).reduce((a, x) => a + x.w.blockBytes * x.incast.result().rounds, 0) +
+        this.rpcs.reduce((a, x) => a + (x.rpc.deliveredByClass.get(id) ?? 0), 0) +
+        this.onoffs.filter((x) => x.w.cls === id).reduce((a, x) => a + x.flows.reduce((b, f) => b + f.receiver.rcvNxt, 0), 0);
+      // Throughput and goodput over one span: from the class's first packet to the end of the run,
+      // so a class that starts late is not diluted by the time before it started (issue 15).
+      const startNs = Math.min(this.firstSentNs.get(id) ?? endNs, endNs);
+      const sendingHosts = this.senders.get(id)?.size ?? 0;
       return {
-        name: className(id),
+        name,
         rate: spec ? formatRate(spec.rate) : null,
+        /** The budget is per host: with several sending hosts, the class's total is rate × hosts. */
+        sendingHosts,
+        rateTimesHosts: spec ? formatRate(spec.rate * Math.max(sendingHosts, 1)) : null,
         parent: spec?.parent ?? null,
         bytes,
-        throughputBps: bps(bytes, span),
-        goodputBps: goodput,
+        deliveredBytes: delivered,
+        startNs,
+        throughputBps: bps(bytes, endNs - startNs),
+        goodputBps: bps(delivered, endNs - startNs),
         // The last bin may be cut short by the end of the run: its rate is over its real width.
         throughputSeriesBps: Array.from({ length: nBins }, (_, b) => bps(series[b] ?? 0, Math.min(s.binNs, endNs - b * s.binNs))),
       };
@@ -438,16 +466,24 @@ function round3(x: number): number {
 
 export type SimResult = {
   scenario: string;
+  /** Set by `pacer sim run --classes-from-api`: the classes were the API's at this revision, not the file's. */
+  classesFrom?: { url: string; revision: number };
   seed: number;
   complete: boolean;
   durationNs: number;
   simulatedNs: number;
   events: number;
   binNs: number;
-  classes: Array<{ name: string; rate: string | null; parent: string | null; bytes: number; throughputBps: number; goodputBps: number; throughputSeriesBps: number[] }>;
+  /**
+   * Per class: `rate` is the per-host budget, `rateTimesHosts` that budget times the hosts that
+   * sent in the class; throughput (bytes leaving host NICs, headers included) and goodput
+   * (application bytes delivered) are both over [startNs, simulatedNs]: from the class's first
+   * packet to the end of the run.
+   */
+  classes: Array<{ name: string; rate: string | null; sendingHosts: number; rateTimesHosts: string | null; parent: string | null; bytes: number; deliveredBytes: number; startNs: number; throughputBps: number; goodputBps: number; throughputSeriesBps: number[] }>;
   flows: Array<{ id: number; workload: number; from: string; to: string; class: string; bytes: number; goodputBps: number; completed: boolean; fctNs: number | null; slowdown: number | null; retransmits: number; timeouts: number; goodputSeriesBps: number[] }>;
   fct: { completed: number; p50Ns: number; p99Ns: number; slowdownP50: number; slowdownP99: number };
-  incast: Array<{ workload: number; class: string; client: string; servers: number; blockBytes: number; rounds: number; roundsCompleted: number; startNs: number; goodputBps: number; roundNs: { p50: number; p99: number; max: number }; roundGoodputBps: number[]; retransmits: number; timeouts: number }>;
+  incast: Array<{ workload: number; class: string; client: string; servers: number; blockBytes: number; rounds: number; roundsCompleted: number; startNs: number; goodputBps: number; roundNs: { p50: number; p99: number; max: number }; roundGoodputBps: number[]; roundTimeTotalNs: number; retransmits: number; timeouts: number }>;
   rpc: RpcResult[];
   onoff: OnOffResult[];
   hosts: PortResult[];

@@ -174,8 +174,12 @@ export interface PointMetrics {
   events: number;
   /** Application bytes delivered per second: every flow, incast, RPC and on/off source together. */
   goodputBps: number;
-  /** Mean over every incast round of (block bytes · 8 / round time); null without incast. */
-  incastRoundGoodputMeanBps: number | null;
+  /**
+   * Incast goodput over the rounds themselves: every round's block bytes · 8 / the rounds' total
+   * time, i.e. the per-round rates weighted by round time (a plain mean of per-round rates lets a
+   * few fast rounds hide slow ones: 394.6 vs 66.4 Mbit/s at RTOmin 200 ms, 4 servers). Null without incast.
+   */
+  incastGoodputOverRoundsBps: number | null;
   /** Completion times of finite flows; else of RPCs; else of incast rounds (see fctOf). */
   fctP50Ns: number | null;
   fctP99Ns: number | null;
@@ -187,7 +191,8 @@ export interface PointMetrics {
 }
 
 export function metricsOf(r: SimResult): PointMetrics {
-  const rounds = r.incast.flatMap((i) => i.roundGoodputBps);
+  const roundBytes = r.incast.reduce((a, i) => a + i.blockBytes * i.roundsCompleted, 0);
+  const roundNs = r.incast.reduce((a, i) => a + i.roundTimeTotalNs, 0);
   const fromFlows = r.fct.completed > 0;
   // The first RPC workload with completions (several would mix distributions).
   const rpc = r.rpc.find((w) => w.fct.count > 0);
@@ -199,7 +204,7 @@ export function metricsOf(r: SimResult): PointMetrics {
     events: r.events,
     goodputBps:
       r.flows.reduce((a, f) => a + f.goodputBps, 0) + r.incast.reduce((a, i) => a + i.goodputBps, 0) + r.rpc.reduce((a, w) => a + w.goodputBps, 0) + r.onoff.reduce((a, w) => a + w.goodputBps, 0),
-    incastRoundGoodputMeanBps: rounds.length > 0 ? Math.round(rounds.reduce((a, b) => a + b, 0) / rounds.length) : null,
+    incastGoodputOverRoundsBps: roundNs > 0 ? Math.round((roundBytes * 8e9) / roundNs) : null,
     fctP50Ns: fromFlows ? r.fct.p50Ns : rpc ? rpc.fct.fctP50Ns : fromRounds ? fromRounds.p50 : null,
     fctP99Ns: fromFlows ? r.fct.p99Ns : rpc ? rpc.fct.fctP99Ns : fromRounds ? fromRounds.p99 : null,
     slowdownP99: fromFlows ? r.fct.slowdownP99 : rpc ? rpc.fct.slowdownP99 : null,

@@ -24,7 +24,7 @@ const MATCH_SHOWN = 3;
 /** What POST, PUT and PATCH answer: the class and the API's warnings about it (none from an API older than warnings). */
 type WrittenJson = ClassJson & { warnings?: FieldError[] };
 
-interface ClassList {
+export interface ClassList {
   revision: number;
   items: ClassJson[];
   next: string | null;
@@ -150,13 +150,13 @@ export function classDetails(c: ClassJson): string {
 // Commands
 // ---------------------------------------------------------------------------
 
-interface LsOptions extends GlobalOptions {
+export interface LsOptions extends GlobalOptions {
   label?: string[];
   host?: string;
 }
 
 /** Every page of GET /v1/classes, following `next`. The revision is the first page's: replaying a watch from it misses nothing. */
-async function listAll(client: PacerClient, o: LsOptions): Promise<ClassList> {
+export async function listAll(client: PacerClient, o: LsOptions): Promise<ClassList> {
   const items: ClassJson[] = [];
   let revision: number | undefined;
   let after: string | null = null;

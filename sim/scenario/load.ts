@@ -133,11 +133,22 @@ export interface Scenario {
 const DEFAULT_BIN_NS = 100_000_000;
 
 /** Reads and validates a scenario file; throws ScenarioError (or the fs error) on failure. */
-export function loadScenarioFile(file: string): Scenario {
-  return loadScenario(readFileSync(file, 'utf8'), file);
+/**
+ * Classes that replace the file's (`--classes-from-api`): the API's class list as `pacer class ls
+ * --json` gives it. Only those that apply to a scenario host (hosts.matchLabels) are kept, with
+ * their ancestors, as an agent on each host installs them.
+ */
+export interface ClassesOverride {
+  classes: unknown[];
+  /** Where they came from, for error messages: "the API at http://…". */
+  source: string;
 }
 
-export function loadScenario(text: string, file = '<scenario>'): Scenario {
+export function loadScenarioFile(file: string, override?: ClassesOverride): Scenario {
+  return loadScenario(readFileSync(file, 'utf8'), file, override);
+}
+
+export function loadScenario(text: string, file = '<scenario>', override?: ClassesOverride): Scenario {
   const lc = new LineCounter();
   // uniqueKeys: a key given twice is ambiguous (which one wins?), so YAML's error stands.
   const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: false });
@@ -147,13 +158,34 @@ export function loadScenario(text: string, file = '<scenario>'): Scenario {
   }
   const issue = (path: Path, message: string, key?: string): ScenarioIssue => ({ path: key ? [...path, key] : path, ...at(locate(doc, path, key)), message });
   const raw: unknown = doc.toJS({ maxAliasCount: 100 });
+  if (override) (raw as Record<string, unknown>).classes = applicableClasses(raw, override.classes);
+  // A class from the API has no place in the file: its issues say where it came from instead.
+  const from = (path: Path, message: string) => (override && path[0] === 'classes' ? `${message} (this class is from ${override.source}, not from the file)` : message);
   const parsed = scenarioSchema.safeParse(raw, { reportInput: true });
-  if (!parsed.success) throw new ScenarioError(file, parsed.error.issues.flatMap((i) => zodIssues(i, issue)));
+  if (!parsed.success) throw new ScenarioError(file, parsed.error.issues.flatMap((i) => zodIssues(i, issue)).map((i) => ({ ...i, message: from(i.path, i.message) })));
   const problems: ScenarioIssue[] = [];
-  const scenario = resolve(parsed.data, basename(file, extname(file)), scenarioDir(file), (path, message) => problems.push(issue(path, message)));
+  const scenario = resolve(parsed.data, basename(file, extname(file)), scenarioDir(file), (path, message) => problems.push(issue(path, from(path, message))));
   if (problems.length > 0) throw new ScenarioError(file, problems);
   scenario.warnings = warnings(raw as RawScenario, scenario.classes).map(([path, message]) => issue(path, message));
   return scenario;
+}
+
+/** The classes that select at least one of the scenario's hosts by label, and their ancestors. */
+function applicableClasses(raw: unknown, classes: unknown[]): unknown[] {
+  type Item = { name?: unknown; parent?: unknown; hosts?: { matchLabels?: Record<string, string> } };
+  const hosts = (raw as { topology?: { hosts?: Record<string, { labels?: Record<string, string> } | null> } } | null)?.topology?.hosts ?? {};
+  const labels = Object.values(hosts).map((h) => h?.labels ?? {});
+  const items = classes as Item[];
+  const keep = new Set(items.filter((c) => labels.some((l) => selectsHost({ hosts: { matchLabels: c.hosts?.matchLabels ?? {} } }, l))));
+  for (const c of [...keep]) {
+    for (let p = c.parent, hops = 0; typeof p === 'string' && hops < items.length; hops++) {
+      const parent = items.find((x) => x.name === p);
+      if (!parent) break;
+      keep.add(parent);
+      p = parent.parent;
+    }
+  }
+  return items.filter((c) => keep.has(c));
 }
 
 /** The scenario as written (it has passed the schema, so these fields have these shapes where present). */

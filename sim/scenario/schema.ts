@@ -14,12 +14,13 @@ import { splitReadOnly } from '../../api/contract/class-read-only.js';
 import { UnitError, parseDuration, parseRate, parseSize } from '../../api/contract/units.js';
 
 /** A tc-style quantity parsed by one of the API's unit parsers; UnitError becomes a field error. */
-function parsed(parse: (v: string | number) => number, min: number, what: string) {
+function parsed(parse: (v: string | number) => number, min: number, what: string, unit: (n: number) => string) {
   return (v: string | number, ctx: z.RefinementCtx): number => {
     try {
       const n = parse(v);
       if (n < min) {
-        ctx.addIssue({ code: 'custom', message: `${what} must be at least ${min}; understood ${n}` });
+        // With the unit: "at least 1; understood 0" leaves a planner guessing 1 what.
+        ctx.addIssue({ code: 'custom', message: `${what} must be at least ${unit(min)}; understood ${JSON.stringify(v)} as ${unit(n)}` });
         return z.NEVER;
       }
       return n;
@@ -30,13 +31,18 @@ function parsed(parse: (v: string | number) => number, min: number, what: string
   };
 }
 
-const quantity = (parse: (v: string | number) => number, min: number, what: string) => z.union([z.string(), z.number()]).transform(parsed(parse, min, what));
+const quantity = (parse: (v: string | number) => number, min: number, what: string, unit: (n: number) => string, description: string) =>
+  z.union([z.string(), z.number()]).describe(description).transform(parsed(parse, min, what, unit));
 
 /** Durations refuse bare numbers (as the API does): "25" could be ns, us or ms. */
 const duration = (min: number, what: string) =>
-  z.string({ error: `${what} needs a unit, e.g. "25us", "200ms", "2s"` }).transform(parsed(parseDuration, min, what));
-const rate = (what: string) => quantity(parseRate, 1, what);
-const size = (what: string, min = 1) => quantity(parseSize, min, what);
+  z
+    .string({ error: `${what} needs a unit, e.g. "25us", "200ms", "2s"` })
+    .describe('a duration with a unit (ns, us, ms, s), e.g. "25us", "200ms", "2s"')
+    .transform(parsed(parseDuration, min, what, (ns) => `${ns}ns`));
+const rate = (what: string) => quantity(parseRate, 1, what, (bps) => `${bps} bit/s`, 'a tc rate, e.g. "1gbit", "400mbit" (bit/s; "mbps" is megaBYTES/s, as in tc)');
+/** tc sizes: "32kb" is 32 × 1024 = 32,768 bytes (tc's get_size), a bare number is bytes. */
+const size = (what: string, min = 1) => quantity(parseSize, min, what, (b) => `${b} bytes`, 'a tc size: "32kb" = 32,768 bytes (k = 1024), "1mb" = 1,048,576 bytes; a bare number is bytes');
 const count = (what: string, min = 1) => z.number().int(`${what} is a whole number`).min(min, `${what} must be at least ${min}`);
 
 const hostName = z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,62}$/, 'a host name is a letter then letters, digits, "_", "." or "-" (at most 63)');
@@ -70,7 +76,7 @@ const host = z.strictObject({
 
 const switchSpec = z
   .strictObject({
-    /** Per-port drop-tail buffer as a size ("32kb"; a bare number is bytes) … */
+    /** Per-port drop-tail buffer as a tc size: "32kb" = 32,768 bytes (k = 1024, as tc reads it); a bare number is bytes … */
     buffer: size('switch.buffer').optional(),
     /** … or in packets. Exactly one of the two, unless a shared buffer is given (then at most one: a per-port cap). */
     bufferPackets: count('switch.bufferPackets').optional(),
