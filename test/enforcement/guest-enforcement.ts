@@ -70,7 +70,8 @@ try {
   log(`lab ready in ${report.setupMs} ms`);
   save();
 
-  // 1. A class at 50 Mbit/s through REST; TCP for 10 s (8 steady seconds).
+  // 1. A class at 50 Mbit/s through REST; TCP for 12 s (10 steady seconds: on a busy host the
+  // judge leaves out each second in which the guest stalled, and needs 5).
   let single = 0;
   await scenario('rate50', async () => {
     const created = await lab.createClass({ name: 'single', rate: '50mbit', match: { dst: [`${RECEIVERS[0]}/32`] } });
@@ -78,7 +79,7 @@ try {
     const appliedAtMs = await lab.kernelRateIs(single, mbit(50));
     const before = lab.stats(single);
     const wireBefore = await lab.sentWireBytes();
-    const run = await lab.iperf(RECEIVERS[0], PORTS[0], 10);
+    const run = await lab.iperf(RECEIVERS[0], PORTS[0], 12);
     const wireBytes = (await lab.sentWireBytes()) - wireBefore;
     const host = await lab.host();
     return { classId: single, budgetMbps: 50, appliedAtMs, run, wireBytes, stats: statsDelta(before, lab.stats(single)), hostMode: host.status?.mode, hostModeDetail: host.status?.modeDetail };
@@ -109,7 +110,8 @@ try {
     };
   });
 
-  // 3. Two classes by destination prefix, 30 and 10 Mbit/s, sending at once.
+  // 3. Two classes by destination prefix, 30 and 10 Mbit/s, sending at once for 12 s (8 s once
+  // left 3 seconds to judge after four stalled ones were left out, with two engineers' builds on the host).
   await scenario('twoClasses', async () => {
     const budgets = [30, 10];
     const ids: number[] = [];
@@ -119,7 +121,7 @@ try {
       await lab.kernelRateIs(c.id, mbit(budget));
     }
     const before = ids.map((id) => lab.stats(id));
-    const runs = await Promise.all(budgets.map((_, i) => lab.iperf(RECEIVERS[1 + i]!, PORTS[i]!, 8)));
+    const runs = await Promise.all(budgets.map((_, i) => lab.iperf(RECEIVERS[1 + i]!, PORTS[i]!, 12)));
     return { flows: budgets.map((budgetMbps, i) => ({ classId: ids[i], budgetMbps, run: runs[i], stats: statsDelta(before[i]!, lab.stats(ids[i]!)) })) };
   });
 
