@@ -54,7 +54,7 @@
  *   never below rate, above ceil, or more than the parent.
  */
 import type { ClassStats } from '../../shaper-bpf/src/layout.js';
-import { effectiveRates, type TreeClass } from '../allocation/allocate.js';
+import { childrenOf, effectiveRates, type TreeClass } from '../allocation/allocate.js';
 
 export interface BorrowerOptions {
   saturation?: number;
@@ -222,13 +222,16 @@ export class Borrower {
   }
 }
 
+/**
+ * Keys already made, by tree: the caller passes the same tree (shaper-desired.ts keeps one per
+ * change of classes) at every interval, and at 10,000 classes a key is a 300 KB string. Trees are
+ * never changed in place.
+ */
+const treeKeys = new WeakMap<readonly TreeClass[], string>();
+
 /** What identifies a tree for the allocation: ids, parents, rates, ceils, weights. */
 function treeKey(tree: readonly TreeClass[]): string {
-  return JSON.stringify([...tree].sort((a, b) => a.id - b.id).map((c) => [c.id, c.parentId, c.rate, c.ceil, c.weight]));
-}
-
-function childrenOf(tree: readonly TreeClass[]): Map<number, TreeClass[]> {
-  const kids = new Map<number, TreeClass[]>();
-  for (const c of tree) kids.set(c.parentId, [...(kids.get(c.parentId) ?? []), c]);
-  return kids;
+  let key = treeKeys.get(tree);
+  if (key === undefined) treeKeys.set(tree, (key = JSON.stringify([...tree].sort((a, b) => a.id - b.id).map((c) => [c.id, c.parentId, c.rate, c.ceil, c.weight]))));
+  return key;
 }
