@@ -526,7 +526,7 @@ export class Agent {
           ? `routes: ${this.routes.lastError}`
           : null;
     return {
-      appliedRevision: Math.min(...this.ifaces.map((i) => i.applied ?? 0)),
+      appliedRevision: this.appliedRevision(),
       // A TCP tuning failure is an error to report, but shaping/policing goes on: the mode says what the interfaces do.
       mode: failed || detached ? 'error' : policing ? 'policing' : 'shaping',
       modeDetail: policing?.modeDetail ?? this.ifaces[0]?.modeDetail,
@@ -534,6 +534,11 @@ export class Agent {
       lastError: lastError === null ? null : lastError.slice(0, 4096),
       attachments: this.ifaces.map((i) => attachmentReport(i.installed.iface, i.attachment, now)),
     };
+  }
+
+  /** The revision applied on every interface (status() without reading the TCP maps: /metrics asks at every scrape). */
+  private appliedRevision(): number {
+    return Math.min(...this.ifaces.map((i) => i.applied ?? 0));
   }
 
   /**
@@ -579,7 +584,7 @@ export class Agent {
     const metrics = new PrometheusMetrics({
       registry: this.registry,
       sources: () => this.ifaces.map((i) => ({ iface: i.installed.iface, mode: i.mode, datapath: i.installed.datapath, attachment: { state: attachmentState(i.attachment ?? { lapses: 0 }, Date.now()), lapses: i.attachment?.lapses ?? 0, pinsRecreated: i.pinsRecreated ?? 0 } })),
-      appliedRevision: () => this.status().appliedRevision,
+      appliedRevision: () => this.appliedRevision(),
       api: () => this.api.connection(),
       className: (id) => this.className(id),
       histograms: this.delayHistograms,
