@@ -29,7 +29,8 @@ import { UnpacedTcpWatch, unpacedTcpError } from './datapath/unpaced-tcp.js';
 import { afterCheck, attachmentReport, attachmentState, type AttachmentStatus, type CheckOutcome } from './datapath/attachment-watch.js';
 import { ROUTE_TUNER, type RouteTuner } from './datapath/route-tuner.js';
 import type { RouteState } from './datapath/route-plan.js';
-import { desiredState, type ClassError, type Inventory } from './desired/desired-state.js';
+import type { ClassError, Inventory } from './desired/desired-state.js';
+import { DesiredStates } from './desired/desired-states.js';
 import { mergeTcpStates } from './desired/tcp-merge.js';
 import { Reconciler, type ReconcileResult } from './reconciler/reconciler.js';
 import { removeTemporaries } from './reconciler/snapshot.js';
@@ -87,6 +88,8 @@ export class Agent {
   /** Policed classes whose TCP is not paced (datapath/unpaced-tcp.ts): checked at each heartbeat. */
   private unpacedWatch = new UnpacedTcpWatch();
   private unpacedErrors: ClassError[] = [];
+  /** Date.now() of the last unpaced-TCP check (the heartbeat's status runs it at most once per heartbeat interval). */
+  private unpacedCheckedAt = 0;
   /** Route tuning (rto_min route metrics), when enabled: how its last apply went. */
   private routes?: { lastError: string | null };
   /** class id → name, from the API's latest classes: names the kernel's per-class TCP errors and the metrics. */
@@ -123,7 +126,12 @@ export class Agent {
       intervalMs: s.heartbeatMs,
       put: (status) => this.api.heartbeat(status),
       status: () => {
-        this.checkUnpacedTcp();
+        // At most once a heartbeat interval: the check reads every class's counters, and during a
+        // burst a heartbeat follows each apply (docs/agent.md, "Bursts of changes").
+        if (Date.now() - this.unpacedCheckedAt >= s.heartbeatMs) {
+          this.unpacedCheckedAt = Date.now();
+          this.checkUnpacedTcp();
+        }
         return this.status();
       },
       log: this.log,
@@ -144,6 +152,8 @@ export class Agent {
     const installedTcp = this.installTcp();
     const root = installedTcp?.cgroupRoot ?? (s.cgroupRoot === CGROUP_ROOT_OFF ? undefined : s.cgroupRoot) ?? cgroupRoot();
     const inventoryFor = (fq: boolean): Inventory => ({ fq, cgroupRoot: root, cgroupIds: (p) => this.cgroupIdOf(root, p) });
+    // One computation per class list and mode, whoever asks (desired/desired-states.ts).
+    const states = new DesiredStates(s.label, inventoryFor);
     // One API connection for every consumer; the latest classes are replayed to whoever
     // (re)subscribes, so recomputing an interface's state after a mode change asks the API nothing.
     const budgets$ = new ReplaySubject<Budgets>(1);
@@ -169,21 +179,23 @@ export class Agent {
           shaperDesired$(budgets$, {
             labels: s.label,
             inventory: inventoryFor(fq),
+            atOwnRates: (classes) => states.at(classes, fq),
             datapath: st.installed.datapath,
             intervalMs: s.borrowIntervalMs,
             borrower,
             log: this.log,
             onDesired: (d) => {
               st.classErrors = d.classErrors;
-              st.tcp$.next(d.tcp);
+              // The same TCP part again (a borrowing tick that moved no rate) is no news for the TCP reconciler.
+              if (st.tcp$.value !== d.tcp) st.tcp$.next(d.tcp);
             },
           }),
         ),
       );
       this.subscriptions.push(reconciler.run(desired$).subscribe((r) => this.onResult(st, r)));
     }
-    this.startTcp(budgets$, inventoryFor(true), installedTcp);
-    if (s.routeTuning) this.startRoutes(budgets$, inventoryFor(true));
+    this.startTcp(budgets$, states, installedTcp);
+    if (s.routeTuning) this.startRoutes(budgets$, states);
     // Subscribed last, so every consumer above sees the first list.
     this.subscriptions.push(
       this.api
@@ -351,7 +363,7 @@ export class Agent {
     return installed.cgroupRootSource !== 'flag' || cgroup2Mounts().includes(installed.cgroupRoot);
   }
 
-  private startTcp(budgets$: ReplaySubject<Budgets>, inventory: Inventory, installed: InstalledTcp | undefined): void {
+  private startTcp(budgets$: ReplaySubject<Budgets>, states: DesiredStates, installed: InstalledTcp | undefined): void {
     const s = this.config.settings;
     if (installed === undefined) return;
     const tcp = (this.tcp = { installed, lastError: null as string | null });
@@ -383,7 +395,7 @@ export class Agent {
     // not, and its borrowed rates), merged into the host's one state (desired/tcp-merge.ts).
     const desired$ =
       this.ifaces.length === 0
-        ? budgets$.pipe(map((b) => ({ revision: b.revision, state: desiredState(b.classes, s.label, inventory).tcp })))
+        ? budgets$.pipe(map((b) => ({ revision: b.revision, state: states.at(b.classes, true).tcp })))
         : combineLatest([budgets$, ...this.ifaces.map((i) => i.tcp$)]).pipe(
             // Until every interface has computed its state, its pacing is unknown: wait.
             filter(([, ...states]) => states.every((t) => t !== undefined)),
@@ -407,7 +419,7 @@ export class Agent {
    * to the desired routes like the maps (resync repairs a route deleted by hand). Refusals are
    * per class; a failed apply is retried and reported, and never stops shaping.
    */
-  private startRoutes(budgets$: ReplaySubject<Budgets>, inventory: Inventory): void {
+  private startRoutes(budgets$: ReplaySubject<Budgets>, states: DesiredStates): void {
     const tuner = this.routeTuner;
     if (tuner === undefined) return;
     const s = this.config.settings;
@@ -422,7 +434,8 @@ export class Agent {
       backoff: { minMs: s.backoffMinMs, maxMs: s.backoffMaxMs },
     });
     this.track(reconciler as Reconciler<unknown>);
-    const desired$ = budgets$.pipe(map((b) => ({ revision: b.revision, state: desiredState(b.classes, s.label, inventory).routes })));
+    // Subscribed after the interfaces: their states of this list are computed already, and reused.
+    const desired$ = budgets$.pipe(map((b) => ({ revision: b.revision, state: states.routes(b.classes) })));
     let refused = '';
     this.subscriptions.push(
       reconciler.run(desired$).subscribe((r) => {

@@ -85,7 +85,8 @@ export function effectiveRates(classes: readonly TreeClass[], demand: ReadonlyMa
   const children = childrenOf(classes);
   const rates = new Map<number, number>();
   const walk = (parentId: number, capacity: number) => {
-    const kids = children.get(parentId) ?? [];
+    const kids = children.get(parentId);
+    if (kids === undefined) return; // a leaf: nothing to split (most classes; no Map and arrays made for each)
     const split = allocate(capacity, kids.map((k) => ({ id: k.id, rate: k.rate, ceil: k.ceil, weight: k.weight, demand: demand.get(k.id) ?? 0 })));
     for (const k of kids) {
       rates.set(k.id, split.get(k.id)!);

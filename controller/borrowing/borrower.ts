@@ -144,7 +144,7 @@ export class Borrower {
    * (classes changed while the agent was down) nothing is adopted and the guarantees apply.
    */
   adopt(tree: readonly TreeClass[], enforced: ReadonlyMap<number, number>): boolean {
-    if (this.published) return false;
+    if (!this.adopting) return false;
     const rates = new Map<number, number>();
     for (const c of tree) {
       const r = enforced.get(c.id);
@@ -158,6 +158,11 @@ export class Borrower {
     }
     this.published = { tree: treeKey(tree), rates };
     return true;
+  }
+
+  /** Whether adopt() can still take an allocation: nothing published yet (so a caller need not read the enforced rates after that). */
+  get adopting(): boolean {
+    return this.published === undefined;
   }
 
   /** Smoothed usage of a class and its descendants, bits/s (for logs and tests). */
