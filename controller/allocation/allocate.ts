@@ -79,10 +79,10 @@ export function childrenOf(tree: readonly TreeClass[]): Map<number, TreeClass[]>
 /**
  * Effective rates for a whole tree, top down: a root gets its rate (it has no parent to borrow
  * from); each parent's effective rate is split among its children with `allocate`. Demand of a
- * class is the usage measured at that class (its subtree's traffic passes its schedule).
+ * class is the usage measured at that class (its subtree's traffic passes its schedule); absent
+ * is 0. `children`: childrenOf(classes), when the caller keeps it.
  */
-export function effectiveRates(classes: readonly TreeClass[], demand: ReadonlyMap<number, number>): Map<number, number> {
-  const children = childrenOf(classes);
+export function effectiveRates(classes: readonly TreeClass[], demand: ReadonlyMap<number, number>, children: ReadonlyMap<number, readonly TreeClass[]> = childrenOf(classes)): Map<number, number> {
   const rates = new Map<number, number>();
   const walk = (parentId: number, capacity: number) => {
     const kids = children.get(parentId);
