@@ -605,8 +605,10 @@ export class Agent {
     this.metricsServer = createServer(async (req, res) => {
       if (req.url !== '/metrics') return void res.writeHead(404).end();
       try {
-        const text = await metrics.render();
-        res.writeHead(200, { 'content-type': this.registry.contentType }).end(text);
+        const chunks = await metrics.chunks();
+        res.writeHead(200, { 'content-type': this.registry.contentType });
+        for (const chunk of chunks) res.write(chunk);
+        res.end();
       } catch (err) {
         this.log.warn({ err: (err as Error).message }, '/metrics: could not read the maps');
         res.writeHead(500, { 'content-type': 'text/plain' }).end(`could not read the maps: ${(err as Error).message}\n`);
