@@ -6,7 +6,6 @@
 import 'reflect-metadata';
 import { createServer, type Server } from 'node:http';
 import { existsSync, readFileSync } from 'node:fs';
-import { isDeepStrictEqual } from 'node:util';
 import { join } from 'node:path';
 import { inject, injectable, optional } from 'inversify';
 import { Registry } from 'prom-client';
@@ -372,14 +371,29 @@ export class Agent {
     if (!wholeHost && this.ifaces.some((i) => i.mode === 'policing')) {
       this.log.warn({ cgroupRoot: installed.cgroupRoot }, `policing: only TCP sockets created below ${installed.cgroupRoot} are paced; a local TCP sender elsewhere gets far less than its class's rate (start the agent without --cgroup-root to cover every socket)`);
     }
+    /** The state of the last successful apply: what the maps hold (the kernel's read only before the first, or after a failure). */
+    let applied: TcpState | undefined;
     const reconciler = new Reconciler<TcpState>({
       apply: (state) => {
-        const before = installed.datapath.read();
+        const before = applied ?? installed.datapath.read();
+        applied = undefined;
         const report = installed.datapath.apply(state);
+        applied = state;
         // A class whose tuning was written (new or changed) starts counting refusals afresh.
-        const stats = installed.datapath.stats();
-        for (const [id, tuning] of state.tuning) if (!isDeepStrictEqual(before.tuning.get(id), tuning)) this.tcpFailedBaseline.set(id, stats.get(id)?.failed ?? 0);
-        for (const [id, pacing] of state.pacing ?? []) if (!isDeepStrictEqual(before.pacing?.get(id), pacing)) this.tcpFailedBaseline.set(id, stats.get(id)?.failed ?? 0);
+        // Compared with the state applied last, not read back from the kernel at each apply (at
+        // 10,000 policed classes that read was most of the apply): an entry the kernel lost and
+        // a resync wrote again keeps its count, which only means an older refusal stays reported.
+        // Fields by hand: isDeepStrictEqual per class made garbage of every key list.
+        const written: number[] = [];
+        for (const [id, t] of state.tuning) {
+          const was = before.tuning.get(id);
+          if (was?.rto_min_us !== t.rto_min_us || was.delack_max_us !== t.delack_max_us) written.push(id);
+        }
+        for (const [id, p] of state.pacing ?? []) if (before.pacing?.get(id)?.rate_bps !== p.rate_bps) written.push(id);
+        if (written.length > 0) {
+          const stats = installed.datapath.stats();
+          for (const id of written) this.tcpFailedBaseline.set(id, stats.get(id)?.failed ?? 0);
+        }
         for (const id of this.tcpFailedBaseline.keys()) if (!state.tuning.has(id) && !state.pacing?.has(id)) this.tcpFailedBaseline.delete(id);
         return report;
       },
