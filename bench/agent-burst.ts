@@ -8,7 +8,9 @@
  * reporting the host at the final revision (GET /v1/hosts/{host}, polled every 100 ms: the
  * agent's heartbeat is what moves it); the agent's peak RSS (VmHWM from /proc at the end, and
  * VmRSS sampled every 250 ms); whether its /metrics answered throughout (scraped every
- * --burst-scrape-ms, 1 s by default, each scrape given 2 s); the most connections it held to the API (its sockets in /proc,
+ * --burst-scrape-ms, 1 s by default, each scrape given 2 s; median and slowest), and 5 scrapes at
+ * rest after convergence (median and slowest); how many applies it made (its `applied` log lines,
+ * one per pass over the class list); the most connections it held to the API (its sockets in /proc,
  * sampled with the RSS); and SIGTERM after convergence: how long until it exited, and any
  * *.tmp left in its state directory. Then, for comparison, a fresh agent on the same host: from
  * its start to its log line of the final revision applied, and its peak RSS.
@@ -19,7 +21,7 @@ import { freePort, killed, startAgentChild, until, type AgentChild } from '../te
 import { agentBenchRig } from './agent-api.js';
 import { onCleanup } from './cleanup.js';
 import { log } from './report.js';
-import { nowMs, round } from './stats.js';
+import { median, nowMs, round } from './stats.js';
 
 const IFACE = 'pu0';
 const PEER = 'pu1';
@@ -47,9 +49,16 @@ export interface BurstBenchResult {
   peakRssMb: number;
   metricsScrapes: number;
   metricsFailures: number;
+  /** Scrapes during the burst (from the agent watching until convergence): median and slowest, ms (a failed one counts as its time). */
+  metricsMedianMs: number;
   metricsSlowestMs: number;
-  /** One scrape after convergence, with the agent idle: what /metrics costs at this many classes. */
+  /** Scrapes after convergence, with the agent idle (REST_SCRAPES, one after the other): what /metrics costs at this many classes, median and slowest, ms. */
   metricsAtRestMs: number;
+  metricsAtRestSlowestMs: number;
+  /** The scrape's size at rest, bytes. */
+  metricsBytes: number;
+  /** The agent's applies to the interface logged as `applied` from the watch's start to convergence (passes over the whole class list). */
+  applies: number;
   mostApiConnections: number;
   sigtermExitMs: number | null;
   exitCode: number | null;
@@ -59,6 +68,10 @@ export interface BurstBenchResult {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Scrapes of /metrics at rest, one after the other, after convergence. */
+const REST_SCRAPES = 5;
+
 
 /** VmHWM and VmRSS of a process, MB. */
 function memory(pid: number): { hwm: number; rss: number } {
@@ -113,7 +126,7 @@ export async function burstBench(o: BurstBenchOptions): Promise<BurstBenchResult
       await sleep(250);
     }
   })();
-  const scrapes = { count: 0, failures: 0, slowestMs: 0 };
+  const scrapes = { count: 0, failures: 0, times: [] as number[] };
   const scraper = (async () => {
     while (sampling && agent.running) {
       const t = nowMs();
@@ -125,7 +138,7 @@ export async function burstBench(o: BurstBenchOptions): Promise<BurstBenchResult
         scrapes.failures++;
       }
       scrapes.count++;
-      scrapes.slowestMs = Math.max(scrapes.slowestMs, nowMs() - t);
+      scrapes.times.push(nowMs() - t);
       await sleep(o.scrapeMs);
     }
   })();
@@ -164,9 +177,14 @@ export async function burstBench(o: BurstBenchOptions): Promise<BurstBenchResult
   const hwm = agent.running ? memory(pid).hwm : 0;
   sampling = false;
   await Promise.all([sampler, scraper]);
-  const atRest = nowMs();
-  await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-  const metricsAtRestMs = nowMs() - atRest;
+  const applies = agent.lines.filter((l) => l.msg === 'applied').length;
+  const atRest: number[] = [];
+  let metricsBytes = 0;
+  for (let i = 0; i < REST_SCRAPES; i++) {
+    const t0 = nowMs();
+    metricsBytes = Buffer.byteLength(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text());
+    atRest.push(nowMs() - t0);
+  }
 
   const t = nowMs();
   agent.child.kill('SIGTERM');
@@ -198,8 +216,12 @@ export async function burstBench(o: BurstBenchOptions): Promise<BurstBenchResult
     peakRssMb: Math.round(Math.max(peakRss, hwm)),
     metricsScrapes: scrapes.count,
     metricsFailures: scrapes.failures,
-    metricsSlowestMs: Math.round(scrapes.slowestMs),
-    metricsAtRestMs: Math.round(metricsAtRestMs),
+    metricsMedianMs: Math.round(scrapes.times.length === 0 ? 0 : median(scrapes.times)),
+    metricsSlowestMs: Math.round(Math.max(0, ...scrapes.times)),
+    metricsAtRestMs: Math.round(median(atRest)),
+    metricsAtRestSlowestMs: Math.round(Math.max(...atRest)),
+    metricsBytes,
+    applies,
     mostApiConnections: mostConnections,
     sigtermExitMs: sigtermExitMs === null ? null : Math.round(sigtermExitMs),
     exitCode: exit ? exit.code : null,

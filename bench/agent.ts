@@ -210,7 +210,8 @@ async function main(): Promise<void> {
       `${fmt(b.createSeconds, 1)} (${b.createsPerSecond}/s)`,
       conv(b),
       fmt(b.peakRssMb),
-      `${b.metricsScrapes - b.metricsFailures}/${b.metricsScrapes} (slowest ${fmt(b.metricsSlowestMs)} ms; at rest ${fmt(b.metricsAtRestMs)} ms)`,
+      `${b.metricsScrapes - b.metricsFailures}/${b.metricsScrapes}; ${fmt(b.metricsMedianMs)} / ${fmt(b.metricsSlowestMs)} ms; at rest ${fmt(b.metricsAtRestMs)} / ${fmt(b.metricsAtRestSlowestMs)} ms (${fmt(b.metricsBytes / 1e6, 1)} MB)`,
+      fmt(b.applies),
       String(b.mostApiConnections),
       b.sigtermExitMs === null ? '> 60000 (killed)' : `${fmt(b.sigtermExitMs)} (exit ${b.exitCode})`,
       b.tmpFilesLeft.length === 0 ? 'none' : b.tmpFilesLeft.join(' '),
@@ -221,10 +222,10 @@ async function main(): Promise<void> {
     const rssMedian = med((b) => b.peakRssMb);
     out.push(
       table([
-        ['', 'creates s', 'last create → host at final revision, s', 'agent peak RSS MB', '/metrics answered', 'most connections to the API', 'SIGTERM → exit ms', '*.tmp left', 'then a fresh agent: start → final revision applied, peak RSS'],
+        ['', 'creates s', 'last create → host at final revision, s', 'agent peak RSS MB', '/metrics answered; during the burst median / slowest; at rest median / slowest', 'applies', 'most connections to the API', 'SIGTERM → exit ms', '*.tmp left', 'then a fresh agent: start → final revision applied, peak RSS'],
         ...rows,
-        ['median', fmt(med((b) => b.createSeconds), 1), Number.isFinite(convergeMedian) ? fmt(convergeMedian, 2) : `> ${opts.burstTimeoutMs / 1000}`, fmt(rssMedian), '', String(med((b) => b.mostApiConnections)), fmt(med((b) => b.sigtermExitMs ?? Infinity)), '', ''],
-        ['target', '', `≤ ${TARGETS.burstConvergeS} ${met(convergeMedian <= TARGETS.burstConvergeS)}`, `< ${TARGETS.burstRssMb} ${met(rssMedian < TARGETS.burstRssMb)}`, `all ${met(bursts.every((b) => b.metricsFailures === 0))}`, '', '', `none ${met(bursts.every((b) => b.tmpFilesLeft.length === 0))}`, ''],
+        ['median', fmt(med((b) => b.createSeconds), 1), Number.isFinite(convergeMedian) ? fmt(convergeMedian, 2) : `> ${opts.burstTimeoutMs / 1000}`, fmt(rssMedian), `${fmt(med((b) => b.metricsMedianMs))} / ${fmt(med((b) => b.metricsSlowestMs))} ms; at rest ${fmt(med((b) => b.metricsAtRestMs))} / ${fmt(med((b) => b.metricsAtRestSlowestMs))} ms`, fmt(med((b) => b.applies)), String(med((b) => b.mostApiConnections)), fmt(med((b) => b.sigtermExitMs ?? Infinity)), '', ''],
+        ['target', '', `≤ ${TARGETS.burstConvergeS} ${met(convergeMedian <= TARGETS.burstConvergeS)}`, `< ${TARGETS.burstRssMb} ${met(rssMedian < TARGETS.burstRssMb)}`, `all ${met(bursts.every((b) => b.metricsFailures === 0))}`, '', '', '', `none ${met(bursts.every((b) => b.tmpFilesLeft.length === 0))}`, ''],
       ]),
     );
   }

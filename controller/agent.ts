@@ -6,7 +6,6 @@
 import 'reflect-metadata';
 import { createServer, type Server } from 'node:http';
 import { existsSync, readFileSync } from 'node:fs';
-import { isDeepStrictEqual } from 'node:util';
 import { join } from 'node:path';
 import { inject, injectable, optional } from 'inversify';
 import { Registry } from 'prom-client';
@@ -29,7 +28,8 @@ import { UnpacedTcpWatch, unpacedTcpError } from './datapath/unpaced-tcp.js';
 import { afterCheck, attachmentReport, attachmentState, type AttachmentStatus, type CheckOutcome } from './datapath/attachment-watch.js';
 import { ROUTE_TUNER, type RouteTuner } from './datapath/route-tuner.js';
 import type { RouteState } from './datapath/route-plan.js';
-import { desiredState, type ClassError, type Inventory } from './desired/desired-state.js';
+import type { ClassError, Inventory } from './desired/desired-state.js';
+import { DesiredStates } from './desired/desired-states.js';
 import { mergeTcpStates } from './desired/tcp-merge.js';
 import { Reconciler, type ReconcileResult } from './reconciler/reconciler.js';
 import { removeTemporaries } from './reconciler/snapshot.js';
@@ -87,6 +87,8 @@ export class Agent {
   /** Policed classes whose TCP is not paced (datapath/unpaced-tcp.ts): checked at each heartbeat. */
   private unpacedWatch = new UnpacedTcpWatch();
   private unpacedErrors: ClassError[] = [];
+  /** Date.now() of the last unpaced-TCP check (the heartbeat's status runs it at most once per heartbeat interval). */
+  private unpacedCheckedAt = 0;
   /** Route tuning (rto_min route metrics), when enabled: how its last apply went. */
   private routes?: { lastError: string | null };
   /** class id → name, from the API's latest classes: names the kernel's per-class TCP errors and the metrics. */
@@ -123,7 +125,12 @@ export class Agent {
       intervalMs: s.heartbeatMs,
       put: (status) => this.api.heartbeat(status),
       status: () => {
-        this.checkUnpacedTcp();
+        // At most once a heartbeat interval: the check reads every class's counters, and during a
+        // burst a heartbeat follows each apply (docs/agent.md, "Bursts of changes").
+        if (Date.now() - this.unpacedCheckedAt >= s.heartbeatMs) {
+          this.unpacedCheckedAt = Date.now();
+          this.checkUnpacedTcp();
+        }
         return this.status();
       },
       log: this.log,
@@ -144,6 +151,8 @@ export class Agent {
     const installedTcp = this.installTcp();
     const root = installedTcp?.cgroupRoot ?? (s.cgroupRoot === CGROUP_ROOT_OFF ? undefined : s.cgroupRoot) ?? cgroupRoot();
     const inventoryFor = (fq: boolean): Inventory => ({ fq, cgroupRoot: root, cgroupIds: (p) => this.cgroupIdOf(root, p) });
+    // One computation per class list and mode, whoever asks (desired/desired-states.ts).
+    const states = new DesiredStates(s.label, inventoryFor);
     // One API connection for every consumer; the latest classes are replayed to whoever
     // (re)subscribes, so recomputing an interface's state after a mode change asks the API nothing.
     const budgets$ = new ReplaySubject<Budgets>(1);
@@ -169,21 +178,23 @@ export class Agent {
           shaperDesired$(budgets$, {
             labels: s.label,
             inventory: inventoryFor(fq),
+            atOwnRates: (classes) => states.at(classes, fq),
             datapath: st.installed.datapath,
             intervalMs: s.borrowIntervalMs,
             borrower,
             log: this.log,
             onDesired: (d) => {
               st.classErrors = d.classErrors;
-              st.tcp$.next(d.tcp);
+              // The same TCP part again (a borrowing tick that moved no rate) is no news for the TCP reconciler.
+              if (st.tcp$.value !== d.tcp) st.tcp$.next(d.tcp);
             },
           }),
         ),
       );
       this.subscriptions.push(reconciler.run(desired$).subscribe((r) => this.onResult(st, r)));
     }
-    this.startTcp(budgets$, inventoryFor(true), installedTcp);
-    if (s.routeTuning) this.startRoutes(budgets$, inventoryFor(true));
+    this.startTcp(budgets$, states, installedTcp);
+    if (s.routeTuning) this.startRoutes(budgets$, states);
     // Subscribed last, so every consumer above sees the first list.
     this.subscriptions.push(
       this.api
@@ -351,7 +362,7 @@ export class Agent {
     return installed.cgroupRootSource !== 'flag' || cgroup2Mounts().includes(installed.cgroupRoot);
   }
 
-  private startTcp(budgets$: ReplaySubject<Budgets>, inventory: Inventory, installed: InstalledTcp | undefined): void {
+  private startTcp(budgets$: ReplaySubject<Budgets>, states: DesiredStates, installed: InstalledTcp | undefined): void {
     const s = this.config.settings;
     if (installed === undefined) return;
     const tcp = (this.tcp = { installed, lastError: null as string | null });
@@ -360,14 +371,29 @@ export class Agent {
     if (!wholeHost && this.ifaces.some((i) => i.mode === 'policing')) {
       this.log.warn({ cgroupRoot: installed.cgroupRoot }, `policing: only TCP sockets created below ${installed.cgroupRoot} are paced; a local TCP sender elsewhere gets far less than its class's rate (start the agent without --cgroup-root to cover every socket)`);
     }
+    /** The state of the last successful apply: what the maps hold (the kernel's read only before the first, or after a failure). */
+    let applied: TcpState | undefined;
     const reconciler = new Reconciler<TcpState>({
       apply: (state) => {
-        const before = installed.datapath.read();
+        const before = applied ?? installed.datapath.read();
+        applied = undefined;
         const report = installed.datapath.apply(state);
+        applied = state;
         // A class whose tuning was written (new or changed) starts counting refusals afresh.
-        const stats = installed.datapath.stats();
-        for (const [id, tuning] of state.tuning) if (!isDeepStrictEqual(before.tuning.get(id), tuning)) this.tcpFailedBaseline.set(id, stats.get(id)?.failed ?? 0);
-        for (const [id, pacing] of state.pacing ?? []) if (!isDeepStrictEqual(before.pacing?.get(id), pacing)) this.tcpFailedBaseline.set(id, stats.get(id)?.failed ?? 0);
+        // Compared with the state applied last, not read back from the kernel at each apply (at
+        // 10,000 policed classes that read was most of the apply): an entry the kernel lost and
+        // a resync wrote again keeps its count, which only means an older refusal stays reported.
+        // Fields by hand: isDeepStrictEqual per class made garbage of every key list.
+        const written: number[] = [];
+        for (const [id, t] of state.tuning) {
+          const was = before.tuning.get(id);
+          if (was?.rto_min_us !== t.rto_min_us || was.delack_max_us !== t.delack_max_us) written.push(id);
+        }
+        for (const [id, p] of state.pacing ?? []) if (before.pacing?.get(id)?.rate_bps !== p.rate_bps) written.push(id);
+        if (written.length > 0) {
+          const stats = installed.datapath.stats();
+          for (const id of written) this.tcpFailedBaseline.set(id, stats.get(id)?.failed ?? 0);
+        }
         for (const id of this.tcpFailedBaseline.keys()) if (!state.tuning.has(id) && !state.pacing?.has(id)) this.tcpFailedBaseline.delete(id);
         return report;
       },
@@ -383,7 +409,7 @@ export class Agent {
     // not, and its borrowed rates), merged into the host's one state (desired/tcp-merge.ts).
     const desired$ =
       this.ifaces.length === 0
-        ? budgets$.pipe(map((b) => ({ revision: b.revision, state: desiredState(b.classes, s.label, inventory).tcp })))
+        ? budgets$.pipe(map((b) => ({ revision: b.revision, state: states.at(b.classes, true).tcp })))
         : combineLatest([budgets$, ...this.ifaces.map((i) => i.tcp$)]).pipe(
             // Until every interface has computed its state, its pacing is unknown: wait.
             filter(([, ...states]) => states.every((t) => t !== undefined)),
@@ -407,7 +433,7 @@ export class Agent {
    * to the desired routes like the maps (resync repairs a route deleted by hand). Refusals are
    * per class; a failed apply is retried and reported, and never stops shaping.
    */
-  private startRoutes(budgets$: ReplaySubject<Budgets>, inventory: Inventory): void {
+  private startRoutes(budgets$: ReplaySubject<Budgets>, states: DesiredStates): void {
     const tuner = this.routeTuner;
     if (tuner === undefined) return;
     const s = this.config.settings;
@@ -422,7 +448,8 @@ export class Agent {
       backoff: { minMs: s.backoffMinMs, maxMs: s.backoffMaxMs },
     });
     this.track(reconciler as Reconciler<unknown>);
-    const desired$ = budgets$.pipe(map((b) => ({ revision: b.revision, state: desiredState(b.classes, s.label, inventory).routes })));
+    // Subscribed after the interfaces: their states of this list are computed already, and reused.
+    const desired$ = budgets$.pipe(map((b) => ({ revision: b.revision, state: states.routes(b.classes) })));
     let refused = '';
     this.subscriptions.push(
       reconciler.run(desired$).subscribe((r) => {
@@ -526,7 +553,7 @@ export class Agent {
           ? `routes: ${this.routes.lastError}`
           : null;
     return {
-      appliedRevision: Math.min(...this.ifaces.map((i) => i.applied ?? 0)),
+      appliedRevision: this.appliedRevision(),
       // A TCP tuning failure is an error to report, but shaping/policing goes on: the mode says what the interfaces do.
       mode: failed || detached ? 'error' : policing ? 'policing' : 'shaping',
       modeDetail: policing?.modeDetail ?? this.ifaces[0]?.modeDetail,
@@ -534,6 +561,11 @@ export class Agent {
       lastError: lastError === null ? null : lastError.slice(0, 4096),
       attachments: this.ifaces.map((i) => attachmentReport(i.installed.iface, i.attachment, now)),
     };
+  }
+
+  /** The revision applied on every interface (status() without reading the TCP maps: /metrics asks at every scrape). */
+  private appliedRevision(): number {
+    return Math.min(...this.ifaces.map((i) => i.applied ?? 0));
   }
 
   /**
@@ -579,7 +611,7 @@ export class Agent {
     const metrics = new PrometheusMetrics({
       registry: this.registry,
       sources: () => this.ifaces.map((i) => ({ iface: i.installed.iface, mode: i.mode, datapath: i.installed.datapath, attachment: { state: attachmentState(i.attachment ?? { lapses: 0 }, Date.now()), lapses: i.attachment?.lapses ?? 0, pinsRecreated: i.pinsRecreated ?? 0 } })),
-      appliedRevision: () => this.status().appliedRevision,
+      appliedRevision: () => this.appliedRevision(),
       api: () => this.api.connection(),
       className: (id) => this.className(id),
       histograms: this.delayHistograms,
@@ -587,8 +619,10 @@ export class Agent {
     this.metricsServer = createServer(async (req, res) => {
       if (req.url !== '/metrics') return void res.writeHead(404).end();
       try {
-        const text = await metrics.render();
-        res.writeHead(200, { 'content-type': this.registry.contentType }).end(text);
+        const chunks = await metrics.chunks();
+        res.writeHead(200, { 'content-type': this.registry.contentType });
+        for (const chunk of chunks) res.write(chunk);
+        res.end();
       } catch (err) {
         this.log.warn({ err: (err as Error).message }, '/metrics: could not read the maps');
         res.writeHead(500, { 'content-type': 'text/plain' }).end(`could not read the maps: ${(err as Error).message}\n`);

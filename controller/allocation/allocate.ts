@@ -62,16 +62,31 @@ export interface TreeClass {
 }
 
 /**
+ * Parent id → its children, in tree order (0: the roots). Appended in place: copying a parent's
+ * list at each child (`[...list, c]`) made 10,000 root classes cost 50 million element copies
+ * (~400 MB of garbage) per call, at every borrowing interval (docs/benchmarks.md, bench:agent burst).
+ */
+export function childrenOf(tree: readonly TreeClass[]): Map<number, TreeClass[]> {
+  const kids = new Map<number, TreeClass[]>();
+  for (const c of tree) {
+    const list = kids.get(c.parentId);
+    if (list) list.push(c);
+    else kids.set(c.parentId, [c]);
+  }
+  return kids;
+}
+
+/**
  * Effective rates for a whole tree, top down: a root gets its rate (it has no parent to borrow
  * from); each parent's effective rate is split among its children with `allocate`. Demand of a
- * class is the usage measured at that class (its subtree's traffic passes its schedule).
+ * class is the usage measured at that class (its subtree's traffic passes its schedule); absent
+ * is 0. `children`: childrenOf(classes), when the caller keeps it.
  */
-export function effectiveRates(classes: readonly TreeClass[], demand: ReadonlyMap<number, number>): Map<number, number> {
-  const children = new Map<number, TreeClass[]>();
-  for (const c of classes) children.set(c.parentId, [...(children.get(c.parentId) ?? []), c]);
+export function effectiveRates(classes: readonly TreeClass[], demand: ReadonlyMap<number, number>, children: ReadonlyMap<number, readonly TreeClass[]> = childrenOf(classes)): Map<number, number> {
   const rates = new Map<number, number>();
   const walk = (parentId: number, capacity: number) => {
-    const kids = children.get(parentId) ?? [];
+    const kids = children.get(parentId);
+    if (kids === undefined) return; // a leaf: nothing to split (most classes; no Map and arrays made for each)
     const split = allocate(capacity, kids.map((k) => ({ id: k.id, rate: k.rate, ceil: k.ceil, weight: k.weight, demand: demand.get(k.id) ?? 0 })));
     for (const k of kids) {
       rates.set(k.id, split.get(k.id)!);

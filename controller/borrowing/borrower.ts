@@ -54,7 +54,7 @@
  *   never below rate, above ceil, or more than the parent.
  */
 import type { ClassStats } from '../../shaper-bpf/src/layout.js';
-import { effectiveRates, type TreeClass } from '../allocation/allocate.js';
+import { childrenOf, effectiveRates, type TreeClass } from '../allocation/allocate.js';
 
 export interface BorrowerOptions {
   saturation?: number;
@@ -78,7 +78,7 @@ export class Borrower {
   private readonly o: Required<BorrowerOptions>;
   /** Counters at the previous sample, per class (leaf counters). */
   private last = new Map<number, Sample>();
-  /** Smoothed usage of the class's own traffic, bits/s. */
+  /** Smoothed usage of the class's own traffic, bits/s; absent: 0. */
   private usage = new Map<number, number>();
   /**
    * Classes held back in the last interval: their horizon drops grew, or they passed packets and
@@ -89,7 +89,7 @@ export class Borrower {
   private slowed = new Set<number>();
   /** Classes whose measured usage in the last interval was above their smoothed usage before it. */
   private rising = new Set<number>();
-  /** Intervals in a row in which the class passed nothing. */
+  /** Intervals in a row in which the class passed nothing, for classes whose usage is not 0 yet. */
   private quiet = new Map<number, number>();
   private published?: { tree: string; rates: Map<number, number> };
   /** The allocation computed at the previous call of rates(), published or not. */
@@ -121,8 +121,13 @@ export class Borrower {
       this.measured = true;
       const old = this.usage.get(id) ?? 0;
       const q = measured === 0 ? (this.quiet.get(id) ?? 0) + 1 : 0;
-      quiet.set(id, q);
-      usage.set(id, q >= this.o.idleAfter ? 0 : measured >= old ? measured : old + this.o.decay * (measured - old));
+      const u = q >= this.o.idleAfter ? 0 : measured >= old ? measured : old + this.o.decay * (measured - old);
+      // Kept for the classes that use something (absent is 0): with usage 0 the quiet count no
+      // longer matters, and most of 10,000 classes are idle at any time.
+      if (u !== 0) {
+        usage.set(id, u);
+        if (q > 0) quiet.set(id, q);
+      }
       if (measured > old) rising.add(id);
       if (cur.drops > prev.drops || cur.marks > prev.marks) slowed.add(id);
       if (cur.drops > prev.drops || (cur.bytes > prev.bytes && cur.delayed > prev.delayed)) held.add(id);
@@ -144,25 +149,30 @@ export class Borrower {
    * (classes changed while the agent was down) nothing is adopted and the guarantees apply.
    */
   adopt(tree: readonly TreeClass[], enforced: ReadonlyMap<number, number>): boolean {
-    if (this.published) return false;
+    if (!this.adopting) return false;
     const rates = new Map<number, number>();
     for (const c of tree) {
       const r = enforced.get(c.id);
       if (r === undefined || r < c.rate || r > c.ceil || (c.parentId === 0 && r !== c.rate)) return false;
       rates.set(c.id, r);
     }
-    for (const [parentId, kids] of childrenOf(tree)) {
+    for (const [parentId, kids] of shapeOf(tree).kids) {
       if (parentId === 0) continue;
       const borrowed = kids.filter((k) => rates.get(k.id)! > k.rate).reduce((sum, k) => sum + rates.get(k.id)!, 0);
       if (borrowed > (rates.get(parentId) ?? 0)) return false;
     }
-    this.published = { tree: treeKey(tree), rates };
+    this.published = { tree: shapeOf(tree).key, rates };
     return true;
+  }
+
+  /** Whether adopt() can still take an allocation: nothing published yet (so a caller need not read the enforced rates after that). */
+  get adopting(): boolean {
+    return this.published === undefined;
   }
 
   /** Smoothed usage of a class and its descendants, bits/s (for logs and tests). */
   usageOf(tree: readonly TreeClass[]): Map<number, number> {
-    const kids = childrenOf(tree);
+    const { kids } = shapeOf(tree);
     const total = new Map<number, number>();
     const sum = (id: number): number => {
       const v = (this.usage.get(id) ?? 0) + (kids.get(id) ?? []).reduce((s, k) => s + sum(k.id), 0);
@@ -173,22 +183,51 @@ export class Borrower {
     return total;
   }
 
+  /**
+   * usageOf, only for the classes whose subtree used something (absent: 0): the busy classes and
+   * their ancestors, summed as usageOf sums (a child's total after the class's own usage, children
+   * in tree order; skipping an idle child adds nothing), so the numbers are the same to the bit.
+   * An allocation at 10,000 mostly idle classes thus walks the few busy ones, not the whole tree.
+   */
+  private busySubtrees(shape: TreeShape): Map<number, number> {
+    const busy = new Set<number>();
+    for (const [id, u] of this.usage) {
+      if (u === 0) continue;
+      // Up the parent chain until a class already marked (a class no longer in the tree marks nothing).
+      for (let c = shape.byId.get(id); c !== undefined && !busy.has(c.id); c = c.parentId === 0 ? undefined : shape.byId.get(c.parentId)) busy.add(c.id);
+    }
+    const total = new Map<number, number>();
+    const sum = (id: number): number => {
+      let children = 0;
+      for (const k of shape.kids.get(id) ?? []) if (busy.has(k.id)) children += sum(k.id);
+      const v = (this.usage.get(id) ?? 0) + children;
+      total.set(id, v);
+      return v;
+    };
+    for (const root of shape.kids.get(0) ?? []) if (busy.has(root.id)) sum(root.id);
+    return total;
+  }
+
   /** The effective rates to enforce for `tree` now: the published ones unless they moved enough. */
   rates(tree: readonly TreeClass[]): Map<number, number> {
-    const key = treeKey(tree);
+    const shape = shapeOf(tree);
+    const key = shape.key;
     const current = this.published?.tree === key ? this.published.rates : undefined;
     // Adopted, and nothing measured since: keep what is enforced.
     if (current && !this.measured) return current;
-    const usage = this.usageOf(tree);
-    const kids = childrenOf(tree);
+    const usage = this.busySubtrees(shape);
+    const { kids, byId } = shape;
     // The rate in force during the interval (the published one, also across a tree change).
     const inForce = (c: TreeClass) => Math.min(c.ceil, Math.max(c.rate, this.published?.rates.get(c.id) ?? c.rate));
+    // Verdicts of the busy classes. A class whose subtree used nothing is not demanding: each
+    // clause needs usage in it (`rising` too: it rose above its smoothed usage).
     const demanding = new Map<number, boolean>();
     const isDemanding = (c: TreeClass): boolean => {
+      const u = usage.get(c.id) ?? 0;
+      if (u === 0) return false;
       const known = demanding.get(c.id);
       if (known !== undefined) return known;
       const eff = inForce(c);
-      const u = usage.get(c.id) ?? 0;
       // Every child is visited (no short-circuit), so each one's verdict is cached.
       const childDemanding = (kids.get(c.id) ?? []).map(isDemanding).some(Boolean);
       const v =
@@ -199,36 +238,53 @@ export class Borrower {
       demanding.set(c.id, v);
       return v;
     };
-    const byId = new Map(tree.map((c) => [c.id, c]));
     const full = (id: number): boolean => {
       const p = byId.get(id);
       return p !== undefined && (usage.get(id) ?? 0) >= this.o.saturation * inForce(p);
     };
+    // Demand per class; absent is 0 (effectiveRates reads it so), as for every idle class.
     const demand = new Map<number, number>();
     for (const c of tree) {
       const headroom = (usage.get(c.id) ?? 0) * this.o.headroom;
       // Its demand is at least its guarantee: max(rate, usage × headroom).
       const squeezed = this.held.has(c.id) && full(c.parentId);
-      demand.set(c.id, isDemanding(c) ? c.ceil : squeezed ? Math.max(c.rate, headroom) : headroom);
+      const d = isDemanding(c) ? c.ceil : squeezed ? Math.max(c.rate, headroom) : headroom;
+      if (d !== 0) demand.set(c.id, d);
     }
     this.wasDemanding = new Set([...demanding].filter(([, v]) => v).map(([id]) => id));
-    const next = effectiveRates(tree, demand);
+    const next = effectiveRates(tree, demand, kids);
     const previous = this.previous?.tree === key ? this.previous.rates : undefined;
     this.previous = { tree: key, rates: next };
-    const within = (from: ReadonlyMap<number, number>, part: number) => [...next].every(([id, r]) => Math.abs(r - from.get(id)!) <= part * from.get(id)!);
+    const within = (from: ReadonlyMap<number, number>, part: number) => {
+      for (const [id, r] of next) if (Math.abs(r - from.get(id)!) > part * from.get(id)!) return false;
+      return true;
+    };
     if (current && within(current, this.o.threshold) && !(previous && within(previous, this.o.settled) && !within(current, this.o.settled))) return current;
     this.published = { tree: key, rates: next };
     return next;
   }
 }
 
-/** What identifies a tree for the allocation: ids, parents, rates, ceils, weights. */
-function treeKey(tree: readonly TreeClass[]): string {
-  return JSON.stringify([...tree].sort((a, b) => a.id - b.id).map((c) => [c.id, c.parentId, c.rate, c.ceil, c.weight]));
+/** What the allocation needs of a tree besides its classes, made once per tree (trees are never changed in place). */
+interface TreeShape {
+  /** What identifies the tree for the allocation: ids, parents, rates, ceils, weights. */
+  key: string;
+  kids: Map<number, TreeClass[]>;
+  byId: Map<number, TreeClass>;
 }
 
-function childrenOf(tree: readonly TreeClass[]): Map<number, TreeClass[]> {
-  const kids = new Map<number, TreeClass[]>();
-  for (const c of tree) kids.set(c.parentId, [...(kids.get(c.parentId) ?? []), c]);
-  return kids;
+/**
+ * Shapes already made, by tree: the caller passes the same tree (shaper-desired.ts keeps one per
+ * change of classes) at every interval, and at 10,000 classes a key is a 300 KB string and the two
+ * maps are 10,000 entries each.
+ */
+const shapes = new WeakMap<readonly TreeClass[], TreeShape>();
+
+function shapeOf(tree: readonly TreeClass[]): TreeShape {
+  let shape = shapes.get(tree);
+  if (shape === undefined) {
+    const key = JSON.stringify([...tree].sort((a, b) => a.id - b.id).map((c) => [c.id, c.parentId, c.rate, c.ceil, c.weight]));
+    shapes.set(tree, (shape = { key, kids: childrenOf(tree), byId: new Map(tree.map((c) => [c.id, c])) }));
+  }
+  return shape;
 }

@@ -26,6 +26,11 @@ export interface ShaperDesiredOptions {
   borrower?: Borrower;
   log?: Pick<Logger, 'warn' | 'debug'>;
   now?: () => number;
+  /**
+   * The state of a class list at the classes' own rates (default: desiredState with `labels` and
+   * `inventory`); the agent passes one shared with the other consumers of the list (DesiredStates).
+   */
+  atOwnRates?: (classes: readonly ClassRecord[]) => DesiredState;
   /** Each computed desired state (its class errors go to the status). */
   onDesired?: (d: DesiredState) => void;
 }
@@ -39,8 +44,13 @@ export function borrowingTree(shaper: ShaperState, classes: readonly ClassRecord
   });
 }
 
-/** The first allocation is the one the kernel enforces, if it fits the tree (Borrower.adopt). */
+/**
+ * The first allocation is the one the kernel enforces, if it fits the tree (Borrower.adopt). Once
+ * the borrower has published one, nothing is adopted any more and the maps are not read: during
+ * a burst every new class list came here, and each read of the whole Datapath was garbage.
+ */
 function adoptEnforced(borrower: Borrower, tree: TreeClass[], o: ShaperDesiredOptions): void {
+  if (!borrower.adopting) return;
   try {
     const enforced = new Map([...o.datapath.read().classes].map(([id, c]) => [id, c.rate_bps]));
     borrower.adopt(tree, enforced);
@@ -70,7 +80,7 @@ export function shaperDesired$(budgets$: Observable<{ revision: number; classes:
   return combineLatest([budgets$, tick$]).pipe(
     map(([b]) => {
       if (base?.classes !== b.classes) {
-        const d = desiredState(b.classes, o.labels, o.inventory);
+        const d = o.atOwnRates?.(b.classes) ?? desiredState(b.classes, o.labels, o.inventory);
         // Borrowing changes rates only, never which classes are enforced: their names go with the classes.
         base = { classes: b.classes, d, tree: borrowingTree(d.shaper, b.classes), names: classNamesOf(b.classes, d.shaper.classes.keys()) };
         if (o.intervalMs > 0) adoptEnforced(borrower, base.tree, o);

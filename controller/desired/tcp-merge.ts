@@ -12,7 +12,9 @@
 import type { TcpPacing } from '../../shaper-bpf/src/layout.js';
 import type { TcpState } from '../../shaper-bpf/src/tcp-datapath.js';
 
-export function mergeTcpStates(states: readonly TcpState[]): Required<TcpState> {
+export function mergeTcpStates(states: readonly TcpState[]): TcpState {
+  // One interface: its state is the host's, as it is (no copy of every map at every pass).
+  if (states.length === 1) return states[0]!;
   const merged: Required<TcpState> = { tuning: new Map(), pacing: new Map(), marks: new Map(), cgroups: new Map(), dst4: new Map(), dst6: new Map() };
   for (const s of states) {
     for (const [id, t] of s.tuning) if (!merged.tuning.has(id)) merged.tuning.set(id, t);

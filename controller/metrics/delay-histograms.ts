@@ -13,6 +13,11 @@
  * The histograms are asked for with the list of wanted class ids, and the Datapath reads just
  * those (one read of class_slot, then only their slots' histograms), so the cost follows the busy
  * classes, not the number of classes.
+ *
+ * A class that never passed a packet (`packets` 0) has an empty histogram: it is neither read nor
+ * kept, and readers treat a missing histogram as an empty one. Kept, the 98 buckets of each of
+ * 10,000 idle classes were ~70 MB of the agent's heap after its first scrape (docs/benchmarks.md,
+ * bench:agent burst), and reading them all took ~200 ms.
  */
 import type { DelayHistogram } from '../../shaper-bpf/src/datapath.js';
 import type { ClassStats } from '../../shaper-bpf/src/layout.js';
@@ -39,15 +44,16 @@ export class DelayHistogramCache {
 
   /**
    * The histogram of every class in `stats` (the caller's fresh class_stats of `source`) that has
-   * one, reading only those whose packets moved since their last read. Classes not in `stats` are
-   * forgotten.
+   * one and passed a packet, reading only those whose packets moved since their last read. Classes
+   * not in `stats`, or back at 0 packets (a slot freed and given again), are forgotten.
    */
   histograms(source: HistogramSource, stats: ReadonlyMap<number, ClassStats>): Map<number, DelayHistogram> {
     let entries = this.bySource.get(source);
     if (!entries) this.bySource.set(source, (entries = new Map()));
-    for (const id of entries.keys()) if (!stats.has(id)) entries.delete(id);
+    for (const id of entries.keys()) if ((stats.get(id)?.packets ?? 0) === 0) entries.delete(id);
     const stale: number[] = [];
     for (const [id, s] of stats) {
+      if (s.packets === 0) continue; // nothing passed: an empty histogram, not worth a read or a copy
       const e = entries.get(id);
       if (!e || !e.settled || e.packets !== s.packets) stale.push(id);
     }

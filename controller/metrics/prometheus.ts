@@ -5,12 +5,14 @@
  * histogram); per interface its mode; the applied revision. Names, types and the histogram's `le`
  * bounds are documented in docs/agent.md ("Metrics in Prometheus").
  *
- * The kernel keeps the counts; prom-client's Counter and Histogram only count what the process
- * itself observes (inc, observe: no way to set a histogram's bucket counts). So the per class
- * metrics are prom-client metrics whose get() returns the samples of the scrape's snapshot: the
- * exposition text, escaping and `+Inf` are prom-client's own.
+ * The per-host and per-interface metrics are prom-client's, in the registry. The per-class
+ * families are written by exposition.ts after the registry's text: the kernel keeps the counts
+ * (prom-client's Counter and Histogram only count what the process observes, with no way to set a
+ * histogram's buckets), and at 10,000 classes the registry's formatting of 70,000 label objects
+ * was most of a scrape. Each class's label text, and its histogram's lines, are kept between
+ * scrapes and made again only when the class's name (or its histogram) changes.
  */
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Gauge, Counter, type Registry } from 'prom-client';
 import type { ApiConnection } from '../api-client/api-client.js';
 import type { Datapath, DelayHistogram } from '../../shaper-bpf/src/datapath.js';
 import type { ClassStats } from '../../shaper-bpf/src/layout.js';
@@ -18,6 +20,7 @@ import type { InterfaceMode } from '../../shaper-bpf/src/interface.js';
 import { DelayHistogramCache, type HistogramSource } from './delay-histograms.js';
 import type { AttachmentState } from '../datapath/attachment-watch.js';
 import { ATTACHMENT_STATES } from '../../api/contract/host.js';
+import { CachedFamily, labelText, valueText, type Family } from './exposition.js';
 
 export interface MetricsSource {
   iface: string;
@@ -35,63 +38,33 @@ export interface MetricsSource {
  */
 export const DELAY_LE_NS: readonly number[] = Array.from({ length: 25 }, (_, i) => 2 ** (10 + i));
 
-/** `class` is the class's name (the id in text while unknown, as InfluxDB's tag); `class_id` stays, the stable key. */
-type ClassLabel = 'iface' | 'class' | 'class_id';
-type Sample = { labels: Record<string, string>; value: number; metricName?: string };
+type Sample = { labels: Record<string, string>; value: number };
 
-/** A counter whose samples are set from a snapshot (the kernel's counters, the API client's) before each scrape. */
-class SnapshotCounter extends Counter<ClassLabel> {
+/** A counter whose samples are set from a snapshot (the API client's, the attachment watch's) before each scrape. */
+class SnapshotCounter extends Counter<string> {
   samples: Sample[] = [];
   override async get() {
     return { ...(await super.get()), values: this.samples };
-  }
-}
-
-class SnapshotGauge extends Gauge<ClassLabel> {
-  samples: Sample[] = [];
-  override async get() {
-    return { ...(await super.get()), values: this.samples };
-  }
-}
-
-/**
- * prom-client's own Histogram.getForPromString (not in its typings): what the registry renders a
- * histogram from; with no observations it returns the metric's name, help, type and no values.
- */
-const histogramHeader = (Histogram.prototype as unknown as { getForPromString(this: Histogram<ClassLabel>): Promise<{ values: unknown[] }> }).getForPromString;
-
-/**
- * A histogram whose cumulative buckets, sum and count are the kernel's (set before each scrape).
- * The registry renders a histogram from getForPromString(), getMetricsAsJSON from get(): both
- * return the snapshot.
- */
-class KernelHistogram extends Histogram<ClassLabel> {
-  samples: Sample[] = [];
-  async getForPromString() {
-    return { ...(await histogramHeader.call(this)), values: this.samples };
-  }
-  override async get() {
-    return (await this.getForPromString()) as unknown as Awaited<ReturnType<Histogram<ClassLabel>['get']>>;
   }
 }
 
 /** `le` label values in seconds, as Prometheus reads them. */
 const LE_LABELS = DELAY_LE_NS.map((ns) => String(ns / 1e9));
 
-/** The samples of one class's histogram: cumulative count at each `le`, +Inf, _sum, _count. */
-function histogramSamples(name: string, labels: Record<ClassLabel, string>, hist: DelayHistogram, delaySumNs: number): Sample[] {
-  const out: Sample[] = [];
+/** The lines of one class's histogram: cumulative count at each `le`, +Inf, _sum, _count. */
+function histogramLines(name: string, labels: string, hist: DelayHistogram, delaySumNs: number): string {
+  const out: string[] = [];
   let cumulative = 0;
   let b = 0;
   for (let i = 0; i < DELAY_LE_NS.length; i++) {
     // Every data plane bucket that ends at or below this bound (delays are below its upperNs).
     while (b < hist.buckets.length && hist.buckets[b]!.upperNs <= DELAY_LE_NS[i]!) cumulative += hist.buckets[b++]!.count;
-    out.push({ metricName: `${name}_bucket`, labels: { ...labels, le: LE_LABELS[i]! }, value: cumulative });
+    out.push(`${name}_bucket{${labels},le="${LE_LABELS[i]!}"} ${cumulative}`);
   }
-  out.push({ metricName: `${name}_bucket`, labels: { ...labels, le: '+Inf' }, value: hist.total });
-  out.push({ metricName: `${name}_sum`, labels, value: delaySumNs / 1e9 });
-  out.push({ metricName: `${name}_count`, labels, value: hist.total });
-  return out;
+  out.push(`${name}_bucket{${labels},le="+Inf"} ${hist.total}`);
+  out.push(`${name}_sum{${labels}} ${valueText(delaySumNs / 1e9)}`);
+  out.push(`${name}_count{${labels}} ${hist.total}`);
+  return out.join('\n');
 }
 
 const COUNTERS = {
@@ -119,10 +92,24 @@ export interface PrometheusMetricsOptions {
   className?: (id: number) => string | undefined;
 }
 
+/** What is kept of one class on one interface between scrapes. */
+interface ClassText {
+  name: string;
+  /** `iface="…",class="…",class_id="…"`, escaped. */
+  labels: string;
+  /** Its histogram's lines, with the histogram object and delay sum they were made from. */
+  hist?: { of: DelayHistogram; delayNs: number; lines: string };
+}
+
+const RATE: Family = { name: 'pacer_class_effective_rate_bps', help: 'Rate in the class\'s config map (the borrowing loop\'s effective rate), bits/s', type: 'gauge' };
+const DELAY: Family = {
+  name: DELAY_HISTOGRAM,
+  help: 'Time pacer held each passed packet of the class (departure time - now), seconds; le bounds are the data plane\'s bucket bounds, exclusive to the ns',
+  type: 'histogram',
+};
+const COUNTER_KEYS = Object.keys(COUNTERS) as (keyof typeof COUNTERS)[];
+
 export class PrometheusMetrics {
-  private readonly counters: Record<keyof typeof COUNTERS, SnapshotCounter>;
-  private readonly rate: SnapshotGauge;
-  private readonly delay: KernelHistogram;
   private readonly applied: Gauge;
   private readonly mode: Gauge<'iface' | 'mode'>;
   private readonly attachment: Gauge<'iface' | 'state'>;
@@ -132,27 +119,18 @@ export class PrometheusMetrics {
   private readonly apiDisconnectedFor: Gauge;
   private readonly apiFailures: SnapshotCounter;
   private readonly histograms: DelayHistogramCache;
-  /**
-   * A class's histogram samples, kept with the histogram they were made from: the cache returns the
-   * same object until the class passes packets, so an idle class's 28 samples are not made again.
-   */
-  private readonly delaySamples = new WeakMap<DelayHistogram, { delayNs: number; name: string; samples: Sample[] }>();
+  /** Per interface, class id → its label text and histogram lines (classes gone from the maps are dropped at each collect). */
+  private readonly classTexts = new Map<string, Map<number, ClassText>>();
+  /** The per-class families, each kept as text between scrapes while its samples stay the same. */
+  private readonly counterFamilies = Object.fromEntries(COUNTER_KEYS.map((k) => [k, new CachedFamily({ name: COUNTERS[k][0], help: COUNTERS[k][1], type: 'counter' })])) as Record<keyof typeof COUNTERS, CachedFamily>;
+  private readonly rateFamily = new CachedFamily(RATE);
+  private readonly delayFamily = new CachedFamily(DELAY);
+  /** The per-class families' texts of the last collect(), one per family. */
+  private classFamilies: string[] = [];
 
   constructor(private readonly o: PrometheusMetricsOptions) {
     const registers = [o.registry];
-    const labelNames = ['iface', 'class', 'class_id'] as const;
     this.histograms = o.histograms ?? new DelayHistogramCache();
-    this.counters = Object.fromEntries(
-      Object.entries(COUNTERS).map(([k, [name, help]]) => [k, new SnapshotCounter({ name, help, labelNames, registers })]),
-    ) as Record<keyof typeof COUNTERS, SnapshotCounter>;
-    this.rate = new SnapshotGauge({ name: 'pacer_class_effective_rate_bps', help: 'Rate in the class\'s config map (the borrowing loop\'s effective rate), bits/s', labelNames, registers });
-    this.delay = new KernelHistogram({
-      name: DELAY_HISTOGRAM,
-      help: 'Time pacer held each passed packet of the class (departure time - now), seconds; le bounds are the data plane\'s bucket bounds, exclusive to the ns',
-      labelNames,
-      buckets: DELAY_LE_NS.map((ns) => ns / 1e9),
-      registers,
-    });
     this.applied = new Gauge({ name: 'pacer_agent_applied_revision', help: 'API revision applied on every interface', registers });
     // The API being out of reach never stops enforcement (the maps and the snapshot go on); these say it.
     this.apiConnected = new Gauge({ name: 'pacer_agent_api_connected', help: '1 while the agent follows the API\'s watch (caught up), 0 while it cannot reach it (enforcement goes on from the maps)', registers });
@@ -164,10 +142,18 @@ export class PrometheusMetrics {
     this.mode = new Gauge({ name: 'pacer_interface_mode', help: 'What the interface does: 1 for its mode (shaping with fq, or policing without), 0 for the other', labelNames: ['iface', 'mode'], registers });
   }
 
-  /** Reads the maps and returns the exposition text of the whole registry. */
+  /** Reads the maps and returns the exposition text: the registry's, then the per-class families. */
   async render(): Promise<string> {
+    return (await this.chunks()).join('');
+  }
+
+  /**
+   * render()'s text in pieces, for a response written piece by piece: at 10,000 classes the
+   * families are 5.6 MB, kept between scrapes, and one string of them all was as much again.
+   */
+  async chunks(): Promise<string[]> {
     this.collect();
-    return this.o.registry.metrics();
+    return [await this.o.registry.metrics(), ...this.classFamilies.map((f) => `\n${f}`)];
   }
 
   /** One snapshot of every interface's maps into the metrics. */
@@ -183,10 +169,15 @@ export class PrometheusMetrics {
     this.attachment.reset();
     const lapses: Sample[] = [];
     const repins: Sample[] = [];
-    const counters = Object.fromEntries(Object.keys(COUNTERS).map((k) => [k, [] as Sample[]])) as Record<keyof typeof COUNTERS, Sample[]>;
-    const rates: Sample[] = [];
-    const delays: Sample[] = [];
+    // Per family: the label text and value of each sample (the histogram: each class's lines).
+    const labels: string[] = [];
+    const counters = Object.fromEntries(COUNTER_KEYS.map((k) => [k, [] as number[]])) as Record<keyof typeof COUNTERS, number[]>;
+    const rateLabels: string[] = [];
+    const rates: number[] = [];
+    const delays: string[] = [];
+    const seen = new Set<string>();
     for (const src of this.o.sources()) {
+      seen.add(src.iface);
       for (const m of ['shaping', 'policing'] as const) this.mode.set({ iface: src.iface, mode: m }, src.mode === m ? 1 : 0);
       if (src.attachment) {
         for (const state of ATTACHMENT_STATES) this.attachment.set({ iface: src.iface, state }, src.attachment.state === state ? 1 : 0);
@@ -196,25 +187,43 @@ export class PrometheusMetrics {
       const configs = src.datapath.read().classes;
       const stats = src.datapath.stats().classes;
       const hists = this.histograms.histograms(src.datapath, stats);
+      const texts = this.textsOf(src.iface, stats);
       for (const [id, s] of stats) {
-        const name = this.o.className?.(id) ?? String(id);
-        const labels = { iface: src.iface, class: name, class_id: String(id) };
-        for (const k of Object.keys(COUNTERS) as (keyof typeof COUNTERS)[]) counters[k].push({ labels, value: s[k] });
+        const t = this.classText(texts, src.iface, id);
+        labels.push(t.labels);
+        for (const k of COUNTER_KEYS) counters[k].push(s[k]);
         const c = configs.get(id);
-        if (c) rates.push({ labels, value: c.rate_bps });
+        if (c) {
+          rateLabels.push(t.labels);
+          rates.push(c.rate_bps);
+        }
         // Like prom-client's own labelled histograms, a class's series appear with its first packet.
         const h = hists.get(id);
         if (h && h.total > 0) {
-          let made = this.delaySamples.get(h);
-          if (made?.delayNs !== s.delay_ns || made.name !== name) this.delaySamples.set(h, (made = { delayNs: s.delay_ns, name, samples: histogramSamples(DELAY_HISTOGRAM, labels, h, s.delay_ns) }));
-          for (const sample of made.samples) delays.push(sample);
-        }
+          if (t.hist?.of !== h || t.hist.delayNs !== s.delay_ns) t.hist = { of: h, delayNs: s.delay_ns, lines: histogramLines(DELAY_HISTOGRAM, t.labels, h, s.delay_ns) };
+          delays.push(t.hist.lines);
+        } else t.hist = undefined;
       }
     }
-    for (const k of Object.keys(COUNTERS) as (keyof typeof COUNTERS)[]) this.counters[k].samples = counters[k];
+    for (const iface of this.classTexts.keys()) if (!seen.has(iface)) this.classTexts.delete(iface);
     this.lapses.samples = lapses;
     this.pinsRecreated.samples = repins;
-    this.rate.samples = rates;
-    this.delay.samples = delays;
+    this.classFamilies = [...COUNTER_KEYS.map((k) => this.counterFamilies[k].samples(labels, counters[k])), this.rateFamily.samples(rateLabels, rates), this.delayFamily.lines(delays)];
+  }
+
+  /** The interface's kept class texts, without the classes no longer in its stats. */
+  private textsOf(iface: string, stats: ReadonlyMap<number, ClassStats>): Map<number, ClassText> {
+    let texts = this.classTexts.get(iface);
+    if (!texts) this.classTexts.set(iface, (texts = new Map()));
+    for (const id of texts.keys()) if (!stats.has(id)) texts.delete(id);
+    return texts;
+  }
+
+  /** A class's kept text, made again when its name changed (the API's name replacing the id, or the snapshot's). */
+  private classText(texts: Map<number, ClassText>, iface: string, id: number): ClassText {
+    const name = this.o.className?.(id) ?? String(id);
+    let t = texts.get(id);
+    if (t?.name !== name) texts.set(id, (t = { name, labels: labelText({ iface, class: name, class_id: String(id) }) }));
+    return t;
   }
 }

@@ -17,7 +17,8 @@
  * "Bursts of changes").
  *
  * After a successful apply of a state not snapshotted yet, the last-known-good snapshot is
- * queued (snapshot.ts SnapshotWriter): serialized here, written to disk off the event loop, so
+ * queued (snapshot.ts SnapshotWriter): serialized here (or, while a write is in flight, once for
+ * the newest state when that write ends), written to disk off the event loop, so
  * a slow disk never holds back the next apply, the heartbeat or the watch. A resync of the same
  * state writes nothing. On unsubscribe the newest state is written synchronously.
  */
@@ -160,15 +161,13 @@ export class Reconciler<S> {
               applied = r.ok ? d.state : undefined;
               if (r.ok && writer && d !== snapshotted) {
                 const t = performance.now();
-                try {
-                  writer.write(d);
-                  snapshotted = d;
-                } catch (err) {
-                  r.snapshotError = (err as Error).message; // not serializable: reported, enforcement is in place
-                }
+                // Serialized now when no write is in flight (else when the newest state's write starts).
+                writer.write(d);
+                snapshotted = d;
                 r.timings.snapshotMs = performance.now() - t;
               }
-              // A failed disk write comes back with the next result (it finishes after this one).
+              // A state that cannot be serialized is reported here (enforcement is in place); a
+              // failed disk write comes back with the next result (it finishes after this one).
               const failed = r.ok ? writer?.takeError() : undefined;
               if (r.ok && failed !== undefined) r.snapshotError ??= failed;
               return r;

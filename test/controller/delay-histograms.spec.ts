@@ -30,14 +30,15 @@ describe('DelayHistogramCache', () => {
 
   afterEach(() => sinon.restore());
 
-  it('reads every class once, then only the classes whose packets moved', () => {
+  it('reads a class once it passed packets, then only when its packets moved; never an idle class', () => {
     const cache = new DelayHistogramCache();
     const read = sinon.spy(datapath, 'delayHistograms');
     tables.hists.record(slot(2), 5_000);
     let h = cache.histograms(datapath, stats({ 1: 0, 2: 1, 3: 0 }));
     sinon.assert.calledOnce(read);
-    assert.deepEqual(read.firstCall.args, [[1, 2, 3]]);
-    assert.deepEqual([h.get(1)!.total, h.get(2)!.total, h.get(3)!.total], [0, 1, 0]);
+    assert.deepEqual(read.firstCall.args, [[2]], 'classes 1 and 3 passed nothing: not read');
+    assert.deepEqual([...h.keys()], [2], 'and not returned (an empty histogram)');
+    assert.equal(h.get(2)!.total, 1);
 
     h = cache.histograms(datapath, stats({ 1: 0, 2: 1, 3: 0 }));
     sinon.assert.calledOnce(read); // nothing moved: nothing read
@@ -49,6 +50,11 @@ describe('DelayHistogramCache', () => {
     sinon.assert.calledTwice(read);
     assert.deepEqual(read.secondCall.args, [[3]]);
     assert.equal(h.get(3)!.total, 2);
+
+    // Class 2's slot freed and given again: its counters start from 0, and its old histogram goes.
+    h = cache.histograms(datapath, stats({ 1: 0, 2: 0, 3: 2 }));
+    sinon.assert.calledTwice(read);
+    assert.deepEqual([...h.keys()], [3]);
   });
 
   it('reads again a histogram that lagged its packets counter, once; forgets classes gone from the stats', () => {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { desiredState, burstNs, MAX_GSO_WIRE_BYTES, POLICING_HORIZON_NS, policingDepthNs, type Inventory } from '../../controller/desired/desired-state.js';
 import { mergeTcpStates } from '../../controller/desired/tcp-merge.js';
+import { DesiredStates } from '../../controller/desired/desired-states.js';
 import { SETTINGS_POLICING, validate } from '../../shaper-bpf/src/datapath.js';
 import { validateTcp } from '../../shaper-bpf/src/tcp-datapath.js';
 import { record } from './fixtures.js';
@@ -94,11 +95,12 @@ describe('desiredState', () => {
     const b = { tuning: new Map([[3, { rto_min_us: 10_000, delack_max_us: 0 }]]), pacing: new Map([[1, { rate_bps: 30_000_000 }], [2, { rate_bps: 5_000_000 }]]), cgroups: new Map([[11n, 1]]), dst4: new Map([['10.3.0.0/16', 3], ['10.2.0.0/16', 2]]), dst6: new Map() };
     const shaping = { tuning: a.tuning, cgroups: new Map(), dst4: new Map([['10.3.0.0/16', 3]]), dst6: new Map() }; // a snapshot from before pacing: no field
     const m = mergeTcpStates([a, b, shaping]);
-    assert.deepEqual([...m.pacing], [[1, { rate_bps: 30_000_000 }], [2, { rate_bps: 5_000_000 }]]);
+    assert.deepEqual([...m.pacing!], [[1, { rate_bps: 30_000_000 }], [2, { rate_bps: 5_000_000 }]]);
     assert.deepEqual([...m.tuning], [...a.tuning]);
     assert.deepEqual([...m.cgroups], [[11n, 1]]);
     assert.deepEqual([...m.dst4], [['10.3.0.0/16', 3], ['10.2.0.0/16', 2]]);
     assert.deepEqual(mergeTcpStates([]), { tuning: new Map(), pacing: new Map(), marks: new Map(), cgroups: new Map(), dst4: new Map(), dst6: new Map() });
+    assert.equal(mergeTcpStates([b]), b, 'one interface: its state as it is, not a copy');
   });
 
   it('a parent missing on this host skips the class and its children, and nothing else', () => {
@@ -239,5 +241,35 @@ describe('desiredState', () => {
         assert.ok((burstNs({ bytes }, rate) * rate) / 8e9 >= bytes - 1e-6 * bytes);
       }),
     );
+  });
+});
+
+describe('DesiredStates', () => {
+  const classes = [
+    record('tuned', 1, { rate: 5_000_000, match: { marks: [4], cgroups: [], dst: ['10.1.0.0/16'] }, tcp: { rtoMin: 5_000_000, delackMax: null } }),
+    record('plain', 2, { match: { marks: [5], cgroups: [], dst: [] } }),
+  ];
+
+  it('computes one state per class list and mode, equal to desiredState\'s', () => {
+    let computed = 0;
+    const states = new DesiredStates({}, (fq) => (computed++, inv(fq)));
+    const policing = states.at(classes, false);
+    assert.equal(states.at(classes, false), policing, 'the same list again: the same state, not a new one');
+    assert.deepEqual(policing, desiredState(classes, {}, inv(false)));
+    const shaping = states.at(classes, true);
+    assert.notEqual(shaping, policing);
+    assert.deepEqual(shaping, desiredState(classes, {}, inv(true)));
+    assert.equal(computed, 2);
+    assert.notEqual(states.at([...classes], true), shaping, 'a new list (another revision) is computed again');
+  });
+
+  it('routes: taken from a state of either mode when there is one, else computed; the same in both modes', () => {
+    let computed = 0;
+    const states = new DesiredStates({}, (fq) => (computed++, inv(fq)));
+    const policing = states.at(classes, false);
+    assert.equal(states.routes(classes), policing.routes);
+    assert.equal(computed, 1);
+    assert.deepEqual([...desiredState(classes, {}, inv(true)).routes], [...policing.routes], 'fq does not change the routes');
+    assert.deepEqual([...new DesiredStates({}, inv).routes(classes)], [['10.1.0.0/16', { classId: 1, className: 'tuned', rtoMinMs: 5 }]]);
   });
 });

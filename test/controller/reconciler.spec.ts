@@ -310,6 +310,26 @@ describe('Reconciler', () => {
     assert.deepEqual(readdirSync(dir), ['w.json']);
   });
 
+  it('SnapshotWriter: a state asked for while a write runs is serialized once, when its own write starts; one that cannot be is reported, not thrown', async () => {
+    const file = join(dir, 'w.json');
+    const w = new SnapshotWriter(file);
+    let serialized = 0;
+    const state = (revision: number) => ({ revision, toJSON: () => (serialized++, { revision }) });
+    w.write(state(1));
+    assert.equal(serialized, 1, 'no write in flight: serialized at once');
+    for (let revision = 2; revision <= 1000; revision++) w.write(state(revision));
+    assert.equal(serialized, 1, 'while the first write runs, nothing more is serialized');
+    await w.idle();
+    assert.equal(serialized, 2, 'then the newest state, once');
+    assert.deepEqual(readSnapshot(file), { revision: 1000 });
+    const circular: Record<string, unknown> = { revision: 1001 };
+    circular.self = circular;
+    assert.doesNotThrow(() => w.write(circular));
+    assert.match(w.takeError() ?? '', /cannot serialize the snapshot/);
+    await w.close();
+    assert.deepEqual(readSnapshot(file), { revision: 1000 }, 'the previous snapshot stays');
+  });
+
   it('snapshot: atomic write keeps the old file when the write fails; Maps and bigints round-trip', () => {
     const file = join(dir, 's.json');
     writeSnapshot(file, { m: new Map([[1n, 2]]) });
