@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseDuration, UnitError } from '../api/contract/units.js';
+import { ApiProblemError, CliError, PacerClient } from '../api/cli/client.js';
 import { takeNamedLock } from '../controller/named-lock.js';
 import { CHANGE, CHANGE_EVERY_S, CLASSES, DEFAULT_VM_S, HOST, HOST_LABELS } from './plan.js';
 import { DemoError } from './demo-error.js';
@@ -45,23 +46,14 @@ function durationSeconds(value: string): number {
   return s;
 }
 
-/** A REST call to the demo's API; throws with the API's answer unless it is 2xx. */
-async function rest(url: string, token: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<any> {
-  let res: Response;
+/** A REST call to the demo's API through the CLI's client; the API's refusal or an unreachable API becomes a DemoError. */
+async function rest(client: PacerClient, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<any> {
   try {
-    res = await fetch(url + path, {
-      method,
-      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(10_000),
-    });
+    return (await client.request<any>(method, path, { body, headers })).body;
   } catch (err) {
-    const cause = (err as { cause?: Error }).cause;
-    throw new DemoError(`${method} ${url}${path}: ${cause?.message ?? (err as Error).message}`);
+    if (err instanceof ApiProblemError || err instanceof CliError) throw new DemoError(`${method} ${path}: ${err.message}`);
+    throw err;
   }
-  const text = await res.text();
-  if (!res.ok) throw new DemoError(`${method} ${path}: ${res.status} ${text}`);
-  return text ? JSON.parse(text) : undefined;
 }
 
 /** Resolves with the first match of `re` in the process's output; rejects if it exits first or after `ms`. */
@@ -140,7 +132,8 @@ export async function runDemo(o: DemoOptions, print: (text: string) => void, pro
 
     const api = lab.pacer('pacer api', ['api', '--listen', '127.0.0.1:0', '--db', join(lab.workDir, 'pacer.db')], { PACER_ADMIN_TOKEN: lab.adminToken });
     const apiUrl = (await outputMatch(api, /listening on (http:\/\/\S+)/, 60_000))[1]!;
-    const call = (method: string, path: string, body?: unknown, headers?: Record<string, string>) => rest(apiUrl, lab.adminToken, method, path, body, headers);
+    const client = new PacerClient(apiUrl, lab.adminToken);
+    const call = (method: string, path: string, body?: unknown, headers?: Record<string, string>) => rest(client, method, path, body, headers);
     progress(`API at ${apiUrl}; to use it from another shell: export PACER_API=${apiUrl} PACER_TOKEN=${lab.adminToken}`);
 
     // The agent authenticates as an operator would set it up: a token bound to its host.
@@ -159,7 +152,7 @@ export async function runDemo(o: DemoOptions, print: (text: string) => void, pro
     const { revision } = await call('GET', '/v1/classes');
     progress(`created ${CLASSES.map((c) => c.name).join(', ')} through POST /v1/classes; waiting for the agent to apply revision ${revision}`);
     await until('the agent to apply the classes and report its mode', async () => {
-      const host = await rest(apiUrl, lab.adminToken, 'GET', `/v1/hosts/${HOST}`).catch(() => undefined);
+      const host = await call('GET', `/v1/hosts/${HOST}`).catch(() => undefined);
       return host?.status?.mode && host.status.appliedRevision >= revision ? true : undefined;
     }, 90_000, watch);
 

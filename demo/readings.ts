@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Datapath, delayQuantile, type DelayHistogram } from '../shaper-bpf/src/datapath.js';
 import { EgressObject } from '../shaper-bpf/src/egress.js';
 import type { ClassStats } from '../shaper-bpf/src/layout.js';
+import { histogramIncrease } from '../controller/metrics/delay-histograms.js';
 
 /** A class as GET /v1/classes returns it (the fields the demo shows). */
 export interface ApiClass {
@@ -56,14 +57,6 @@ interface Counters {
   hist?: DelayHistogram;
 }
 
-/** The histogram of what happened between two readings (counts only grow while the slot lives). */
-function histDelta(now: DelayHistogram | undefined, before: DelayHistogram | undefined): DelayHistogram | undefined {
-  if (!now) return undefined;
-  if (!before || before.total > now.total) return now;
-  const buckets = now.buckets.map((b, i) => ({ ...b, count: b.count - before.buckets[i]!.count }));
-  return { buckets, total: now.total - before.total };
-}
-
 export class KernelReader {
   private readonly egress: EgressObject;
   private readonly datapath: Datapath;
@@ -108,7 +101,7 @@ export class KernelReader {
       const bytes = cur && prev ? cur.stats.bytes - prev.stats.bytes : 0;
       const packets = cur && prev ? cur.stats.packets - prev.stats.packets : 0;
       const delayNs = cur && prev ? cur.stats.delay_ns - prev.stats.delay_ns : 0;
-      const hist = histDelta(cur?.hist, prev?.hist);
+      const hist = cur?.hist ? histogramIncrease(cur.hist, prev?.hist) : undefined;
       return {
         name: c.name,
         id: c.id,
